@@ -1,0 +1,125 @@
+import { parseArgs } from 'node:util';
+import { stringify as toYaml } from 'yaml';
+import { ConfigError, loadConfig, type LoadedConfig } from '../config/config.ts';
+import { formatBytes, formatDurationMs } from '../config/units.ts';
+import { CONFIG_SCHEMA, type Spec } from '../config/schema.ts';
+import { openDatabase } from '../store/openDatabase.ts';
+import { listMigrations } from '../store/migrate.ts';
+import { createLogger } from '../telemetry/logger.ts';
+import { Daemon } from './daemon.ts';
+import { scrapeOnce } from './scrapeOnce.ts';
+
+const USAGE = `cachelens — fleet cache and scheduler context for LLM inference
+
+Usage:
+  cachelens run [--config FILE]             run the daemon (default config: ./cachelens.yaml if present)
+  cachelens scrape --once [--target URL ...] [--format table|json] [--config FILE]
+                                            scrape once and print the normalized signals
+  cachelens check-config [--config FILE]    print the effective config, or the errors
+  cachelens migrate [--config FILE] [--db FILE]
+                                            apply pending database migrations
+  cachelens help
+`;
+
+class UsageError extends Error {}
+
+/** Durations and sizes back into the units users write, for check-config. */
+function displayConfig(node: unknown, spec: Spec): unknown {
+  if (spec.kind === 'object') {
+    const out: Record<string, unknown> = {};
+    for (const [k, child] of Object.entries(spec.fields)) {
+      const v = (node as Record<string, unknown>)[k];
+      if (v !== undefined) out[k] = displayConfig(v, child);
+    }
+    return out;
+  }
+  if (spec.kind === 'list') return (node as unknown[]).map((v) => displayConfig(v, spec.item));
+  if (spec.secret) return '[redacted]';
+  if (spec.kind === 'duration') return formatDurationMs(node as number);
+  if (spec.kind === 'bytes') return formatBytes(node as number);
+  return node;
+}
+
+function load(configPath: string | undefined): LoadedConfig {
+  return loadConfig(configPath);
+}
+
+export async function main(argv: string[], io = { out: process.stdout, err: process.stderr }): Promise<number> {
+  const [command, ...rest] = argv;
+  const { values, positionals } = parseArgs({
+    args: rest,
+    allowPositionals: true,
+    options: {
+      config: { type: 'string', short: 'c' },
+      once: { type: 'boolean' },
+      target: { type: 'string', multiple: true },
+      format: { type: 'string' },
+      db: { type: 'string' },
+    },
+  });
+  if (positionals.length) throw new UsageError(`unexpected argument ${JSON.stringify(positionals[0])}`);
+  switch (command) {
+    case 'run': {
+      const { config, source, envApplied } = load(values.config);
+      const log = createLogger(config.log.level);
+      log.info({ config: source, env: envApplied }, 'configuration loaded');
+      const daemon = new Daemon(config, log);
+      daemon.start();
+      await new Promise<void>((resolve) => {
+        const stop = (signal: string) => {
+          log.info({ signal }, 'shutting down');
+          process.off('SIGTERM', onTerm);
+          process.off('SIGINT', onInt);
+          void daemon.shutdown().then(resolve);
+        };
+        const onTerm = () => stop('SIGTERM');
+        const onInt = () => stop('SIGINT');
+        process.on('SIGTERM', onTerm);
+        process.on('SIGINT', onInt);
+      });
+      return 0;
+    }
+    case 'scrape': {
+      if (!values.once) throw new UsageError('scrape needs --once (the daemon is `cachelens run`)');
+      const format = values.format ?? 'table';
+      if (format !== 'table' && format !== 'json') throw new UsageError(`--format ${format}: use table or json`);
+      const { config } = load(values.config);
+      return scrapeOnce(config, values.target ?? [], format, io.out, io.err);
+    }
+    case 'check-config': {
+      const { config, source, envApplied } = load(values.config);
+      io.out.write(`# effective config (from ${source}${envApplied.length ? `; env: ${envApplied.join(', ')}` : ''})\n`);
+      io.out.write(toYaml(displayConfig(config, CONFIG_SCHEMA)));
+      return 0;
+    }
+    case 'migrate': {
+      const path = values.db ?? load(values.config).config.storage.path;
+      const db = openDatabase(path, { migrate: false });
+      const { migrate } = await import('../store/migrate.ts');
+      const applied = migrate(db);
+      db.close();
+      io.out.write(applied.length ? applied.map((m) => `applied ${String(m.version).padStart(3, '0')}_${m.name}\n`).join('') : `${path}: up to date (version ${listMigrations().length})\n`);
+      return 0;
+    }
+    case undefined:
+    case 'help':
+    case '--help':
+    case '-h':
+      io.out.write(USAGE);
+      return 0;
+    default:
+      throw new UsageError(`unknown command ${JSON.stringify(command)}`);
+  }
+}
+
+/** Entry point: errors become one clear message on stderr and a non-zero exit, never a stack trace. */
+export async function runCli(argv: string[]): Promise<void> {
+  try {
+    process.exitCode = await main(argv);
+  } catch (err) {
+    if (err instanceof ConfigError) process.stderr.write(`cachelens: invalid config:\n${err.problems.map((p) => `  ${p}`).join('\n')}\n`);
+    else if (err instanceof UsageError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) process.stderr.write(`cachelens: ${(err as Error).message}\n\n${USAGE}`);
+    else process.stderr.write(`cachelens: ${(err as Error).message}\n`);
+    process.exitCode = 2;
+  }
+}

@@ -1,0 +1,106 @@
+// One schema for every config key: its type, default, env override and doc line.
+// Validation, defaults, `check-config` and the README table all read this.
+
+export type FieldKind = 'string' | 'duration' | 'bytes' | 'bool' | 'enum' | 'stringList' | 'stringMap' | 'int';
+
+export interface LeafSpec {
+  kind: FieldKind;
+  default?: unknown;
+  values?: readonly string[];
+  env?: string;
+  doc: string;
+  secret?: boolean;
+}
+export interface ObjectSpec {
+  kind: 'object';
+  fields: Record<string, Spec>;
+  doc?: string;
+  /** Left out of the config when not given (auth blocks), instead of filled with defaults. */
+  optional?: boolean;
+}
+export interface ListSpec {
+  kind: 'list';
+  item: ObjectSpec;
+  default: unknown[];
+  doc: string;
+}
+export type Spec = LeafSpec | ObjectSpec | ListSpec;
+
+export const PROFILE_NAMES = ['auto', 'vllm', 'vllm-0.9', 'vllm-v0', 'sglang', 'sglang-0.3', 'tgi'] as const;
+export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
+
+const authFields = (): Record<string, Spec> => ({
+  bearer_token: { kind: 'string', doc: 'Bearer token sent as `Authorization: Bearer …`.', secret: true },
+  bearer_token_file: { kind: 'string', doc: 'File holding the bearer token (read at each scrape, so rotation works).' },
+  basic_auth: {
+    kind: 'object',
+    optional: true,
+    doc: 'HTTP basic auth.',
+    fields: {
+      username: { kind: 'string', doc: 'Basic-auth user.' },
+      password: { kind: 'string', doc: 'Basic-auth password.', secret: true },
+      password_file: { kind: 'string', doc: 'File holding the basic-auth password.' },
+    },
+  },
+  tls: {
+    kind: 'object',
+    optional: true,
+    doc: 'TLS options for https:// targets.',
+    fields: {
+      ca_file: { kind: 'string', doc: 'CA bundle (PEM) to verify the server.' },
+      cert_file: { kind: 'string', doc: 'Client certificate (PEM) for mTLS.' },
+      key_file: { kind: 'string', doc: 'Client key (PEM) for mTLS.' },
+      server_name: { kind: 'string', doc: 'SNI / name to verify instead of the URL host.' },
+      insecure_skip_verify: { kind: 'bool', default: false, doc: 'Skip certificate verification (testing only).' },
+    },
+  },
+});
+
+export const CONFIG_SCHEMA: ObjectSpec = {
+  kind: 'object',
+  fields: {
+    storage: {
+      kind: 'object',
+      fields: {
+        path: { kind: 'string', default: './cachelens.db', env: 'CACHELENS_STORAGE_PATH', doc: 'SQLite file (WAL mode) holding scrapes, deltas and rollups.' },
+        raw_retention: { kind: 'duration', default: '48h', env: 'CACHELENS_STORAGE_RAW_RETENTION', doc: 'How long raw per-scrape rows are kept.' },
+        rollup_retention: { kind: 'duration', default: '400d', env: 'CACHELENS_STORAGE_ROLLUP_RETENTION', doc: 'How long per-minute rollups are kept.' },
+        retention_check_interval: { kind: 'duration', default: '1m', doc: 'How often expired rows are deleted (in small batches, between scrape rounds).' },
+        busy_timeout: { kind: 'duration', default: '200ms', doc: 'How long a write waits for a lock held by another writer before the round is retried on the next tick.' },
+        max_pending_results: { kind: 'int', default: 20000, doc: 'Scrape results held in memory while the DB cannot be written (locked, full disk). Oldest are dropped first; counters stay exact because deltas are computed from stored state.' },
+      },
+    },
+    scrape: {
+      kind: 'object',
+      fields: {
+        interval: { kind: 'duration', default: '5s', env: 'CACHELENS_SCRAPE_INTERVAL', doc: 'How often each target is scraped (whole seconds, ≥ 1s).' },
+        timeout: { kind: 'duration', default: '4s', env: 'CACHELENS_SCRAPE_TIMEOUT', doc: 'Per-scrape deadline; must be shorter than the interval.' },
+        max_body_bytes: { kind: 'bytes', default: '16MiB', env: 'CACHELENS_SCRAPE_MAX_BODY_BYTES', doc: 'Cap on a decompressed /metrics body; larger bodies fail the scrape with up=0.' },
+        profile: { kind: 'enum', values: PROFILE_NAMES, default: 'auto', env: 'CACHELENS_SCRAPE_PROFILE', doc: 'Metric profile for every target (`auto` detects it per target from the families present).' },
+        file_sd: { kind: 'stringList', default: [], doc: 'Prometheus `file_sd_configs` files (JSON or YAML); edits are picked up without a restart.' },
+        file_sd_refresh_interval: { kind: 'duration', default: '30s', doc: 'Re-read period for file_sd files, on top of file-change notifications.' },
+        ...authFields(),
+        targets: {
+          kind: 'list',
+          default: [{ url: 'http://127.0.0.1:8000/metrics' }],
+          doc: 'Static targets. Each entry takes `url`, `labels` and optionally `profile`, `bearer_token`, `bearer_token_file`, `basic_auth`, `tls`, which override the scrape-level ones.',
+          item: {
+            kind: 'object',
+            fields: {
+              url: { kind: 'string', doc: 'Full /metrics URL (http or https).' },
+              labels: { kind: 'stringMap', default: {}, doc: 'Extra labels; `instance` overrides the default `host:port`, `model_name` names the model for servers that do not label it (TGI).' },
+              profile: { kind: 'enum', values: PROFILE_NAMES, doc: 'Profile override for this target.' },
+              ...authFields(),
+            },
+          },
+        },
+      },
+    },
+    log: {
+      kind: 'object',
+      fields: {
+        level: { kind: 'enum', values: LOG_LEVELS, default: 'info', env: 'CACHELENS_LOG_LEVEL', doc: 'Log level of the JSON logs on stderr.' },
+      },
+    },
+  },
+};

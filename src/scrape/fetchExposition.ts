@@ -1,0 +1,129 @@
+import http from 'node:http';
+import https from 'node:https';
+import { readFileSync } from 'node:fs';
+import zlib from 'node:zlib';
+import type { Target } from './target.ts';
+
+export const SCRAPE_ACCEPT = 'text/plain;version=0.0.4;q=1,*/*;q=0.1';
+const USER_AGENT = 'cachelens/0.1';
+
+const httpAgent = new http.Agent({ keepAlive: true, maxSockets: Infinity, maxFreeSockets: 4096 });
+const httpsAgents = new Map<string, https.Agent>();
+
+/** A failed scrape, with the reason shown as the target's last error. */
+export class ScrapeError extends Error {
+  constructor(
+    message: string,
+    readonly reason: 'connect' | 'timeout' | 'http_status' | 'too_large' | 'decode' | 'auth_file' | 'redirect',
+  ) {
+    super(message);
+    this.name = 'ScrapeError';
+  }
+}
+
+export interface FetchedExposition {
+  body: string;
+  status: number;
+  contentType: string;
+  bodyBytes: number;
+}
+
+function readSecretFile(path: string, what: string): string {
+  try {
+    return readFileSync(path, 'utf8').trim();
+  } catch (err) {
+    throw new ScrapeError(`cannot read ${what} ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, 'auth_file');
+  }
+}
+
+function authorizationHeader(t: Target): string | undefined {
+  if (t.auth.bearer_token_file) return `Bearer ${readSecretFile(t.auth.bearer_token_file, 'bearer_token_file')}`;
+  if (t.auth.bearer_token) return `Bearer ${t.auth.bearer_token}`;
+  const b = t.auth.basic_auth;
+  if (b?.username !== undefined) {
+    const password = b.password_file ? readSecretFile(b.password_file, 'basic_auth.password_file') : (b.password ?? '');
+    return `Basic ${Buffer.from(`${b.username}:${password}`).toString('base64')}`;
+  }
+  return undefined;
+}
+
+function httpsAgentFor(t: Target): https.Agent {
+  const tls = t.auth.tls ?? {};
+  const key = JSON.stringify(tls);
+  let agent = httpsAgents.get(key);
+  if (!agent) {
+    const read = (p: string | undefined, what: string) => (p ? readSecretFile(p, `tls.${what}`) : undefined);
+    agent = new https.Agent({
+      keepAlive: true,
+      maxSockets: Infinity,
+      ca: read(tls.ca_file, 'ca_file'),
+      cert: read(tls.cert_file, 'cert_file'),
+      key: read(tls.key_file, 'key_file'),
+      servername: tls.server_name,
+      rejectUnauthorized: !tls.insecure_skip_verify,
+    });
+    httpsAgents.set(key, agent);
+  }
+  return agent;
+}
+
+/** GETs a target's /metrics. The size cap applies after decompression, so a gzip bomb stops at the cap. */
+export function fetchExposition(t: Target, timeoutMs: number, maxBodyBytes: number): Promise<FetchedExposition> {
+  return new Promise((resolve, reject) => {
+    let settled = false;
+    const fail = (err: ScrapeError) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      req.destroy();
+      reject(err);
+    };
+    const headers: Record<string, string> = {
+      Accept: SCRAPE_ACCEPT,
+      'Accept-Encoding': 'gzip',
+      'User-Agent': USER_AGENT,
+      'X-Prometheus-Scrape-Timeout-Seconds': String(timeoutMs / 1000),
+    };
+    const authorization = authorizationHeader(t);
+    if (authorization) headers.Authorization = authorization;
+    const isHttps = t.url.protocol === 'https:';
+    const req = (isHttps ? https : http).request(t.url, { method: 'GET', headers, agent: isHttps ? httpsAgentFor(t) : httpAgent });
+    const timer = setTimeout(() => fail(new ScrapeError(`timed out after ${timeoutMs}ms`, 'timeout')), timeoutMs);
+    req.on('error', (err: NodeJS.ErrnoException) => fail(new ScrapeError(`${err.code ?? 'error'}: ${err.message}`, 'connect')));
+    req.on('response', (res) => {
+      const status = res.statusCode ?? 0;
+      if (status >= 300 && status < 400) {
+        res.resume();
+        return fail(new ScrapeError(`HTTP ${status} redirect to ${res.headers.location ?? '(no location)'} (redirects are not followed; configure the final URL)`, 'redirect'));
+      }
+      if (status !== 200) {
+        res.resume();
+        return fail(new ScrapeError(`HTTP ${status} ${res.statusMessage ?? ''}`.trim(), 'http_status'));
+      }
+      const encoding = (res.headers['content-encoding'] ?? '').toLowerCase();
+      let stream: NodeJS.ReadableStream = res;
+      if (encoding === 'gzip' || encoding === 'x-gzip') stream = res.pipe(zlib.createGunzip());
+      else if (encoding === 'deflate') stream = res.pipe(zlib.createInflate());
+      else if (encoding !== '' && encoding !== 'identity') return fail(new ScrapeError(`unsupported Content-Encoding ${encoding}`, 'decode'));
+      const chunks: Buffer[] = [];
+      let bytes = 0;
+      stream.on('data', (chunk: Buffer) => {
+        bytes += chunk.length;
+        if (bytes > maxBodyBytes) {
+          (stream as NodeJS.ReadableStream & { destroy?: () => void }).destroy?.();
+          fail(new ScrapeError(`body exceeds ${maxBodyBytes} bytes (scrape.max_body_bytes)`, 'too_large'));
+          return;
+        }
+        chunks.push(chunk);
+      });
+      stream.on('error', (err: Error) => fail(new ScrapeError(`cannot decode ${encoding || 'body'}: ${err.message}`, 'decode')));
+      stream.on('end', () => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        resolve({ body: Buffer.concat(chunks, bytes).toString('utf8'), status, contentType: String(res.headers['content-type'] ?? ''), bodyBytes: bytes });
+      });
+    });
+    req.end();
+  });
+}

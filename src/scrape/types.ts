@@ -1,0 +1,28 @@
+export type SignalKind = 'counter' | 'gauge';
+
+export const COUNTER_SIGNALS = ['prefix_cache_queries', 'prefix_cache_hits', 'prompt_tokens', 'prompt_tokens_cached', 'generation_tokens', 'preemptions', 'requests_finished'] as const;
+export const GAUGE_SIGNALS = ['requests_waiting', 'requests_running', 'kv_cache_usage', 'cache_hit_rate'] as const;
+export type Signal = (typeof COUNTER_SIGNALS)[number] | (typeof GAUGE_SIGNALS)[number];
+
+/** Gauges that are a share of one engine's pool take the mean over engines; everything else sums. */
+export const MEAN_SIGNALS: ReadonlySet<Signal> = new Set<Signal>(['kv_cache_usage', 'cache_hit_rate']);
+
+/** One exposed sample, as parsed. */
+export interface Sample {
+  name: string;
+  labels: Record<string, string>;
+  value: number;
+}
+
+/** One exposed series mapped onto a signal; `seriesKey` is the raw identity used for counter deltas. */
+export interface SignalSample {
+  signal: Signal;
+  kind: SignalKind;
+  unit: string;
+  model: string;
+  engine: string;
+  seriesKey: string;
+  value: number;
+  /** Unix seconds from the `_created` companion, when the server exposes it. */
+  createdSeconds?: number;
+}

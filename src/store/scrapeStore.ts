@@ -1,0 +1,147 @@
+import type { Database, Statement } from 'better-sqlite3';
+import { aggregateSignals, type AggregatedSignal } from '../scrape/aggregateSignals.ts';
+import { computeCounterDeltas, type CounterState } from '../scrape/counterDeltas.ts';
+import type { ScrapeResult } from '../scrape/scrapeTarget.ts';
+
+const MINUTE_MS = 60_000;
+
+export interface RoundSummary {
+  scrapes: number;
+  deltas: number;
+  gauges: number;
+  resets: number;
+  /** Aggregated signals per scrape, in the order of the results given (for `scrape --once` and tests). */
+  signals: AggregatedSignal[][];
+}
+
+/**
+ * Writes scrape rounds. Counter deltas are computed inside the write transaction from the stored state,
+ * and the in-memory copy of that state only advances once the transaction commits: a round that fails
+ * to write (locked DB, full disk) can be retried, or dropped, without breaking the exactness of deltas.
+ */
+export class ScrapeStore {
+  private readonly targetIds = new Map<string, number>();
+  private readonly seriesIds = new Map<string, number>();
+  /** target id → series key → last raw value. */
+  private readonly state = new Map<number, Map<string, CounterState>>();
+  /** target id → last successful scrape time. */
+  private readonly lastUpMs = new Map<number, number>();
+  private readonly stmt: Record<string, Statement>;
+
+  constructor(private readonly db: Database) {
+    this.stmt = {
+      upsertTarget: db.prepare(
+        `INSERT INTO targets (url, instance, labels_json, profile, first_seen_ms, last_seen_ms) VALUES (@url, @instance, @labels, @profile, @ts, @ts)
+         ON CONFLICT(url) DO UPDATE SET instance = excluded.instance, labels_json = excluded.labels_json,
+           profile = coalesce(excluded.profile, targets.profile), last_seen_ms = excluded.last_seen_ms
+         RETURNING id`,
+      ),
+      insertScrape: db.prepare('INSERT INTO scrapes (target_id, ts_ms, duration_ms, up, samples, parse_errors, profile, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?)'),
+      selectSeries: db.prepare('SELECT id FROM series WHERE target_id = ? AND model = ? AND engine = ? AND signal = ?'),
+      insertSeries: db.prepare('INSERT INTO series (target_id, model, engine, signal, kind, unit) VALUES (?, ?, ?, ?, ?, ?) RETURNING id'),
+      updateSeriesUnit: db.prepare('UPDATE series SET unit = ? WHERE id = ? AND unit <> ?'),
+      insertDelta: db.prepare('INSERT OR REPLACE INTO counter_deltas (series_id, ts_ms, interval_ms, delta, value, resets) VALUES (?, ?, ?, ?, ?, ?)'),
+      insertGauge: db.prepare('INSERT OR REPLACE INTO gauge_samples (series_id, ts_ms, value) VALUES (?, ?, ?)'),
+      rollupCounter: db.prepare(
+        `INSERT INTO rollup_minute (series_id, minute_ms, delta_sum, resets) VALUES (?, ?, ?, ?)
+         ON CONFLICT(series_id, minute_ms) DO UPDATE SET delta_sum = coalesce(delta_sum, 0) + excluded.delta_sum, resets = coalesce(resets, 0) + excluded.resets`,
+      ),
+      rollupGauge: db.prepare(
+        `INSERT INTO rollup_minute (series_id, minute_ms, gauge_min, gauge_max, gauge_sum, gauge_count, gauge_last) VALUES (?1, ?2, ?3, ?3, ?3, 1, ?3)
+         ON CONFLICT(series_id, minute_ms) DO UPDATE SET gauge_min = min(coalesce(gauge_min, excluded.gauge_min), excluded.gauge_min),
+           gauge_max = max(coalesce(gauge_max, excluded.gauge_max), excluded.gauge_max), gauge_sum = coalesce(gauge_sum, 0) + excluded.gauge_sum,
+           gauge_count = coalesce(gauge_count, 0) + 1, gauge_last = excluded.gauge_last`,
+      ),
+      upsertState: db.prepare('INSERT OR REPLACE INTO counter_state (target_id, series_key, value, created_seconds, ts_ms) VALUES (?, ?, ?, ?, ?)'),
+    };
+    this.loadState();
+  }
+
+  private loadState(): void {
+    for (const row of this.db.prepare('SELECT id, url FROM targets').all() as Array<{ id: number; url: string }>) this.targetIds.set(row.url, row.id);
+    for (const row of this.db.prepare('SELECT target_id, series_key, value, created_seconds, ts_ms FROM counter_state').iterate() as Iterable<{
+      target_id: number;
+      series_key: string;
+      value: number;
+      created_seconds: number | null;
+      ts_ms: number;
+    }>) {
+      let m = this.state.get(row.target_id);
+      if (!m) this.state.set(row.target_id, (m = new Map()));
+      m.set(row.series_key, { value: row.value, createdSeconds: row.created_seconds ?? undefined, tsMs: row.ts_ms });
+      this.lastUpMs.set(row.target_id, Math.max(this.lastUpMs.get(row.target_id) ?? 0, row.ts_ms));
+    }
+  }
+
+  private seriesId(targetId: number, s: AggregatedSignal): number {
+    const key = `${targetId}\u0000${s.model}\u0000${s.engine}\u0000${s.signal}`;
+    let id = this.seriesIds.get(key);
+    if (id === undefined) {
+      const row = (this.stmt.selectSeries!.get(targetId, s.model, s.engine, s.signal) ?? this.stmt.insertSeries!.get(targetId, s.model, s.engine, s.signal, s.kind, s.unit)) as { id: number };
+      id = row.id;
+      this.seriesIds.set(key, id);
+    }
+    this.stmt.updateSeriesUnit!.run(s.unit, id, s.unit);
+    return id;
+  }
+
+  /** Writes one round in one transaction: all of it or nothing. */
+  writeRound(results: ScrapeResult[]): RoundSummary {
+    const summary: RoundSummary = { scrapes: results.length, deltas: 0, gauges: 0, resets: 0, signals: [] };
+    const pendingState = new Map<number, Map<string, CounterState>>();
+    const pendingUp = new Map<number, number>();
+    const pendingTargetIds = new Map<string, number>();
+    const pendingSeries = new Map(this.seriesIds);
+    const savedSeriesIds = this.seriesIds;
+    const write = this.db.transaction(() => {
+      for (const r of results) {
+        const targetRow = this.stmt.upsertTarget!.get({ url: r.target.key, instance: r.target.instance, labels: JSON.stringify(r.target.labels), profile: r.profile ?? null, ts: r.startedMs }) as { id: number };
+        const targetId = targetRow.id;
+        pendingTargetIds.set(r.target.key, targetId);
+        this.stmt.insertScrape!.run(targetId, r.startedMs, r.durationMs, r.up ? 1 : 0, r.samples, r.parseErrors, r.profile ?? null, r.error ?? null);
+        if (!r.up) {
+          summary.signals.push([]);
+          continue;
+        }
+        const prev = pendingState.get(targetId) ?? this.state.get(targetId) ?? new Map<string, CounterState>();
+        const seenBefore = pendingUp.get(targetId) ?? this.lastUpMs.get(targetId);
+        const { deltas, nextState } = computeCounterDeltas(r.signals, prev, r.startedMs, seenBefore);
+        const aggregated = aggregateSignals(r.signals, deltas);
+        summary.signals.push(aggregated);
+        const minute = Math.floor(r.startedMs / MINUTE_MS) * MINUTE_MS;
+        for (const a of aggregated) {
+          const id = this.seriesId(targetId, a);
+          if (a.kind === 'gauge') {
+            this.stmt.insertGauge!.run(id, r.startedMs, a.value);
+            this.stmt.rollupGauge!.run(id, minute, a.value);
+            summary.gauges++;
+          } else if (a.delta !== undefined) {
+            this.stmt.insertDelta!.run(id, r.startedMs, a.intervalMs, a.delta, a.value, a.resets ?? 0);
+            this.stmt.rollupCounter!.run(id, minute, a.delta, a.resets ?? 0);
+            summary.deltas++;
+            if (a.engine === '') summary.resets += a.resets ?? 0;
+          }
+        }
+        const merged = new Map(prev);
+        for (const [key, st] of nextState) {
+          merged.set(key, st);
+          this.stmt.upsertState!.run(targetId, key, st.value, st.createdSeconds ?? null, st.tsMs);
+        }
+        pendingState.set(targetId, merged);
+        pendingUp.set(targetId, r.startedMs);
+      }
+    });
+    try {
+      write.immediate();
+    } catch (err) {
+      // Series ids minted inside the rolled-back transaction do not exist: forget them.
+      savedSeriesIds.clear();
+      for (const [k, v] of pendingSeries) savedSeriesIds.set(k, v);
+      throw err;
+    }
+    for (const [id, m] of pendingState) this.state.set(id, m);
+    for (const [id, ts] of pendingUp) this.lastUpMs.set(id, ts);
+    for (const [url, id] of pendingTargetIds) this.targetIds.set(url, id);
+    return summary;
+  }
+}
