@@ -25,8 +25,8 @@ export interface Profile {
   modelLabels: string[];
   engineLabel?: string;
   rows: ProfileRow[];
-  /** Detection: every `all` name present, no `none` name present, and any of `any` present. */
-  detect: { all?: string[]; none?: string[]; any?: string[] };
+  /** Detection: every `all` name present, no `none` name present, any of `any` present, or else any name with `anyPrefix`. */
+  detect: { all?: string[]; none?: string[]; any?: string[]; anyPrefix?: string };
 }
 
 const counter = (signal: Signal, metric: string, unit: string, extra: Partial<ProfileRow> = {}): ProfileRow => ({ signal, metric, kind: 'counter', unit, ...extra });
@@ -81,7 +81,8 @@ export const PROFILES: Profile[] = [
       // V0 only: a block hit-rate gauge, -1 when prefix caching is off.
       gauge('cache_hit_rate', 'vllm:gpu_prefix_cache_hit_rate', 'ratio', { unknownBelow: 0 }),
     ],
-    detect: { any: ['vllm:gpu_cache_usage_perc', 'vllm:gpu_prefix_cache_hit_rate', 'vllm:gpu_prefix_cache_queries_total', 'vllm:num_requests_running', 'vllm:prompt_tokens_total'] },
+    // Also the fallback for any body with vllm:* families only (histograms, a truncated capture).
+    detect: { anyPrefix: 'vllm:' },
   },
   {
     name: 'sglang',
@@ -148,8 +149,11 @@ export const HELP_NAMES: ReadonlySet<string> = new Set(PROFILES.flatMap((p) => p
 
 export function detectProfile(present: ReadonlySet<string>): Profile | undefined {
   for (const p of PROFILES) {
-    const { all = [], none = [], any = [] } = p.detect;
-    if (all.every((n) => present.has(n)) && !none.some((n) => present.has(n)) && (any.length === 0 || any.some((n) => present.has(n)))) return p;
+    const { all = [], none = [], any = [], anyPrefix } = p.detect;
+    if (!all.every((n) => present.has(n)) || none.some((n) => present.has(n))) continue;
+    if (any.length > 0 && !any.some((n) => present.has(n))) continue;
+    if (anyPrefix !== undefined && ![...present].some((n) => n.startsWith(anyPrefix))) continue;
+    return p;
   }
   return undefined;
 }

@@ -19,18 +19,16 @@ export interface SplitExposition {
 
 export function splitExposition(body: string, wanted: ReadonlySet<string>, wantHelp: ReadonlySet<string> = new Set()): SplitExposition {
   const out: SplitExposition = { present: new Set(), help: new Map(), linesByName: new Map(), sampleLines: 0, invalidLines: 0, truncated: false, openMetrics: false };
-  let end = body.length;
   // The format requires a final LF; without one the last line may be cut mid-value, so it is not trusted.
-  if (end > 0 && body.charCodeAt(end - 1) !== 10) {
-    const lastLf = body.lastIndexOf('\n');
-    const last = body.slice(lastLf + 1).trim();
-    if (last !== '# EOF') {
-      out.truncated = true;
-      end = lastLf + 1;
-    }
-  }
+  // (An OpenMetrics body stops at `# EOF`, which the loop reaches first.)
+  const end = body.length;
+  const unterminatedFrom = end > 0 && body.charCodeAt(end - 1) !== 10 ? body.lastIndexOf('\n') + 1 : end;
   let pos = 0;
   while (pos < end) {
+    if (pos === unterminatedFrom && body.slice(pos).trim() !== '# EOF') {
+      out.truncated = true;
+      break;
+    }
     let nl = body.indexOf('\n', pos);
     if (nl === -1 || nl > end) nl = end;
     let lineEnd = nl;

@@ -1,0 +1,63 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { buildConfig, ConfigError, loadConfig } from '../src/config/config.ts';
+import { parseDurationMs } from '../src/config/units.ts';
+
+const problems = (raw: unknown, env: NodeJS.ProcessEnv = {}): string[] => {
+  try {
+    buildConfig(raw, env);
+    return [];
+  } catch (err) {
+    assert.ok(err instanceof ConfigError);
+    return err.problems;
+  }
+};
+
+describe('config', () => {
+  it('every key has a default: no file scrapes vLLM on 127.0.0.1:8000', () => {
+    const { config } = buildConfig({}, {});
+    assert.equal(config.scrape.targets[0]!.url, 'http://127.0.0.1:8000/metrics');
+    assert.equal(config.storage.path, './cachelens.db');
+    assert.equal(config.scrape.interval, 5000);
+    assert.equal(config.scrape.timeout, 4000);
+    assert.equal(config.scrape.max_body_bytes, 16 * 1024 * 1024);
+    assert.equal(config.storage.raw_retention, 48 * 3600_000);
+    assert.equal(config.storage.rollup_retention, 400 * 86_400_000);
+    assert.deepEqual(config.scrape.file_sd, []);
+  });
+  it('names the key and the fault', () => {
+    assert.deepEqual(problems({ scrape: { interval: '5 sec' } }), ['scrape.interval: "5 sec" is not a duration like 5s or 1m']);
+  });
+  it('an unknown key is an error with the nearest valid name', () => {
+    assert.deepEqual(problems({ scrape: { intervl: '5s' } }), ['scrape.intervl: unknown key; did you mean scrape.interval?']);
+    assert.match(problems({ scrape: { targets: [{ url: 'http://a/metrics', lables: {} }] } })[0]!, /scrape\.targets\[0\]\.lables: unknown key; did you mean scrape\.targets\[0\]\.labels\?/);
+  });
+  it('the timeout must be shorter than the interval', () => {
+    assert.match(problems({ scrape: { interval: '5s', timeout: '5s' } })[0]!, /scrape\.timeout: .* must be shorter than scrape\.interval/);
+  });
+  it('rejects a target URL that is not http(s)', () => {
+    assert.match(problems({ scrape: { targets: [{ url: 'ftp://x/metrics' }] } })[0]!, /scrape\.targets\[0\]\.url: scheme ftp: is not http or https/);
+  });
+  it('environment overrides the common keys', () => {
+    const { config, envApplied } = buildConfig({ scrape: { interval: '10s' } }, { CACHELENS_SCRAPE_INTERVAL: '15s', CACHELENS_STORAGE_PATH: '/tmp/x.db', CACHELENS_SCRAPE_TARGETS: 'http://a:1/metrics,http://b:2/metrics' });
+    assert.equal(config.scrape.interval, 15000);
+    assert.equal(config.storage.path, '/tmp/x.db');
+    assert.deepEqual(config.scrape.targets.map((t) => t.url), ['http://a:1/metrics', 'http://b:2/metrics']);
+    assert.equal(envApplied.length, 3);
+  });
+  it('reads YAML from --config, and says when the file is not YAML', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cachelens-config-'));
+    writeFileSync(join(dir, 'ok.yaml'), 'storage:\n  path: /tmp/a.db\nscrape:\n  targets:\n    - url: http://10.0.0.7:8000/metrics\n      labels: {model_name: llama}\n');
+    const { config } = loadConfig(join(dir, 'ok.yaml'), {});
+    assert.deepEqual(config.scrape.targets[0]!.labels, { model_name: 'llama' });
+    writeFileSync(join(dir, 'bad.yaml'), 'scrape: [unclosed\n');
+    assert.throws(() => loadConfig(join(dir, 'bad.yaml'), {}), /is not valid YAML/);
+  });
+  it('parses compound durations', () => {
+    assert.equal(parseDurationMs('1m30s'), 90_000);
+    assert.equal(parseDurationMs('5 sec'), undefined);
+  });
+});
