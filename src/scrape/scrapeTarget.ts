@@ -41,6 +41,11 @@ export async function scrapeTarget(target: Target, opts: ScrapeOptions, now: () 
   try {
     const fetched = await fetchExposition(target, opts.timeoutMs, opts.maxBodyBytes);
     const normalized = normalizeBody(target, fetched.body);
+    // A body with no sample line at all and only unparseable ones is not an exposition (an HTML error page, binary).
+    if (normalized.samples === 0 && normalized.parseErrors > 0) {
+      const what = fetched.contentType ? ` (Content-Type: ${fetched.contentType})` : '';
+      return { target, startedMs, durationMs: performance.now() - t0, up: false, error: `body is not a Prometheus text exposition${what}: ${normalized.error}`, samples: 0, parseErrors: normalized.parseErrors, signals: [] };
+    }
     return { target, startedMs, durationMs: performance.now() - t0, up: true, ...normalized };
   } catch (err) {
     const message = err instanceof ScrapeError ? err.message : `unexpected: ${(err as Error).message}`;

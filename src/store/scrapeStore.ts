@@ -47,7 +47,7 @@ export class ScrapeStore {
          ON CONFLICT(series_id, minute_ms) DO UPDATE SET delta_sum = coalesce(delta_sum, 0) + excluded.delta_sum, resets = coalesce(resets, 0) + excluded.resets`,
       ),
       rollupGauge: db.prepare(
-        `INSERT INTO rollup_minute (series_id, minute_ms, gauge_min, gauge_max, gauge_sum, gauge_count, gauge_last) VALUES (?1, ?2, ?3, ?3, ?3, 1, ?3)
+        `INSERT INTO rollup_minute (series_id, minute_ms, gauge_min, gauge_max, gauge_sum, gauge_count, gauge_last) VALUES (?, ?, ?, ?, ?, 1, ?)
          ON CONFLICT(series_id, minute_ms) DO UPDATE SET gauge_min = min(coalesce(gauge_min, excluded.gauge_min), excluded.gauge_min),
            gauge_max = max(coalesce(gauge_max, excluded.gauge_max), excluded.gauge_max), gauge_sum = coalesce(gauge_sum, 0) + excluded.gauge_sum,
            gauge_count = coalesce(gauge_count, 0) + 1, gauge_last = excluded.gauge_last`,
@@ -113,7 +113,7 @@ export class ScrapeStore {
           const id = this.seriesId(targetId, a);
           if (a.kind === 'gauge') {
             this.stmt.insertGauge!.run(id, r.startedMs, a.value);
-            this.stmt.rollupGauge!.run(id, minute, a.value);
+            this.stmt.rollupGauge!.run(id, minute, a.value, a.value, a.value, a.value);
             summary.gauges++;
           } else if (a.delta !== undefined) {
             this.stmt.insertDelta!.run(id, r.startedMs, a.intervalMs, a.delta, a.value, a.resets ?? 0);
