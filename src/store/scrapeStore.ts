@@ -21,7 +21,7 @@ export interface RoundSummary {
  */
 export class ScrapeStore {
   private readonly targetIds = new Map<string, number>();
-  private readonly seriesIds = new Map<string, number>();
+  private readonly seriesIds = new Map<string, { id: number; unit: string }>();
   /** target id → series key → last raw value. */
   private readonly state = new Map<number, Map<string, CounterState>>();
   /** target id → last successful scrape time. */
@@ -75,14 +75,18 @@ export class ScrapeStore {
 
   private seriesId(targetId: number, s: AggregatedSignal): number {
     const key = `${targetId}\u0000${s.model}\u0000${s.engine}\u0000${s.signal}`;
-    let id = this.seriesIds.get(key);
-    if (id === undefined) {
+    let cached = this.seriesIds.get(key);
+    if (cached === undefined) {
       const row = (this.stmt.selectSeries!.get(targetId, s.model, s.engine, s.signal) ?? this.stmt.insertSeries!.get(targetId, s.model, s.engine, s.signal, s.kind, s.unit)) as { id: number };
-      id = row.id;
-      this.seriesIds.set(key, id);
+      cached = { id: row.id, unit: '' };
+      this.seriesIds.set(key, cached);
     }
-    this.stmt.updateSeriesUnit!.run(s.unit, id, s.unit);
-    return id;
+    // The unit can change with a server upgrade (vLLM prefix counters went from blocks to tokens in 0.9.0).
+    if (cached.unit !== s.unit) {
+      this.stmt.updateSeriesUnit!.run(s.unit, cached.id, s.unit);
+      cached.unit = s.unit;
+    }
+    return cached.id;
   }
 
   /** Writes one round in one transaction: all of it or nothing. */
@@ -91,8 +95,7 @@ export class ScrapeStore {
     const pendingState = new Map<number, Map<string, CounterState>>();
     const pendingUp = new Map<number, number>();
     const pendingTargetIds = new Map<string, number>();
-    const pendingSeries = new Map(this.seriesIds);
-    const savedSeriesIds = this.seriesIds;
+    const seriesIdsBefore = new Map(this.seriesIds);
     const write = this.db.transaction(() => {
       for (const r of results) {
         const targetRow = this.stmt.upsertTarget!.get({ url: r.target.key, instance: r.target.instance, labels: JSON.stringify(r.target.labels), profile: r.profile ?? null, ts: r.startedMs }) as { id: number };
@@ -135,8 +138,8 @@ export class ScrapeStore {
       write.immediate();
     } catch (err) {
       // Series ids minted inside the rolled-back transaction do not exist: forget them.
-      savedSeriesIds.clear();
-      for (const [k, v] of pendingSeries) savedSeriesIds.set(k, v);
+      this.seriesIds.clear();
+      for (const [k, v] of seriesIdsBefore) this.seriesIds.set(k, { ...v, unit: '' });
       throw err;
     }
     for (const [id, m] of pendingState) this.state.set(id, m);

@@ -45,6 +45,13 @@ const HISTOGRAMS: Array<{ name: string; help: string; buckets: number[] }> = [
   { name: 'vllm:request_prefill_kv_computed_tokens', help: 'Histogram of new KV tokens computed during prefill (excluding cached tokens).', buckets: ONE_TWO_FIVE(32768) },
 ];
 
+// Only with --kv-cache-metrics; included in the "full" body of the benchmark.
+const KV_BLOCK_HISTOGRAMS = ['kv_block_lifetime_seconds', 'kv_block_idle_before_evict_seconds', 'kv_block_reuse_gap_seconds'].map((n) => ({
+  name: `vllm:${n}`,
+  help: `Histogram of ${n.replace(/_/g, ' ')}.`,
+  buckets: [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1200, 1800, 3600],
+}));
+
 // prometheus_client prints floats with Python repr: integers get a trailing ".0".
 const py = (v: number): string => {
   if (Number.isNaN(v)) return 'NaN';
@@ -66,6 +73,7 @@ export interface RenderOptions {
   created?: boolean; // single-process prometheus_client emits _created; multiprocess does not
   multiprocessOrder?: boolean; // _sum, _bucket..., _count
   histograms?: boolean;
+  kvBlockHistograms?: boolean;
 }
 
 export function renderVllmExposition(models: VllmModelState[], opts: RenderOptions = {}): string {
@@ -102,7 +110,7 @@ export function renderVllmExposition(models: VllmModelState[], opts: RenderOptio
   family('vllm:request_success_total', 'counter', 'Count of successfully processed requests.', models.flatMap((m) => reasons.map((r): [Record<string, string>, number, VllmModelState] => [{ finished_reason: r }, m.requestsFinished[r], m])));
   if (created) family('vllm:request_success_created', 'gauge', 'Count of successfully processed requests.', models.flatMap((m) => reasons.map((r): [Record<string, string>, number, VllmModelState] => [{ finished_reason: r }, m.createdUnixSeconds, m])));
   if (opts.histograms ?? true) {
-    for (const h of HISTOGRAMS) {
+    for (const h of opts.kvBlockHistograms ? [...HISTOGRAMS, ...KV_BLOCK_HISTOGRAMS] : HISTOGRAMS) {
       out.push(`# HELP ${h.name} ${h.help}`, `# TYPE ${h.name} histogram`);
       for (const m of models) {
         const n = Math.max(1, Math.round(m.requestsFinished.stop + m.requestsFinished.length));

@@ -1,0 +1,95 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import BetterSqlite3 from 'better-sqlite3';
+import { normalizeBody, type ScrapeResult } from '../src/scrape/scrapeTarget.ts';
+import { makeTarget } from '../src/scrape/target.ts';
+import { openDatabase } from '../src/store/openDatabase.ts';
+import { Retention } from '../src/store/retention.ts';
+import { RoundWriter } from '../src/store/roundWriter.ts';
+import { ScrapeStore } from '../src/store/scrapeStore.ts';
+import { memoryLogger } from './support/silentLogger.ts';
+
+const target = makeTarget('http://10.1.2.3:8000/metrics', {}, 'auto', {}, 'test');
+const result = (prompt: number, tsMs: number): ScrapeResult => ({
+  target,
+  startedMs: tsMs,
+  durationMs: 3,
+  up: true,
+  ...normalizeBody(target, `vllm:prompt_tokens_total{engine="0",model_name="m"} ${prompt}\nvllm:kv_cache_usage_perc{engine="0",model_name="m"} 0.5\n`),
+});
+const tmpDb = () => join(mkdtempSync(join(tmpdir(), 'cachelens-store-')), 'store.db');
+const promptDeltas = (path: string) =>
+  new BetterSqlite3(path, { readonly: true }).prepare("SELECT d.ts_ms, d.delta, d.interval_ms FROM counter_deltas d JOIN series s ON s.id = d.series_id WHERE s.signal = 'prompt_tokens' ORDER BY d.ts_ms").all() as Array<{ ts_ms: number; delta: number; interval_ms: number }>;
+
+describe('the scrape store', () => {
+  it('a locked database is logged and retried: no crash, no partial round, deltas stay exact', () => {
+    const path = tmpDb();
+    const db = openDatabase(path, { busyTimeoutMs: 20 });
+    const { log, lines } = memoryLogger();
+    const writer = new RoundWriter(new ScrapeStore(db), log, path, 100);
+    writer.write([result(100, 1000)]);
+    const other = new BetterSqlite3(path);
+    other.exec('BEGIN IMMEDIATE'); // another writer holds the lock
+    assert.equal(writer.write([result(130, 2000)]), undefined);
+    assert.equal(writer.write([result(150, 3000)]), undefined);
+    assert.equal(writer.pendingResults, 2);
+    assert.ok(lines.some((l) => String(l.msg).includes('database is locked by another writer')));
+    assert.equal(lines.filter((l) => String(l.msg).startsWith('cannot write')).length, 1, 'one log line per outage, not per retry');
+    assert.equal((other.prepare('SELECT count(*) FROM scrapes').pluck().get() as number), 1, 'nothing of the failed rounds was written');
+    other.exec('ROLLBACK');
+    other.close();
+    writer.write([result(160, 4000)]);
+    assert.equal(writer.pendingResults, 0);
+    assert.deepEqual(promptDeltas(path).map((r) => [r.ts_ms, r.delta]), [[2000, 30], [3000, 20], [4000, 10]]);
+    db.close();
+  });
+
+  it('past max_pending_results the oldest results are dropped and counters still add up', () => {
+    const path = tmpDb();
+    const db = openDatabase(path, { busyTimeoutMs: 20 });
+    const { log } = memoryLogger();
+    const writer = new RoundWriter(new ScrapeStore(db), log, path, 1);
+    writer.write([result(100, 1000)]);
+    const other = new BetterSqlite3(path);
+    other.exec('BEGIN IMMEDIATE');
+    writer.write([result(130, 2000)]);
+    writer.write([result(150, 3000)]); // drops the 2000 result
+    other.exec('ROLLBACK');
+    other.close();
+    writer.write([]);
+    assert.equal(writer.droppedResults, 1);
+    assert.deepEqual(promptDeltas(path).map((r) => [r.ts_ms, r.delta, r.interval_ms]), [[3000, 50, 2000]]);
+    db.close();
+  });
+
+  it('counter state survives a restart of cachelens: the first scrape after it gives a delta, not a new baseline', () => {
+    const path = tmpDb();
+    let db = openDatabase(path);
+    new ScrapeStore(db).writeRound([result(100, 1000)]);
+    db.close();
+    db = openDatabase(path);
+    new ScrapeStore(db).writeRound([result(175, 61_000)]);
+    db.close();
+    assert.deepEqual(promptDeltas(path).map((r) => [r.delta, r.interval_ms]), [[75, 60_000]]);
+  });
+
+  it('retention deletes raw rows past raw_retention and rollups past rollup_retention', async () => {
+    const path = tmpDb();
+    const db = openDatabase(path);
+    const store = new ScrapeStore(db);
+    const hour = 3600_000;
+    for (let i = 0; i <= 10; i++) store.writeRound([result(100 + i, i * hour)]);
+    const { log } = memoryLogger();
+    const res = await new Retention(db, 3 * hour, 6 * hour, log).runOnce(10 * hour);
+    assert.ok(res);
+    const count = (sql: string) => db.prepare(sql).pluck().get() as number;
+    assert.equal(count('SELECT min(ts_ms) FROM counter_deltas'), 7 * hour);
+    assert.equal(count('SELECT min(ts_ms) FROM gauge_samples'), 7 * hour);
+    assert.equal(count('SELECT min(ts_ms) FROM scrapes'), 7 * hour);
+    assert.equal(count('SELECT min(minute_ms) FROM rollup_minute'), 4 * hour);
+    db.close();
+  });
+});
