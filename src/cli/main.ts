@@ -1,10 +1,10 @@
 import { parseArgs } from 'node:util';
 import { stringify as toYaml } from 'yaml';
-import { ConfigError, loadConfig, type LoadedConfig } from '../config/config.ts';
+import { ConfigError, loadConfig } from '../config/config.ts';
 import { formatBytes, formatDurationMs } from '../config/units.ts';
 import { CONFIG_SCHEMA, type Spec } from '../config/schema.ts';
 import { openDatabase } from '../store/openDatabase.ts';
-import { listMigrations } from '../store/migrate.ts';
+import { listMigrations, migrate } from '../store/migrate.ts';
 import { createLogger } from '../telemetry/logger.ts';
 import { Daemon } from './daemon.ts';
 import { scrapeOnce } from './scrapeOnce.ts';
@@ -40,10 +40,6 @@ function displayConfig(node: unknown, spec: Spec): unknown {
   return node;
 }
 
-function load(configPath: string | undefined): LoadedConfig {
-  return loadConfig(configPath);
-}
-
 export async function main(argv: string[], io = { out: process.stdout, err: process.stderr }): Promise<number> {
   const [command, ...rest] = argv;
   const { values, positionals } = parseArgs({
@@ -60,7 +56,7 @@ export async function main(argv: string[], io = { out: process.stdout, err: proc
   if (positionals.length) throw new UsageError(`unexpected argument ${JSON.stringify(positionals[0])}`);
   switch (command) {
     case 'run': {
-      const { config, source, envApplied } = load(values.config);
+      const { config, source, envApplied } = loadConfig(values.config);
       const log = createLogger(config.log.level);
       log.info({ config: source, env: envApplied }, 'configuration loaded');
       const daemon = new Daemon(config, log);
@@ -83,19 +79,18 @@ export async function main(argv: string[], io = { out: process.stdout, err: proc
       if (!values.once) throw new UsageError('scrape needs --once (the daemon is `cachelens run`)');
       const format = values.format ?? 'table';
       if (format !== 'table' && format !== 'json') throw new UsageError(`--format ${format}: use table or json`);
-      const { config } = load(values.config);
+      const { config } = loadConfig(values.config);
       return scrapeOnce(config, values.target ?? [], format, io.out, io.err);
     }
     case 'check-config': {
-      const { config, source, envApplied } = load(values.config);
+      const { config, source, envApplied } = loadConfig(values.config);
       io.out.write(`# effective config (from ${source}${envApplied.length ? `; env: ${envApplied.join(', ')}` : ''})\n`);
       io.out.write(toYaml(displayConfig(config, CONFIG_SCHEMA)));
       return 0;
     }
     case 'migrate': {
-      const path = values.db ?? load(values.config).config.storage.path;
+      const path = values.db ?? loadConfig(values.config).config.storage.path;
       const db = openDatabase(path, { migrate: false });
-      const { migrate } = await import('../store/migrate.ts');
       const applied = migrate(db);
       db.close();
       io.out.write(applied.length ? applied.map((m) => `applied ${String(m.version).padStart(3, '0')}_${m.name}\n`).join('') : `${path}: up to date (version ${listMigrations().length})\n`);

@@ -93,7 +93,7 @@ export class ScrapeScheduler {
     this.heartbeat();
   }
 
-  /** Plans every scrape due before the next heartbeat; returns the results finished since the last one. */
+  /** Plans every scrape due before the next heartbeat, and hands over the results finished since the last one. */
   heartbeat(now = Date.now()): void {
     const horizon = now + HEARTBEAT_MS;
     for (const slot of this.slots.values()) {
