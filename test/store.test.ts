@@ -47,6 +47,28 @@ describe('the scrape store', () => {
     db.close();
   });
 
+  it('a full disk (SQLITE_FULL) is logged and retried, and writing resumes by itself when space returns', () => {
+    const path = tmpDb();
+    const db = openDatabase(path);
+    const { log, lines } = memoryLogger();
+    const writer = new RoundWriter(new ScrapeStore(db), log, path, 1000);
+    writer.write([result(100, 1000)]);
+    const pages = db.pragma('page_count', { simple: true }) as number;
+    db.pragma(`max_page_count = ${pages}`); // the file may not grow: every new page fails with SQLITE_FULL
+    let ts = 2000;
+    for (let i = 0; i < 5000 && writer.failedWrites === 0; i++, ts += 1000) writer.write([result(100 + ts / 100, ts)]);
+    assert.ok(writer.failedWrites > 0, 'the store never filled up');
+    assert.ok(lines.some((l) => String(l.msg).includes('disk full')), JSON.stringify(lines.at(-1)));
+    db.pragma('max_page_count = 1073741823');
+    writer.write([result(100 + ts / 100, ts)]);
+    assert.equal(writer.pendingResults, 0);
+    assert.ok(lines.some((l) => String(l.msg).includes('writable again')));
+    const rows = promptDeltas(path);
+    assert.equal(rows.reduce((a, r) => a + r.delta, 0), ts / 100, 'deltas add up to the counter growth across the outage');
+    assert.equal(db.pragma('integrity_check', { simple: true }), 'ok');
+    db.close();
+  });
+
   it('past max_pending_results the oldest results are dropped and counters still add up', () => {
     const path = tmpDb();
     const db = openDatabase(path, { busyTimeoutMs: 20 });
