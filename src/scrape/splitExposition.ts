@@ -14,11 +14,10 @@ export interface SplitExposition {
   invalidLines: number;
   firstInvalid?: string;
   truncated: boolean;
-  openMetrics: boolean;
 }
 
 export function splitExposition(body: string, wanted: ReadonlySet<string>, wantHelp: ReadonlySet<string> = new Set()): SplitExposition {
-  const out: SplitExposition = { present: new Set(), help: new Map(), linesByName: new Map(), sampleLines: 0, invalidLines: 0, truncated: false, openMetrics: false };
+  const out: SplitExposition = { present: new Set(), help: new Map(), linesByName: new Map(), sampleLines: 0, invalidLines: 0, truncated: false };
   // The format requires a final LF; without one the last line may be cut mid-value, so it is not trusted.
   // (An OpenMetrics body stops at `# EOF`, which the loop reaches first.)
   const end = body.length;
@@ -46,8 +45,7 @@ export function splitExposition(body: string, wanted: ReadonlySet<string>, wantH
           if (isHelp && wantHelp.has(name) && nameEnd !== -1 && nameEnd < lineEnd) out.help.set(name, body.slice(nameEnd + 1, lineEnd));
         }
       } else if (body.startsWith('# EOF', pos)) {
-        out.openMetrics = true;
-        break;
+        break; // OpenMetrics: nothing after # EOF counts
       }
     } else {
       let i = pos;

@@ -10,8 +10,6 @@ export interface RoundSummary {
   deltas: number;
   gauges: number;
   resets: number;
-  /** Aggregated signals per scrape, in the order of the results given (for `scrape --once` and tests). */
-  signals: AggregatedSignal[][];
 }
 
 /**
@@ -91,7 +89,7 @@ export class ScrapeStore {
 
   /** Writes one round in one transaction: all of it or nothing. */
   writeRound(results: ScrapeResult[]): RoundSummary {
-    const summary: RoundSummary = { scrapes: results.length, deltas: 0, gauges: 0, resets: 0, signals: [] };
+    const summary: RoundSummary = { scrapes: results.length, deltas: 0, gauges: 0, resets: 0 };
     const pendingState = new Map<number, Map<string, CounterState>>();
     const pendingUp = new Map<number, number>();
     const pendingTargetIds = new Map<string, number>();
@@ -102,15 +100,11 @@ export class ScrapeStore {
         const targetId = targetRow.id;
         pendingTargetIds.set(r.target.key, targetId);
         this.stmt.insertScrape!.run(targetId, r.startedMs, r.durationMs, r.up ? 1 : 0, r.samples, r.parseErrors, r.profile ?? null, r.error ?? null);
-        if (!r.up) {
-          summary.signals.push([]);
-          continue;
-        }
+        if (!r.up) continue;
         const prev = pendingState.get(targetId) ?? this.state.get(targetId) ?? new Map<string, CounterState>();
         const seenBefore = pendingUp.get(targetId) ?? this.lastUpMs.get(targetId);
         const { deltas, nextState } = computeCounterDeltas(r.signals, prev, r.startedMs, seenBefore);
         const aggregated = aggregateSignals(r.signals, deltas);
-        summary.signals.push(aggregated);
         const minute = Math.floor(r.startedMs / MINUTE_MS) * MINUTE_MS;
         for (const a of aggregated) {
           const id = this.seriesId(targetId, a);
