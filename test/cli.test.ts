@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
+import { listMigrations } from '../src/store/migrate.ts';
 import { MetricsServer } from './support/metricsServer.ts';
 import { demoModelState, renderVllmExposition } from './support/vllmExposition.ts';
 
@@ -78,8 +79,9 @@ describe('cachelens CLI', () => {
 
   it('migrate applies the schema and is a no-op the second time', async () => {
     const db = join(mkdtempSync(join(tmpdir(), 'cachelens-cli-')), 'm.db');
-    assert.match((await run(['migrate', '--db', db])).stdout, /applied 001_scrape_store/);
-    assert.match((await run(['migrate', '--db', db])).stdout, /up to date \(version 1\)/);
+    const first = (await run(['migrate', '--db', db])).stdout;
+    for (const m of listMigrations()) assert.match(first, new RegExp(`applied ${String(m.version).padStart(3, '0')}_${m.name}`));
+    assert.match((await run(['migrate', '--db', db])).stdout, new RegExp(`up to date \\(version ${listMigrations().length}\\)`));
   });
 
   it('an unknown command gets usage, not a stack trace', async () => {

@@ -69,6 +69,7 @@ describe('the daemon scrapes a real HTTP fleet on a schedule and stores exact de
     const { config } = buildConfig(
       {
         storage: { path: dbPath },
+        receivers: { grpc: { endpoint: '127.0.0.1:0' }, http: { endpoint: '127.0.0.1:0' } },
         scrape: {
           interval: '1s',
           timeout: '400ms',
@@ -89,7 +90,7 @@ describe('the daemon scrapes a real HTTP fleet on a schedule and stores exact de
       {},
     );
     daemon = new Daemon(config, log);
-    daemon.start();
+    await daemon.start();
     await waitFor(() => requestsA >= scriptA.length, 'five scrapes of /a');
     // A file_sd edit (atomic rename, as config management does) adds a target without a restart.
     writeFileSync(`${sdPath}.tmp`, JSON.stringify([{ targets: [`127.0.0.1:${server.port}`], labels: { __metrics_path__: '/discovered', model_name: 'ignored' } }]));

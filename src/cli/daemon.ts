@@ -7,6 +7,7 @@ import { Retention } from '../store/retention.ts';
 import { RoundWriter } from '../store/roundWriter.ts';
 import { ScrapeStore } from '../store/scrapeStore.ts';
 import type { Logger } from '../telemetry/logger.ts';
+import { TracePipeline } from '../pipeline/tracePipeline.ts';
 
 /** The long-running process: discovery → scheduler → round writer → SQLite, plus retention. */
 export class Daemon {
@@ -16,13 +17,14 @@ export class Daemon {
   private discovery?: TargetDiscovery;
   private retentionTimer?: NodeJS.Timeout;
   private retention?: Retention;
+  pipeline?: TracePipeline;
 
   constructor(
     private readonly config: Config,
     private readonly log: Logger,
   ) {}
 
-  start(): void {
+  async start(): Promise<void> {
     const { storage, scrape } = this.config;
     this.db = openDatabase(storage.path, { busyTimeoutMs: storage.busy_timeout });
     const store = new ScrapeStore(this.db);
@@ -33,16 +35,22 @@ export class Daemon {
       timeoutMs: scrape.timeout,
       maxBodyBytes: scrape.max_body_bytes,
       log: this.log,
-      onRound: (results) => writer.write(results),
+      onRound: (results) => {
+        writer.write(results);
+        // A new round may close the windows of spans waiting in the spool.
+        this.pipeline?.queue.kick();
+      },
     });
     const scheduler = this.scheduler;
     this.discovery = new TargetDiscovery(this.config, this.log, (targets) => scheduler.setTargets(targets));
     this.discovery.start();
     scheduler.start();
+    this.pipeline = new TracePipeline(this.config, this.db, this.log);
+    const listening = await this.pipeline.start();
     this.retention = new Retention(this.db, storage.raw_retention, storage.rollup_retention, this.log);
     this.retentionTimer = setInterval(() => void this.retention?.runOnce(), storage.retention_check_interval);
     this.log.info(
-      { db: storage.path, targets: scheduler.statuses().length, interval: `${scrape.interval / 1000}s`, timeout: `${scrape.timeout / 1000}s` },
+      { db: storage.path, targets: scheduler.statuses().length, interval: `${scrape.interval / 1000}s`, timeout: `${scrape.timeout / 1000}s`, otlp_grpc: listening.grpc, otlp_http: listening.http, exporter: this.pipeline.endpoint ?? null },
       'cachelens started',
     );
   }
@@ -51,6 +59,7 @@ export class Daemon {
   async shutdown(): Promise<void> {
     clearInterval(this.retentionTimer);
     this.discovery?.shutdown();
+    await this.pipeline?.shutdown();
     await this.scheduler?.shutdown();
     this.writer?.write([]);
     if (this.writer?.pendingResults) this.log.warn({ pending: this.writer.pendingResults }, 'exiting with unwritten scrape results (gauges lost; counters stay exact)');

@@ -60,7 +60,7 @@ export async function main(argv: string[], io = { out: process.stdout, err: proc
       const log = createLogger(config.log.level);
       log.info({ config: source, env: envApplied }, 'configuration loaded');
       const daemon = new Daemon(config, log);
-      daemon.start();
+      await daemon.start();
       await new Promise<void>((resolve) => {
         const stop = (signal: string) => {
           log.info({ signal }, 'shutting down');

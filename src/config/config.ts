@@ -1,5 +1,8 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
+import type { EnrichAs } from '../correlate/enricher.ts';
+import { checkSpanNames } from '../correlate/requestSpans.ts';
+import type { ExporterConfig } from '../pipeline/exporter.ts';
 import { applyEnvOverrides, ConfigError, validateConfigObject } from './validate.ts';
 
 export { ConfigError };
@@ -15,6 +18,7 @@ export interface StaticTargetConfig extends AuthOptions {
   url: string;
   labels: Record<string, string>;
   profile?: string;
+  match: Record<string, string>;
 }
 
 /** The validated config; durations in ms, sizes in bytes. */
@@ -36,6 +40,23 @@ export interface Config {
     file_sd_refresh_interval: number;
     targets: StaticTargetConfig[];
   };
+  receivers: {
+    grpc: { enabled: boolean; endpoint: string };
+    http: { enabled: boolean; endpoint: string };
+    max_request_bytes: number;
+    bearer_token?: string;
+    bearer_token_file?: string;
+    tls?: { cert_file?: string; key_file?: string; client_ca_file?: string };
+  };
+  exporter: ExporterConfig & {
+    retry_initial_interval: number;
+    retry_max_interval: number;
+    max_batch_spans: number;
+    max_in_flight: number;
+  };
+  spool: { path?: string; max_bytes: number; fsync: boolean };
+  enrich: { max_wait?: number; as: EnrichAs; span_names: string[] };
+  ledger: { tenant_attributes: string[] };
   log: { level: string };
 }
 
@@ -51,6 +72,17 @@ function crossChecks(c: Config): string[] {
   if (interval < 1000 || interval % 1000 !== 0) problems.push(`scrape.interval: ${interval}ms must be a whole number of seconds, at least 1s`);
   if (timeout >= interval) problems.push(`scrape.timeout: ${timeout}ms must be shorter than scrape.interval (${interval}ms)`);
   if (timeout <= 0) problems.push('scrape.timeout: must be positive');
+  problems.push(...checkSpanNames(c.enrich.span_names));
+  if (c.exporter.max_batch_spans < 1) problems.push('exporter.max_batch_spans: must be at least 1');
+  if (c.exporter.max_in_flight < 1) problems.push('exporter.max_in_flight: must be at least 1');
+  if (c.receivers.max_request_bytes < 1024) problems.push('receivers.max_request_bytes: must be at least 1KiB');
+  if (c.exporter.endpoint) {
+    try {
+      new URL(c.exporter.endpoint.includes('://') ? c.exporter.endpoint : `http://${c.exporter.endpoint}`);
+    } catch {
+      problems.push(`exporter.endpoint: ${JSON.stringify(c.exporter.endpoint)} is not an endpoint like http://collector:4317`);
+    }
+  }
   c.scrape.targets.forEach((t, i) => {
     if (!t.url) {
       problems.push(`scrape.targets[${i}].url: is required`);

@@ -26,6 +26,8 @@ export interface ListSpec {
 }
 export type Spec = LeafSpec | ObjectSpec | ListSpec;
 
+import { DEFAULT_REQUEST_SPAN_NAMES } from '../correlate/requestSpans.ts';
+
 export const PROFILE_NAMES = ['auto', 'vllm', 'vllm-0.9', 'vllm-v0', 'sglang', 'sglang-0.3', 'tgi'] as const;
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
 
@@ -90,10 +92,93 @@ export const CONFIG_SCHEMA: ObjectSpec = {
               url: { kind: 'string', doc: 'Full /metrics URL (http or https).' },
               labels: { kind: 'stringMap', default: {}, doc: 'Extra labels; `instance` overrides the default `host:port`, `model_name` names the model for servers that do not label it (TGI).' },
               profile: { kind: 'enum', values: PROFILE_NAMES, doc: 'Profile override for this target.' },
+              match: { kind: 'stringMap', default: {}, doc: 'Resource attributes that mark spans as this target\'s (span matching rule 1), e.g. `{service.name: vllm-a}`.' },
               ...authFields(),
             },
           },
         },
+      },
+    },
+    receivers: {
+      kind: 'object',
+      doc: 'OTLP trace listeners.',
+      fields: {
+        grpc: {
+          kind: 'object',
+          fields: {
+            enabled: { kind: 'bool', default: true, doc: 'Serve OTLP/gRPC.' },
+            endpoint: { kind: 'string', default: '127.0.0.1:4317', env: 'CACHELENS_RECEIVERS_GRPC_ENDPOINT', doc: 'OTLP/gRPC listen address (loopback by default, like the Collector since v0.104; use 0.0.0.0:4317 in containers).' },
+          },
+        },
+        http: {
+          kind: 'object',
+          fields: {
+            enabled: { kind: 'bool', default: true, doc: 'Serve OTLP/HTTP.' },
+            endpoint: { kind: 'string', default: '127.0.0.1:4318', env: 'CACHELENS_RECEIVERS_HTTP_ENDPOINT', doc: 'OTLP/HTTP listen address for `POST /v1/traces` (protobuf and JSON).' },
+          },
+        },
+        max_request_bytes: { kind: 'bytes', default: '20MiB', doc: 'Largest request accepted, after decompression; larger ones get 413 / RESOURCE_EXHAUSTED.' },
+        bearer_token: { kind: 'string', doc: 'Require `Authorization: Bearer <token>` on both listeners.', secret: true },
+        bearer_token_file: { kind: 'string', doc: 'File holding the required bearer token (re-read per request).' },
+        tls: {
+          kind: 'object',
+          optional: true,
+          doc: 'Serve both listeners over TLS.',
+          fields: {
+            cert_file: { kind: 'string', doc: 'Server certificate (PEM).' },
+            key_file: { kind: 'string', doc: 'Server key (PEM).' },
+            client_ca_file: { kind: 'string', doc: 'CA (PEM) client certificates must chain to (mTLS).' },
+          },
+        },
+      },
+    },
+    exporter: {
+      kind: 'object',
+      doc: 'Where spans go after enrichment, through @opentelemetry/exporter-trace-otlp-grpc. Unset options fall back to OTEL_EXPORTER_OTLP_TRACES_* / OTEL_EXPORTER_OTLP_*.',
+      fields: {
+        endpoint: { kind: 'string', doc: 'Downstream OTLP/gRPC endpoint, e.g. `http://collector:4317`. Default: OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, then OTEL_EXPORTER_OTLP_ENDPOINT; with neither, spans are enriched and written to the ledger but not forwarded.' },
+        insecure: { kind: 'bool', doc: 'Plain-text gRPC (no TLS). Default: from the URL scheme / OTEL_EXPORTER_OTLP_TRACES_INSECURE.' },
+        headers: { kind: 'stringMap', default: {}, doc: 'gRPC metadata sent with every export (e.g. an API key).', secret: true },
+        compression: { kind: 'enum', values: ['gzip', 'none'], doc: 'Export compression. Default: OTEL_EXPORTER_OTLP_TRACES_COMPRESSION, else none.' },
+        timeout: { kind: 'duration', doc: 'Per-export deadline. Default: OTEL_EXPORTER_OTLP_TRACES_TIMEOUT, else 10s.' },
+        tls: {
+          kind: 'object',
+          optional: true,
+          doc: 'TLS to the downstream endpoint.',
+          fields: {
+            ca_file: { kind: 'string', doc: 'CA bundle (PEM) to verify downstream.' },
+            cert_file: { kind: 'string', doc: 'Client certificate (PEM) for mTLS.' },
+            key_file: { kind: 'string', doc: 'Client key (PEM) for mTLS.' },
+          },
+        },
+        retry_initial_interval: { kind: 'duration', default: '1s', doc: 'First backoff after a retryable export failure (doubles up to the max, with jitter; RetryInfo wins when sent).' },
+        retry_max_interval: { kind: 'duration', default: '30s', doc: 'Longest backoff. Retryable failures are retried until they succeed; the spool bound is the limit.' },
+        max_batch_spans: { kind: 'int', default: 2048, doc: 'Spans per downstream request; small received requests are merged up to this.' },
+        max_in_flight: { kind: 'int', default: 4, doc: 'Concurrent downstream requests.' },
+      },
+    },
+    spool: {
+      kind: 'object',
+      doc: 'Durable queue between receivers and exporter (SQLite).',
+      fields: {
+        path: { kind: 'string', env: 'CACHELENS_SPOOL_PATH', doc: 'Spool file. Default: `cachelens-spool.db` next to `storage.path`.' },
+        max_bytes: { kind: 'bytes', default: '1GiB', env: 'CACHELENS_SPOOL_MAX_BYTES', doc: 'Bound on spooled request bytes; when full, receivers answer 503 + Retry-After / UNAVAILABLE + RetryInfo.' },
+        fsync: { kind: 'bool', default: true, doc: 'fsync each commit (synchronous=FULL), so acknowledged spans survive an OS crash too; false survives a process crash only.' },
+      },
+    },
+    enrich: {
+      kind: 'object',
+      doc: 'Fleet context added to request spans.',
+      fields: {
+        max_wait: { kind: 'duration', doc: 'How long a request span waits in the spool for the scrape that closes its window. Default: 2 × scrape.interval.' },
+        as: { kind: 'enum', values: ['events', 'attributes', 'both'], default: 'events', doc: 'Span events `cachelens.cache` / `cachelens.scheduler`, the same keys as span attributes, or both.' },
+        span_names: { kind: 'stringList', default: [...DEFAULT_REQUEST_SPAN_NAMES], doc: 'Names of request spans (exact, or `/regex/`). Default: vLLM `llm_request`, SGLang `Req <rid>` roots, TGI handler spans.' },
+      },
+    },
+    ledger: {
+      kind: 'object',
+      fields: {
+        tenant_attributes: { kind: 'stringList', default: ['tenant.id', 'enduser.id'], doc: 'Attribute keys recorded as the request\'s tenant, from the span, its resource or any span of the same trace.' },
       },
     },
     log: {

@@ -1,0 +1,188 @@
+import type { KeyValue, LongLike, OtlpSpan, OtlpTraceRequest } from '../pipeline/otlp/schema.ts';
+import { attributesToJs, nanosToMs, toHex, type JsAttrValue } from '../pipeline/otlp/decode.ts';
+import type { FleetQueries } from '../store/fleetQueries.ts';
+import type { LedgerRow, TenantRow } from '../store/ledgerStore.ts';
+import { matchSpan, normalizePeer, toMatchTarget, type Match, type MatchTarget } from './match.ts';
+import type { SpanSelector } from './requestSpans.ts';
+import { ScrapeTimelines } from './timelines.ts';
+import { hasCachedCount, readUsage } from './usage.ts';
+import { WindowContexts, type EventAttrs } from './windowContext.ts';
+
+export type EnrichAs = 'events' | 'attributes' | 'both';
+
+export interface EnrichOptions {
+  maxWaitMs: number;
+  as: EnrichAs;
+  selector: SpanSelector;
+  tenantKeys: readonly string[];
+  /** How far back gauge lookups and scrape timelines reach. */
+  lookbackMs: number;
+  /** Per-target `match` blocks from config, by target URL. */
+  targetMatch: () => ReadonlyMap<string, Record<string, string>>;
+}
+
+export interface ExtraEvent {
+  name: string;
+  time: LongLike | number;
+  attributes: EventAttrs;
+}
+
+/** What the exporter adds to one span. */
+export interface SpanExtra {
+  events: ExtraEvent[];
+  attributes: EventAttrs | undefined;
+}
+
+export type Prepared =
+  | { ready: false; retryAtMs: number }
+  | { ready: true; extras: Map<OtlpSpan, SpanExtra>; ledger: LedgerRow[]; tenants: TenantRow[]; requestSpans: number; incomplete: number };
+
+export const CACHE_EVENT = 'cachelens.cache';
+export const SCHEDULER_EVENT = 'cachelens.scheduler';
+const ESTIMATE_KEY = 'cachelens.request.cache_read.input_tokens.estimate';
+
+function tenantValue(v: JsAttrValue): string | undefined {
+  if (v === undefined) return undefined;
+  if (typeof v === 'string') return v || undefined;
+  if (typeof v === 'number' || typeof v === 'boolean') return String(v);
+  return JSON.stringify(v);
+}
+
+/** The processor step: decides each request span's window, builds its events and its ledger row. */
+export class Enricher {
+  private readonly timelines: ScrapeTimelines;
+  private readonly windows: WindowContexts;
+  private targets: MatchTarget[] = [];
+  private targetsLoadedMs = -Infinity;
+  private readonly tenantKeys: Set<string>;
+
+  constructor(
+    private readonly queries: FleetQueries,
+    private readonly opts: EnrichOptions,
+  ) {
+    this.timelines = new ScrapeTimelines(queries, opts.lookbackMs);
+    this.windows = new WindowContexts(queries, this.timelines, opts.lookbackMs);
+    this.tenantKeys = new Set(opts.tenantKeys);
+  }
+
+  /** Picks up scrapes committed since the last call; cheap when nothing changed. */
+  refresh(nowMs: number): void {
+    this.timelines.refresh(nowMs);
+    if (nowMs - this.targetsLoadedMs > 2000) {
+      const match = this.opts.targetMatch();
+      this.targets = this.queries.targets().map((t) => toMatchTarget(t, match.get(t.url)));
+      this.targetsLoadedMs = nowMs;
+      this.windows.clear();
+    }
+  }
+
+  prepare(req: OtlpTraceRequest, peerAddress: string | null, receivedMs: number, nowMs: number): Prepared {
+    const peer = normalizePeer(peerAddress);
+    const mayWait = nowMs < receivedMs + this.opts.maxWaitMs;
+    const extras = new Map<OtlpSpan, SpanExtra>();
+    const ledger: LedgerRow[] = [];
+    const tenants: TenantRow[] = [];
+    let requestSpans = 0;
+    let incomplete = 0;
+
+    // Traces in this request that carry a real per-request cached-token count somewhere.
+    const tracesWithCount = new Set<string>();
+    for (const rs of req.resourceSpans) for (const ss of rs.scopeSpans) for (const s of ss.spans) if (hasCachedCount(s.attributes)) tracesWithCount.add(toHex(s.traceId));
+
+    for (const rs of req.resourceSpans) {
+      const resourceKvs: KeyValue[] = rs.resource?.attributes ?? [];
+      let resourceAttrs: Record<string, JsAttrValue> | undefined;
+      let match: Match | undefined;
+      const resourceTenants = this.tenantsOf(resourceKvs);
+      for (const ss of rs.scopeSpans) {
+        for (const span of ss.spans) {
+          const isRequest = this.opts.selector(span);
+          const spanTenants = this.tenantsOf(span.attributes);
+          const own = { ...resourceTenants, ...spanTenants };
+          const traceId = Object.keys(own).length || isRequest ? toHex(span.traceId) : '';
+          for (const [key, value] of Object.entries(own)) tenants.push({ traceId, key, value, seenMs: nowMs });
+          if (!isRequest) continue;
+          requestSpans++;
+          resourceAttrs ??= attributesToJs(resourceKvs);
+          match ??= matchSpan(resourceAttrs, peer, this.targets);
+          const usage = readUsage(span.attributes);
+          const startMs = nanosToMs(span.startTimeUnixNano);
+          const endMs = nanosToMs(span.endTimeUnixNano);
+          const models = this.modelsFor(match, usage.requestModel);
+          const fleet = this.fleetFor(models);
+          const found = this.windows.lookup(match.rule, match.target, models, fleet, startMs, endMs, mayWait);
+          if (found.wait) return { ready: false, retryAtMs: Math.min(receivedMs + this.opts.maxWaitMs, nowMs + 1000) };
+          const ctx = found.ctx;
+          if (!ctx.complete) incomplete++;
+
+          let cacheAttrs = ctx.cache;
+          let estimate: number | undefined;
+          if (usage.cachedTokens === undefined && !tracesWithCount.has(traceId) && usage.promptTokens !== undefined && ctx.windowCachedTokens !== undefined && ctx.windowPromptTokens) {
+            estimate = Math.min(usage.promptTokens, (ctx.windowCachedTokens * usage.promptTokens) / ctx.windowPromptTokens);
+            cacheAttrs = { ...ctx.cache, [ESTIMATE_KEY]: estimate };
+          }
+          const asEvents = this.opts.as !== 'attributes';
+          const asAttrs = this.opts.as !== 'events';
+          extras.set(span, {
+            events: asEvents
+              ? [
+                  { name: CACHE_EVENT, time: span.startTimeUnixNano, attributes: cacheAttrs },
+                  { name: SCHEDULER_EVENT, time: span.startTimeUnixNano, attributes: ctx.scheduler },
+                ]
+              : [],
+            attributes: asAttrs ? { ...cacheAttrs, ...ctx.scheduler } : undefined,
+          });
+          const serviceName = resourceAttrs['service.name'];
+          ledger.push({
+            traceId,
+            spanId: toHex(span.spanId),
+            startMs,
+            endMs,
+            spanName: span.name,
+            serviceName: typeof serviceName === 'string' ? serviceName : null,
+            targetId: match.target?.id ?? null,
+            instance: match.target?.instance ?? null,
+            model: models?.length === 1 ? models[0]! : (usage.requestModel ?? null),
+            match: match.rule,
+            promptTokens: usage.promptTokens ?? null,
+            completionTokens: usage.completionTokens ?? null,
+            cachedTokens: usage.cachedTokens ?? null,
+            cachedTokensEstimate: estimate ?? null,
+            windowComplete: ctx.complete,
+            latency: usage.latency,
+            tenantJson: Object.keys(own).length ? JSON.stringify(own) : null,
+          });
+        }
+      }
+    }
+    return { ready: true, extras, ledger, tenants, requestSpans, incomplete };
+  }
+
+  private tenantsOf(kvs: readonly KeyValue[]): Record<string, string> {
+    const out: Record<string, string> = {};
+    if (!this.tenantKeys.size) return out;
+    for (const kv of kvs) {
+      if (!this.tenantKeys.has(kv.key)) continue;
+      const v = tenantValue(attributesToJs([kv])[kv.key]);
+      if (v !== undefined) out[kv.key] = v;
+    }
+    return out;
+  }
+
+  /** vLLM's span names no model, so the matched target's model wins; the span's own model picks among several. */
+  private modelsFor(match: Match, spanModel: string | undefined): string[] | null {
+    const t = match.target;
+    if (t) {
+      if (t.models.length === 1) return t.models;
+      if (spanModel && t.models.includes(spanModel)) return [spanModel];
+      return t.models.length ? t.models : null;
+    }
+    if (spanModel && this.targets.some((x) => x.models.includes(spanModel))) return [spanModel];
+    return null;
+  }
+
+  private fleetFor(models: string[] | null): MatchTarget[] {
+    if (!models) return this.targets;
+    return this.targets.filter((t) => t.models.some((m) => models.includes(m)));
+  }
+}

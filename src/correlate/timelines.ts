@@ -1,0 +1,78 @@
+import type { FleetQueries } from '../store/fleetQueries.ts';
+
+/** Lower bound: first index with arr[i] >= x. */
+function lowerBound(arr: readonly number[], x: number): number {
+  let lo = 0;
+  let hi = arr.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (arr[mid]! < x) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+/**
+ * Successful scrape times per target, kept in memory and read incrementally by scrape id, so
+ * finding a span's window is a binary search instead of two queries per span.
+ */
+export class ScrapeTimelines {
+  private readonly byTarget = new Map<number, number[]>();
+  private lastId = 0;
+
+  constructor(
+    private readonly queries: FleetQueries,
+    private readonly keepMs: number,
+  ) {}
+
+  load(nowMs: number): void {
+    this.byTarget.clear();
+    const rows = this.queries.scrapesFromTime(nowMs - this.keepMs);
+    for (const r of rows) this.push(r.target_id, r.ts_ms);
+    this.lastId = rows.length ? rows[rows.length - 1]!.id : this.queries.maxScrapeId();
+  }
+
+  refresh(nowMs: number): void {
+    if (this.lastId === 0 && this.byTarget.size === 0) {
+      this.load(nowMs);
+      return;
+    }
+    const maxId = this.queries.maxScrapeId();
+    if (maxId <= this.lastId) return;
+    for (const r of this.queries.scrapesAfterId(this.lastId)) this.push(r.target_id, r.ts_ms);
+    this.lastId = maxId;
+    const cutoff = nowMs - this.keepMs;
+    for (const list of this.byTarget.values()) {
+      if (list.length && list[0]! < cutoff) list.splice(0, lowerBound(list, cutoff));
+    }
+  }
+
+  private push(targetId: number, ts: number): void {
+    let list = this.byTarget.get(targetId);
+    if (!list) this.byTarget.set(targetId, (list = []));
+    // Rounds commit in time order per target; insert in place if a late write arrives.
+    if (!list.length || list[list.length - 1]! <= ts) list.push(ts);
+    else list.splice(lowerBound(list, ts), 0, ts);
+  }
+
+  /** The last scrape at or before ms. */
+  before(targetId: number, ms: number): number | undefined {
+    const list = this.byTarget.get(targetId);
+    if (!list) return undefined;
+    const i = lowerBound(list, ms + 1e-9);
+    return i > 0 ? list[i - 1] : undefined;
+  }
+
+  /** The first scrape at or after ms. */
+  after(targetId: number, ms: number): number | undefined {
+    const list = this.byTarget.get(targetId);
+    if (!list) return undefined;
+    const i = lowerBound(list, ms);
+    return i < list.length ? list[i] : undefined;
+  }
+
+  latest(targetId: number): number | undefined {
+    const list = this.byTarget.get(targetId);
+    return list?.length ? list[list.length - 1] : undefined;
+  }
+}

@@ -1,0 +1,126 @@
+import type { Signal } from '../scrape/types.ts';
+import type { FleetQueries, WindowSignals } from '../store/fleetQueries.ts';
+import type { MatchRule, MatchTarget } from './match.ts';
+import type { ScrapeTimelines } from './timelines.ts';
+
+export type EventAttrs = Record<string, string | number | boolean>;
+
+/** What the fleet did over one window; shared by every span that falls in the same window. */
+export interface WindowContext {
+  complete: boolean;
+  cache: EventAttrs;
+  scheduler: EventAttrs;
+  /** Window totals behind the per-request cached-token estimate. */
+  windowPromptTokens?: number;
+  windowCachedTokens?: number;
+}
+
+export type WindowLookup = { wait: true } | { wait: false; ctx: WindowContext };
+
+const ratio = (hits: number | undefined, queries: number | undefined): number | undefined => (hits !== undefined && queries !== undefined && queries > 0 ? hits / queries : undefined);
+
+function put(attrs: EventAttrs, key: string, v: number | string | boolean | undefined): void {
+  // An unknown value is left out, never written as 0.
+  if (v !== undefined && !(typeof v === 'number' && !Number.isFinite(v))) attrs[key] = v;
+}
+
+const msToNanos = (ms: number): number => ms * 1e6;
+
+/**
+ * Finds a span's window (last scrape at or before its start → first scrape at or after its end)
+ * and the fleet's numbers over it, cached per window so spans sharing one cost one computation.
+ */
+export class WindowContexts {
+  private readonly cache = new Map<string, WindowContext>();
+
+  constructor(
+    private readonly queries: FleetQueries,
+    private readonly timelines: ScrapeTimelines,
+    private readonly lookbackMs: number,
+  ) {}
+
+  clear(): void {
+    this.cache.clear();
+  }
+
+  lookup(rule: MatchRule, target: MatchTarget | undefined, models: string[] | null, fleet: readonly MatchTarget[], startMs: number, endMs: number, mayWait: boolean): WindowLookup {
+    let from: number | undefined;
+    let to: number | undefined;
+    let hasStart: boolean;
+    let complete: boolean;
+    if (target) {
+      const a = this.timelines.before(target.id, startMs);
+      const b = this.timelines.after(target.id, endMs);
+      if (b === undefined && mayWait) return { wait: true };
+      from = a ?? this.timelines.after(target.id, startMs);
+      to = b ?? this.timelines.latest(target.id);
+      hasStart = a !== undefined;
+      complete = a !== undefined && b !== undefined;
+    } else {
+      let a: number | undefined;
+      let b: number | undefined;
+      let allClosed = fleet.length > 0;
+      for (const t of fleet) {
+        const ta = this.timelines.before(t.id, startMs);
+        const tb = this.timelines.after(t.id, endMs);
+        if (ta !== undefined && (a === undefined || ta < a)) a = ta;
+        if (tb === undefined) allClosed = false;
+        else if (b === undefined || tb > b) b = tb;
+      }
+      if (!allClosed && mayWait) return { wait: true };
+      from = a ?? Math.min(...fleet.map((t) => this.timelines.after(t.id, startMs) ?? Infinity));
+      to = b ?? Math.max(...fleet.map((t) => this.timelines.latest(t.id) ?? -Infinity));
+      if (!Number.isFinite(from)) from = undefined;
+      if (!Number.isFinite(to)) to = undefined;
+      hasStart = a !== undefined;
+      complete = a !== undefined && allClosed;
+    }
+    const key = `${rule}|${target?.id ?? ''}|${models?.join('\u0000') ?? '*'}|${fleet.map((t) => t.id).join(',')}|${from}|${to}|${hasStart}|${complete}`;
+    let ctx = this.cache.get(key);
+    if (!ctx) {
+      if (this.cache.size > 50_000) this.cache.clear();
+      ctx = this.compute(rule, target, models, fleet, from, to, hasStart, complete);
+      this.cache.set(key, ctx);
+    }
+    return { wait: false, ctx };
+  }
+
+  private compute(rule: MatchRule, target: MatchTarget | undefined, models: string[] | null, fleet: readonly MatchTarget[], from: number | undefined, to: number | undefined, hasStart: boolean, complete: boolean): WindowContext {
+    const cache: EventAttrs = {};
+    const scheduler: EventAttrs = {};
+    put(cache, 'cachelens.match', rule);
+    put(cache, 'cachelens.instance', target?.instance);
+    put(cache, 'cachelens.model', models?.length === 1 ? models[0] : undefined);
+    put(cache, 'cachelens.window.start_unix_nano', from !== undefined ? msToNanos(from) : undefined);
+    put(cache, 'cachelens.window.end_unix_nano', to !== undefined ? msToNanos(to) : undefined);
+    put(cache, 'cachelens.window.complete', complete);
+    if (from === undefined || to === undefined) return { complete, cache, scheduler };
+
+    const empty: WindowSignals = { counters: {}, gaugeStart: {}, gaugeMax: {} };
+    const inst = target ? this.queries.windowSignals([target.id], models, from, to) : empty;
+    const fl = fleet.length ? this.queries.windowSignals(fleet.map((t) => t.id), models, from, to) : empty;
+    const c = (s: Signal): number | undefined => inst.counters[s];
+    const startGauge = (s: Signal): number | undefined => (hasStart ? inst.gaugeStart[s] : undefined);
+
+    put(cache, 'cachelens.prefix_cache.queries', c('prefix_cache_queries'));
+    put(cache, 'cachelens.prefix_cache.hits', c('prefix_cache_hits'));
+    put(cache, 'cachelens.prefix_cache.hit_ratio', ratio(c('prefix_cache_hits'), c('prefix_cache_queries')));
+    put(cache, 'cachelens.prompt_tokens', c('prompt_tokens'));
+    put(cache, 'cachelens.prompt_tokens.cached', c('prompt_tokens_cached'));
+    put(cache, 'cachelens.kv_cache.usage.start', startGauge('kv_cache_usage'));
+    put(cache, 'cachelens.kv_cache.usage.max', inst.gaugeMax.kv_cache_usage);
+    put(cache, 'cachelens.fleet.prefix_cache.hit_ratio', ratio(fl.counters.prefix_cache_hits, fl.counters.prefix_cache_queries));
+    put(cache, 'cachelens.fleet.kv_cache.usage.max', fl.gaugeMax.kv_cache_usage);
+    put(cache, 'cachelens.fleet.instances', fleet.length);
+
+    put(scheduler, 'cachelens.queue.waiting.start', startGauge('requests_waiting'));
+    put(scheduler, 'cachelens.queue.waiting.max', inst.gaugeMax.requests_waiting);
+    put(scheduler, 'cachelens.requests.running.start', startGauge('requests_running'));
+    put(scheduler, 'cachelens.preemptions', c('preemptions'));
+    if (fleet.length) put(scheduler, 'cachelens.fleet.queue.waiting.start', this.queries.gaugeSumAt(fleet.map((t) => t.id), models, 'requests_waiting', from, this.lookbackMs));
+    put(scheduler, 'cachelens.fleet.preemptions', fl.counters.preemptions);
+
+    const own = target ? inst : fl;
+    return { complete, cache, scheduler, windowPromptTokens: own.counters.prompt_tokens, windowCachedTokens: own.counters.prompt_tokens_cached };
+  }
+}

@@ -1,0 +1,227 @@
+import type { ExportResult } from '@opentelemetry/core';
+import type { ReadableSpan, SpanExporter } from '@opentelemetry/sdk-trace-base';
+import type { Enricher } from '../correlate/enricher.ts';
+import type { LedgerStore } from '../store/ledgerStore.ts';
+import type { Logger } from '../telemetry/logger.ts';
+import type { PipelineMetrics } from '../telemetry/pipelineMetrics.ts';
+import { decodeProtobuf } from './otlp/decode.ts';
+import type { OtlpTraceRequest } from './otlp/schema.ts';
+import { Backoff, classifyExportError } from './retry.ts';
+import type { Spool, SpoolRow } from './spool.ts';
+import { toReadableSpans } from './toReadableSpans.ts';
+
+export interface ExportQueueOptions {
+  /** Spans per downstream request; small spool rows are merged up to this. */
+  maxBatchSpans: number;
+  maxInFlight: number;
+  retryInitialMs: number;
+  retryMaxMs: number;
+  /** Bytes of decoded requests kept in memory so a fresh request is not decoded twice. */
+  decodedCacheBytes: number;
+}
+
+interface Cached {
+  req: OtlpTraceRequest;
+  bytes: number;
+}
+
+/**
+ * The processor + exporter stage over the durable spool (the Collector's persistent sending queue):
+ * read ready rows, enrich, export, delete only what downstream acknowledged. Retryable failures
+ * pause sending with backoff (or the server's RetryInfo); permanent rejects are dropped and counted.
+ */
+export class ExportQueue {
+  private readonly inFlight = new Set<number>();
+  private inFlightRequests = 0;
+  private readonly decoded = new Map<number, Cached>();
+  private decodedBytes = 0;
+  private pausedUntil = 0;
+  private readonly backoff: Backoff;
+  private timer?: NodeJS.Timeout;
+  private pumpQueued = false;
+  private closed = false;
+  private idleWaiters: Array<() => void> = [];
+  /** Called with the ack→downstream-ack latency of each sent row (benchmarks, self-metrics). */
+  onSent?: (rowLatencyMs: number, spans: number) => void;
+
+  constructor(
+    private readonly spool: Spool,
+    private readonly enricher: Enricher,
+    private readonly ledger: LedgerStore,
+    private readonly exporter: SpanExporter | undefined,
+    private readonly opts: ExportQueueOptions,
+    private readonly log: Logger,
+    private readonly metrics?: PipelineMetrics,
+  ) {
+    this.backoff = new Backoff(opts.retryInitialMs, opts.retryMaxMs);
+  }
+
+  /** The receivers hand over what they just decoded, so the first export skips a decode. */
+  admitted(id: number, req: OtlpTraceRequest, bytes: number): void {
+    if (this.decodedBytes + bytes <= this.opts.decodedCacheBytes) {
+      this.decoded.set(id, { req, bytes });
+      this.decodedBytes += bytes;
+    }
+    this.kick();
+  }
+
+  kick(): void {
+    if (this.pumpQueued || this.closed) return;
+    this.pumpQueued = true;
+    setImmediate(() => {
+      this.pumpQueued = false;
+      this.pump();
+    });
+  }
+
+  start(): void {
+    this.kick();
+  }
+
+  private takeDecoded(row: SpoolRow): OtlpTraceRequest | undefined {
+    const c = this.decoded.get(row.id);
+    if (c) return c.req;
+    const body = this.spool.body(row.id);
+    if (!body) return undefined;
+    try {
+      const req = decodeProtobuf(body);
+      if (this.decodedBytes + row.bytes <= this.opts.decodedCacheBytes) {
+        this.decoded.set(row.id, { req, bytes: row.bytes });
+        this.decodedBytes += row.bytes;
+      }
+      return req;
+    } catch (err) {
+      // Only reachable if the spool file was damaged: the receiver validated it before acking.
+      this.log.error({ spool_id: row.id, err: (err as Error).message }, 'dropping an undecodable spool row');
+      this.forget([row.id]);
+      this.spool.delete([row.id]);
+      this.metrics?.dropped.inc(row.spans);
+      return undefined;
+    }
+  }
+
+  private forget(ids: readonly number[]): void {
+    for (const id of ids) {
+      const c = this.decoded.get(id);
+      if (c) {
+        this.decodedBytes -= c.bytes;
+        this.decoded.delete(id);
+      }
+    }
+  }
+
+  private schedule(atMs: number): void {
+    clearTimeout(this.timer);
+    if (this.closed) return;
+    this.timer = setTimeout(() => this.pump(), Math.max(0, atMs - Date.now()));
+  }
+
+  private pump(): void {
+    if (this.closed) return;
+    const now = Date.now();
+    if (now < this.pausedUntil) return this.schedule(this.pausedUntil);
+    this.enricher.refresh(now);
+    while (this.inFlightRequests < this.opts.maxInFlight) {
+      const rows = this.spool.ready(now, 64 + this.inFlight.size).filter((r) => !this.inFlight.has(r.id));
+      if (!rows.length) break;
+      const group: SpoolRow[] = [];
+      const spans: ReadableSpan[] = [];
+      let spanCount = 0;
+      for (const row of rows) {
+        if (group.length && spanCount + row.spans > this.opts.maxBatchSpans) break;
+        const req = this.takeDecoded(row);
+        if (!req) continue;
+        const prepared = this.enricher.prepare(req, row.peer, row.received_ms, now);
+        if (!prepared.ready) {
+          this.spool.postpone([row.id], prepared.retryAtMs, false);
+          continue;
+        }
+        this.ledger.write(prepared.ledger, prepared.tenants);
+        if (prepared.requestSpans) this.metrics?.enriched.inc(prepared.requestSpans);
+        if (prepared.incomplete) this.metrics?.incomplete.inc(prepared.incomplete);
+        toReadableSpans(req, prepared.extras, spans);
+        group.push(row);
+        spanCount += row.spans;
+      }
+      if (!group.length) continue;
+      for (const r of group) this.inFlight.add(r.id);
+      this.send(group, spans);
+    }
+    if (!this.inFlightRequests) {
+      const next = this.spool.ready(Number.MAX_SAFE_INTEGER, 1)[0];
+      if (next) this.schedule(Math.max(next.not_before_ms, now + 5));
+      else this.notifyIdle();
+    }
+  }
+
+  private send(group: SpoolRow[], spans: ReadableSpan[]): void {
+    const ids = group.map((r) => r.id);
+    const spanCount = group.reduce((n, r) => n + r.spans, 0);
+    if (!this.exporter) {
+      // No downstream configured: enrichment and the ledger are the whole job.
+      this.finish(group, ids);
+      return;
+    }
+    this.inFlightRequests++;
+    this.exporter.export(spans, (result: ExportResult) => {
+      this.inFlightRequests--;
+      if (result.code === 0) {
+        this.backoff.reset();
+        this.metrics?.sent.inc(spanCount);
+        this.finish(group, ids);
+      } else {
+        const verdict = classifyExportError(result.error);
+        for (const id of ids) this.inFlight.delete(id);
+        if (verdict.retryable) {
+          const delay = this.backoff.next(verdict.retryAfterMs);
+          this.pausedUntil = Math.max(this.pausedUntil, Date.now() + delay);
+          this.spool.postpone(ids, 0, true);
+          this.metrics?.sendFailed.inc(spanCount);
+          if (this.backoff.consecutiveFailures === 1 || this.backoff.consecutiveFailures % 20 === 0) {
+            this.log.warn({ reason: verdict.reason, spans: spanCount, retry_in_ms: Math.round(delay), failures: this.backoff.consecutiveFailures }, 'downstream export failed; spans stay in the spool and will be retried');
+          }
+        } else {
+          this.forget(ids);
+          this.spool.delete(ids);
+          this.metrics?.dropped.inc(spanCount);
+          this.log.error({ reason: verdict.reason, spans: spanCount }, 'downstream rejected spans permanently; dropped');
+        }
+      }
+      this.kick();
+    });
+  }
+
+  private finish(group: SpoolRow[], ids: number[]): void {
+    this.spool.delete(ids);
+    this.forget(ids);
+    for (const id of ids) this.inFlight.delete(id);
+    const now = Date.now();
+    if (this.onSent) for (const r of group) this.onSent(now - r.received_ms, r.spans);
+    if (!this.exporter) this.kick();
+  }
+
+  private notifyIdle(): void {
+    const w = this.idleWaiters;
+    this.idleWaiters = [];
+    for (const f of w) f();
+  }
+
+  /** Resolves when nothing is ready to send and nothing is in flight (tests, shutdown). */
+  whenIdle(): Promise<void> {
+    if (!this.inFlightRequests && !this.spool.ready(Date.now(), 1).length) return Promise.resolve();
+    return new Promise((resolve) => {
+      this.idleWaiters.push(resolve);
+      this.kick();
+    });
+  }
+
+  /** Stops taking new rows and waits (bounded) for in-flight sends; unsent rows stay in the spool. */
+  async shutdown(timeoutMs: number): Promise<void> {
+    this.closed = true;
+    clearTimeout(this.timer);
+    const deadline = Date.now() + timeoutMs;
+    while (this.inFlightRequests > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    await this.exporter?.shutdown().catch(() => undefined);
+    this.notifyIdle();
+  }
+}

@@ -1,0 +1,145 @@
+import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import type { Logger } from '../../telemetry/logger.ts';
+import type { PipelineMetrics } from '../../telemetry/pipelineMetrics.ts';
+import { decompress, Refusal, type BodyFormat, type Intake } from './intake.ts';
+import { bearerChecker, loadTls, parseEndpoint, type ReceiverAuth, type ReceiverTls } from './listenOptions.ts';
+import { encodeRpcStatus, exportResponse, exportResponseJson, HTTP_CODE, rpcStatus, rpcStatusJson } from './status.ts';
+
+export interface HttpReceiverOptions {
+  endpoint: string;
+  maxRequestBytes: number;
+  tls?: ReceiverTls;
+  auth?: ReceiverAuth;
+}
+
+const TRACES_PATH = '/v1/traces';
+// google.rpc.Code carried in the Status body for each HTTP status we answer with.
+const RPC_CODE_FOR_HTTP: Record<number, number> = { 400: 3, 401: 16, 404: 12, 405: 12, 413: 8, 415: 3, 503: 14 };
+
+function formatOf(contentType: string | undefined): BodyFormat | undefined {
+  const ct = (contentType ?? '').split(';')[0]!.trim().toLowerCase();
+  if (ct === 'application/x-protobuf' || ct === 'application/protobuf') return 'protobuf';
+  if (ct === 'application/json') return 'json';
+  return undefined;
+}
+
+/** OTLP/HTTP `POST /v1/traces`, protobuf or JSON by Content-Type, gzip/deflate by Content-Encoding. */
+export class HttpReceiver {
+  private server?: Server;
+  private readonly authorized: ((h: string | undefined) => boolean) | undefined;
+
+  constructor(
+    private readonly opts: HttpReceiverOptions,
+    private readonly intake: Intake,
+    private readonly metrics: PipelineMetrics,
+    private readonly log: Logger,
+  ) {
+    this.authorized = bearerChecker(opts.auth);
+  }
+
+  async start(): Promise<string> {
+    const { host, port } = parseEndpoint(this.opts.endpoint);
+    const tls = loadTls(this.opts.tls);
+    const handler = (req: IncomingMessage, res: ServerResponse): void => void this.handle(req, res);
+    this.server = tls ? createHttpsServer({ cert: tls.cert, key: tls.key, ca: tls.ca, requestCert: !!tls.ca, rejectUnauthorized: !!tls.ca }, handler) : createHttpServer(handler);
+    this.server.keepAliveTimeout = 65_000;
+    await new Promise<void>((resolve, reject) => {
+      this.server!.once('error', reject);
+      this.server!.listen(port, host, () => resolve());
+    }).catch((err: Error) => {
+      throw new Error(`cannot listen for OTLP/HTTP on ${this.opts.endpoint}: ${err.message}`);
+    });
+    const a = this.server.address() as AddressInfo;
+    return `${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`;
+  }
+
+  get port(): number {
+    return (this.server?.address() as AddressInfo).port;
+  }
+
+  private reply(res: ServerResponse, status: number, format: BodyFormat, body: Uint8Array | string, headers: Record<string, string> = {}): void {
+    res.writeHead(status, { 'Content-Type': format === 'json' ? 'application/json' : 'application/x-protobuf', ...headers });
+    res.end(body);
+  }
+
+  private refuse(res: ServerResponse, format: BodyFormat, status: number, kind: Refusal['kind'] | undefined, message: string, retryAfterMs?: number, headers: Record<string, string> = {}): void {
+    this.metrics.refused.inc({ transport: 'http', reason: kind ?? String(status) });
+    const st = rpcStatus(RPC_CODE_FOR_HTTP[status] ?? 2, message, kind, retryAfterMs);
+    if (retryAfterMs !== undefined) headers['Retry-After'] = String(Math.max(1, Math.ceil(retryAfterMs / 1000)));
+    this.reply(res, status, format, format === 'json' ? rpcStatusJson(st) : encodeRpcStatus(st), headers);
+  }
+
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const path = (req.url ?? '').split('?')[0];
+    const format = formatOf(req.headers['content-type']);
+    const replyFormat = format ?? 'json';
+    if (path !== TRACES_PATH) {
+      req.resume();
+      return this.refuse(res, replyFormat, 404, undefined, `no OTLP endpoint at ${path}; traces go to POST ${TRACES_PATH}`);
+    }
+    if (req.method !== 'POST') {
+      req.resume();
+      return this.refuse(res, replyFormat, 405, undefined, `method ${req.method} not allowed; use POST`, undefined, { Allow: 'POST' });
+    }
+    if (this.authorized && !this.authorized(req.headers.authorization)) {
+      req.resume();
+      return this.refuse(res, replyFormat, 401, 'unauthenticated', 'missing or wrong bearer token', undefined, { 'WWW-Authenticate': 'Bearer' });
+    }
+    if (!format) {
+      req.resume();
+      return this.refuse(res, 'json', 415, 'unsupported', `unsupported Content-Type ${JSON.stringify(req.headers['content-type'] ?? '')}; use application/x-protobuf or application/json`);
+    }
+    const max = this.opts.maxRequestBytes;
+    try {
+      const declared = Number(req.headers['content-length']);
+      if (Number.isFinite(declared) && declared > max) throw new Refusal('too_large', `request of ${declared} bytes is larger than receivers.max_request_bytes (${max})`);
+      const raw = await readBody(req, max);
+      const body = await decompress(raw, String(req.headers['content-encoding'] ?? ''), max);
+      const accepted = await this.intake.accept(body, format, req.socket.remoteAddress ?? null, 'http');
+      this.reply(res, 200, format, format === 'json' ? exportResponseJson(accepted) : exportResponse(accepted));
+    } catch (err) {
+      if (err instanceof Refusal) {
+        if (err.kind === 'too_large') req.resume();
+        return this.refuse(res, format, HTTP_CODE[err.kind], err.kind, err.message, err.retryAfterMs, err.kind === 'too_large' ? { Connection: 'close' } : {});
+      }
+      this.log.error({ err: (err as Error).message }, 'OTLP/HTTP request failed');
+      // Unexpected: answer retryable so the client keeps the spans.
+      this.refuse(res, format, 503, 'unavailable', `internal error: ${(err as Error).message}`, 1000);
+    }
+  }
+
+  async shutdown(): Promise<void> {
+    const s = this.server;
+    if (!s) return;
+    await new Promise<void>((resolve) => {
+      s.close(() => resolve());
+      s.closeIdleConnections();
+    });
+  }
+}
+
+function readBody(req: IncomingMessage, max: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let done = false;
+    req.on('data', (c: Buffer) => {
+      if (done) return;
+      size += c.length;
+      if (size > max) {
+        done = true;
+        reject(new Refusal('too_large', `request larger than receivers.max_request_bytes (${max} bytes)`));
+        return;
+      }
+      chunks.push(c);
+    });
+    req.on('end', () => {
+      if (!done) resolve(Buffer.concat(chunks, size));
+    });
+    req.on('error', (err) => {
+      if (!done) reject(new Refusal('invalid', `request body could not be read: ${err.message}`));
+    });
+  });
+}

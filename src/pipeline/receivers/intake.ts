@@ -1,0 +1,91 @@
+import { gunzip, inflate, type InputType } from 'node:zlib';
+import type { Logger } from '../../telemetry/logger.ts';
+import type { PipelineMetrics } from '../../telemetry/pipelineMetrics.ts';
+import type { ExportQueue } from '../exportQueue.ts';
+import { decodeJson, decodeProtobuf, encodeRequest, OtlpDecodeError, validateRequest } from '../otlp/decode.ts';
+import { SpoolFullError, type Spool } from '../spool.ts';
+
+export type BodyFormat = 'protobuf' | 'json';
+export type Transport = 'grpc' | 'http';
+
+/** Why a request was refused; each receiver maps it onto its own status codes. */
+export type RefusalKind = 'invalid' | 'too_large' | 'unavailable' | 'unauthenticated' | 'unsupported';
+
+export class Refusal extends Error {
+  constructor(
+    readonly kind: RefusalKind,
+    message: string,
+    readonly retryAfterMs?: number,
+  ) {
+    super(message);
+  }
+}
+
+export interface Accepted {
+  spans: number;
+  rejected: number;
+  message?: string;
+}
+
+/** Decompresses with the size cap applied to the output, so a gzip bomb stops at the limit. */
+export function decompress(body: Buffer, encoding: string, maxBytes: number): Promise<Buffer> {
+  const enc = encoding.trim().toLowerCase();
+  if (enc === '' || enc === 'identity' || enc === 'none') return Promise.resolve(body);
+  const fn = enc === 'gzip' || enc === 'x-gzip' ? gunzip : enc === 'deflate' ? inflate : undefined;
+  if (!fn) return Promise.reject(new Refusal('unsupported', `unsupported Content-Encoding ${JSON.stringify(encoding)} (use gzip, deflate or none)`));
+  return new Promise((resolve, reject) => {
+    fn(body as InputType, { maxOutputLength: maxBytes }, (err, out) => {
+      if (!err) return resolve(out);
+      if ((err as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') reject(new Refusal('too_large', `request larger than receivers.max_request_bytes (${maxBytes} bytes) after decompression`));
+      else reject(new Refusal('invalid', `cannot decompress ${enc} body: ${err.message}`));
+    });
+  });
+}
+
+/**
+ * The receiver half shared by gRPC and HTTP: decode, validate, write durably to the spool, and
+ * only then report success. Nothing is acknowledged that is not on disk.
+ */
+export class Intake {
+  private lastFullLogMs = 0;
+
+  constructor(
+    private readonly spool: Spool,
+    private readonly queue: ExportQueue,
+    private readonly metrics: PipelineMetrics,
+    private readonly log: Logger,
+  ) {}
+
+  async accept(body: Uint8Array, format: BodyFormat, peer: string | null, transport: Transport): Promise<Accepted> {
+    let req;
+    try {
+      req = format === 'json' ? decodeJson(Buffer.from(body).toString('utf8')) : decodeProtobuf(body);
+    } catch (err) {
+      if (err instanceof OtlpDecodeError) throw new Refusal('invalid', err.message);
+      throw err;
+    }
+    const v = validateRequest(req);
+    if (v.rejected) this.metrics.rejected.inc({ transport }, v.rejected);
+    const message = v.rejected ? `${v.rejected} span(s) rejected: ${v.reasons.join('; ')}` : undefined;
+    if (!v.spans) return { spans: 0, rejected: v.rejected, message };
+    // The spool keeps protobuf; a JSON body or one with rejected spans is re-encoded.
+    const bytes = format === 'protobuf' && !v.rejected ? body : encodeRequest(req);
+    let id: number;
+    try {
+      id = await this.spool.append(bytes, v.spans, peer, 0);
+    } catch (err) {
+      if (err instanceof SpoolFullError) {
+        // Once per 10 s: a full spool refuses every request until downstream catches up.
+        if (Date.now() - this.lastFullLogMs > 10_000) {
+          this.lastFullLogMs = Date.now();
+          this.log.warn({ err: err.message, transport }, 'refusing spans: spool cannot take them (clients will retry)');
+        }
+        throw new Refusal('unavailable', err.message, err.retryAfterMs);
+      }
+      throw err;
+    }
+    this.metrics.accepted.inc({ transport }, v.spans);
+    this.queue.admitted(id, req, bytes.length);
+    return { spans: v.spans, rejected: v.rejected, message };
+  }
+}

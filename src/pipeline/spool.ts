@@ -1,0 +1,168 @@
+import BetterSqlite3, { type Database, type Statement } from 'better-sqlite3';
+import { mkdirSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { migrate } from '../store/migrate.ts';
+
+const SPOOL_MIGRATIONS = fileURLToPath(new URL('../../migrations/spool', import.meta.url));
+
+/** Refusal the receivers turn into 503 + Retry-After / UNAVAILABLE + RetryInfo, which OTLP clients retry. */
+export class SpoolFullError extends Error {
+  constructor(
+    message: string,
+    readonly retryAfterMs: number,
+  ) {
+    super(message);
+  }
+}
+
+export interface SpoolRow {
+  id: number;
+  received_ms: number;
+  not_before_ms: number;
+  attempts: number;
+  spans: number;
+  bytes: number;
+  peer: string | null;
+}
+
+interface PendingAppend {
+  body: Uint8Array;
+  spans: number;
+  peer: string | null;
+  notBeforeMs: number;
+  resolve: (id: number) => void;
+  reject: (err: Error) => void;
+}
+
+export interface SpoolOptions {
+  maxBytes: number;
+  /** fsync every commit (synchronous=FULL): an acknowledged span survives an OS crash, not only a process crash. */
+  fsync: boolean;
+}
+
+/**
+ * The durable queue between receivers and exporter, in SQLite. Appends arriving in the same
+ * event-loop turn share one transaction (group commit), so the fsync cost is paid once per turn.
+ */
+export class Spool {
+  readonly db: Database;
+  private usedBytes = 0;
+  private pendingBytes = 0;
+  private pending: PendingAppend[] = [];
+  private flushScheduled = false;
+  private readonly insert: Statement;
+  private readonly selectReady: Statement;
+  private readonly selectBody: Statement;
+  private readonly deleteOne: Statement;
+  private readonly postponeOne: Statement;
+
+  constructor(
+    readonly path: string,
+    private readonly opts: SpoolOptions,
+  ) {
+    if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
+    try {
+      this.db = new BetterSqlite3(path, { timeout: 1000 });
+    } catch (err) {
+      throw new Error(`cannot open spool ${path}: ${(err as Error).message}`);
+    }
+    this.db.pragma('journal_mode = WAL');
+    this.db.pragma(`synchronous = ${opts.fsync ? 'FULL' : 'NORMAL'}`);
+    migrate(this.db, SPOOL_MIGRATIONS);
+    this.usedBytes = (this.db.prepare('SELECT coalesce(sum(bytes), 0) AS b FROM spool').get() as { b: number }).b;
+    this.insert = this.db.prepare('INSERT INTO spool (received_ms, not_before_ms, spans, bytes, peer, body) VALUES (?, ?, ?, ?, ?, ?)');
+    this.selectReady = this.db.prepare('SELECT id, received_ms, not_before_ms, attempts, spans, bytes, peer FROM spool WHERE not_before_ms <= ? ORDER BY id LIMIT ?');
+    this.selectBody = this.db.prepare('SELECT body FROM spool WHERE id = ?').pluck();
+    this.deleteOne = this.db.prepare('DELETE FROM spool WHERE id = ? RETURNING bytes').pluck();
+    this.postponeOne = this.db.prepare('UPDATE spool SET not_before_ms = ?, attempts = attempts + ? WHERE id = ?');
+  }
+
+  get bytes(): number {
+    return this.usedBytes + this.pendingBytes;
+  }
+
+  get maxBytes(): number {
+    return this.opts.maxBytes;
+  }
+
+  /** Resolves with the row id once the row is committed; throws SpoolFullError before queuing when over the bound. */
+  append(body: Uint8Array, spans: number, peer: string | null, notBeforeMs: number): Promise<number> {
+    if (this.bytes + body.length > this.opts.maxBytes) {
+      return Promise.reject(new SpoolFullError(`spool full (${this.bytes} of ${this.opts.maxBytes} bytes; downstream slower than intake)`, 5000));
+    }
+    this.pendingBytes += body.length;
+    const p = new Promise<number>((resolve, reject) => this.pending.push({ body, spans, peer, notBeforeMs, resolve, reject }));
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      setImmediate(() => this.flush());
+    }
+    return p;
+  }
+
+  /** Commits every queued append in one transaction. */
+  flush(): void {
+    this.flushScheduled = false;
+    const batch = this.pending;
+    if (!batch.length) return;
+    this.pending = [];
+    const now = Date.now();
+    const bytes = batch.reduce((n, a) => n + a.body.length, 0);
+    let ids: number[];
+    try {
+      ids = this.db.transaction(() => batch.map((a) => Number(this.insert.run(now, a.notBeforeMs, a.spans, a.body.length, a.peer, a.body).lastInsertRowid))).immediate();
+    } catch (err) {
+      this.pendingBytes -= bytes;
+      const e = err as Error & { code?: string };
+      // A full disk or a locked file is a retryable refusal: nothing was acknowledged, the client resends.
+      const refusal = new SpoolFullError(`spool write failed (${e.code ?? 'error'}): ${e.message}`, 5000);
+      for (const a of batch) a.reject(refusal);
+      return;
+    }
+    this.pendingBytes -= bytes;
+    this.usedBytes += bytes;
+    batch.forEach((a, i) => a.resolve(ids[i]!));
+  }
+
+  ready(nowMs: number, limit: number): SpoolRow[] {
+    return this.selectReady.all(nowMs, limit) as SpoolRow[];
+  }
+
+  body(id: number): Uint8Array | undefined {
+    return this.selectBody.get(id) as Buffer | undefined;
+  }
+
+  /** Deletes rows downstream acknowledged (or rejected for good); returns how many existed. */
+  delete(ids: readonly number[]): number {
+    let n = 0;
+    this.db.transaction(() => {
+      for (const id of ids) {
+        const b = this.deleteOne.get(id) as number | undefined;
+        if (b !== undefined) {
+          this.usedBytes -= b;
+          n++;
+        }
+      }
+    })();
+    return n;
+  }
+
+  postpone(ids: readonly number[], notBeforeMs: number, countAttempt: boolean): void {
+    this.db.transaction(() => {
+      for (const id of ids) this.postponeOne.run(notBeforeMs, countAttempt ? 1 : 0, id);
+    })();
+  }
+
+  counts(): { rows: number; spans: number } {
+    return this.db.prepare('SELECT count(*) AS rows, coalesce(sum(spans), 0) AS spans FROM spool').get() as { rows: number; spans: number };
+  }
+
+  close(): void {
+    this.flush();
+    this.db.close();
+  }
+}
+
+export function defaultSpoolPath(storagePath: string): string {
+  return storagePath === ':memory:' ? ':memory:' : join(dirname(storagePath), 'cachelens-spool.db');
+}

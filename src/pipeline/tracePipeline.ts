@@ -1,0 +1,84 @@
+import type { Database } from 'better-sqlite3';
+import type { Config } from '../config/config.ts';
+import { Enricher } from '../correlate/enricher.ts';
+import { compileSpanSelector } from '../correlate/requestSpans.ts';
+import { FleetQueries } from '../store/fleetQueries.ts';
+import { LedgerStore } from '../store/ledgerStore.ts';
+import type { Logger } from '../telemetry/logger.ts';
+import { PipelineMetrics } from '../telemetry/pipelineMetrics.ts';
+import { createDownstreamExporter, resolveEndpoint } from './exporter.ts';
+import { ExportQueue } from './exportQueue.ts';
+import { GrpcReceiver } from './receivers/grpcReceiver.ts';
+import { HttpReceiver } from './receivers/httpReceiver.ts';
+import { Intake } from './receivers/intake.ts';
+import { defaultSpoolPath, Spool } from './spool.ts';
+
+/** receivers → spool → enrich → exporter, built from config; started after the scrape store. */
+export class TracePipeline {
+  readonly spool: Spool;
+  readonly queue: ExportQueue;
+  readonly metrics: PipelineMetrics;
+  readonly endpoint: string | undefined;
+  grpc?: GrpcReceiver;
+  http?: HttpReceiver;
+  private readonly intake: Intake;
+
+  constructor(
+    private readonly config: Config,
+    db: Database,
+    private readonly log: Logger,
+    metrics?: PipelineMetrics,
+  ) {
+    this.metrics = metrics ?? new PipelineMetrics();
+    const { spool, exporter, enrich, ledger, scrape } = config;
+    this.spool = new Spool(spool.path || defaultSpoolPath(config.storage.path), { maxBytes: spool.max_bytes, fsync: spool.fsync });
+    const targetMatch = new Map<string, Record<string, string>>();
+    for (const t of scrape.targets) if (Object.keys(t.match ?? {}).length) targetMatch.set(new URL(t.url).toString(), t.match);
+    const enricher = new Enricher(new FleetQueries(db), {
+      maxWaitMs: enrich.max_wait ?? 2 * scrape.interval,
+      as: enrich.as,
+      selector: compileSpanSelector(enrich.span_names),
+      tenantKeys: ledger.tenant_attributes,
+      lookbackMs: Math.max(6 * 3600_000, 4 * scrape.interval),
+      targetMatch: () => targetMatch,
+    });
+    this.endpoint = resolveEndpoint(exporter);
+    const downstream = this.endpoint ? createDownstreamExporter(exporter, this.endpoint) : undefined;
+    this.queue = new ExportQueue(
+      this.spool,
+      enricher,
+      new LedgerStore(db),
+      downstream,
+      { maxBatchSpans: exporter.max_batch_spans, maxInFlight: exporter.max_in_flight, retryInitialMs: exporter.retry_initial_interval, retryMaxMs: exporter.retry_max_interval, decodedCacheBytes: 64 * 1024 * 1024 },
+      log,
+      this.metrics,
+    );
+    this.intake = new Intake(this.spool, this.queue, this.metrics, log);
+  }
+
+  async start(): Promise<{ grpc?: string; http?: string }> {
+    const r = this.config.receivers;
+    const common = { maxRequestBytes: r.max_request_bytes, tls: r.tls, auth: { bearer_token: r.bearer_token, bearer_token_file: r.bearer_token_file } };
+    const out: { grpc?: string; http?: string } = {};
+    if (!this.endpoint) this.log.warn('no exporter.endpoint and no OTEL_EXPORTER_OTLP_TRACES_ENDPOINT / OTEL_EXPORTER_OTLP_ENDPOINT: spans are enriched and written to the request ledger but not forwarded');
+    const pending = this.spool.counts();
+    if (pending.rows) this.log.info({ rows: pending.rows, spans: pending.spans }, 'resuming export of spooled spans');
+    this.queue.start();
+    if (r.grpc.enabled) {
+      this.grpc = new GrpcReceiver({ endpoint: r.grpc.endpoint, ...common }, this.intake, this.metrics, this.log);
+      out.grpc = await this.grpc.start();
+    }
+    if (r.http.enabled) {
+      this.http = new HttpReceiver({ endpoint: r.http.endpoint, ...common }, this.intake, this.metrics, this.log);
+      out.http = await this.http.start();
+    }
+    return out;
+  }
+
+  /** Receivers first (no new spans), then in-flight exports; unsent spans stay in the spool for the next start. */
+  async shutdown(): Promise<void> {
+    await Promise.all([this.grpc?.shutdown(), this.http?.shutdown()]);
+    await this.queue.shutdown(5000);
+    this.spool.close();
+  }
+}

@@ -1,0 +1,25 @@
+import { Counter, Registry } from 'prom-client';
+
+/** Self-metrics of the trace pipeline, named after the Collector's receiver/exporter metrics. */
+export class PipelineMetrics {
+  readonly accepted: Counter<'transport'>;
+  readonly refused: Counter<'transport' | 'reason'>;
+  readonly rejected: Counter<'transport'>;
+  readonly sent: Counter;
+  readonly sendFailed: Counter;
+  readonly dropped: Counter;
+  readonly enriched: Counter;
+  readonly incomplete: Counter;
+
+  constructor(readonly registry: Registry = new Registry()) {
+    const r = [registry];
+    this.accepted = new Counter({ name: 'cachelens_receiver_accepted_spans_total', help: 'Spans written to the spool and acknowledged.', labelNames: ['transport'], registers: r });
+    this.refused = new Counter({ name: 'cachelens_receiver_refused_spans_total', help: 'Requests refused before acknowledgement (spool full, too large, malformed, unauthenticated); counted in requests.', labelNames: ['transport', 'reason'], registers: r });
+    this.rejected = new Counter({ name: 'cachelens_receiver_rejected_spans_total', help: 'Spans left out of an accepted request (partial success: invalid ids).', labelNames: ['transport'], registers: r });
+    this.sent = new Counter({ name: 'cachelens_exporter_sent_spans_total', help: 'Spans downstream acknowledged.', registers: r });
+    this.sendFailed = new Counter({ name: 'cachelens_exporter_send_failed_spans_total', help: 'Spans in export attempts that failed and will be retried.', registers: r });
+    this.dropped = new Counter({ name: 'cachelens_exporter_dropped_spans_total', help: 'Spans downstream rejected permanently (non-retryable status).', registers: r });
+    this.enriched = new Counter({ name: 'cachelens_enrich_request_spans_total', help: 'Request spans given fleet context.', registers: r });
+    this.incomplete = new Counter({ name: 'cachelens_enrich_incomplete_windows_total', help: 'Request spans enriched after enrich.max_wait without a closing scrape.', registers: r });
+  }
+}
