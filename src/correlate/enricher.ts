@@ -182,7 +182,8 @@ export class Enricher {
   }
 
   private fleetFor(models: string[] | null): MatchTarget[] {
-    if (!models) return this.targets;
+    // Unknown model: every instance that has served anything (a never-scraped target is not fleet).
+    if (!models) return this.targets.filter((t) => t.models.length > 0);
     return this.targets.filter((t) => t.models.some((m) => models.includes(m)));
   }
 }
