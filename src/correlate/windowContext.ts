@@ -67,7 +67,8 @@ export class WindowContexts {
         if (tb === undefined) allClosed = false;
         else if (b === undefined || tb > b) b = tb;
       }
-      if (!allClosed && mayWait) return { wait: true };
+      // With no instance to wait for (no targets scraped yet), waiting cannot help.
+      if (!allClosed && mayWait && fleet.length) return { wait: true };
       from = a ?? Math.min(...fleet.map((t) => this.timelines.after(t.id, startMs) ?? Infinity));
       to = b ?? Math.max(...fleet.map((t) => this.timelines.latest(t.id) ?? -Infinity));
       if (!Number.isFinite(from)) from = undefined;
