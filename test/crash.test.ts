@@ -54,7 +54,7 @@ describe('crash safety', () => {
       while (!stop) {
         const r = makeRequest(25, { name: 'background' });
         try {
-          const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/x-protobuf' }, body: r.body });
+          const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/x-protobuf' }, body: Buffer.from(r.body) });
           if (res.status === 200) for (const id of r.spanIds) acked.add(id);
           sent++;
         } catch {

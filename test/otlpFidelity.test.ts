@@ -148,7 +148,7 @@ describe('OTLP fidelity: what downstream receives equals what the client sent, f
     };
     const { ExportTraceServiceRequest } = await import('../src/pipeline/otlp/schema.ts');
     const body = encodeRequest(ExportTraceServiceRequest.fromObject(req) as unknown as OtlpTraceRequest);
-    const res = await fetch(h.httpUrl, { method: 'POST', headers: { 'content-type': 'application/x-protobuf' }, body });
+    const res = await fetch(h.httpUrl, { method: 'POST', headers: { 'content-type': 'application/x-protobuf' }, body: Buffer.from(body) });
     assert.equal(res.status, 200);
     const sent = canonicalSpans([decodeProtobuf(body)]);
     await waitFor(() => canonicalSpans(sink.requests).has('eee19b7ec3c1b174'), 'crafted span downstream');

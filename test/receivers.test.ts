@@ -24,7 +24,7 @@ function grpcExport(port: number, body: Uint8Array, opts: { gzip?: boolean; toke
 const statusOf = (err: ServiceError) => RpcStatus.decode(err.metadata.get('grpc-status-details-bin')[0] as Buffer) as unknown as { code: number; message: string; details: Array<{ typeUrl: string; value: Uint8Array }> };
 
 async function post(url: string, body: Uint8Array | string, headers: Record<string, string> = {}, method = 'POST') {
-  const res = await fetch(url, { method, headers: { 'content-type': 'application/x-protobuf', ...headers }, body: method === 'GET' ? undefined : body });
+  const res = await fetch(url, { method, headers: { 'content-type': 'application/x-protobuf', ...headers }, body: method === 'GET' ? undefined : Buffer.from(body) });
   return { status: res.status, headers: res.headers, body: Buffer.from(await res.arrayBuffer()) };
 }
 
