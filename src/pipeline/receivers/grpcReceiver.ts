@@ -1,4 +1,4 @@
-import { Metadata, Server, ServerCredentials, status as grpcStatus, type sendUnaryData, type ServerUnaryCall, type ServiceDefinition } from '@grpc/grpc-js';
+import { Metadata, Server, ServerCredentials, type sendUnaryData, type ServerUnaryCall, type ServiceDefinition } from '@grpc/grpc-js';
 import type { Logger } from '../../telemetry/logger.ts';
 import type { PipelineMetrics } from '../../telemetry/pipelineMetrics.ts';
 import { Refusal, type Intake } from './intake.ts';
@@ -95,4 +95,3 @@ export class GrpcReceiver {
   }
 }
 
-export { grpcStatus };
