@@ -3,6 +3,7 @@ import type { Config } from '../config/config.ts';
 import { ScrapeScheduler } from '../scrape/scheduler.ts';
 import { TargetDiscovery } from '../scrape/targetDiscovery.ts';
 import { openDatabase } from '../store/openDatabase.ts';
+import { Compactor } from '../store/compaction.ts';
 import { Retention } from '../store/retention.ts';
 import { RoundWriter } from '../store/roundWriter.ts';
 import { ScrapeStore } from '../store/scrapeStore.ts';
@@ -17,6 +18,8 @@ export class Daemon {
   private discovery?: TargetDiscovery;
   private retentionTimer?: NodeJS.Timeout;
   private retention?: Retention;
+  private compactor?: Compactor;
+  private housekeepingRun?: Promise<void>;
   pipeline?: TracePipeline;
 
   constructor(
@@ -47,8 +50,16 @@ export class Daemon {
     scheduler.start();
     this.pipeline = new TracePipeline(this.config, this.db, this.log);
     const listening = await this.pipeline.start();
-    this.retention = new Retention(this.db, storage.raw_retention, storage.rollup_retention, this.log);
-    this.retentionTimer = setInterval(() => void this.retention?.runOnce(), storage.retention_check_interval);
+    this.retention = new Retention(this.db, storage.raw_retention, storage.rollup_retention, this.log, storage.ledger_retention);
+    this.compactor = new Compactor(this.db, { tenantKeys: this.config.ledger.tenant_attributes, graceMs: storage.compaction_delay, log: this.log });
+    // Compaction first, so retention never deletes ledger rows the rollups do not hold yet.
+    const housekeeping = async () => {
+      await this.compactor?.runOnce();
+      await this.retention?.runOnce();
+    };
+    this.retentionTimer = setInterval(() => {
+      this.housekeepingRun ??= housekeeping().finally(() => (this.housekeepingRun = undefined));
+    }, storage.retention_check_interval);
     this.log.info(
       { db: storage.path, targets: scheduler.statuses().length, interval: `${scrape.interval / 1000}s`, timeout: `${scrape.timeout / 1000}s`, otlp_grpc: listening.grpc, otlp_http: listening.http, exporter: this.pipeline.endpoint ?? null },
       'cachelens started',
@@ -58,6 +69,8 @@ export class Daemon {
   /** Closes in reverse order of start: stop discovery and scheduling, write the last round, close the DB. */
   async shutdown(): Promise<void> {
     clearInterval(this.retentionTimer);
+    this.compactor?.stop();
+    await this.housekeepingRun;
     this.discovery?.shutdown();
     await this.pipeline?.shutdown();
     await this.scheduler?.shutdown();

@@ -8,6 +8,9 @@ import { listMigrations, migrate } from '../store/migrate.ts';
 import { createLogger } from '../telemetry/logger.ts';
 import { Daemon } from './daemon.ts';
 import { scrapeOnce } from './scrapeOnce.ts';
+import { ReportError, runReport } from './report.ts';
+import { PeriodError } from '../report/period.ts';
+import { PricesError } from '../report/prices.ts';
 
 const USAGE = `cachelens — fleet cache and scheduler context for LLM inference
 
@@ -15,6 +18,9 @@ Usage:
   cachelens run [--config FILE]             run the daemon (default config: ./cachelens.yaml if present)
   cachelens scrape --once [--target URL ...] [--format table|json] [--config FILE]
                                             scrape once and print the normalized signals
+  cachelens report [--since 7d|2026-11-01] [--until TIME] [--by model,instance,day,hour,tenant]
+                   [--format table|csv|json|html] [--out FILE] [--prices FILE] [--db FILE] [--config FILE]
+                                            tokens, cache hit ratio, pressure and savings from the local store
   cachelens check-config [--config FILE]    print the effective config, or the errors
   cachelens migrate [--config FILE] [--db FILE]
                                             apply pending database migrations
@@ -51,6 +57,11 @@ export async function main(argv: string[], io = { out: process.stdout, err: proc
       target: { type: 'string', multiple: true },
       format: { type: 'string' },
       db: { type: 'string' },
+      since: { type: 'string' },
+      until: { type: 'string' },
+      by: { type: 'string' },
+      out: { type: 'string', short: 'o' },
+      prices: { type: 'string' },
     },
   });
   if (positionals.length) throw new UsageError(`unexpected argument ${JSON.stringify(positionals[0])}`);
@@ -81,6 +92,14 @@ export async function main(argv: string[], io = { out: process.stdout, err: proc
       if (format !== 'table' && format !== 'json') throw new UsageError(`--format ${format}: use table or json`);
       const { config } = loadConfig(values.config);
       return scrapeOnce(config, values.target ?? [], format, io.out, io.err);
+    }
+    case 'report': {
+      // The config is optional here: it names the DB and the tenant attributes; --db wins.
+      const { config } = loadConfig(values.config);
+      return runReport(
+        { db: values.db ?? config.storage.path, since: values.since, until: values.until, by: values.by, format: values.format, prices: values.prices, out: values.out, tenantKeys: config.ledger.tenant_attributes },
+        io,
+      );
     }
     case 'check-config': {
       const { config, source, envApplied } = loadConfig(values.config);
@@ -113,6 +132,7 @@ export async function runCli(argv: string[]): Promise<void> {
     process.exitCode = await main(argv);
   } catch (err) {
     if (err instanceof ConfigError) process.stderr.write(`cachelens: invalid config:\n${err.problems.map((p) => `  ${p}`).join('\n')}\n`);
+    else if (err instanceof ReportError || err instanceof PeriodError || err instanceof PricesError) process.stderr.write(`cachelens report: ${(err as Error).message}\n`);
     else if (err instanceof UsageError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) process.stderr.write(`cachelens: ${(err as Error).message}\n\n${USAGE}`);
     else process.stderr.write(`cachelens: ${(err as Error).message}\n`);
     process.exitCode = 2;

@@ -27,6 +27,8 @@ export interface Config {
     path: string;
     raw_retention: number;
     rollup_retention: number;
+    ledger_retention: number;
+    compaction_delay: number;
     retention_check_interval: number;
     busy_timeout: number;
     max_pending_results: number;

@@ -1,7 +1,7 @@
 import type { KeyValue, LongLike, OtlpSpan, OtlpTraceRequest } from '../pipeline/otlp/schema.ts';
 import { attributesToJs, nanosToMs, toHex, type JsAttrValue } from '../pipeline/otlp/decode.ts';
 import type { FleetQueries } from '../store/fleetQueries.ts';
-import type { LedgerRow, TenantRow } from '../store/ledgerStore.ts';
+import type { LedgerRow, TenantRow, TraceUsageRow } from '../store/ledgerStore.ts';
 import { matchSpan, normalizePeer, toMatchTarget, type Match, type MatchTarget } from './match.ts';
 import type { SpanSelector } from './requestSpans.ts';
 import { ScrapeTimelines } from './timelines.ts';
@@ -35,7 +35,7 @@ export interface SpanExtra {
 
 export type Prepared =
   | { ready: false; retryAtMs: number }
-  | { ready: true; extras: Map<OtlpSpan, SpanExtra>; ledger: LedgerRow[]; tenants: TenantRow[]; requestSpans: number; incomplete: number };
+  | { ready: true; extras: Map<OtlpSpan, SpanExtra>; ledger: LedgerRow[]; tenants: TenantRow[]; traceUsage: TraceUsageRow[]; requestSpans: number; incomplete: number };
 
 export const CACHE_EVENT = 'cachelens.cache';
 export const SCHEDULER_EVENT = 'cachelens.scheduler';
@@ -82,6 +82,7 @@ export class Enricher {
     const extras = new Map<OtlpSpan, SpanExtra>();
     const ledger: LedgerRow[] = [];
     const tenants: TenantRow[] = [];
+    const traceUsage: TraceUsageRow[] = [];
     let requestSpans = 0;
     let incomplete = 0;
 
@@ -101,7 +102,12 @@ export class Enricher {
           const own = { ...resourceTenants, ...spanTenants };
           const traceId = Object.keys(own).length || isRequest ? toHex(span.traceId) : '';
           for (const [key, value] of Object.entries(own)) tenants.push({ traceId, key, value, seenMs: nowMs });
-          if (!isRequest) continue;
+          if (!isRequest) {
+            // A gateway or client span with the real count: the report credits it to the trace's request span.
+            const cached = tracesWithCount.size ? readUsage(span.attributes).cachedTokens : undefined;
+            if (cached !== undefined) traceUsage.push({ traceId: toHex(span.traceId), cachedTokens: cached, seenMs: nowMs });
+            continue;
+          }
           requestSpans++;
           resourceAttrs ??= attributesToJs(resourceKvs);
           match ??= matchSpan(resourceAttrs, peer, this.targets);
@@ -155,7 +161,7 @@ export class Enricher {
         }
       }
     }
-    return { ready: true, extras, ledger, tenants, requestSpans, incomplete };
+    return { ready: true, extras, ledger, tenants, traceUsage, requestSpans, incomplete };
   }
 
   private tenantsOf(kvs: readonly KeyValue[]): Record<string, string> {

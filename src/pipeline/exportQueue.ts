@@ -136,7 +136,7 @@ export class ExportQueue {
           this.spool.postpone([row.id], prepared.retryAtMs, false);
           continue;
         }
-        this.ledger.write(prepared.ledger, prepared.tenants);
+        this.ledger.write(prepared.ledger, prepared.tenants, prepared.traceUsage);
         if (prepared.requestSpans) this.metrics?.enriched.inc(prepared.requestSpans);
         if (prepared.incomplete) this.metrics?.incomplete.inc(prepared.incomplete);
         toReadableSpans(req, prepared.extras, spans);

@@ -9,6 +9,7 @@ export interface RetentionResult {
   rawDeleted: number;
   rollupDeleted: number;
   scrapesDeleted: number;
+  ledgerDeleted: number;
 }
 
 /**
@@ -23,12 +24,13 @@ export class Retention {
     private readonly rawRetentionMs: number,
     private readonly rollupRetentionMs: number,
     private readonly log: Logger,
+    private readonly ledgerRetentionMs = Infinity,
   ) {}
 
   async runOnce(nowMs = Date.now()): Promise<RetentionResult | undefined> {
     if (this.running) return undefined;
     this.running = true;
-    const res: RetentionResult = { rawDeleted: 0, rollupDeleted: 0, scrapesDeleted: 0 };
+    const res: RetentionResult = { rawDeleted: 0, rollupDeleted: 0, scrapesDeleted: 0, ledgerDeleted: 0 };
     try {
       const rawCutoff = nowMs - this.rawRetentionMs;
       const rollupCutoff = nowMs - this.rollupRetentionMs;
@@ -53,7 +55,33 @@ export class Retention {
         if (n < SCRAPES_PER_BATCH) break;
         await yieldToEventLoop();
       }
-      if (res.rawDeleted + res.rollupDeleted + res.scrapesDeleted > 0) this.log.debug(res, 'retention pass');
+      for (const table of ['fleet_rollup', 'ledger_rollup']) {
+        const buckets = this.db.prepare(`SELECT DISTINCT level, bucket_ms FROM ${table} WHERE bucket_ms < ?`).raw().all(rollupCutoff) as Array<[string, number]>;
+        const del = this.db.prepare(`DELETE FROM ${table} WHERE level = ? AND bucket_ms = ?`);
+        for (const [level, bucket] of buckets) {
+          res.rollupDeleted += del.run(level, bucket).changes;
+          await yieldToEventLoop();
+        }
+      }
+      // Ledger rows go only once the compactor has them in the hourly rollups reports read instead.
+      const hourDone = (this.db.prepare("SELECT done_until_ms FROM compaction WHERE level = 'hour'").pluck().get() as number | undefined) ?? -Infinity;
+      const ledgerCutoff = Math.min(nowMs - this.ledgerRetentionMs, hourDone);
+      if (Number.isFinite(ledgerCutoff)) {
+        for (const sql of [
+          'DELETE FROM request_ledger WHERE rowid IN (SELECT rowid FROM request_ledger WHERE start_ms < ? LIMIT ?)',
+          'DELETE FROM trace_tenants WHERE rowid IN (SELECT rowid FROM trace_tenants WHERE seen_ms < ? LIMIT ?)',
+          'DELETE FROM trace_usage WHERE rowid IN (SELECT rowid FROM trace_usage WHERE seen_ms < ? LIMIT ?)',
+        ]) {
+          const del = this.db.prepare(sql);
+          for (;;) {
+            const n = del.run(ledgerCutoff, SCRAPES_PER_BATCH).changes;
+            res.ledgerDeleted += n;
+            if (n < SCRAPES_PER_BATCH) break;
+            await yieldToEventLoop();
+          }
+        }
+      }
+      if (res.rawDeleted + res.rollupDeleted + res.scrapesDeleted + res.ledgerDeleted > 0) this.log.debug(res, 'retention pass');
       return res;
     } catch (err) {
       this.log.error({ err: (err as Error).message, code: (err as { code?: string }).code }, 'retention pass failed; will retry');

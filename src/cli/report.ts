@@ -1,0 +1,100 @@
+import { existsSync, writeFileSync } from 'node:fs';
+import type { Database } from 'better-sqlite3';
+import { openDatabase } from '../store/openDatabase.ts';
+import { listMigrations } from '../store/migrate.ts';
+import { loadFacts, targetInfo } from '../store/reportQueries.ts';
+import { DAY_MS, HOUR_MS } from '../store/rollups.ts';
+import { buildReport, DIMENSIONS, type Dimension, type Report } from '../report/build.ts';
+import { formatCsv } from '../report/formatCsv.ts';
+import { formatHtml } from '../report/formatHtml.ts';
+import { formatText } from '../report/formatText.ts';
+import { parsePeriod } from '../report/period.ts';
+import { loadPrices } from '../report/prices.ts';
+
+export const REPORT_FORMATS = ['table', 'csv', 'json', 'html'] as const;
+export type ReportFormat = (typeof REPORT_FORMATS)[number];
+
+/** A mistake in how the report was asked for: one line with the fix, never a stack trace. */
+export class ReportError extends Error {}
+
+export interface ReportOptions {
+  db: string;
+  since?: string;
+  until?: string;
+  by?: string;
+  format?: string;
+  prices?: string;
+  tenantKeys: readonly string[];
+  nowMs?: number;
+}
+
+export function parseBy(text: string | undefined): Dimension[] {
+  if (text === undefined || text.trim() === '') return [];
+  const dims = text.split(',').map((s) => s.trim()).filter(Boolean);
+  for (const d of dims) if (!(DIMENSIONS as readonly string[]).includes(d)) throw new ReportError(`--by ${d}: unknown; use one or more of ${DIMENSIONS.join(', ')}, comma-separated (--by model,day)`);
+  if (new Set(dims).size !== dims.length) throw new ReportError(`--by ${text}: a dimension is listed twice; list each once`);
+  if (dims.includes('day') && dims.includes('hour')) throw new ReportError('--by day,hour: pick one of day or hour (an hour already names its day)');
+  return dims as Dimension[];
+}
+
+function parseFormat(text: string | undefined): ReportFormat {
+  const f = text ?? 'table';
+  if (!(REPORT_FORMATS as readonly string[]).includes(f)) throw new ReportError(`--format ${f}: use one of ${REPORT_FORMATS.join(', ')}`);
+  return f as ReportFormat;
+}
+
+function openForReading(path: string): Database {
+  if (path !== ':memory:' && !existsSync(path)) throw new ReportError(`no database at ${path}; pass --db FILE, or set storage.path in the config the daemon uses`);
+  // Read-only: a WAL reader sees the last commit and never blocks the daemon's writer.
+  const db = openDatabase(path, { readonly: true });
+  const version = db.pragma('user_version', { simple: true }) as number;
+  const want = listMigrations().length;
+  if (version < want) {
+    db.close();
+    throw new ReportError(`${path} is at schema version ${version}, reports need ${want}; run \`cachelens migrate --db ${path}\` (or start the daemon once)`);
+  }
+  return db;
+}
+
+export function makeReport(opts: ReportOptions): Report {
+  const nowMs = opts.nowMs ?? Date.now();
+  const by = parseBy(opts.by);
+  const { fromMs, toMs } = parsePeriod(opts.since, opts.until, nowMs);
+  const prices = opts.prices ? loadPrices(opts.prices) : null;
+  const db = openForReading(opts.db);
+  try {
+    // Hour buckets where the report or its charts need them; whole days otherwise (fewer rows to read).
+    const bucketMs = by.includes('hour') || toMs - fromMs <= 3 * DAY_MS ? HOUR_MS : DAY_MS;
+    const read = db.transaction(() => loadFacts(db, { fromMs, toMs, bucketMs, tenantKeys: opts.tenantKeys, ledger: true }));
+    const facts = read.deferred();
+    return buildReport({ db: opts.db, fromMs, toMs, by, bucketMs, fleet: facts.fleet, ledger: facts.ledger, targets: targetInfo(db), prices, nowMs });
+  } finally {
+    db.close();
+  }
+}
+
+export function renderReport(report: Report, format: string | undefined): string {
+  switch (parseFormat(format)) {
+    case 'csv':
+      return formatCsv(report);
+    case 'json':
+      return JSON.stringify(report, null, 2) + '\n';
+    case 'html':
+      return formatHtml(report);
+    default:
+      return formatText(report);
+  }
+}
+
+export function runReport(opts: ReportOptions & { out?: string }, io: { out: NodeJS.WritableStream }): number {
+  parseFormat(opts.format);
+  const text = renderReport(makeReport(opts), opts.format);
+  if (opts.out) {
+    try {
+      writeFileSync(opts.out, text);
+    } catch (err) {
+      throw new ReportError(`cannot write ${opts.out}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}; pick a writable --out path`);
+    }
+  } else io.out.write(text);
+  return 0;
+}

@@ -1,0 +1,150 @@
+import type { Database } from 'better-sqlite3';
+import type { Logger } from '../telemetry/logger.ts';
+import {
+  DAY_MS,
+  HOUR_MS,
+  floorTo,
+  fleetFromMinutes,
+  fleetFromRollup,
+  ledgerFromRaw,
+  writeFleetRollup,
+  writeLedgerRollup,
+  type Level,
+} from './rollups.ts';
+
+const yieldToEventLoop = () => new Promise<void>((r) => setImmediate(r));
+
+export interface CompactionState {
+  /** Every hour before this is in fleet_rollup / ledger_rollup ('hour'); undefined before the first run. */
+  hourDoneMs: number | undefined;
+  dayDoneMs: number | undefined;
+  /** Hours before hourDoneMs that must be read raw until they are compacted again. */
+  dirtyHours: number[];
+}
+
+export function readCompactionState(db: Database): CompactionState {
+  const get = (level: Level) => (db.prepare('SELECT done_until_ms FROM compaction WHERE level = ?').pluck().get(level) as number | undefined) ?? undefined;
+  return { hourDoneMs: get('hour'), dayDoneMs: get('day'), dirtyHours: db.prepare('SELECT bucket_ms FROM compaction_dirty ORDER BY bucket_ms').pluck().all() as number[] };
+}
+
+export interface CompactorOptions {
+  tenantKeys: readonly string[];
+  /** How long after an hour ends its rows may still arrive (late scrapes, spans waiting on a window). */
+  graceMs: number;
+  log: Logger;
+}
+
+/**
+ * Aggregates closed hours into fleet_rollup / ledger_rollup and closed days from their hours, one
+ * hour per transaction with event-loop yields between, so scrapes and the trace pipeline go on.
+ */
+export class Compactor {
+  private running = false;
+  private stopped = false;
+
+  /** Ends a pass at the next hour boundary (shutdown); what is done stays done. */
+  stop(): void {
+    this.stopped = true;
+  }
+
+  constructor(
+    private readonly db: Database,
+    private readonly opts: CompactorOptions,
+  ) {}
+
+  async runOnce(nowMs = Date.now()): Promise<{ hours: number; days: number } | undefined> {
+    if (this.running) return undefined;
+    this.running = true;
+    try {
+      return await this.compact(nowMs);
+    } catch (err) {
+      this.opts.log.error({ err: (err as Error).message, code: (err as { code?: string }).code }, 'compaction failed; will retry');
+      return undefined;
+    } finally {
+      this.running = false;
+    }
+  }
+
+  private async compact(nowMs: number): Promise<{ hours: number; days: number }> {
+    const db = this.db;
+    const state = readCompactionState(db);
+    const limit = floorTo(nowMs - this.opts.graceMs, HOUR_MS);
+    const start = state.hourDoneMs ?? this.firstDataHour();
+    let hours = 0;
+    let days = 0;
+    if (start === undefined) return { hours, days };
+    const redoDays = new Set<number>();
+
+    for (const h of state.dirtyHours) {
+      db.transaction(() => {
+        this.compactHour(h);
+        db.prepare('DELETE FROM compaction_dirty WHERE bucket_ms = ?').run(h);
+      })();
+      redoDays.add(floorTo(h, DAY_MS));
+      hours++;
+      await yieldToEventLoop();
+    }
+    let done = start;
+    for (let h = start; h < limit && !this.stopped; h += HOUR_MS) {
+      db.transaction(() => {
+        this.compactHour(h);
+        this.setDone('hour', h + HOUR_MS);
+      })();
+      done = h + HOUR_MS;
+      hours++;
+      await yieldToEventLoop();
+    }
+    if (state.hourDoneMs === undefined && done === start) this.setDone('hour', start);
+
+    const dayDone = state.dayDoneMs ?? floorTo(start, DAY_MS);
+    for (const d of redoDays) if (d < dayDone) this.compactDayTx(d);
+    let d = dayDone;
+    for (; d + DAY_MS <= done && !this.stopped; d += DAY_MS) {
+      this.compactDayTx(d);
+      days++;
+      await yieldToEventLoop();
+    }
+    if (state.dayDoneMs === undefined || d !== dayDone) this.setDone('day', d);
+    if (hours) this.opts.log.debug({ hours, days }, 'compaction pass');
+    return { hours, days };
+  }
+
+  /** Earliest hour with any minute rollup or ledger row; one index probe per series, not a table scan. */
+  private firstDataHour(): number | undefined {
+    let min = Infinity;
+    const perSeries = this.db.prepare('SELECT min(minute_ms) FROM rollup_minute WHERE series_id = ?').pluck();
+    for (const id of this.db.prepare('SELECT id FROM series').pluck().all() as number[]) {
+      const v = perSeries.get(id) as number | null;
+      if (v !== null && v < min) min = v;
+    }
+    const ledger = this.db.prepare('SELECT min(start_ms) FROM request_ledger').pluck().get() as number | null;
+    if (ledger !== null && ledger < min) min = ledger;
+    return Number.isFinite(min) ? floorTo(min, HOUR_MS) : undefined;
+  }
+
+  private compactHour(h: number): void {
+    this.db.prepare("DELETE FROM fleet_rollup WHERE level = 'hour' AND bucket_ms = ?").run(h);
+    this.db.prepare("DELETE FROM ledger_rollup WHERE level = 'hour' AND bucket_ms = ?").run(h);
+    writeFleetRollup(this.db, 'hour', fleetFromMinutes(this.db, h, h + HOUR_MS, HOUR_MS));
+    writeLedgerRollup(this.db, 'hour', ledgerFromRaw(this.db, h, h + HOUR_MS, HOUR_MS, this.opts.tenantKeys));
+  }
+
+  private compactDayTx(d: number): void {
+    this.db.transaction(() => {
+      this.db.prepare("DELETE FROM fleet_rollup WHERE level = 'day' AND bucket_ms = ?").run(d);
+      this.db.prepare("DELETE FROM ledger_rollup WHERE level = 'day' AND bucket_ms = ?").run(d);
+      writeFleetRollup(this.db, 'day', fleetFromRollup(this.db, 'hour', d, d + DAY_MS, DAY_MS));
+      this.db
+        .prepare(
+          `INSERT INTO ledger_rollup (level, bucket_ms, target_id, model, tenant, requests, prompt_tokens, completion_tokens, cached_measured, requests_measured, cached_allocated, requests_allocated)
+           SELECT 'day', @from, target_id, model, tenant, sum(requests), sum(prompt_tokens), sum(completion_tokens), sum(cached_measured), sum(requests_measured), sum(cached_allocated), sum(requests_allocated)
+           FROM ledger_rollup WHERE level = 'hour' AND bucket_ms >= @from AND bucket_ms < @to GROUP BY target_id, model, tenant`,
+        )
+        .run({ from: d, to: d + DAY_MS });
+    })();
+  }
+
+  private setDone(level: Level, ms: number): void {
+    this.db.prepare('INSERT INTO compaction (level, done_until_ms) VALUES (?, ?) ON CONFLICT(level) DO UPDATE SET done_until_ms = excluded.done_until_ms').run(level, ms);
+  }
+}

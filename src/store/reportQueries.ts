@@ -1,0 +1,99 @@
+import type { Database } from 'better-sqlite3';
+import { readCompactionState } from './compaction.ts';
+import {
+  DAY_MS,
+  HOUR_MS,
+  fleetFromMinutes,
+  fleetFromRollup,
+  ledgerFromRaw,
+  ledgerFromRollup,
+  mergeFleetFact,
+  mergeLedgerFact,
+  type FleetFact,
+  type LedgerFact,
+} from './rollups.ts';
+
+export interface FactQuery {
+  fromMs: number;
+  toMs: number;
+  /** HOUR_MS or DAY_MS: the finest time bucket the report needs. */
+  bucketMs: number;
+  tenantKeys: readonly string[];
+  ledger: boolean;
+}
+
+export interface Segment {
+  source: 'raw' | 'hour' | 'day';
+  fromMs: number;
+  toMs: number;
+}
+
+/**
+ * Splits [fromMs, toMs) into the cheapest sources that give exact answers: whole compacted days when
+ * the report buckets by day, whole compacted hours, and raw minutes/ledger rows for the edges, the
+ * not-yet-compacted tail and hours with late ledger rows.
+ */
+export function planSegments(db: Database, q: Pick<FactQuery, 'fromMs' | 'toMs' | 'bucketMs'>): Segment[] {
+  const state = readCompactionState(db);
+  const hourDone = state.hourDoneMs ?? -Infinity;
+  const dayDone = state.dayDoneMs ?? -Infinity;
+  const dirty = new Set(state.dirtyHours);
+  const dirtyDays = new Set(state.dirtyHours.map((h) => Math.floor(h / DAY_MS) * DAY_MS));
+  const out: Segment[] = [];
+  const push = (source: Segment['source'], fromMs: number, toMs: number) => {
+    const last = out[out.length - 1];
+    if (last && last.source === source && last.toMs === fromMs) last.toMs = toMs;
+    else out.push({ source, fromMs, toMs });
+  };
+  let t = q.fromMs;
+  while (t < q.toMs) {
+    if (q.bucketMs === DAY_MS && t % DAY_MS === 0 && t + DAY_MS <= q.toMs && t + DAY_MS <= dayDone && !dirtyDays.has(t)) {
+      push('day', t, t + DAY_MS);
+      t += DAY_MS;
+    } else if (t % HOUR_MS === 0 && t + HOUR_MS <= q.toMs && t + HOUR_MS <= hourDone && !dirty.has(t)) {
+      push('hour', t, t + HOUR_MS);
+      t += HOUR_MS;
+    } else {
+      const next = t >= hourDone ? q.toMs : Math.min(q.toMs, (Math.floor(t / HOUR_MS) + 1) * HOUR_MS);
+      push('raw', t, next);
+      t = next;
+    }
+  }
+  return out;
+}
+
+/** Fleet and ledger facts for the period, bucketed by `bucketMs`, from whichever tables hold them. */
+export function loadFacts(db: Database, q: FactQuery): { fleet: FleetFact[]; ledger: LedgerFact[]; segments: Segment[] } {
+  const segments = planSegments(db, q);
+  const fleet = new Map<string, FleetFact>();
+  const ledger = new Map<string, LedgerFact>();
+  for (const s of segments) {
+    const f = s.source === 'raw' ? fleetFromMinutes(db, s.fromMs, s.toMs, q.bucketMs) : fleetFromRollup(db, s.source, s.fromMs, s.toMs, q.bucketMs);
+    for (const x of f) {
+      const key = `${x.bucketMs}\u0000${x.targetId}\u0000${x.model}`;
+      const have = fleet.get(key);
+      if (have) mergeFleetFact(have, x);
+      else fleet.set(key, x);
+    }
+    if (!q.ledger) continue;
+    const l = s.source === 'raw' ? ledgerFromRaw(db, s.fromMs, s.toMs, q.bucketMs, q.tenantKeys) : ledgerFromRollup(db, s.source, s.fromMs, s.toMs, q.bucketMs);
+    for (const x of l) {
+      const key = `${x.bucketMs}\u0000${x.targetId}\u0000${x.model}\u0000${x.tenant}`;
+      const have = ledger.get(key);
+      if (have) mergeLedgerFact(have, x);
+      else ledger.set(key, x);
+    }
+  }
+  return { fleet: [...fleet.values()], ledger: [...ledger.values()], segments };
+}
+
+export interface TargetInfo {
+  id: number;
+  instance: string;
+  url: string;
+}
+
+export function targetInfo(db: Database): Map<number, TargetInfo> {
+  const rows = db.prepare('SELECT id, instance, url FROM targets').all() as TargetInfo[];
+  return new Map(rows.map((r) => [r.id, r]));
+}
