@@ -32,8 +32,8 @@ function lineChart(title: string, lines: Line[], fromMs: number, toMs: number, y
   }
   for (let i = 0; i <= 4; i++) {
     const t = fromMs + ((toMs - fromMs) * i) / 4;
-    const label = new Date(t).toISOString().slice(toMs - fromMs > 3 * 86_400_000 ? 5 : 5, toMs - fromMs > 3 * 86_400_000 ? 10 : 16).replace('T', ' ');
-    parts.push(`<text class="tick" x="${x(t).toFixed(1)}" y="${H - M.b + 18}" text-anchor="middle">${escapeHtml(label)}</text>`);
+    const label = new Date(t).toISOString().slice(5, toMs - fromMs > 3 * 86_400_000 ? 10 : 16).replace('T', ' ');
+    parts.push(`<text class="tick" x="${x(t).toFixed(1)}" y="${H - M.b + 18}" text-anchor="${i === 0 ? 'start' : i === 4 ? 'end' : 'middle'}">${escapeHtml(label)}</text>`);
   }
   lines.forEach((l, i) => {
     const color = PALETTE[i % PALETTE.length]!;

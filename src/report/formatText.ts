@@ -64,6 +64,6 @@ export function formatText(report: Report): string {
     const f = (n: number | null) => (n === null ? '–' : humanNumber(Math.round(n)));
     out.push('', `cached prompt tokens: fleet ${f(r.fleet_cached_prompt_tokens)} = tenants measured ${f(r.tenant_measured)} + allocated ${f(r.tenant_allocated)} + unattributed ${f(r.unattributed)}`);
   }
-  for (const n of report.notes) out.push('', `note: ${n}`);
+  if (report.notes.length) out.push('', ...report.notes.map((n) => `note: ${n}`));
   return out.join('\n') + '\n';
 }

@@ -1,0 +1,92 @@
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { promisify } from 'node:util';
+import { makeReport, renderReport } from '../src/cli/report.ts';
+import { normalizeBody } from '../src/scrape/scrapeTarget.ts';
+import { makeTarget } from '../src/scrape/target.ts';
+import { LedgerStore } from '../src/store/ledgerStore.ts';
+import { openDatabase } from '../src/store/openDatabase.ts';
+import { ScrapeStore } from '../src/store/scrapeStore.ts';
+import { buildDataset } from './support/reportDataset.ts';
+import { decodePng, pixelStats } from './support/png.ts';
+
+const run = promisify(execFile);
+const CHROMIUM = process.env.CHROMIUM ?? 'chromium';
+
+/** Renders a page in headless Chromium: its screenshot's pixel stats and every console message. */
+async function render(htmlPath: string): Promise<{ stats: ReturnType<typeof pixelStats>; console: string[] }> {
+  const dir = mkdtempSync(join(tmpdir(), 'cachelens-chromium-'));
+  const png = join(dir, 'shot.png');
+  let stderr: string;
+  try {
+    ({ stderr } = await run(CHROMIUM, ['--headless', '--no-sandbox', '--disable-gpu', `--user-data-dir=${dir}`, '--enable-logging=stderr', '--v=0', `--screenshot=${png}`, '--window-size=1000,2400', `file://${htmlPath}`], { timeout: 90_000 }));
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new Error(`${CHROMIUM} not found: install Debian's chromium package (.ci/run does), or set CHROMIUM`);
+    throw err;
+  }
+  // Console messages (console.* calls, uncaught errors, CSP refusals) are logged as "...:CONSOLE..." lines.
+  const consoleLines = stderr.split('\n').filter((l) => /:CONSOLE[:(]/.test(l));
+  return { stats: pixelStats(decodePng(readFileSync(png))), console: consoleLines };
+}
+
+const HOSTILE_MODEL = '<img src=x onerror=console.error(1)>';
+const HOSTILE_TENANT = '</td><script>console.error("xss")</script>&amp;';
+
+describe('report: HTML in headless Chromium', { timeout: 180_000 }, () => {
+  it('the checks can fail: a console error and a blank page are caught', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cachelens-html-'));
+    const bad = join(dir, 'bad.html');
+    writeFileSync(bad, '<!doctype html><body style="background:#fff"><script>console.error("control")</script></body>');
+    const r = await render(bad);
+    assert.equal(r.console.length, 1, r.console.join('\n'));
+    assert.match(r.console[0]!, /control/);
+    assert.ok(r.stats.nonBackground < 0.001 && r.stats.colors < 3, `a blank page reads as blank: ${JSON.stringify(r.stats)}`);
+  });
+
+  it('renders the charts: a non-blank screenshot and no console errors', async () => {
+    const data = buildDataset();
+    const report = makeReport({ db: data.dbPath, since: '2026-11-03', until: '2026-11-05', by: 'tenant', prices: data.pricesPath, tenantKeys: ['tenant.id'] });
+    const html = renderReport(report, 'html');
+    const file = join(data.dir, 'report.html');
+    writeFileSync(file, html);
+    const r = await render(file);
+    assert.deepEqual(r.console, []);
+    assert.ok(r.stats.colors > 20, `charts in several colours: ${JSON.stringify(r.stats)}`);
+    assert.ok(r.stats.nonBackground > 0.03, `more than text on white: ${JSON.stringify(r.stats)}`);
+    for (const caption of ['Prefix-cache hit ratio over time, per model', 'Savings per model', 'Savings per tenant', 'KV-cache usage over time', 'Queue depth over time']) assert.ok(html.includes(caption), caption);
+    assert.equal((html.match(/<polyline /g) ?? []).length, 6, 'a line per model in the three time charts');
+  });
+
+  it('hostile model and tenant names are escaped: nothing runs, the names read as text', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cachelens-html-'));
+    const dbPath = join(dir, 'hostile.db');
+    const db = openDatabase(dbPath);
+    const target = makeTarget('http://10.9.9.9:8000/metrics', {}, 'auto', {}, 'test');
+    const body = (p: number) => `vllm:prompt_tokens_total{model_name="${HOSTILE_MODEL}"} ${p}\nvllm:prompt_tokens_cached_total{model_name="${HOSTILE_MODEL}"} ${p / 2}\nvllm:kv_cache_usage_perc{model_name="${HOSTILE_MODEL}"} 0.5\n`;
+    const t0 = Date.parse('2026-11-03T10:00:01Z');
+    const store = new ScrapeStore(db);
+    store.writeRound([{ target, startedMs: t0, durationMs: 1, up: true, ...normalizeBody(target, body(1000)) }]);
+    store.writeRound([{ target, startedMs: t0 + 60_000, durationMs: 1, up: true, ...normalizeBody(target, body(3000)) }]);
+    const targetId = db.prepare('SELECT id FROM targets').pluck().get() as number;
+    new LedgerStore(db).write([{ traceId: 'x1', spanId: 's1', startMs: t0 + 1000, endMs: t0 + 2000, spanName: 'llm_request', serviceName: 'vllm', targetId, instance: '10.9.9.9:8000', model: HOSTILE_MODEL, match: 'resource', promptTokens: 500, completionTokens: 10, cachedTokens: 100, cachedTokensEstimate: null, windowComplete: true, latency: {}, tenantJson: JSON.stringify({ 'tenant.id': HOSTILE_TENANT }) }], []);
+    db.close();
+    const prices = join(dir, 'prices.yaml');
+    writeFileSync(prices, 'models:\n  - match: "*"\n    input: 1\n    cached_input: 0.1\n    output: 2\n');
+    const report = makeReport({ db: dbPath, since: '2026-11-03', until: '2026-11-04', by: 'tenant,model', prices, tenantKeys: ['tenant.id'] });
+    assert.ok(report.rows.some((r) => r.key.model === HOSTILE_MODEL && r.key.tenant === HOSTILE_TENANT), 'the names reached the report unchanged');
+    const html = renderReport(report, 'html');
+    assert.ok(!html.includes(HOSTILE_MODEL) && !html.includes('<script>'), 'no raw markup from the data');
+    assert.ok(html.includes('&lt;img src=x onerror=console.error(1)&gt;'));
+    assert.ok(html.includes('&lt;/td&gt;&lt;script&gt;console.error(&quot;xss&quot;)&lt;/script&gt;&amp;amp;'));
+    const file = join(dir, 'hostile.html');
+    writeFileSync(file, html);
+    const r = await render(file);
+    assert.deepEqual(r.console, [], 'no script ran and nothing was fetched');
+    const csv = renderReport(report, 'csv');
+    assert.ok(csv.includes(`"${HOSTILE_TENANT.replace(/"/g, '""')}"`), 'CSV quotes the tenant and doubles its quotes');
+  });
+});
