@@ -9,7 +9,7 @@ import type { Report, ReportRow } from '../src/report/build.ts';
 import { Compactor } from '../src/store/compaction.ts';
 import { LedgerStore } from '../src/store/ledgerStore.ts';
 import { openDatabase } from '../src/store/openDatabase.ts';
-import { planSegments } from '../src/store/reportQueries.ts';
+import { loadFacts, planSegments } from '../src/store/reportQueries.ts';
 import { HOUR_MS } from '../src/store/rollups.ts';
 import { memoryLogger } from './support/silentLogger.ts';
 import { NOV3, NOV4, NOV5, buildDataset } from './support/reportDataset.ts';
@@ -174,6 +174,30 @@ describe('report: figures on a dataset worked out by hand', () => {
     assert.equal(planSegments(db, { fromMs: NOV3, toMs: NOV5, bucketMs: 86_400_000 })[0]!.source, 'day');
     assert.equal(row(report(data.dbPath, 'tenant'), { tenant: 'initech' }).cached_measured_tokens, 50 * K, 'and after it, from the rollups');
     db.close();
+  });
+});
+
+describe('report: a reader next to the daemon', () => {
+  it('a read transaction (what a report holds) never blocks the writer, and sees one snapshot', () => {
+    const data = buildDataset();
+    const writer = openDatabase(data.dbPath, { busyTimeoutMs: 0 }); // would throw SQLITE_BUSY at once if blocked
+    const ledger = new LedgerStore(writer);
+    const reader = openDatabase(data.dbPath, { readonly: true });
+    const q = { fromMs: NOV3, toMs: NOV5, bucketMs: HOUR_MS, tenantKeys: TENANT_KEYS, ledger: true, ledgerPerTarget: true };
+    let writes = 0;
+    reader.transaction(() => {
+      const before = loadFacts(reader, q);
+      for (let i = 0; i < 200; i++) {
+        ledger.write([{ traceId: `w${i}`, spanId: 's', startMs: NOV3 + 10 * HOUR_MS + i, endMs: NOV3 + 10 * HOUR_MS + i + 1, spanName: 'llm_request', serviceName: null, targetId: data.ids.a, instance: null, model: 'llama-8b', match: 'resource', promptTokens: 10, completionTokens: 1, cachedTokens: null, cachedTokensEstimate: 5, windowComplete: true, latency: {}, tenantJson: null }], []);
+        writes++;
+      }
+      assert.deepEqual(loadFacts(reader, q).ledger, before.ledger, 'the reader still sees its snapshot');
+    }).deferred();
+    assert.equal(writes, 200);
+    const after = loadFacts(reader, q).ledger.reduce((n, l) => n + l.requests, 0);
+    assert.equal(after, 4 + 200, 'a new read sees every commit');
+    reader.close();
+    writer.close();
   });
 });
 

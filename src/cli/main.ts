@@ -6,8 +6,6 @@ import { CONFIG_SCHEMA, type Spec } from '../config/schema.ts';
 import { openDatabase } from '../store/openDatabase.ts';
 import { listMigrations, migrate } from '../store/migrate.ts';
 import { createLogger } from '../telemetry/logger.ts';
-import { Daemon } from './daemon.ts';
-import { scrapeOnce } from './scrapeOnce.ts';
 import { ReportError, runReport } from './report.ts';
 import { PeriodError } from '../report/period.ts';
 import { PricesError } from '../report/prices.ts';
@@ -46,7 +44,7 @@ function displayConfig(node: unknown, spec: Spec): unknown {
   return node;
 }
 
-export async function main(argv: string[], io = { out: process.stdout, err: process.stderr }): Promise<number> {
+export async function main(argv: string[], io: { out: NodeJS.WritableStream; err: NodeJS.WritableStream } = { out: process.stdout, err: process.stderr }): Promise<number> {
   const [command, ...rest] = argv;
   const { values, positionals } = parseArgs({
     args: rest,
@@ -70,6 +68,8 @@ export async function main(argv: string[], io = { out: process.stdout, err: proc
       const { config, source, envApplied } = loadConfig(values.config);
       const log = createLogger(config.log.level);
       log.info({ config: source, env: envApplied }, 'configuration loaded');
+      // Loaded on demand: the daemon pulls in gRPC, protobufjs and the OTel exporter, which `report` does not need.
+      const { Daemon } = await import('./daemon.ts');
       const daemon = new Daemon(config, log);
       await daemon.start();
       await new Promise<void>((resolve) => {
@@ -91,6 +91,7 @@ export async function main(argv: string[], io = { out: process.stdout, err: proc
       const format = values.format ?? 'table';
       if (format !== 'table' && format !== 'json') throw new UsageError(`--format ${format}: use table or json`);
       const { config } = loadConfig(values.config);
+      const { scrapeOnce } = await import('./scrapeOnce.ts');
       return scrapeOnce(config, values.target ?? [], format, io.out, io.err);
     }
     case 'report': {

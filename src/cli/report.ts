@@ -65,7 +65,10 @@ export function makeReport(opts: ReportOptions): Report {
   try {
     // Hour buckets where the report or its charts need them; whole days otherwise (fewer rows to read).
     const bucketMs = by.includes('hour') || toMs - fromMs <= 3 * DAY_MS ? HOUR_MS : DAY_MS;
-    const read = db.transaction(() => loadFacts(db, { fromMs, toMs, bucketMs, tenantKeys: opts.tenantKeys, ledger: true }));
+    // The ledger only where tenant rows or the tenant chart need it, and per instance only where asked.
+    const ledger = by.includes('tenant') || opts.format === 'html';
+    const ledgerPerTarget = by.includes('instance') || (prices?.instances.length ?? 0) > 0;
+    const read = db.transaction(() => loadFacts(db, { fromMs, toMs, bucketMs, tenantKeys: opts.tenantKeys, ledger, ledgerPerTarget }));
     const facts = read.deferred();
     return buildReport({ db: opts.db, fromMs, toMs, by, bucketMs, fleet: facts.fleet, ledger: facts.ledger, targets: targetInfo(db), prices, nowMs });
   } finally {

@@ -20,6 +20,8 @@ export interface FactQuery {
   bucketMs: number;
   tenantKeys: readonly string[];
   ledger: boolean;
+  /** Keep ledger facts per instance (--by instance, GPU-hour prices); else instances fold together. */
+  ledgerPerTarget: boolean;
 }
 
 export interface Segment {
@@ -76,7 +78,7 @@ export function loadFacts(db: Database, q: FactQuery): { fleet: FleetFact[]; led
       else fleet.set(key, x);
     }
     if (!q.ledger) continue;
-    const l = s.source === 'raw' ? ledgerFromRaw(db, s.fromMs, s.toMs, q.bucketMs, q.tenantKeys) : ledgerFromRollup(db, s.source, s.fromMs, s.toMs, q.bucketMs);
+    const l = s.source === 'raw' ? ledgerFromRaw(db, s.fromMs, s.toMs, q.bucketMs, q.tenantKeys, q.ledgerPerTarget) : ledgerFromRollup(db, s.source, s.fromMs, s.toMs, q.bucketMs, q.ledgerPerTarget);
     for (const x of l) {
       const key = `${x.bucketMs}\u0000${x.targetId}\u0000${x.model}\u0000${x.tenant}`;
       const have = ledger.get(key);

@@ -188,11 +188,11 @@ function tenantExpr(keys: readonly string[]): { sql: string; params: Record<stri
  * measured when its span (or, failing that, another span of its trace: split over the trace's request
  * spans by prompt tokens) carried one; else allocated, from the window estimate the enricher stored.
  */
-export function ledgerFromRaw(db: Database, fromMs: number, toMs: number, bucketSizeMs: number, tenantKeys: readonly string[]): LedgerFact[] {
+export function ledgerFromRaw(db: Database, fromMs: number, toMs: number, bucketSizeMs: number, tenantKeys: readonly string[], perTarget = true): LedgerFact[] {
   const tenant = tenantExpr(tenantKeys);
   const sql = `
     WITH rows AS (
-      SELECT CAST(l.start_ms / @size AS INTEGER) * @size AS bucket, coalesce(l.target_id, 0) AS target_id, coalesce(l.model, '') AS model,
+      SELECT CAST(l.start_ms / @size AS INTEGER) * @size AS bucket, ${perTarget ? 'coalesce(l.target_id, 0)' : '0'} AS target_id, coalesce(l.model, '') AS model,
         ${tenant.sql} AS tenant, coalesce(l.prompt_tokens, 0) AS prompt, coalesce(l.completion_tokens, 0) AS completion,
         coalesce(l.cached_tokens, CASE WHEN tu.trace_id IS NOT NULL THEN tu.cached_tokens * (
           SELECT CASE WHEN sum(coalesce(x.prompt_tokens, 0)) > 0 THEN coalesce(l.prompt_tokens, 0) * 1.0 / sum(coalesce(x.prompt_tokens, 0)) ELSE 1.0 / count(*) END
@@ -212,10 +212,11 @@ export function ledgerFromRaw(db: Database, fromMs: number, toMs: number, bucket
 
 const LEDGER_COLS = 'bucket_ms, target_id, model, tenant, requests, prompt_tokens, completion_tokens, cached_measured, requests_measured, cached_allocated, requests_allocated';
 
-export function ledgerFromRollup(db: Database, level: Level, fromMs: number, toMs: number, bucketSizeMs: number): LedgerFact[] {
+/** `perTarget` false folds instances together (target 0): far fewer rows when no instance is asked for. */
+export function ledgerFromRollup(db: Database, level: Level, fromMs: number, toMs: number, bucketSizeMs: number, perTarget = true): LedgerFact[] {
   const rows = db
     .prepare(
-      `SELECT CAST(bucket_ms / @size AS INTEGER) * @size, target_id, model, tenant, sum(requests), sum(prompt_tokens), sum(completion_tokens), sum(cached_measured),
+      `SELECT CAST(bucket_ms / @size AS INTEGER) * @size, ${perTarget ? 'target_id' : '0'}, model, tenant, sum(requests), sum(prompt_tokens), sum(completion_tokens), sum(cached_measured),
          sum(requests_measured), sum(cached_allocated), sum(requests_allocated)
        FROM ledger_rollup WHERE level = @level AND bucket_ms >= @from AND bucket_ms < @to GROUP BY 1, 2, 3, 4`,
     )
