@@ -8,6 +8,7 @@ import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-grpc';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import { BasicTracerProvider, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { Daemon } from '../src/cli/daemon.ts';
+import { makeReport } from '../src/cli/report.ts';
 import { buildConfig } from '../src/config/config.ts';
 import { anyValueToJs, toHex } from '../src/pipeline/otlp/decode.ts';
 import type { OtlpSpan } from '../src/pipeline/otlp/schema.ts';
@@ -189,6 +190,27 @@ describe('enrichment: request spans carry the scripted fleet numbers for their w
     assert.equal(row.window_complete, 1);
     await waitFor(() => !!db.prepare('SELECT 1 FROM request_ledger_tenants WHERE span_id = ?').get(reqId), 'tenant of the trace');
     assert.deepEqual(db.prepare('SELECT key, value FROM request_ledger_tenants WHERE span_id = ?').all(reqId), [{ key: 'tenant.id', value: 'acme' }]);
+  });
+
+  it('a real cached count on a gateway span, exported in its own batch, reaches the report as measured', async () => {
+    const gateway = tracerFor({ 'service.name': 'gateway' });
+    const vllm = tracerFor({ 'service.name': 'vllm-server', 'service.instance.id': 'vllm-a' });
+    const gw = gateway.tracer.startSpan('POST /v1/chat/completions', { kind: SpanKind.SERVER, attributes: { 'tenant.id': 'initech', 'gen_ai.usage.cache_read.input_tokens': 300 } });
+    const req = vllm.tracer.startSpan('llm_request', { kind: SpanKind.SERVER, attributes: { 'gen_ai.usage.prompt_tokens': 400, 'gen_ai.usage.completion_tokens': 8 } }, trace.setSpan(context.active(), gw));
+    req.end();
+    gw.end();
+    await vllm.flush();
+    await gateway.flush();
+    const traceId = req.spanContext().traceId;
+    const db = daemon.db!;
+    await waitFor(() => !!db.prepare('SELECT 1 FROM trace_usage WHERE trace_id = ?').get(traceId) && !!db.prepare('SELECT 1 FROM request_ledger WHERE trace_id = ?').get(traceId), 'ledger row and trace usage', 10_000);
+    assert.equal(db.prepare('SELECT cached_tokens FROM trace_usage WHERE trace_id = ?').pluck().get(traceId), 300);
+    const r = makeReport({ db: db.name, since: '1h', by: 'tenant', tenantKeys: ['tenant.id'] });
+    const initech = r.rows.find((x) => x.key.tenant === 'initech');
+    assert.ok(initech, JSON.stringify(r.rows.map((x) => x.key)));
+    assert.equal(initech.cached_measured_tokens, 300, "the gateway's count, not the request span's window estimate");
+    assert.equal(initech.cached_allocated_tokens, 0);
+    assert.equal(initech.prompt_tokens, 400);
   });
 
   it('an ambiguous peer falls back to fleet context; a dead target is enriched after max_wait and marked incomplete', async () => {
