@@ -45,6 +45,7 @@ async function fullPath(load: ChildProcess, info: { sinkPort: number; metricsUrl
       storage: { path: join(dir, 'store.db') },
       scrape: { interval: '1s', timeout: '500ms', targets: [{ url: info.metricsUrl, labels: { instance: 'vllm-a' } }] },
       receivers: { grpc: { endpoint: '127.0.0.1:0' }, http: { endpoint: '127.0.0.1:0' } },
+        telemetry: { endpoint: '127.0.0.1:0' },
       exporter: { endpoint: `http://127.0.0.1:${info.sinkPort}` },
       enrich: { span_names: enrich ? ['llm_request'] : ['none'] },
       log: { level: 'warn' },

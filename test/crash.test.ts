@@ -40,6 +40,7 @@ describe('crash safety', () => {
         `storage: {path: ${join(dir, 'store.db')}}`,
         'scrape: {targets: []}',
         `receivers: {grpc: {endpoint: "127.0.0.1:${grpcPort}"}, http: {endpoint: "127.0.0.1:${httpPort}"}}`,
+        'telemetry: {endpoint: "127.0.0.1:0"}',
         `exporter: {endpoint: "${sink.endpoint}", retry_initial_interval: 100ms, retry_max_interval: 200ms}`,
         'log: {level: warn}',
       ].join('\n'),

@@ -78,6 +78,7 @@ describe('enrichment: request spans carry the scripted fleet numbers for their w
           ],
         },
         receivers: { grpc: { endpoint: '127.0.0.1:0' }, http: { endpoint: '127.0.0.1:0' } },
+        telemetry: { endpoint: '127.0.0.1:0' },
         exporter: { endpoint: sink.endpoint },
         enrich: { max_wait: '4s' },
       },

@@ -70,6 +70,7 @@ describe('the daemon scrapes a real HTTP fleet on a schedule and stores exact de
       {
         storage: { path: dbPath },
         receivers: { grpc: { endpoint: '127.0.0.1:0' }, http: { endpoint: '127.0.0.1:0' } },
+        telemetry: { endpoint: '127.0.0.1:0' },
         scrape: {
           interval: '1s',
           timeout: '400ms',

@@ -9,6 +9,10 @@ import { RoundWriter } from '../store/roundWriter.ts';
 import { ScrapeStore } from '../store/scrapeStore.ts';
 import type { Logger } from '../telemetry/logger.ts';
 import { TracePipeline } from '../pipeline/tracePipeline.ts';
+import { Registry } from 'prom-client';
+import { registerDaemonMetrics } from '../telemetry/daemonMetrics.ts';
+import { PipelineMetrics } from '../telemetry/pipelineMetrics.ts';
+import { TelemetryServer } from '../telemetry/telemetryServer.ts';
 
 /** The long-running process: discovery → scheduler → round writer → SQLite, plus retention. */
 export class Daemon {
@@ -21,6 +25,8 @@ export class Daemon {
   private compactor?: Compactor;
   private housekeepingRun?: Promise<void>;
   pipeline?: TracePipeline;
+  telemetry?: TelemetryServer;
+  readonly registry = new Registry();
 
   constructor(
     private readonly config: Config,
@@ -48,8 +54,24 @@ export class Daemon {
     this.discovery = new TargetDiscovery(this.config, this.log, (targets) => scheduler.setTargets(targets));
     this.discovery.start();
     scheduler.start();
-    this.pipeline = new TracePipeline(this.config, this.db, this.log);
-    const listening = await this.pipeline.start();
+    this.pipeline = new TracePipeline(this.config, this.db, this.log, new PipelineMetrics(this.registry));
+    const pipeline = this.pipeline;
+    const listening = await pipeline.start();
+    registerDaemonMetrics(this.registry, {
+      targets: () => scheduler.statuses(),
+      skippedScrapes: () => scheduler.skippedTotal,
+      spool: () => (pipeline.listening ? { spans: pipeline.spool.counts().spans, bytes: pipeline.spool.bytes } : undefined),
+    });
+    let telemetryAt: string | null = null;
+    if (this.config.telemetry.enabled) {
+      const highWater = (this.config.spool.high_water_percent / 100) * pipeline.spool.maxBytes;
+      this.telemetry = new TelemetryServer(this.config.telemetry.endpoint, this.registry, [
+        { name: 'database', problem: () => (this.db?.open ? undefined : `${storage.path} is not open`) },
+        { name: 'receivers', problem: () => (pipeline.listening ? undefined : 'OTLP listeners are not bound (starting or shutting down)') },
+        { name: 'spool', problem: () => (pipeline.spool.bytes <= highWater ? undefined : `spool holds ${pipeline.spool.bytes} bytes, above ${this.config.spool.high_water_percent}% of spool.max_bytes (${pipeline.spool.maxBytes}); downstream is slower than intake`) },
+      ], this.log);
+      telemetryAt = await this.telemetry.start();
+    }
     this.retention = new Retention(this.db, storage.raw_retention, storage.rollup_retention, this.log, storage.ledger_retention);
     this.compactor = new Compactor(this.db, { tenantKeys: this.config.ledger.tenant_attributes, graceMs: storage.compaction_delay, log: this.log });
     // Compaction first, so retention never deletes ledger rows the rollups do not hold yet.
@@ -61,7 +83,7 @@ export class Daemon {
       this.housekeepingRun ??= housekeeping().finally(() => (this.housekeepingRun = undefined));
     }, storage.retention_check_interval);
     this.log.info(
-      { db: storage.path, targets: scheduler.statuses().length, interval: `${scrape.interval / 1000}s`, timeout: `${scrape.timeout / 1000}s`, otlp_grpc: listening.grpc, otlp_http: listening.http, exporter: this.pipeline.endpoint ?? null },
+      { db: storage.path, targets: scheduler.statuses().length, interval: `${scrape.interval / 1000}s`, timeout: `${scrape.timeout / 1000}s`, otlp_grpc: listening.grpc, otlp_http: listening.http, telemetry: telemetryAt, exporter: this.pipeline.endpoint ?? null },
       'cachelens started',
     );
   }
@@ -73,6 +95,7 @@ export class Daemon {
     await this.housekeepingRun;
     this.discovery?.shutdown();
     await this.pipeline?.shutdown();
+    await this.telemetry?.shutdown();
     await this.scheduler?.shutdown();
     this.writer?.write([]);
     if (this.writer?.pendingResults) this.log.warn({ pending: this.writer.pendingResults }, 'exiting with unwritten scrape results (gauges lost; counters stay exact)');

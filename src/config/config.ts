@@ -56,7 +56,8 @@ export interface Config {
     max_batch_spans: number;
     max_in_flight: number;
   };
-  spool: { path?: string; max_bytes: number; fsync: boolean };
+  spool: { path?: string; max_bytes: number; fsync: boolean; high_water_percent: number };
+  telemetry: { enabled: boolean; endpoint: string };
   enrich: { max_wait?: number; as: EnrichAs; span_names: string[] };
   ledger: { tenant_attributes: string[] };
   log: { level: string };

@@ -166,6 +166,7 @@ export const CONFIG_SCHEMA: ObjectSpec = {
         path: { kind: 'string', env: 'CACHELENS_SPOOL_PATH', doc: 'Spool file. Default: `cachelens-spool.db` next to `storage.path`.' },
         max_bytes: { kind: 'bytes', default: '1GiB', env: 'CACHELENS_SPOOL_MAX_BYTES', doc: 'Bound on spooled request bytes; when full, receivers answer 503 + Retry-After / UNAVAILABLE + RetryInfo.' },
         fsync: { kind: 'bool', default: true, doc: 'fsync each commit (synchronous=FULL), so acknowledged spans survive an OS crash too; false survives a process crash only.' },
+        high_water_percent: { kind: 'int', default: 90, doc: '`/readyz` reports not ready while the spool holds more than this percent of `spool.max_bytes` (a load balancer sends new traffic elsewhere before refusals start).' },
       },
     },
     enrich: {
@@ -181,6 +182,14 @@ export const CONFIG_SCHEMA: ObjectSpec = {
       kind: 'object',
       fields: {
         tenant_attributes: { kind: 'stringList', default: ['tenant.id', 'enduser.id'], doc: 'Attribute keys recorded as the request\'s tenant, from the span, its resource or any span of the same trace.' },
+      },
+    },
+    telemetry: {
+      kind: 'object',
+      doc: 'cachelens\'s own metrics and health endpoints.',
+      fields: {
+        enabled: { kind: 'bool', default: true, doc: 'Serve `/metrics`, `/healthz` and `/readyz`.' },
+        endpoint: { kind: 'string', default: '127.0.0.1:9464', env: 'CACHELENS_TELEMETRY_ENDPOINT', doc: 'host:port of the self-telemetry server (loopback by default; `0.0.0.0:9464` for Prometheus in another container).' },
       },
     },
     log: {

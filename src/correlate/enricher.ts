@@ -35,7 +35,7 @@ export interface SpanExtra {
 
 export type Prepared =
   | { ready: false; retryAtMs: number }
-  | { ready: true; extras: Map<OtlpSpan, SpanExtra>; ledger: LedgerRow[]; tenants: TenantRow[]; traceUsage: TraceUsageRow[]; requestSpans: number; incomplete: number };
+  | { ready: true; extras: Map<OtlpSpan, SpanExtra>; ledger: LedgerRow[]; tenants: TenantRow[]; traceUsage: TraceUsageRow[]; requestSpans: number; incomplete: number; byMatch: Map<string, number> };
 
 export const CACHE_EVENT = 'cachelens.cache';
 export const SCHEDULER_EVENT = 'cachelens.scheduler';
@@ -83,6 +83,7 @@ export class Enricher {
     const ledger: LedgerRow[] = [];
     const tenants: TenantRow[] = [];
     const traceUsage: TraceUsageRow[] = [];
+    const byMatch = new Map<string, number>();
     let requestSpans = 0;
     let incomplete = 0;
 
@@ -120,6 +121,7 @@ export class Enricher {
           if (found.wait) return { ready: false, retryAtMs: Math.min(receivedMs + this.opts.maxWaitMs, nowMs + 1000) };
           const ctx = found.ctx;
           if (!ctx.complete) incomplete++;
+          byMatch.set(match.rule, (byMatch.get(match.rule) ?? 0) + 1);
 
           let cacheAttrs = ctx.cache;
           let estimate: number | undefined;
@@ -161,7 +163,7 @@ export class Enricher {
         }
       }
     }
-    return { ready: true, extras, ledger, tenants, traceUsage, requestSpans, incomplete };
+    return { ready: true, extras, ledger, tenants, traceUsage, requestSpans, incomplete, byMatch };
   }
 
   private tenantsOf(kvs: readonly KeyValue[]): Record<string, string> {

@@ -137,7 +137,8 @@ export class ExportQueue {
           continue;
         }
         this.ledger.write(prepared.ledger, prepared.tenants, prepared.traceUsage);
-        if (prepared.requestSpans) this.metrics?.enriched.inc(prepared.requestSpans);
+        for (const [match, n] of prepared.byMatch) this.metrics?.enriched.inc({ match }, n);
+        if (prepared.requestSpans) this.metrics?.enrichWait.observe(Math.max(0, now - row.received_ms) / 1000);
         if (prepared.incomplete) this.metrics?.incomplete.inc(prepared.incomplete);
         toReadableSpans(req, prepared.extras, spans);
         group.push(row);

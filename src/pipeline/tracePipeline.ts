@@ -21,6 +21,8 @@ export class TracePipeline {
   readonly endpoint: string | undefined;
   grpc?: GrpcReceiver;
   http?: HttpReceiver;
+  /** True between a successful start and the beginning of shutdown: what /readyz reports. */
+  listening = false;
   private readonly intake: Intake;
 
   constructor(
@@ -72,11 +74,13 @@ export class TracePipeline {
       this.http = new HttpReceiver({ endpoint: r.http.endpoint, ...common }, this.intake, this.metrics, this.log);
       out.http = await this.http.start();
     }
+    this.listening = true;
     return out;
   }
 
   /** Receivers first (no new spans), then in-flight exports; unsent spans stay in the spool for the next start. */
   async shutdown(): Promise<void> {
+    this.listening = false;
     await Promise.all([this.grpc?.shutdown(), this.http?.shutdown()]);
     await this.queue.shutdown(5000);
     this.spool.close();

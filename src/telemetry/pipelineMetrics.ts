@@ -1,4 +1,4 @@
-import { Counter, Registry } from 'prom-client';
+import { Counter, Histogram, Registry } from 'prom-client';
 
 /** Self-metrics of the trace pipeline, named after the Collector's receiver/exporter metrics. */
 export class PipelineMetrics {
@@ -8,7 +8,8 @@ export class PipelineMetrics {
   readonly sent: Counter;
   readonly sendFailed: Counter;
   readonly dropped: Counter;
-  readonly enriched: Counter;
+  readonly enriched: Counter<'match'>;
+  readonly enrichWait: Histogram;
   readonly incomplete: Counter;
 
   constructor(readonly registry: Registry = new Registry()) {
@@ -19,7 +20,13 @@ export class PipelineMetrics {
     this.sent = new Counter({ name: 'cachelens_exporter_sent_spans_total', help: 'Spans downstream acknowledged.', registers: r });
     this.sendFailed = new Counter({ name: 'cachelens_exporter_send_failed_spans_total', help: 'Spans in export attempts that failed and will be retried.', registers: r });
     this.dropped = new Counter({ name: 'cachelens_exporter_dropped_spans_total', help: 'Spans downstream rejected permanently (non-retryable status).', registers: r });
-    this.enriched = new Counter({ name: 'cachelens_enrich_request_spans_total', help: 'Request spans given fleet context.', registers: r });
+    this.enriched = new Counter({ name: 'cachelens_spans_enriched_total', help: 'Request spans given fleet context, by how they were matched to an instance (config, resource, peer, fleet).', labelNames: ['match'], registers: r });
+    this.enrichWait = new Histogram({
+      name: 'cachelens_enrich_wait_seconds',
+      help: 'Time from acknowledgement to enrichment of a request batch: mostly the wait for the scrape that closes its window.',
+      buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+      registers: r,
+    });
     this.incomplete = new Counter({ name: 'cachelens_enrich_incomplete_windows_total', help: 'Request spans enriched after enrich.max_wait without a closing scrape.', registers: r });
   }
 }

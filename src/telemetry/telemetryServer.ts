@@ -1,0 +1,73 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Registry } from 'prom-client';
+import type { Logger } from './logger.ts';
+
+export interface ReadinessCheck {
+  name: string;
+  /** undefined when fine; else why not, for the /readyz body and the log. */
+  problem: () => string | undefined;
+}
+
+export function splitHostPort(endpoint: string, what: string): { host: string; port: number } {
+  const m = /^(\[[^\]]+\]|[^:]*):(\d+)$/.exec(endpoint);
+  if (!m) throw new Error(`${what}: "${endpoint}" is not host:port`);
+  return { host: m[1]!.replace(/^\[|\]$/g, '') || '127.0.0.1', port: Number(m[2]) };
+}
+
+/** /metrics, /healthz (the process answers) and /readyz (every check passes) on one port. */
+export class TelemetryServer {
+  private server?: Server;
+  port = 0;
+
+  constructor(
+    private readonly endpoint: string,
+    private readonly registry: Registry,
+    private readonly checks: readonly ReadinessCheck[],
+    private readonly log: Logger,
+  ) {}
+
+  async start(): Promise<string> {
+    const { host, port } = splitHostPort(this.endpoint, 'telemetry.endpoint');
+    this.server = createServer((req, res) => {
+      const path = (req.url ?? '/').split('?')[0];
+      if (req.method !== 'GET' && req.method !== 'HEAD') {
+        res.writeHead(405, { allow: 'GET, HEAD' }).end();
+        return;
+      }
+      if (path === '/metrics') {
+        this.registry.metrics().then(
+          (text) => res.writeHead(200, { 'content-type': this.registry.contentType }).end(text),
+          (err: Error) => {
+            this.log.error({ err: err.message }, 'collecting self-metrics failed');
+            res.writeHead(500, { 'content-type': 'text/plain' }).end(`collecting metrics failed: ${err.message}\n`);
+          },
+        );
+      } else if (path === '/healthz') {
+        res.writeHead(200, { 'content-type': 'application/json' }).end('{"status":"ok"}\n');
+      } else if (path === '/readyz') {
+        const problems: Record<string, string> = {};
+        for (const c of this.checks) {
+          const p = c.problem();
+          if (p) problems[c.name] = p;
+        }
+        const ready = Object.keys(problems).length === 0;
+        res.writeHead(ready ? 200 : 503, { 'content-type': 'application/json' }).end(JSON.stringify(ready ? { status: 'ready' } : { status: 'not ready', problems }) + '\n');
+      } else {
+        res.writeHead(404, { 'content-type': 'text/plain' }).end('not found: try /metrics, /healthz or /readyz\n');
+      }
+    });
+    await new Promise<void>((resolve, reject) => {
+      this.server!.once('error', (err: NodeJS.ErrnoException) => reject(new Error(`telemetry.endpoint ${this.endpoint}: cannot listen (${err.code ?? err.message})`)));
+      this.server!.listen(port, host, () => resolve());
+    });
+    this.port = (this.server.address() as AddressInfo).port;
+    return `${host}:${this.port}`;
+  }
+
+  async shutdown(): Promise<void> {
+    if (!this.server) return;
+    this.server.closeAllConnections();
+    await new Promise<void>((r) => this.server!.close(() => r()));
+  }
+}
