@@ -32,7 +32,9 @@ CREATE TABLE fleet_rollup (
 -- tenant '': unknown. Cached tokens are split by where they came from: a real count on a span of
 -- the trace (measured) or the request's share of its window (allocated).
 CREATE TABLE ledger_rollup (
-  level              TEXT NOT NULL CHECK (level IN ('hour', 'day')),
+  -- hour_all / day_all: the same with instances folded together (target_id 0), what a report reads
+  -- when it neither groups by instance nor prices per GPU-hour: one row per model and tenant.
+  level              TEXT NOT NULL CHECK (level IN ('hour', 'day', 'hour_all', 'day_all')),
   bucket_ms          INTEGER NOT NULL,
   target_id          INTEGER NOT NULL,
   model              TEXT NOT NULL,

@@ -7,10 +7,24 @@ import {
   fleetFromMinutes,
   fleetFromRollup,
   ledgerFromRaw,
+  mergeLedgerFact,
   writeFleetRollup,
   writeLedgerRollup,
+  type LedgerFact,
   type Level,
 } from './rollups.ts';
+
+/** The same facts with instances folded together (target 0). */
+function foldTargets(facts: readonly LedgerFact[]): LedgerFact[] {
+  const out = new Map<string, LedgerFact>();
+  for (const f of facts) {
+    const key = `${f.bucketMs}\u0000${f.model}\u0000${f.tenant}`;
+    const have = out.get(key);
+    if (have) mergeLedgerFact(have, f);
+    else out.set(key, { ...f, targetId: 0 });
+  }
+  return [...out.values()];
+}
 
 const yieldToEventLoop = () => new Promise<void>((r) => setImmediate(r));
 
@@ -124,23 +138,25 @@ export class Compactor {
 
   private compactHour(h: number): void {
     this.db.prepare("DELETE FROM fleet_rollup WHERE level = 'hour' AND bucket_ms = ?").run(h);
-    this.db.prepare("DELETE FROM ledger_rollup WHERE level = 'hour' AND bucket_ms = ?").run(h);
+    this.db.prepare("DELETE FROM ledger_rollup WHERE level IN ('hour', 'hour_all') AND bucket_ms = ?").run(h);
     writeFleetRollup(this.db, 'hour', fleetFromMinutes(this.db, h, h + HOUR_MS, HOUR_MS));
-    writeLedgerRollup(this.db, 'hour', ledgerFromRaw(this.db, h, h + HOUR_MS, HOUR_MS, this.opts.tenantKeys));
+    const perTarget = ledgerFromRaw(this.db, h, h + HOUR_MS, HOUR_MS, this.opts.tenantKeys);
+    writeLedgerRollup(this.db, 'hour', perTarget);
+    writeLedgerRollup(this.db, 'hour_all', foldTargets(perTarget));
   }
 
   private compactDayTx(d: number): void {
     this.db.transaction(() => {
       this.db.prepare("DELETE FROM fleet_rollup WHERE level = 'day' AND bucket_ms = ?").run(d);
-      this.db.prepare("DELETE FROM ledger_rollup WHERE level = 'day' AND bucket_ms = ?").run(d);
+      this.db.prepare("DELETE FROM ledger_rollup WHERE level IN ('day', 'day_all') AND bucket_ms = ?").run(d);
       writeFleetRollup(this.db, 'day', fleetFromRollup(this.db, 'hour', d, d + DAY_MS, DAY_MS));
-      this.db
-        .prepare(
+      const insertDay = this.db.prepare(
           `INSERT INTO ledger_rollup (level, bucket_ms, target_id, model, tenant, requests, prompt_tokens, completion_tokens, cached_measured, requests_measured, cached_allocated, requests_allocated)
-           SELECT 'day', @from, target_id, model, tenant, sum(requests), sum(prompt_tokens), sum(completion_tokens), sum(cached_measured), sum(requests_measured), sum(cached_allocated), sum(requests_allocated)
-           FROM ledger_rollup WHERE level = 'hour' AND bucket_ms >= @from AND bucket_ms < @to GROUP BY target_id, model, tenant`,
-        )
-        .run({ from: d, to: d + DAY_MS });
+           SELECT @day, @from, target_id, model, tenant, sum(requests), sum(prompt_tokens), sum(completion_tokens), sum(cached_measured), sum(requests_measured), sum(cached_allocated), sum(requests_allocated)
+           FROM ledger_rollup WHERE level = @hour AND bucket_ms >= @from AND bucket_ms < @to GROUP BY target_id, model, tenant`,
+        );
+      insertDay.run({ day: 'day', hour: 'hour', from: d, to: d + DAY_MS });
+      insertDay.run({ day: 'day_all', hour: 'hour_all', from: d, to: d + DAY_MS });
     })();
   }
 

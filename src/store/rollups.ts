@@ -216,18 +216,18 @@ const LEDGER_COLS = 'bucket_ms, target_id, model, tenant, requests, prompt_token
 export function ledgerFromRollup(db: Database, level: Level, fromMs: number, toMs: number, bucketSizeMs: number, perTarget = true): LedgerFact[] {
   const rows = db
     .prepare(
-      `SELECT CAST(bucket_ms / @size AS INTEGER) * @size, ${perTarget ? 'target_id' : '0'}, model, tenant, sum(requests), sum(prompt_tokens), sum(completion_tokens), sum(cached_measured),
+      `SELECT CAST(bucket_ms / @size AS INTEGER) * @size, target_id, model, tenant, sum(requests), sum(prompt_tokens), sum(completion_tokens), sum(cached_measured),
          sum(requests_measured), sum(cached_allocated), sum(requests_allocated)
        FROM ledger_rollup WHERE level = @level AND bucket_ms >= @from AND bucket_ms < @to GROUP BY 1, 2, 3, 4`,
     )
     .raw()
-    .all({ size: bucketSizeMs, level, from: fromMs, to: toMs }) as Array<[number, number, string, string, number, number, number, number, number, number, number]>;
+    .all({ size: bucketSizeMs, level: perTarget ? level : `${level}_all`, from: fromMs, to: toMs }) as Array<[number, number, string, string, number, number, number, number, number, number, number]>;
   return rows.map(([bucketMs, targetId, model, tenant, requests, promptTokens, completionTokens, cachedMeasured, requestsMeasured, cachedAllocated, requestsAllocated]) => ({
     bucketMs, targetId, model, tenant, requests, promptTokens, completionTokens, cachedMeasured, requestsMeasured, cachedAllocated, requestsAllocated,
   }));
 }
 
-export function writeLedgerRollup(db: Database, level: Level, facts: readonly LedgerFact[]): void {
+export function writeLedgerRollup(db: Database, level: Level | 'hour_all' | 'day_all', facts: readonly LedgerFact[]): void {
   const insert = db.prepare(`INSERT OR REPLACE INTO ledger_rollup (level, ${LEDGER_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`);
   for (const f of facts) {
     insert.run(level, f.bucketMs, f.targetId, f.model, f.tenant, f.requests, f.promptTokens, f.completionTokens, f.cachedMeasured, f.requestsMeasured, f.cachedAllocated, f.requestsAllocated);

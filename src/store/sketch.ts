@@ -6,16 +6,17 @@ const ALPHA = 0.01;
 const GAMMA = (1 + ALPHA) / (1 - ALPHA);
 const LOG_GAMMA = Math.log(GAMMA);
 const ZERO_BELOW = 1e-6;
-const ZERO = 'z';
+const ZERO = -0x80000000;
 
-export type Sketch = Map<string, number>;
+/** Bucket index → count. Stored as a flat JSON array [index, count, …]: parses far faster than an object. */
+export type Sketch = Map<number, number>;
 
 export function newSketch(): Sketch {
   return new Map();
 }
 
 export function addToSketch(s: Sketch, value: number, count = 1): void {
-  const key = value < ZERO_BELOW ? ZERO : String(Math.ceil(Math.log(value) / LOG_GAMMA));
+  const key = value < ZERO_BELOW ? ZERO : Math.ceil(Math.log(value) / LOG_GAMMA);
   s.set(key, (s.get(key) ?? 0) + count);
 }
 
@@ -34,21 +35,25 @@ export function sketchQuantile(s: Sketch, q: number): number | undefined {
   const total = sketchCount(s);
   if (total === 0) return undefined;
   const rank = Math.max(1, Math.ceil(q * total));
-  const buckets = [...s.entries()].map(([k, n]) => [k === ZERO ? -Infinity : Number(k), n] as const).sort((a, b) => a[0] - b[0]);
+  const buckets = [...s.entries()].sort((a, b) => a[0] - b[0]);
   let seen = 0;
   for (const [idx, n] of buckets) {
     seen += n;
-    if (seen >= rank) return idx === -Infinity ? 0 : (2 * GAMMA ** idx) / (GAMMA + 1);
+    if (seen >= rank) return idx === ZERO ? 0 : (2 * GAMMA ** idx) / (GAMMA + 1);
   }
   return undefined;
 }
 
 export function encodeSketch(s: Sketch): string | null {
-  return s.size ? JSON.stringify(Object.fromEntries(s)) : null;
+  if (!s.size) return null;
+  const flat: number[] = [];
+  for (const [k, n] of s) flat.push(k, n);
+  return JSON.stringify(flat);
 }
 
 export function decodeSketch(text: string | null | undefined, into: Sketch = newSketch()): Sketch {
   if (!text) return into;
-  for (const [k, n] of Object.entries(JSON.parse(text) as Record<string, number>)) into.set(k, (into.get(k) ?? 0) + n);
+  const flat = JSON.parse(text) as number[];
+  for (let i = 0; i < flat.length; i += 2) into.set(flat[i]!, (into.get(flat[i]!) ?? 0) + flat[i + 1]!);
   return into;
 }
