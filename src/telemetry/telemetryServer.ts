@@ -1,18 +1,13 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
+import { parseEndpoint } from '../pipeline/receivers/listenOptions.ts';
 import type { Logger } from './logger.ts';
 
 export interface ReadinessCheck {
   name: string;
   /** undefined when fine; else why not, for the /readyz body and the log. */
   problem: () => string | undefined;
-}
-
-export function splitHostPort(endpoint: string, what: string): { host: string; port: number } {
-  const m = /^(\[[^\]]+\]|[^:]*):(\d+)$/.exec(endpoint);
-  if (!m) throw new Error(`${what}: "${endpoint}" is not host:port`);
-  return { host: m[1]!.replace(/^\[|\]$/g, '') || '127.0.0.1', port: Number(m[2]) };
 }
 
 /** /metrics, /healthz (the process answers) and /readyz (every check passes) on one port. */
@@ -28,7 +23,7 @@ export class TelemetryServer {
   ) {}
 
   async start(): Promise<string> {
-    const { host, port } = splitHostPort(this.endpoint, 'telemetry.endpoint');
+    const { host, port } = parseEndpoint(this.endpoint);
     this.server = createServer((req, res) => {
       const path = (req.url ?? '/').split('?')[0];
       if (req.method !== 'GET' && req.method !== 'HEAD') {
