@@ -308,6 +308,12 @@ export function buildReport(input: BuildInput): Report {
   const fleetCost = new Map<FleetFact, Cost | null>(input.fleet.map((f) => [f, pricer ? pricer.fleet(f) : null]));
   const notes: string[] = [];
 
+  // Each fact is priced once; rows, remainders and charts all read these.
+  const ledgerCost = new Map<LedgerFact, Cost | null>(input.ledger.map((l) => [l, pricer ? pricer.ledger(l) : null]));
+  const ledgerAcc = (facts: readonly LedgerFact[], into = new Acc()) => {
+    for (const l of facts) into.addLedger(l, ledgerCost.get(l) ?? null);
+    return into;
+  };
   const fleetAcc = (facts: readonly FleetFact[]) => {
     const a = new Acc();
     for (const f of facts) a.addFleet(f, fleetCost.get(f) ?? null);
@@ -332,8 +338,7 @@ export function buildReport(input: BuildInput): Report {
     let measured = 0;
     let allocated = 0;
     for (const g of tenantGroups.values()) {
-      const a = new Acc();
-      for (const l of g.items) a.addLedger(l, pricer ? pricer.ledger(l) : null);
+      const a = ledgerAcc(g.items);
       measured += a.measured;
       allocated += a.allocated;
       rows.push({ key: g.key, source: 'tenant', basis: basisOf(a.measured, a.allocated), ...a.figures(priced), cached_measured_tokens: a.measured, cached_allocated_tokens: a.allocated, preemptions: null });
@@ -341,7 +346,7 @@ export function buildReport(input: BuildInput): Report {
       for (const d of others) otherKey[d] = g.key[d];
       const ok = keyString(otherKey, others);
       const c = claimed.get(ok) ?? { key: otherKey, acc: new Acc() };
-      for (const l of g.items) c.acc.addLedger(l, pricer ? pricer.ledger(l) : null);
+      ledgerAcc(g.items, c.acc);
       claimed.set(ok, c);
     }
     for (const k of new Set([...fleetGroups.keys(), ...claimed.keys()])) {
@@ -389,11 +394,7 @@ export function buildReport(input: BuildInput): Report {
     .map((g) => ({ model: g.key.model!, savings: fleetAcc(g.items).figures(priced).savings }))
     .sort((a, b) => (b.savings ?? 0) - (a.savings ?? 0));
   const savingsByTenant = [...group(input.ledger, (l) => ({ tenant: l.tenant || NO_TENANT }), ['tenant']).values()]
-    .map((g) => {
-      const a = new Acc();
-      for (const l of g.items) a.addLedger(l, pricer ? pricer.ledger(l) : null);
-      return { tenant: g.key.tenant!, savings: a.figures(priced).savings };
-    })
+    .map((g) => ({ tenant: g.key.tenant!, savings: ledgerAcc(g.items).figures(priced).savings }))
     .sort((a, b) => (b.savings ?? 0) - (a.savings ?? 0));
 
   if (!input.fleet.length && !input.ledger.length) {

@@ -126,15 +126,14 @@ export function fleetFromMinutes(db: Database, fromMs: number, toMs: number, buc
   return [...facts.values()];
 }
 
-type FleetRow = [number, number, string, number, ...Array<number | null>, number, number | null, number | null, string | null, number | null, number | null, string | null];
 const FLEET_COLS = `bucket_ms, target_id, model, minutes, ${FACT_COUNTERS.join(', ')}, resets, kv_sum, kv_count, kv_sketch, queue_sum, queue_count, queue_sketch`;
 
 /** Fleet facts from compacted rows of `level` with bucket in [fromMs, toMs), re-bucketed to `bucketSizeMs`. */
 export function fleetFromRollup(db: Database, level: Level, fromMs: number, toMs: number, bucketSizeMs: number): FleetFact[] {
   const facts = new Map<string, FleetFact>();
-  const rows = db.prepare(`SELECT ${FLEET_COLS} FROM fleet_rollup WHERE level = ? AND bucket_ms >= ? AND bucket_ms < ?`).raw().iterate(level, fromMs, toMs) as Iterable<FleetRow>;
+  const rows = db.prepare(`SELECT ${FLEET_COLS} FROM fleet_rollup WHERE level = ? AND bucket_ms >= ? AND bucket_ms < ?`).raw().iterate(level, fromMs, toMs) as Iterable<unknown[]>;
   for (const row of rows) {
-    const f = rowToFleetFact(row as unknown[]);
+    const f = rowToFleetFact(row);
     f.bucketMs = floorTo(f.bucketMs, bucketSizeMs);
     const key = `${f.bucketMs}\u0000${f.targetId}\u0000${f.model}`;
     const have = facts.get(key);
