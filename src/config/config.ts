@@ -55,6 +55,7 @@ export interface Config {
     retry_max_interval: number;
     max_batch_spans: number;
     max_in_flight: number;
+    shutdown_timeout: number;
   };
   spool: { path?: string; max_bytes: number; fsync: boolean; high_water_percent: number };
   telemetry: { enabled: boolean; endpoint: string };

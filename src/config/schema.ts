@@ -157,6 +157,7 @@ export const CONFIG_SCHEMA: ObjectSpec = {
         retry_max_interval: { kind: 'duration', default: '30s', doc: 'Longest backoff. Retryable failures are retried until they succeed; the spool bound is the limit.' },
         max_batch_spans: { kind: 'int', default: 2048, doc: 'Spans per downstream request; small received requests are merged up to this.' },
         max_in_flight: { kind: 'int', default: 4, doc: 'Concurrent downstream requests.' },
+        shutdown_timeout: { kind: 'duration', default: '5s', env: 'CACHELENS_EXPORTER_SHUTDOWN_TIMEOUT', doc: 'On SIGTERM/SIGINT, how long to keep sending spooled spans after the listeners close; what is left stays in the spool for the next start.' },
       },
     },
     spool: {

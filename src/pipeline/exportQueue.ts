@@ -216,11 +216,17 @@ export class ExportQueue {
     });
   }
 
-  /** Stops taking new rows and waits (bounded) for in-flight sends; unsent rows stay in the spool. */
+  /**
+   * Sends what is ready until idle or the deadline, then stops and waits (within the same deadline)
+   * for requests in flight. Rows still waiting for a window, or unsent, stay in the spool.
+   */
   async shutdown(timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([this.whenIdle(), new Promise<void>((r) => (timer = setTimeout(r, timeoutMs)))]);
+    clearTimeout(timer);
     this.closed = true;
     clearTimeout(this.timer);
-    const deadline = Date.now() + timeoutMs;
     while (this.inFlightRequests > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
     await this.exporter?.shutdown().catch(() => undefined);
     this.notifyIdle();

@@ -78,11 +78,11 @@ export class TracePipeline {
     return out;
   }
 
-  /** Receivers first (no new spans), then in-flight exports; unsent spans stay in the spool for the next start. */
+  /** Receivers first (no new spans), then send what is ready within the deadline; the rest stays in the spool for the next start. */
   async shutdown(): Promise<void> {
     this.listening = false;
     await Promise.all([this.grpc?.shutdown(), this.http?.shutdown()]);
-    await this.queue.shutdown(5000);
+    await this.queue.shutdown(this.config.exporter.shutdown_timeout);
     this.spool.close();
   }
 }

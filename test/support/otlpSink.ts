@@ -21,6 +21,8 @@ export class OtlpSink {
   /** When set, every request fails with it (downstream outage). */
   failAll?: SinkFailure;
   attempts = 0;
+  /** Answer each successful export this much later (a slow downstream). */
+  delayMs = 0;
   private server?: Server;
   port = 0;
 
@@ -35,9 +37,13 @@ export class OtlpSink {
           md.set('grpc-status-details-bin', Buffer.from(encodeRpcStatus(rpcStatus(f.code, f.message, undefined, f.retryAfterMs))));
           return cb({ code: f.code, details: f.message, metadata: md });
         }
-        this.raw.push(call.request);
-        this.requests.push(decodeProtobuf(call.request));
-        cb(null, Buffer.alloc(0));
+        const accept = () => {
+          this.raw.push(call.request);
+          this.requests.push(decodeProtobuf(call.request));
+          cb(null, Buffer.alloc(0));
+        };
+        if (this.delayMs) setTimeout(accept, this.delayMs);
+        else accept();
       },
     });
     this.port = await new Promise<number>((resolve, reject) => this.server!.bindAsync(`127.0.0.1:${port}`, ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))));
