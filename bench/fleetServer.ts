@@ -1,7 +1,7 @@
 // A simulated fleet for the scrape benchmark: N vLLM targets on 127.0.0.1, one path each, run in its own
 // process so its CPU is not counted against cachelens. Counters grow with time; histograms are static.
 import http from 'node:http';
-import { demoModelState, renderVllmExposition } from '../test/support/vllmExposition.ts';
+import { demoModelState, renderVllmExposition } from '../src/demo/vllmExposition.ts';
 
 const targets = Number(process.argv[2] ?? 1000);
 const port = Number(process.argv[3] ?? 0);

@@ -1,7 +1,7 @@
 import parsePrometheusTextFormat from 'parse-prometheus-text-format';
 import { normalizeBody } from '../src/scrape/scrapeTarget.ts';
 import { makeTarget } from '../src/scrape/target.ts';
-import { demoModelState, renderVllmExposition } from '../test/support/vllmExposition.ts';
+import { demoModelState, renderVllmExposition } from '../src/demo/vllmExposition.ts';
 
 function timeMs(fn: () => void, minMs = 2000): { perOpMs: number; ops: number } {
   for (let i = 0; i < 20; i++) fn();

@@ -4,7 +4,7 @@ import { Client, credentials } from '@grpc/grpc-js';
 import { MetricsServer } from '../test/support/metricsServer.ts';
 import { makeRequest } from '../test/support/otlpRequests.ts';
 import { OtlpSink } from '../test/support/otlpSink.ts';
-import { demoModelState, renderVllmExposition } from '../test/support/vllmExposition.ts';
+import { demoModelState, renderVllmExposition } from '../src/demo/vllmExposition.ts';
 
 const sink = await new OtlpSink().start();
 // Count spans without keeping decoded requests (memory of the child is not under test).

@@ -7,7 +7,7 @@ import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { listMigrations } from '../src/store/migrate.ts';
 import { MetricsServer } from './support/metricsServer.ts';
-import { demoModelState, renderVllmExposition } from './support/vllmExposition.ts';
+import { demoModelState, renderVllmExposition } from '../src/demo/vllmExposition.ts';
 
 const BIN = new URL('../bin/cachelens.js', import.meta.url).pathname;
 const run = async (args: string[], env: NodeJS.ProcessEnv = {}) => {

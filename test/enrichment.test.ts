@@ -16,7 +16,7 @@ import { MetricsServer } from './support/metricsServer.ts';
 import { OtlpSink } from './support/otlpSink.ts';
 import { waitFor } from './support/pipelineHarness.ts';
 import { memoryLogger } from './support/silentLogger.ts';
-import { renderVllmExposition, type VllmModelState } from './support/vllmExposition.ts';
+import { renderVllmExposition, type VllmModelState } from '../src/demo/vllmExposition.ts';
 
 // The scripted fleet: scrape n of target A or B exposes these cumulative counters and gauges.
 const SCRIPT = {

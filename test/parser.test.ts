@@ -5,7 +5,7 @@ import { parseExposition } from '../src/scrape/parseExposition.ts';
 import { normalizeBody } from '../src/scrape/scrapeTarget.ts';
 import { makeTarget } from '../src/scrape/target.ts';
 import { aggregateSignals } from '../src/scrape/aggregateSignals.ts';
-import { demoModelState, renderVllmExposition } from './support/vllmExposition.ts';
+import { demoModelState, renderVllmExposition } from '../src/demo/vllmExposition.ts';
 
 const target = makeTarget('http://127.0.0.1:8000/metrics', {}, 'auto', {}, 'test');
 const signalsOf = (body: string) => {

@@ -11,7 +11,7 @@ import { makeRequest } from './support/otlpRequests.ts';
 import { OtlpSink } from './support/otlpSink.ts';
 import { waitFor } from './support/pipelineHarness.ts';
 import { memoryLogger } from './support/silentLogger.ts';
-import { demoModelState, renderVllmExposition } from './support/vllmExposition.ts';
+import { demoModelState, renderVllmExposition } from '../src/demo/vllmExposition.ts';
 
 const REQUIRED = [
   'cachelens_receiver_accepted_spans_total',

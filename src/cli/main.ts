@@ -1,8 +1,8 @@
 import { parseArgs } from 'node:util';
 import { stringify as toYaml } from 'yaml';
 import { ConfigError, loadConfig } from '../config/config.ts';
-import { formatBytes, formatDurationMs } from '../config/units.ts';
-import { CONFIG_SCHEMA, type Spec } from '../config/schema.ts';
+import { formatBytes, formatDurationMs, parseDurationMs } from '../config/units.ts';
+import { CONFIG_SCHEMA, LOG_LEVELS, type Spec } from '../config/schema.ts';
 import { openDatabase } from '../store/openDatabase.ts';
 import { listMigrations, migrate } from '../store/migrate.ts';
 import { createLogger } from '../telemetry/logger.ts';
@@ -19,6 +19,11 @@ Usage:
   cachelens report [--since 7d|2026-11-01] [--until TIME] [--by model,instance,day,hour,tenant]
                    [--format table|csv|json|html] [--out FILE] [--prices FILE] [--db FILE] [--config FILE]
                                             tokens, cache hit ratio, pressure and savings from the local store
+  cachelens demo [--duration 45s] [--dir DIR] [--log-level warn]
+                                            a simulated vLLM fleet through the real daemon: enriched spans and a
+                                            report in about a minute, no GPU needed
+  cachelens demo --fleet-only [--listen 127.0.0.1:8001] [--otlp http://127.0.0.1:4317]
+                                            only the simulated fleet (3 /metrics ports from --listen), until SIGTERM
   cachelens check-config [--config FILE]    print the effective config, or the errors
   cachelens migrate [--config FILE] [--db FILE]
                                             apply pending database migrations
@@ -60,6 +65,12 @@ export async function main(argv: string[], io: { out: NodeJS.WritableStream; err
       by: { type: 'string' },
       out: { type: 'string', short: 'o' },
       prices: { type: 'string' },
+      duration: { type: 'string' },
+      dir: { type: 'string' },
+      'log-level': { type: 'string' },
+      'fleet-only': { type: 'boolean' },
+      listen: { type: 'string' },
+      otlp: { type: 'string' },
     },
   });
   if (positionals.length) throw new UsageError(`unexpected argument ${JSON.stringify(positionals[0])}`);
@@ -101,6 +112,18 @@ export async function main(argv: string[], io: { out: NodeJS.WritableStream; err
         { db: values.db ?? config.storage.path, since: values.since, until: values.until, by: values.by, format: values.format, prices: values.prices, out: values.out, tenantKeys: config.ledger.tenant_attributes },
         io,
       );
+    }
+    case 'demo': {
+      const { runDemo, runFleetOnly } = await import('./demo.ts');
+      if (values['fleet-only']) {
+        await runFleetOnly(values.listen ?? '127.0.0.1:8001', values.otlp, io.out);
+        return 0;
+      }
+      const durationMs = parseDurationMs(values.duration ?? '45s');
+      if (durationMs === undefined || durationMs < 10_000) throw new UsageError(`--duration ${values.duration}: use a duration of at least 10s, such as 45s or 2m`);
+      const logLevel = values['log-level'] ?? 'error';
+      if (!(LOG_LEVELS as readonly string[]).includes(logLevel)) throw new UsageError(`--log-level ${logLevel}: use one of ${LOG_LEVELS.join(', ')}`);
+      return runDemo({ durationMs, dir: values.dir, logLevel, out: io.out, err: io.err });
     }
     case 'check-config': {
       const { config, source, envApplied } = loadConfig(values.config);

@@ -1,5 +1,5 @@
 // Renders a vLLM (main @ 7cfb97e3) /metrics body the way prometheus_client prints it, from the
-// catalogue in shared/research/inference-servers.md §1.2. Used by benchmarks and scheduler tests.
+// catalogue in shared/research/inference-servers.md §1.2. Used by `cachelens demo`, benchmarks and tests.
 
 export interface VllmModelState {
   model: string;
