@@ -35,6 +35,13 @@ describe('config', () => {
     assert.deepEqual(problems({ scrape: { intervl: '5s' } }), ['scrape.intervl: unknown key; did you mean scrape.interval?']);
     assert.match(problems({ scrape: { targets: [{ url: 'http://a/metrics', lables: {} }] } })[0]!, /scrape\.targets\[0\]\.lables: unknown key; did you mean scrape\.targets\[0\]\.labels\?/);
   });
+  it('map keys follow what they name: label names, attribute keys (service.name), header names (x-api-key)', () => {
+    const { config } = buildConfig({ scrape: { targets: [{ url: 'http://a/metrics', labels: { instance: 'a' }, match: { 'service.name': 'vllm', 'k8s.pod.name': 'p' } }] }, exporter: { headers: { 'x-api-key': 's3cret' } } }, {});
+    assert.deepEqual(config.scrape.targets[0]!.match, { 'service.name': 'vllm', 'k8s.pod.name': 'p' });
+    assert.deepEqual(config.exporter.headers, { 'x-api-key': 's3cret' });
+    assert.deepEqual(problems({ scrape: { targets: [{ url: 'http://a/metrics', labels: { 'service.name': 'x' } }] } }), ['scrape.targets[0].labels.service.name: is not a valid label name']);
+    assert.deepEqual(problems({ exporter: { headers: { 'bad header': 'x' } } }), ['exporter.headers.bad header: is not a valid header name']);
+  });
   it('the timeout must be shorter than the interval', () => {
     assert.match(problems({ scrape: { interval: '5s', timeout: '5s' } })[0]!, /scrape\.timeout: .* must be shorter than scrape\.interval/);
   });

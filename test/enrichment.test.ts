@@ -73,7 +73,8 @@ describe('enrichment: request spans carry the scripted fleet numbers for their w
           timeout: '500ms',
           targets: [
             { url: fleet.url('/a'), labels: { instance: 'vllm-a' } },
-            { url: fleet.url('/b'), labels: { instance: 'vllm-b' } },
+            // vLLM sets no instance id of its own: a config match on the service name it was given (rule 1).
+            { url: fleet.url('/b'), labels: { instance: 'vllm-b' }, match: { 'service.name': 'vllm-b-server' } },
             { url: fleet.url('/c'), labels: { instance: 'vllm-c' } },
           ],
         },
@@ -212,6 +213,17 @@ describe('enrichment: request spans carry the scripted fleet numbers for their w
     assert.equal(initech.cached_measured_tokens, 300, "the gateway's count, not the request span's window estimate");
     assert.equal(initech.cached_allocated_tokens, 0);
     assert.equal(initech.prompt_tokens, 400);
+  });
+
+  it('a config match on a dotted resource attribute (service.name) wins over every other rule', async () => {
+    const vllm = tracerFor({ 'service.name': 'vllm-b-server', 'host.name': 'vllm-a' });
+    const req = vllm.tracer.startSpan('llm_request', { kind: SpanKind.SERVER, attributes: { 'gen_ai.usage.prompt_tokens': 50 } });
+    req.end();
+    await vllm.flush();
+    await waitFor(() => sink.spans().some((x) => toHex(x.spanId) === req.spanContext().spanId), 'the span downstream', 10_000);
+    const c = eventAttrs(sink.spans().find((x) => toHex(x.spanId) === req.spanContext().spanId)!, 'cachelens.cache')!;
+    assert.equal(c['cachelens.match'], 'config');
+    assert.equal(c['cachelens.instance'], 'vllm-b', 'host.name names vllm-a, but the config rule comes first');
   });
 
   it('an ambiguous peer falls back to fleet context; a dead target is enriched after max_wait and marked incomplete', async () => {

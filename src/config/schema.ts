@@ -10,6 +10,8 @@ export interface LeafSpec {
   env?: string;
   doc: string;
   secret?: boolean;
+  /** stringMap only: what the keys are, which decides what a valid key is. Default: Prometheus label names. */
+  keys?: 'label' | 'attribute' | 'header';
 }
 export interface ObjectSpec {
   kind: 'object';
@@ -94,7 +96,7 @@ export const CONFIG_SCHEMA: ObjectSpec = {
               url: { kind: 'string', doc: 'Full /metrics URL (http or https).' },
               labels: { kind: 'stringMap', default: {}, doc: 'Extra labels; `instance` overrides the default `host:port`, `model_name` names the model for servers that do not label it (TGI).' },
               profile: { kind: 'enum', values: PROFILE_NAMES, doc: 'Profile override for this target.' },
-              match: { kind: 'stringMap', default: {}, doc: 'Resource attributes that mark spans as this target\'s (span matching rule 1), e.g. `{service.name: vllm-a}`.' },
+              match: { kind: 'stringMap', keys: 'attribute', default: {}, doc: 'Resource attributes that mark spans as this target\'s (span matching rule 1), e.g. `{service.name: vllm-a}`.' },
               ...authFields(),
             },
           },
@@ -140,7 +142,7 @@ export const CONFIG_SCHEMA: ObjectSpec = {
       fields: {
         endpoint: { kind: 'string', doc: 'Downstream OTLP/gRPC endpoint, e.g. `http://collector:4317`. Default: OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, then OTEL_EXPORTER_OTLP_ENDPOINT; with neither, spans are enriched and written to the ledger but not forwarded.' },
         insecure: { kind: 'bool', doc: 'Plain-text gRPC (no TLS). Default: from the URL scheme / OTEL_EXPORTER_OTLP_TRACES_INSECURE.' },
-        headers: { kind: 'stringMap', default: {}, doc: 'gRPC metadata sent with every export (e.g. an API key).', secret: true },
+        headers: { kind: 'stringMap', keys: 'header', default: {}, doc: 'gRPC metadata sent with every export (e.g. an API key).', secret: true },
         compression: { kind: 'enum', values: ['gzip', 'none'], doc: 'Export compression. Default: OTEL_EXPORTER_OTLP_TRACES_COMPRESSION, else none.' },
         timeout: { kind: 'duration', doc: 'Per-export deadline. Default: OTEL_EXPORTER_OTLP_TRACES_TIMEOUT, else 10s.' },
         tls: {

@@ -74,16 +74,25 @@ function validateLeaf(spec: LeafSpec, value: unknown, path: string, problems: st
       if (value && typeof value === 'object' && !Array.isArray(value)) {
         const out: Record<string, string> = {};
         for (const [k, v] of Object.entries(value)) {
-          if (!/^[a-zA-Z_][a-zA-Z0-9_]*$/.test(k)) problems.push(`${path}.${k}: is not a valid label name`);
+          const keys = spec.keys ?? 'label';
+          if (!KEY_RULES[keys].re.test(k)) problems.push(`${path}.${k}: is not a valid ${KEY_RULES[keys].what}`);
           else if (typeof v !== 'string' && typeof v !== 'number' && typeof v !== 'boolean') problems.push(`${path}.${k}: ${show(v)} is not a string`);
           else out[k] = String(v);
         }
         return out;
       }
-      problems.push(`${path}: ${show(value)} is not a map of label names to values`);
+      problems.push(`${path}: ${show(value)} is not a map of ${KEY_RULES[spec.keys ?? 'label'].what}s to values`);
       return undefined;
   }
 }
+
+const KEY_RULES = {
+  label: { re: /^[a-zA-Z_][a-zA-Z0-9_]*$/, what: 'label name' },
+  // OpenTelemetry attribute keys: any non-empty string (dots are the norm: service.name).
+  attribute: { re: /^\S(.*\S)?$/, what: 'attribute key' },
+  // gRPC metadata keys: lowercase letters, digits, - _ . (grpc-js lowercases them).
+  header: { re: /^[A-Za-z0-9_.-]+$/, what: 'header name' },
+} as const;
 
 function validateNode(spec: Spec, value: unknown, path: string, problems: string[]): unknown {
   if (spec.kind === 'object') return spec.optional && (value === undefined || value === null) ? undefined : validateObject(spec, value, path, problems);
