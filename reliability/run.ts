@@ -7,6 +7,7 @@ import { parseArgs } from 'node:util';
 import type { CaseResult } from './lib.ts';
 import { crashLoop } from './cases/crashLoop.ts';
 import { downstreamOutage } from './cases/downstreamOutage.ts';
+import { badOtlp } from './cases/badOtlp.ts';
 
 interface CaseDef {
   key: string;
@@ -15,6 +16,7 @@ interface CaseDef {
 
 const CASES: CaseDef[] = [
   { key: 'crash', run: (long) => crashLoop({ kills: long ? 100 : 20 }) },
+  { key: 'otlp', run: (long) => badOtlp({ cases: long ? 100_000 : 10_000 }) },
   { key: 'outage', run: (long) => downstreamOutage({ outageMs: long ? 60_000 : 8_000, flapMs: long ? 30_000 : 5_000 }) },
 ];
 

@@ -40,6 +40,43 @@ describe('receivers: OTLP status codes for bad input, nothing crashes', () => {
     await sink.stop();
   });
 
+  it('OTLP/JSON with a bad int64, enum or nested intValue is 400 naming the field, not silently 0', async () => {
+    const span = (o: object) => ({ traceId: '0102030405060708090a0b0c0d0e0f10', spanId: '0102030405060708', name: 'x', startTimeUnixNano: '1', endTimeUnixNano: '2', ...o });
+    const cases: Array<[object, RegExp]> = [
+      [span({ startTimeUnixNano: 'yesterday' }), /spans\[0\]\.startTimeUnixNano: expected an integer/],
+      [span({ kind: 'SERVERISH' }), /spans\[0\]\.kind: expected an integer or one of SPAN_KIND_UNSPECIFIED/],
+      [span({ status: { code: 'BROKEN' } }), /spans\[0\]\.status\.code/],
+      [span({ attributes: [{ key: 'k', value: { kvlistValue: { values: [{ key: 'i', value: { intValue: '7x' } }] } } }] }), /attributes\[0\]\.value\.kvlistValue\.values\[0\]\.value\.intValue/],
+      [span({ events: [{ name: 'e', timeUnixNano: 1.5 }] }), /events\[0\]\.timeUnixNano/],
+    ];
+    for (const [sp, re] of cases) {
+      const res = await fetch(h.httpUrl, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ resourceSpans: [{ scopeSpans: [{ spans: [sp] }] }] }) });
+      assert.equal(res.status, 400);
+      assert.match((await res.json() as { message: string }).message, re);
+    }
+    const ok = await fetch(h.httpUrl, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ resourceSpans: [{ scopeSpans: [{ spans: [span({ kind: 'SPAN_KIND_SERVER', status: { code: 2 }, attributes: [{ key: 'n', value: { intValue: -5 } }] })] }] }] }) });
+    assert.equal(ok.status, 200, 'enum names, integer codes and numeric intValue are fine');
+  });
+
+  it('kvlists 100 deep are accepted and arrive downstream intact (protobufjs stops at 34 by default)', async () => {
+    let v: Record<string, unknown> = { stringValue: 'bottom' };
+    for (let i = 0; i < 100; i++) v = { kvlistValue: { values: [{ key: `l${100 - i}`, value: v }] } };
+    const now = String(BigInt(Date.now()) * 1_000_000n);
+    const spanId = '0a0b0c0d0e0f0102';
+    const body = JSON.stringify({ resourceSpans: [{ resource: { attributes: [] }, scopeSpans: [{ spans: [{ traceId: '0102030405060708090a0b0c0d0e0f10', spanId, name: 'deep', kind: 1, startTimeUnixNano: now, endTimeUnixNano: now, attributes: [{ key: 'deep', value: v }] }] }] }] });
+    const res = await fetch(h.httpUrl, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
+    assert.equal(res.status, 200, await res.text());
+    await waitFor(() => sink.spans().some((s) => Buffer.from(s.spanId).toString('hex') === spanId), 'the deep span downstream');
+    let got = sink.spans().find((s) => Buffer.from(s.spanId).toString('hex') === spanId)!.attributes[0]!.value;
+    let depth = 0;
+    while (got?.kvlistValue) {
+      depth++;
+      got = got.kvlistValue.values![0]!.value;
+    }
+    assert.equal(depth, 100);
+    assert.equal(got?.stringValue, 'bottom');
+  });
+
   it('HTTP: 405, 415, 404, 400 with a google.rpc.Status, 413 for big bodies and gzip bombs', async () => {
     assert.equal((await post(h.httpUrl, '', {}, 'GET')).status, 405);
     assert.equal((await post(h.httpUrl, 'x', { 'content-type': 'text/plain' })).status, 415);

@@ -21,6 +21,40 @@ function hexField(obj: Record<string, unknown>, key: string, where: string): voi
   obj[key] = Buffer.from(v, 'hex');
 }
 
+// protobufjs' fromObject turns a bad int64 string into 0 and an unknown enum name into "unset";
+// OTLP/JSON receivers (the Collector's jsonpb) reject both, and so do we, with the field's path.
+const INT_RE = /^-?\d+$/;
+function intField(obj: Record<string, unknown>, key: string, where: string): void {
+  const v = obj[key];
+  if (v === undefined || v === null) return;
+  if (typeof v === 'number' ? Number.isInteger(v) : typeof v === 'string' && INT_RE.test(v)) return;
+  throw new OtlpDecodeError(`${where}.${key}: expected an integer (number or decimal string), got ${JSON.stringify(v).slice(0, 60)}`);
+}
+
+function enumField(obj: Record<string, unknown>, key: string, names: readonly string[], where: string): void {
+  const v = obj[key];
+  if (v === undefined || v === null || (typeof v === 'number' && Number.isInteger(v)) || (typeof v === 'string' && names.includes(v))) return;
+  throw new OtlpDecodeError(`${where}.${key}: expected an integer or one of ${names.join(', ')}, got ${JSON.stringify(v).slice(0, 60)}`);
+}
+
+const SPAN_KINDS = ['SPAN_KIND_UNSPECIFIED', 'SPAN_KIND_INTERNAL', 'SPAN_KIND_SERVER', 'SPAN_KIND_CLIENT', 'SPAN_KIND_PRODUCER', 'SPAN_KIND_CONSUMER'] as const;
+const STATUS_CODES = ['STATUS_CODE_UNSET', 'STATUS_CODE_OK', 'STATUS_CODE_ERROR'] as const;
+
+/** intValue anywhere inside attribute values, kvlists and arrays included. */
+function checkAttributes(attrs: unknown, where: string, depth = 0): void {
+  if (depth > 400) throw new OtlpDecodeError(`${where}: attribute values nested deeper than 400 levels`);
+  for (const [i, kv] of asArray(attrs, where).entries()) checkAnyValue(kv?.value, `${where}[${i}].value`, depth);
+}
+function checkAnyValue(v: unknown, where: string, depth: number): void {
+  if (v === null || typeof v !== 'object') return;
+  const av = v as Record<string, unknown>;
+  intField(av, 'intValue', where);
+  const arr = av.arrayValue as Record<string, unknown> | undefined;
+  if (arr && typeof arr === 'object') asArray(arr.values, `${where}.arrayValue.values`).forEach((x, j) => checkAnyValue(x, `${where}.arrayValue.values[${j}]`, depth + 1));
+  const kvl = av.kvlistValue as Record<string, unknown> | undefined;
+  if (kvl && typeof kvl === 'object') checkAttributes(kvl.values, `${where}.kvlistValue.values`, depth + 1);
+}
+
 function asArray(v: unknown, where: string): Array<Record<string, unknown>> {
   if (v === undefined || v === null) return [];
   if (!Array.isArray(v)) throw new OtlpDecodeError(`${where}: expected an array`);
@@ -38,15 +72,31 @@ export function decodeJson(text: string): OtlpTraceRequest {
   if (typeof obj !== 'object' || obj === null || Array.isArray(obj)) throw new OtlpDecodeError('invalid OTLP JSON: the body must be an ExportTraceServiceRequest object');
   const req = obj as Record<string, unknown>;
   asArray(req.resourceSpans, 'resourceSpans').forEach((rs, i) => {
+    if (typeof rs !== 'object' || rs === null) return;
+    if (rs.resource && typeof rs.resource === 'object') checkAttributes((rs.resource as Record<string, unknown>).attributes, `resourceSpans[${i}].resource.attributes`);
     asArray(rs.scopeSpans, `resourceSpans[${i}].scopeSpans`).forEach((ss, j) => {
+      if (typeof ss !== 'object' || ss === null) return;
       asArray(ss.spans, `resourceSpans[${i}].scopeSpans[${j}].spans`).forEach((s, k) => {
         const where = `resourceSpans[${i}].scopeSpans[${j}].spans[${k}]`;
+        if (typeof s !== 'object' || s === null) return; // fromObject names it
         hexField(s, 'traceId', where);
         hexField(s, 'spanId', where);
         hexField(s, 'parentSpanId', where);
+        intField(s, 'startTimeUnixNano', where);
+        intField(s, 'endTimeUnixNano', where);
+        enumField(s, 'kind', SPAN_KINDS, where);
+        if (s.status && typeof s.status === 'object') enumField(s.status as Record<string, unknown>, 'code', STATUS_CODES, `${where}.status`);
+        checkAttributes(s.attributes, `${where}.attributes`);
+        asArray(s.events, `${where}.events`).forEach((e, n) => {
+          if (typeof e !== 'object' || e === null) return;
+          intField(e, 'timeUnixNano', `${where}.events[${n}]`);
+          checkAttributes(e.attributes, `${where}.events[${n}].attributes`);
+        });
         asArray(s.links, `${where}.links`).forEach((l, n) => {
+          if (typeof l !== 'object' || l === null) return;
           hexField(l, 'traceId', `${where}.links[${n}]`);
           hexField(l, 'spanId', `${where}.links[${n}]`);
+          checkAttributes(l.attributes, `${where}.links[${n}].attributes`);
         });
       });
     });

@@ -4,6 +4,11 @@ import { fileURLToPath } from 'node:url';
 
 // Loaded once from the hand-written .proto; protobufjs generates the decoders at first use.
 const PROTO_PATH = fileURLToPath(new URL('./otlp.proto', import.meta.url));
+// protobufjs stops at 100 nested messages (protoc's default); one kvlist level is three messages
+// (AnyValue → KeyValueList → KeyValue), so that would refuse valid OTLP with kvlists 34 deep. The
+// Collector's Go decoder allows 10,000. 1,000 admits kvlists over 300 deep and still bounds the stack.
+protobuf.util.recursionLimit = 1000;
+protobuf.Reader.recursionLimit = 1000;
 const root = protobuf.parse(readFileSync(PROTO_PATH, 'utf8')).root;
 const type = (name: string): protobuf.Type => root.lookupType(`opentelemetry.proto.${name}`);
 
