@@ -8,6 +8,7 @@ import type { CaseResult } from './lib.ts';
 import { crashLoop } from './cases/crashLoop.ts';
 import { downstreamOutage } from './cases/downstreamOutage.ts';
 import { badOtlp } from './cases/badOtlp.ts';
+import { badMetrics } from './cases/badMetrics.ts';
 
 interface CaseDef {
   key: string;
@@ -17,6 +18,7 @@ interface CaseDef {
 const CASES: CaseDef[] = [
   { key: 'crash', run: (long) => crashLoop({ kills: long ? 100 : 20 }) },
   { key: 'otlp', run: (long) => badOtlp({ cases: long ? 100_000 : 10_000 }) },
+  { key: 'metrics', run: (long) => badMetrics({ cases: long ? 100_000 : 10_000, soakMs: long ? 120_000 : 15_000 }) },
   { key: 'outage', run: (long) => downstreamOutage({ outageMs: long ? 60_000 : 8_000, flapMs: long ? 30_000 : 5_000 }) },
 ];
 

@@ -28,6 +28,12 @@ describe('parse-prometheus-text-format 1.1.1 on whole bodies (why it is fed one 
 });
 
 describe('parseExposition survives what real servers emit', () => {
+  it('refuses a body over scrape.sample_limit before parsing it; unwanted families do not count', () => {
+    const lines = ['# TYPE vllm:num_requests_running gauge', ...Array.from({ length: 101 }, (_, i) => `vllm:num_requests_running{engine="${i}",model_name="m"} 1`)];
+    const noise = Array.from({ length: 5000 }, (_, i) => `python_gc_objects_collected_total{generation="${i}"} 1`);
+    assert.throws(() => parseExposition([...lines, ...noise].join('\n') + '\n', new Set(['vllm:num_requests_running']), undefined, 100), /101 samples of the metrics cachelens reads exceed scrape\.sample_limit \(100\)/);
+    assert.equal(parseExposition([...lines.slice(0, 101), ...noise].join('\n') + '\n', new Set(['vllm:num_requests_running']), undefined, 100).samples.length, 100);
+  });
   it('reads counters next to their _created companion series', () => {
     const { r, byKey } = signalsOf(renderVllmExposition([demoModelState('m')], { created: true }));
     assert.equal(r.profile, 'vllm');

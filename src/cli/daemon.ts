@@ -43,6 +43,7 @@ export class Daemon {
       intervalMs: scrape.interval,
       timeoutMs: scrape.timeout,
       maxBodyBytes: scrape.max_body_bytes,
+      sampleLimit: scrape.sample_limit,
       log: this.log,
       onRound: (results) => {
         writer.write(results);

@@ -22,7 +22,7 @@ export async function scrapeOnce(config: Config, urls: string[], format: 'table'
   const targets = urls.length
     ? urls.map((u) => makeTarget(u, {}, config.scrape.profile, auth, 'command line'))
     : [...staticTargets(config), ...config.scrape.file_sd.flatMap((p) => readFileSd(p, config.scrape.profile, auth))];
-  const results = await Promise.all(targets.map((t) => scrapeTarget(t, { timeoutMs: config.scrape.timeout, maxBodyBytes: config.scrape.max_body_bytes })));
+  const results = await Promise.all(targets.map((t) => scrapeTarget(t, { timeoutMs: config.scrape.timeout, maxBodyBytes: config.scrape.max_body_bytes, sampleLimit: config.scrape.sample_limit })));
   const rows: ScrapeOnceRow[] = [];
   for (const r of results) {
     if (!r.up) err.write(`${r.target.key}: down: ${r.error}\n`);

@@ -37,6 +37,7 @@ export interface Config {
     interval: number;
     timeout: number;
     max_body_bytes: number;
+    sample_limit: number;
     profile: string;
     file_sd: string[];
     file_sd_refresh_interval: number;

@@ -82,6 +82,7 @@ export const CONFIG_SCHEMA: ObjectSpec = {
         interval: { kind: 'duration', default: '5s', env: 'CACHELENS_SCRAPE_INTERVAL', doc: 'How often each target is scraped (whole seconds, ≥ 1s).' },
         timeout: { kind: 'duration', default: '4s', env: 'CACHELENS_SCRAPE_TIMEOUT', doc: 'Per-scrape deadline; must be shorter than the interval.' },
         max_body_bytes: { kind: 'bytes', default: '16MiB', env: 'CACHELENS_SCRAPE_MAX_BODY_BYTES', doc: 'Cap on a decompressed /metrics body; larger bodies fail the scrape with up=0.' },
+        sample_limit: { kind: 'int', default: 20000, doc: 'Most sample lines of the metrics cachelens reads, per scrape (like Prometheus `sample_limit`); more fails the scrape with up=0 before parsing, so a label explosion cannot stall the daemon or flood the store. A vLLM server exposes a few dozen.' },
         profile: { kind: 'enum', values: PROFILE_NAMES, default: 'auto', env: 'CACHELENS_SCRAPE_PROFILE', doc: 'Metric profile for every target (`auto` detects it per target from the families present).' },
         file_sd: { kind: 'stringList', default: [], doc: 'Prometheus `file_sd_configs` files (JSON or YAML); edits are picked up without a restart.' },
         file_sd_refresh_interval: { kind: 'duration', default: '30s', doc: 'Re-read period for file_sd files, on top of file-change notifications.' },

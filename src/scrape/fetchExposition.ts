@@ -14,7 +14,7 @@ const httpsAgents = new Map<string, https.Agent>();
 export class ScrapeError extends Error {
   constructor(
     message: string,
-    readonly reason: 'connect' | 'timeout' | 'http_status' | 'too_large' | 'decode' | 'auth_file' | 'redirect',
+    readonly reason: 'connect' | 'timeout' | 'http_status' | 'too_large' | 'decode' | 'auth_file' | 'redirect' | 'sample_limit',
   ) {
     super(message);
     this.name = 'ScrapeError';

@@ -1,3 +1,4 @@
+import { ScrapeError } from './fetchExposition.ts';
 import parsePrometheusTextFormat from 'parse-prometheus-text-format';
 import type { Sample } from './types.ts';
 import { splitExposition } from './splitExposition.ts';
@@ -44,8 +45,14 @@ export interface ParsedExposition {
   truncated: boolean;
 }
 
-export function parseExposition(body: string, wanted: ReadonlySet<string>, wantHelp?: ReadonlySet<string>): ParsedExposition {
+export function parseExposition(body: string, wanted: ReadonlySet<string>, wantHelp?: ReadonlySet<string>, sampleLimit?: number): ParsedExposition {
   const split = splitExposition(body, wanted, wantHelp);
+  if (sampleLimit !== undefined) {
+    let kept = 0;
+    for (const lines of split.linesByName.values()) kept += lines.length;
+    // Checked before the costly parse: 400k such lines would hold the event loop for seconds.
+    if (kept > sampleLimit) throw new ScrapeError(`${kept} samples of the metrics cachelens reads exceed scrape.sample_limit (${sampleLimit}); is a label exploding?`, 'sample_limit');
+  }
   const samples: Sample[] = [];
   let parseErrors = split.invalidLines;
   let firstError = split.firstInvalid ? `invalid line: ${split.firstInvalid}` : undefined;

@@ -21,11 +21,13 @@ export interface ScrapeResult {
 export interface ScrapeOptions {
   timeoutMs: number;
   maxBodyBytes: number;
+  /** Most sample lines of wanted metrics; more is up=0 before any parsing. */
+  sampleLimit?: number;
 }
 
 /** Turns one body into signals: parse, pick the profile (configured or detected), normalize. */
-export function normalizeBody(target: Target, body: string): Omit<ScrapeResult, 'target' | 'startedMs' | 'durationMs' | 'up'> {
-  const parsed = parseExposition(body, WANTED_SAMPLE_NAMES, HELP_NAMES);
+export function normalizeBody(target: Target, body: string, sampleLimit?: number): Omit<ScrapeResult, 'target' | 'startedMs' | 'durationMs' | 'up'> {
+  const parsed = parseExposition(body, WANTED_SAMPLE_NAMES, HELP_NAMES, sampleLimit);
   const profile = target.profile === 'auto' ? detectProfile(parsed.present) : PROFILE_BY_NAME.get(target.profile);
   const warnings: string[] = [];
   if (parsed.parseErrors) warnings.push(`${parsed.parseErrors} line(s) not parsed; first: ${parsed.firstError}`);
@@ -40,7 +42,7 @@ export async function scrapeTarget(target: Target, opts: ScrapeOptions, now: () 
   const t0 = performance.now();
   try {
     const fetched = await fetchExposition(target, opts.timeoutMs, opts.maxBodyBytes);
-    const normalized = normalizeBody(target, fetched.body);
+    const normalized = normalizeBody(target, fetched.body, opts.sampleLimit);
     // A body with no sample line at all and only unparseable ones is not an exposition (an HTML error page, binary).
     if (normalized.samples === 0 && normalized.parseErrors > 0) {
       const what = fetched.contentType ? ` (Content-Type: ${fetched.contentType})` : '';
