@@ -40,6 +40,9 @@ export type Prepared =
 export const CACHE_EVENT = 'cachelens.cache';
 export const SCHEDULER_EVENT = 'cachelens.scheduler';
 const ESTIMATE_KEY = 'cachelens.request.cache_read.input_tokens.estimate';
+const SKEW_KEY = 'cachelens.clock_skew_ms';
+/** Export batching and network time never put a span's end this far past its arrival. */
+const CLOCK_SKEW_TOLERANCE_MS = 2000;
 
 function tenantValue(v: JsAttrValue): string | undefined {
   if (v === undefined) return undefined;
@@ -114,10 +117,14 @@ export class Enricher {
           match ??= matchSpan(resourceAttrs, peer, this.targets);
           const usage = readUsage(span.attributes);
           const startMs = nanosToMs(span.startTimeUnixNano);
-          const endMs = nanosToMs(span.endTimeUnixNano);
+          // Hosts' clocks differ from ours. A span that ends after we received it was stamped by a
+          // clock running ahead: say by how much, and do not wait for a scrape that far off. An end
+          // before the start is read as the start, so a window never runs backwards.
+          const endMs = Math.max(startMs, nanosToMs(span.endTimeUnixNano));
+          const skewMs = endMs - receivedMs > CLOCK_SKEW_TOLERANCE_MS ? Math.round(endMs - receivedMs) : undefined;
           const models = this.modelsFor(match, usage.requestModel);
           const fleet = this.fleetFor(models);
-          const found = this.windows.lookup(match.rule, match.target, models, fleet, startMs, endMs, mayWait);
+          const found = this.windows.lookup(match.rule, match.target, models, fleet, startMs, endMs, mayWait && skewMs === undefined);
           if (found.wait) return { ready: false, retryAtMs: Math.min(receivedMs + this.opts.maxWaitMs, nowMs + 1000) };
           const ctx = found.ctx;
           if (!ctx.complete) incomplete++;
@@ -129,6 +136,7 @@ export class Enricher {
             estimate = Math.min(usage.promptTokens, (ctx.windowCachedTokens * usage.promptTokens) / ctx.windowPromptTokens);
             cacheAttrs = { ...ctx.cache, [ESTIMATE_KEY]: estimate };
           }
+          if (skewMs !== undefined) cacheAttrs = { ...cacheAttrs, [SKEW_KEY]: skewMs };
           const asEvents = this.opts.as !== 'attributes';
           const asAttrs = this.opts.as !== 'events';
           extras.set(span, {
