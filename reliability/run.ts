@@ -10,6 +10,7 @@ import { downstreamOutage } from './cases/downstreamOutage.ts';
 import { badOtlp } from './cases/badOtlp.ts';
 import { badMetrics } from './cases/badMetrics.ts';
 import { clockSkew } from './cases/clockSkew.ts';
+import { security } from './cases/security.ts';
 
 interface CaseDef {
   key: string;
@@ -21,6 +22,7 @@ const CASES: CaseDef[] = [
   { key: 'otlp', run: (long) => badOtlp({ cases: long ? 100_000 : 10_000 }) },
   { key: 'metrics', run: (long) => badMetrics({ cases: long ? 100_000 : 10_000, soakMs: long ? 120_000 : 15_000 }) },
   { key: 'skew', run: (long) => clockSkew({ spansPerOffset: long ? 500 : 50 }) },
+  { key: 'security', run: () => security() },
   { key: 'outage', run: (long) => downstreamOutage({ outageMs: long ? 60_000 : 8_000, flapMs: long ? 30_000 : 5_000 }) },
 ];
 
