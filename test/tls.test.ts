@@ -8,6 +8,10 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { scrapeTarget } from '../src/scrape/scrapeTarget.ts';
 import { makeTarget } from '../src/scrape/target.ts';
+import { Client, credentials, Metadata } from '@grpc/grpc-js';
+import { makeRequest } from './support/otlpRequests.ts';
+import { OtlpSink } from './support/otlpSink.ts';
+import { startPipeline, type Harness } from './support/pipelineHarness.ts';
 
 // A test CA and a server certificate for 127.0.0.1, made with openssl at test time.
 function makeCerts(dir: string) {
@@ -52,5 +56,48 @@ describe('https targets', () => {
     const r = await scrapeTarget(makeTarget(url, {}, 'auto', { tls: { ca_file: join(dir, 'ca.pem') } }, 'test'), opts);
     assert.equal(r.up, false);
     assert.match(r.error!, /HTTP 401/);
+  });
+});
+
+describe('OTLP receivers over TLS with a test CA', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'cachelens-rtls-'));
+  let h: Harness;
+  let sink: OtlpSink;
+  before(async () => {
+    makeCerts(dir);
+    sink = await new OtlpSink().start();
+    h = await startPipeline({ exporter: { endpoint: sink.endpoint }, receivers: { tls: { cert_file: join(dir, 'server.pem'), key_file: join(dir, 'server.key') } } });
+  });
+  after(async () => {
+    await h.close();
+    await sink.stop();
+  });
+
+  it('HTTPS and gRPC over TLS are accepted by a client trusting the CA; plain text and an untrusting client are not', async () => {
+    const ca = readFileSync(join(dir, 'ca.pem'));
+    const body = Buffer.from(makeRequest(3).body);
+    const httpsUrl = h.httpUrl.replace('http://', 'https://');
+    const post = (extra: https.RequestOptions) =>
+      new Promise<number>((resolve, reject) => {
+        const req = https.request(httpsUrl, { method: 'POST', headers: { 'content-type': 'application/x-protobuf' }, ...extra }, (res) => {
+          res.resume();
+          resolve(res.statusCode ?? 0);
+        });
+        req.on('error', reject);
+        req.end(body);
+      });
+    assert.equal(await post({ ca }), 200);
+    await assert.rejects(post({}), /self-signed|unable to verify|certificate/i, 'a client without the CA refuses the server');
+    await assert.rejects(fetch(h.httpUrl, { method: 'POST', headers: { 'content-type': 'application/x-protobuf' }, body }), 'plain HTTP to a TLS listener fails');
+    const grpc = (creds: ReturnType<typeof credentials.createSsl>) =>
+      new Promise<number>((resolve) => {
+        const c = new Client(`127.0.0.1:${h.pipeline.grpc!.port}`, creds);
+        c.makeUnaryRequest('/opentelemetry.proto.collector.trace.v1.TraceService/Export', (b: Buffer) => b, (b: Buffer) => b, body, new Metadata(), { deadline: Date.now() + 5000 }, (err) => {
+          c.close();
+          resolve(err ? err.code : 0);
+        });
+      });
+    assert.equal(await grpc(credentials.createSsl(ca)), 0);
+    assert.notEqual(await grpc(credentials.createInsecure()), 0);
   });
 });
