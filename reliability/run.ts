@@ -11,6 +11,8 @@ import { badOtlp } from './cases/badOtlp.ts';
 import { badMetrics } from './cases/badMetrics.ts';
 import { clockSkew } from './cases/clockSkew.ts';
 import { security } from './cases/security.ts';
+import { diskPressure } from './cases/diskPressure.ts';
+import { soak } from './cases/soak.ts';
 
 interface CaseDef {
   key: string;
@@ -22,6 +24,8 @@ const CASES: CaseDef[] = [
   { key: 'otlp', run: (long) => badOtlp({ cases: long ? 100_000 : 10_000 }) },
   { key: 'metrics', run: (long) => badMetrics({ cases: long ? 100_000 : 10_000, soakMs: long ? 120_000 : 15_000 }) },
   { key: 'skew', run: (long) => clockSkew({ spansPerOffset: long ? 500 : 50 }) },
+  { key: 'disk', run: (long) => diskPressure({ fullMs: long ? 30_000 : 5_000 }) },
+  { key: 'soak', run: (long) => soak({ durationMs: long ? 30 * 60_000 : 2 * 60_000, spansPerSecond: 1000 }) },
   { key: 'security', run: () => security() },
   { key: 'outage', run: (long) => downstreamOutage({ outageMs: long ? 60_000 : 8_000, flapMs: long ? 30_000 : 5_000 }) },
 ];
