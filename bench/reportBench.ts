@@ -2,6 +2,7 @@
 // 5 s, kept as the per-minute rollups the daemon writes) and 10 requests/s in the request ledger,
 // compacted by the real Compactor; then `cachelens report` by day, by model and by tenant.
 import { execFileSync } from 'node:child_process';
+import { seededRandom } from '../src/demo/fleetSim.ts';
 import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,18 +18,6 @@ const GAUGES = ['kv_cache_usage', 'requests_waiting', 'requests_running'];
 const MODELS = ['meta-llama/Llama-3.1-8B-Instruct', 'meta-llama/Llama-3.1-70B-Instruct', 'Qwen/Qwen2.5-7B-Instruct', 'Qwen/Qwen2.5-32B-Instruct', 'mistralai/Mistral-7B-Instruct-v0.3', 'google/gemma-2-9b-it'];
 const TENANT_KEYS = ['tenant.id'];
 
-/** A small, fast, seeded PRNG, so the dataset is the same on every run. */
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 export interface DatasetParams {
   days: number;
   instances: number;
@@ -42,7 +31,7 @@ function generate(path: string, p: DatasetParams): { seconds: number; minuteRows
   const t0 = performance.now();
   const db = openDatabase(path);
   db.pragma('synchronous = OFF');
-  const rand = rng(42);
+  const rand = seededRandom(42);
   const startMs = END_MS - p.days * DAY_MS;
   const insTarget = db.prepare('INSERT INTO targets (url, instance, labels_json, profile, first_seen_ms, last_seen_ms) VALUES (?, ?, ?, ?, ?, ?) RETURNING id').pluck();
   const insSeries = db.prepare("INSERT INTO series (target_id, model, engine, signal, kind, unit) VALUES (?, ?, '', ?, ?, 'x') RETURNING id").pluck();

@@ -214,9 +214,20 @@ export function delivered(sink: OtlpSink): Map<string, number> {
   return m;
 }
 
+/** Waits for every acknowledged span to reach downstream; counts the ones that never did and the duplicates. */
+export async function settle(sink: OtlpSink, acked: ReadonlySet<string>, timeoutMs = 30_000): Promise<{ lost: number; dupes: number }> {
+  await waitUntil(() => {
+    const got = delivered(sink);
+    return [...acked].every((id) => got.has(id));
+  }, timeoutMs);
+  const got = delivered(sink);
+  return { lost: [...acked].filter((id) => !got.has(id)).length, dupes: [...got.values()].filter((n) => n > 1).length };
+}
+
 export async function waitUntil(cond: () => boolean | Promise<boolean>, timeoutMs: number): Promise<boolean> {
   for (const until = Date.now() + timeoutMs; Date.now() < until; await sleep(100)) if (await cond()) return true;
   return cond();
 }
 
 export { OtlpSink, makeRequest };
+export { seededRandom } from '../src/demo/fleetSim.ts';

@@ -9,7 +9,7 @@ import Database from 'better-sqlite3';
 import { scrapeTarget } from '../../src/scrape/scrapeTarget.ts';
 import { makeTarget } from '../../src/scrape/target.ts';
 import { demoModelState, renderVllmExposition } from '../../src/demo/vllmExposition.ts';
-import { Check, DaemonProcess, sleep, type CaseResult } from '../lib.ts';
+import { Check, DaemonProcess, seededRandom, sleep, type CaseResult } from '../lib.ts';
 
 const FIXTURES = new URL('../../../shared/fixtures/metrics/', import.meta.url).pathname;
 
@@ -27,8 +27,7 @@ const text = (body: string | Buffer, type = 'text/plain; version=0.0.4'): Respon
 
 export async function badMetrics(opts: { cases: number; soakMs: number; seed?: number }): Promise<CaseResult> {
   const check = new Check();
-  let s = opts.seed ?? 7;
-  const rand = () => ((s = (s * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+  const rand = seededRandom(opts.seed ?? 7);
   const captures = readdirSync(FIXTURES).filter((f) => f.endsWith('.prom')).map((f) => readFileSync(join(FIXTURES, f), 'utf8'));
   const good = renderVllmExposition([demoModelState('m')]);
   const millionSamples = (() => {

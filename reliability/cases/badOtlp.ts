@@ -1,7 +1,7 @@
 // Generated bad OTLP requests against the real daemon: each must get the right answer, and the
 // process must neither crash nor grow.
 import { gzipSync } from 'node:zlib';
-import { AckingClient, Check, DaemonProcess, makeRequest, OtlpSink, type CaseResult } from '../lib.ts';
+import { AckingClient, Check, seededRandom, DaemonProcess, makeRequest, OtlpSink, type CaseResult } from '../lib.ts';
 
 type Expect = { codes: number[]; rejected?: number };
 interface Gen {
@@ -117,8 +117,7 @@ export async function badOtlp(opts: { cases: number; seed?: number }): Promise<C
   d.start();
   await d.ready();
   const client = new AckingClient();
-  let s = opts.seed ?? 99;
-  const rand = () => ((s = (s * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+  const rand = seededRandom(opts.seed ?? 99);
   const counts = new Map<string, { n: number; wrong: number; codes: Map<string, number> }>();
   const wrongExamples: string[] = [];
   const record = (kind: string, code: string, ok: boolean, detail: string) => {

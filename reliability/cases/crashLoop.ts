@@ -1,6 +1,6 @@
 // kill -9 at random moments while clients send over gRPC and HTTP; every acknowledged span must
 // reach downstream at least once.
-import { AckingClient, Check, DaemonProcess, delivered, OtlpSink, sleep, waitUntil, type CaseResult } from '../lib.ts';
+import { AckingClient, Check, seededRandom, settle, DaemonProcess, OtlpSink, sleep, type CaseResult } from '../lib.ts';
 
 export async function crashLoop(opts: { kills: number; seed?: number }): Promise<CaseResult> {
   const check = new Check();
@@ -16,8 +16,7 @@ export async function crashLoop(opts: { kills: number; seed?: number }): Promise
       await sleep(25);
     }
   });
-  let rand = opts.seed ?? 12345;
-  const random = () => ((rand = (rand * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+  const random = seededRandom(opts.seed ?? 12345);
   d.start();
   await d.ready();
   for (let k = 0; k < opts.kills; k++) {
@@ -32,13 +31,7 @@ export async function crashLoop(opts: { kills: number; seed?: number }): Promise
   stop = true;
   await Promise.all(loops);
   const acked = new Set([...clients[0]!.acked, ...clients[1]!.acked]);
-  await waitUntil(() => {
-    const got = delivered(sink);
-    return [...acked].every((id) => got.has(id));
-  }, 30_000);
-  const got = delivered(sink);
-  const lost = [...acked].filter((id) => !got.has(id)).length;
-  const dupes = [...got.values()].filter((n) => n > 1).length;
+  const { lost, dupes } = await settle(sink, acked, 30_000);
   check.that(lost === 0, `${lost} acknowledged spans never arrived`);
   check.that(clients[0]!.acked.size > 0 && clients[1]!.acked.size > 0, 'both transports had spans acknowledged');
   const exit = await d.stop();

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { demoModelState, renderVllmExposition } from '../../src/demo/vllmExposition.ts';
-import { AckingClient, Check, DaemonProcess, delivered, OtlpSink, sleep, waitUntil, type CaseResult } from '../lib.ts';
+import { AckingClient, Check, settle, DaemonProcess, OtlpSink, sleep, waitUntil, type CaseResult } from '../lib.ts';
 
 function fillDisk(path: string): number {
   const fd = openSync(path, 'w');
@@ -82,12 +82,7 @@ export async function diskPressure(opts: { fullMs: number }): Promise<CaseResult
     const scrapesBefore = scrapes;
     await sleep(3000);
     const acked = client.acked;
-    await waitUntil(() => {
-      const got = delivered(sink);
-      return [...acked].every((id) => got.has(id));
-    }, 30_000);
-    const got = delivered(sink);
-    const lost = [...acked].filter((id) => !got.has(id)).length;
+    const { lost } = await settle(sink, acked, 30_000);
     check.that(lost === 0, `${lost} acknowledged spans never arrived`);
     const exit = await d.stop();
     check.that(exit === 0, `clean exit (got ${exit})`);

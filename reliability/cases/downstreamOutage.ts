@@ -1,6 +1,6 @@
 // Downstream goes away, comes back, and flaps. The spool fills and clients get retryable refusals;
 // nothing acknowledged is lost, and the backlog drains at a measured rate.
-import { AckingClient, Check, DaemonProcess, delivered, OtlpSink, sleep, waitUntil, type CaseResult } from '../lib.ts';
+import { AckingClient, Check, settle, DaemonProcess, OtlpSink, sleep, waitUntil, type CaseResult } from '../lib.ts';
 
 export async function downstreamOutage(opts: { outageMs: number; flapMs: number }): Promise<CaseResult> {
   const check = new Check();
@@ -58,12 +58,7 @@ export async function downstreamOutage(opts: { outageMs: number; flapMs: number 
   stop = true;
   await Promise.all(loops2);
   const acked = new Set([...clients[0]!.acked, ...clients[1]!.acked]);
-  await waitUntil(() => {
-    const got = delivered(sink);
-    return [...acked].every((id) => got.has(id));
-  }, 60_000);
-  const got = delivered(sink);
-  const lost = [...acked].filter((id) => !got.has(id)).length;
+  const { lost } = await settle(sink, acked, 60_000);
   check.that(lost === 0, `${lost} acknowledged spans never arrived`);
   check.that(refusedDuringOutage > 0, 'the spool filled and clients were refused');
   check.that(clients.every((c) => c.refusedOther === 0), `every refusal was retryable (${[...codes].map(([k, v]) => `${k}×${v}`).join(', ')})`);

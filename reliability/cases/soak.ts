@@ -3,7 +3,7 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { demoModelState, renderVllmExposition } from '../../src/demo/vllmExposition.ts';
-import { AckingClient, Check, DaemonProcess, delivered, OtlpSink, sleep, waitUntil, type CaseResult } from '../lib.ts';
+import { AckingClient, Check, settle, DaemonProcess, OtlpSink, sleep, type CaseResult } from '../lib.ts';
 
 function slope(points: Array<[number, number]>): number {
   const n = points.length;
@@ -67,12 +67,7 @@ export async function soak(opts: { durationMs: number; spansPerSecond: number })
   stop = true;
   await sender;
   const acked = client.acked;
-  await waitUntil(() => {
-    const got = delivered(sink);
-    return [...acked].every((id) => got.has(id));
-  }, 30_000);
-  const got = delivered(sink);
-  const lost = [...acked].filter((id) => !got.has(id)).length;
+  const { lost } = await settle(sink, acked, 30_000);
   const up = (await fetch(`http://127.0.0.1:${d.telemetryPort}/metrics`).then((r) => r.text())).match(/^cachelens_target_up\{[^}]*\} 1$/gm)?.length ?? 0;
   const exit = await d.stop();
   await sink.stop();
