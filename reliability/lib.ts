@@ -2,7 +2,6 @@
 // what was acknowledged, a downstream that counts what arrived, and RSS sampling.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -10,6 +9,7 @@ import { Client, credentials, Metadata, status as GrpcStatus } from '@grpc/grpc-
 import { stringify as toYaml } from 'yaml';
 import { makeRequest } from '../test/support/otlpRequests.ts';
 import { OtlpSink } from '../test/support/otlpSink.ts';
+import { freePort } from '../test/support/ports.ts';
 
 export const BIN = fileURLToPath(new URL('../bin/cachelens.js', import.meta.url));
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -35,14 +35,6 @@ export class Check {
   }
 }
 
-export function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const p = (s.address() as { port: number }).port;
-      s.close(() => resolve(p));
-    });
-  });
-}
 
 export interface DaemonHandle {
   child: ChildProcess;

@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -9,17 +8,10 @@ import { describe, it } from 'node:test';
 import { makeRequest } from './support/otlpRequests.ts';
 import { OtlpSink } from './support/otlpSink.ts';
 import { waitFor } from './support/pipelineHarness.ts';
+import { freePort } from './support/ports.ts';
 
 const BIN = fileURLToPath(new URL('../bin/cachelens.js', import.meta.url));
 
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const p = (s.address() as { port: number }).port;
-      s.close(() => resolve(p));
-    });
-  });
-}
 
 function writeConfig(dir: string, sinkEndpoint: string, grpcPort: number, httpPort: number, exporterExtra = ''): string {
   const configPath = join(dir, 'cachelens.yaml');
