@@ -7,7 +7,7 @@ import { ProtobufTraceSerializer } from '@opentelemetry/otlp-transformer';
 import { Daemon } from '../src/cli/daemon.ts';
 import { buildConfig } from '../src/config/config.ts';
 import { decodeProtobuf } from '../src/pipeline/otlp/decode.ts';
-import { toReadableSpans } from '../src/pipeline/toReadableSpans.ts';
+import { toReadableSpans } from './toReadableSpans.ts';
 import { createLogger } from '../src/telemetry/logger.ts';
 import { makeRequest } from '../test/support/otlpRequests.ts';
 

@@ -21,16 +21,19 @@ export interface EnrichOptions {
   targetMatch: () => ReadonlyMap<string, Record<string, string>>;
 }
 
-export interface ExtraEvent {
-  name: string;
-  time: LongLike | number;
-  attributes: EventAttrs;
-}
-
-/** What the exporter adds to one span. */
+/**
+ * What the exporter adds to one request span: the `cachelens.cache` and `cachelens.scheduler`
+ * events (or attributes, or both). `cache` and `scheduler` are the window's own objects, shared by
+ * every span of that window, so the exporter can encode each once; `own` holds this span's
+ * additions to the cache event.
+ */
 export interface SpanExtra {
-  events: ExtraEvent[];
-  attributes: EventAttrs | undefined;
+  as: EnrichAs;
+  /** The events' timestamp: the span's start. */
+  time: LongLike | number;
+  cache: EventAttrs;
+  scheduler: EventAttrs;
+  own: EventAttrs | undefined;
 }
 
 export type Prepared =
@@ -130,24 +133,14 @@ export class Enricher {
           if (!ctx.complete) incomplete++;
           byMatch.set(match.rule, (byMatch.get(match.rule) ?? 0) + 1);
 
-          let cacheAttrs = ctx.cache;
+          let spanOwn: EventAttrs | undefined;
           let estimate: number | undefined;
           if (usage.cachedTokens === undefined && !tracesWithCount.has(traceId) && usage.promptTokens !== undefined && ctx.windowCachedTokens !== undefined && ctx.windowPromptTokens) {
             estimate = Math.min(usage.promptTokens, (ctx.windowCachedTokens * usage.promptTokens) / ctx.windowPromptTokens);
-            cacheAttrs = { ...ctx.cache, [ESTIMATE_KEY]: estimate };
+            spanOwn = { [ESTIMATE_KEY]: estimate };
           }
-          if (skewMs !== undefined) cacheAttrs = { ...cacheAttrs, [SKEW_KEY]: skewMs };
-          const asEvents = this.opts.as !== 'attributes';
-          const asAttrs = this.opts.as !== 'events';
-          extras.set(span, {
-            events: asEvents
-              ? [
-                  { name: CACHE_EVENT, time: span.startTimeUnixNano, attributes: cacheAttrs },
-                  { name: SCHEDULER_EVENT, time: span.startTimeUnixNano, attributes: ctx.scheduler },
-                ]
-              : [],
-            attributes: asAttrs ? { ...cacheAttrs, ...ctx.scheduler } : undefined,
-          });
+          if (skewMs !== undefined) spanOwn = { ...spanOwn, [SKEW_KEY]: skewMs };
+          extras.set(span, { as: this.opts.as, time: span.startTimeUnixNano, cache: ctx.cache, scheduler: ctx.scheduler, own: spanOwn });
           const serviceName = resourceAttrs['service.name'];
           ledger.push({
             traceId,

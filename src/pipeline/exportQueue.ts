@@ -1,14 +1,15 @@
 import type { ExportResult } from '@opentelemetry/core';
-import type { ReadableSpan, SpanExporter } from '@opentelemetry/sdk-trace-base';
-import type { Enricher } from '../correlate/enricher.ts';
+import type { Enricher, SpanExtra } from '../correlate/enricher.ts';
 import type { LedgerStore } from '../store/ledgerStore.ts';
 import type { Logger } from '../telemetry/logger.ts';
 import type { PipelineMetrics } from '../telemetry/pipelineMetrics.ts';
+import { ExtraEncoder } from './encodeExtras.ts';
+import type { BatchExporter, EncodedBatch } from './exporter.ts';
 import { decodeProtobuf } from './otlp/decode.ts';
-import type { OtlpTraceRequest } from './otlp/schema.ts';
+import type { OtlpSpan, OtlpTraceRequest } from './otlp/schema.ts';
+import { spliceSpans } from './otlp/splice.ts';
 import { Backoff, classifyExportError } from './retry.ts';
 import type { Spool, SpoolRow } from './spool.ts';
-import { toReadableSpans } from './toReadableSpans.ts';
 
 export interface ExportQueueOptions {
   /** Spans per downstream request; small spool rows are merged up to this. */
@@ -22,7 +23,19 @@ export interface ExportQueueOptions {
 
 interface Cached {
   req: OtlpTraceRequest;
-  bytes: number;
+  body: Uint8Array;
+}
+
+/** The bytes to append to each span, in wire order; undefined where a span passes untouched. */
+function additions(req: OtlpTraceRequest, extras: ReadonlyMap<OtlpSpan, SpanExtra>, encoder: ExtraEncoder): { adds: Array<Buffer | undefined>; spans: number } {
+  const adds: Array<Buffer | undefined> = [];
+  for (const rs of req.resourceSpans)
+    for (const ss of rs.scopeSpans)
+      for (const span of ss.spans) {
+        const extra = extras.get(span);
+        adds.push(extra ? encoder.encode(extra) : undefined);
+      }
+  return { adds, spans: adds.length };
 }
 
 /**
@@ -34,6 +47,7 @@ export class ExportQueue {
   private readonly inFlight = new Set<number>();
   private inFlightRequests = 0;
   private readonly decoded = new Map<number, Cached>();
+  private readonly encoder = new ExtraEncoder();
   private decodedBytes = 0;
   private pausedUntil = 0;
   private readonly backoff: Backoff;
@@ -48,7 +62,7 @@ export class ExportQueue {
     private readonly spool: Spool,
     private readonly enricher: Enricher,
     private readonly ledger: LedgerStore,
-    private readonly exporter: SpanExporter | undefined,
+    private readonly exporter: BatchExporter | undefined,
     private readonly opts: ExportQueueOptions,
     private readonly log: Logger,
     private readonly metrics?: PipelineMetrics,
@@ -56,11 +70,11 @@ export class ExportQueue {
     this.backoff = new Backoff(opts.retryInitialMs, opts.retryMaxMs);
   }
 
-  /** The receivers hand over what they just decoded, so the first export skips a decode. */
-  admitted(id: number, req: OtlpTraceRequest, bytes: number): void {
-    if (this.decodedBytes + bytes <= this.opts.decodedCacheBytes) {
-      this.decoded.set(id, { req, bytes });
-      this.decodedBytes += bytes;
+  /** The receivers hand over what they just decoded, so the first export skips a read and a decode. */
+  admitted(id: number, req: OtlpTraceRequest, body: Uint8Array): void {
+    if (this.decodedBytes + body.length <= this.opts.decodedCacheBytes) {
+      this.decoded.set(id, { req, body });
+      this.decodedBytes += body.length;
     }
     this.kick();
   }
@@ -78,33 +92,37 @@ export class ExportQueue {
     this.kick();
   }
 
-  private takeDecoded(row: SpoolRow): OtlpTraceRequest | undefined {
+  private takeDecoded(row: SpoolRow): Cached | undefined {
     const c = this.decoded.get(row.id);
-    if (c) return c.req;
+    if (c) return c;
     const body = this.spool.body(row.id);
     if (!body) return undefined;
     try {
-      const req = decodeProtobuf(body);
-      if (this.decodedBytes + row.bytes <= this.opts.decodedCacheBytes) {
-        this.decoded.set(row.id, { req, bytes: row.bytes });
-        this.decodedBytes += row.bytes;
+      const got = { req: decodeProtobuf(body), body };
+      if (this.decodedBytes + body.length <= this.opts.decodedCacheBytes) {
+        this.decoded.set(row.id, got);
+        this.decodedBytes += body.length;
       }
-      return req;
+      return got;
     } catch (err) {
-      // Only reachable if the spool file was damaged: the receiver validated it before acking.
-      this.log.error({ spool_id: row.id, err: (err as Error).message }, 'dropping an undecodable spool row');
-      this.forget([row.id]);
-      this.spool.delete([row.id]);
-      this.metrics?.dropped.inc(row.spans);
+      this.dropDamaged(row, err as Error);
       return undefined;
     }
+  }
+
+  /** Only reachable if the spool file was damaged: the receiver validated every row before acking. */
+  private dropDamaged(row: SpoolRow, err: Error): void {
+    this.log.error({ spool_id: row.id, err: err.message }, 'dropping an undecodable spool row');
+    this.forget([row.id]);
+    this.spool.delete([row.id]);
+    this.metrics?.dropped.inc(row.spans);
   }
 
   private forget(ids: readonly number[]): void {
     for (const id of ids) {
       const c = this.decoded.get(id);
       if (c) {
-        this.decodedBytes -= c.bytes;
+        this.decodedBytes -= c.body.length;
         this.decoded.delete(id);
       }
     }
@@ -125,28 +143,39 @@ export class ExportQueue {
       const rows = this.spool.ready(now, 64 + this.inFlight.size).filter((r) => !this.inFlight.has(r.id));
       if (!rows.length) break;
       const group: SpoolRow[] = [];
-      const spans: ReadableSpan[] = [];
+      const chunks: Uint8Array[] = [];
+      let bytes = 0;
       let spanCount = 0;
       for (const row of rows) {
         if (group.length && spanCount + row.spans > this.opts.maxBatchSpans) break;
-        const req = this.takeDecoded(row);
-        if (!req) continue;
+        const got = this.takeDecoded(row);
+        if (!got) continue;
+        const { req, body } = got;
         const prepared = this.enricher.prepare(req, row.peer, row.received_ms, now);
         if (!prepared.ready) {
           this.spool.postpone([row.id], prepared.retryAtMs, false);
+          continue;
+        }
+        let spliced;
+        try {
+          const { adds, spans } = additions(req, prepared.extras, this.encoder);
+          spliced = spliceSpans(body, adds, spans);
+        } catch (err) {
+          this.dropDamaged(row, err as Error);
           continue;
         }
         this.ledger.write(prepared.ledger, prepared.tenants, prepared.traceUsage);
         for (const [match, n] of prepared.byMatch) this.metrics?.enriched.inc({ match }, n);
         if (prepared.requestSpans) this.metrics?.enrichWait.observe(Math.max(0, now - row.received_ms) / 1000);
         if (prepared.incomplete) this.metrics?.incomplete.inc(prepared.incomplete);
-        toReadableSpans(req, prepared.extras, spans);
+        chunks.push(...spliced.chunks);
+        bytes += spliced.len;
         group.push(row);
         spanCount += row.spans;
       }
       if (!group.length) continue;
       for (const r of group) this.inFlight.add(r.id);
-      this.send(group, spans);
+      this.send(group, { chunks, bytes, spans: spanCount });
     }
     if (!this.inFlightRequests) {
       const next = this.spool.ready(Number.MAX_SAFE_INTEGER, 1)[0];
@@ -155,16 +184,16 @@ export class ExportQueue {
     }
   }
 
-  private send(group: SpoolRow[], spans: ReadableSpan[]): void {
+  private send(group: SpoolRow[], batch: EncodedBatch): void {
     const ids = group.map((r) => r.id);
-    const spanCount = group.reduce((n, r) => n + r.spans, 0);
+    const spanCount = batch.spans;
     if (!this.exporter) {
       // No downstream configured: enrichment and the ledger are the whole job.
       this.finish(group, ids);
       return;
     }
     this.inFlightRequests++;
-    this.exporter.export(spans, (result: ExportResult) => {
+    this.exporter.export(batch, (result: ExportResult) => {
       this.inFlightRequests--;
       if (result.code === 0) {
         this.backoff.reset();

@@ -1,6 +1,8 @@
 import { credentials, Metadata, type ChannelCredentials } from '@grpc/grpc-js';
-import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-grpc';
-import type { SpanExporter } from '@opentelemetry/sdk-trace-base';
+import type { ExportResult } from '@opentelemetry/core';
+import { OTLPExporterBase } from '@opentelemetry/otlp-exporter-base';
+import { convertLegacyOtlpGrpcOptions, createOtlpGrpcExportDelegate } from '@opentelemetry/otlp-grpc-exporter-base';
+import { ProtobufTraceSerializer, type IExporterMetricsHelper, type ISerializer } from '@opentelemetry/otlp-transformer';
 import { readFileSync } from 'node:fs';
 
 export interface ExporterConfig {
@@ -27,19 +29,52 @@ function channelCredentials(cfg: ExporterConfig): ChannelCredentials | undefined
 }
 
 /**
- * The downstream exporter. Only options set in cachelens config are passed, so anything left out
- * falls back to OTEL_EXPORTER_OTLP_TRACES_* / OTEL_EXPORTER_OTLP_* inside the exporter itself.
+ * One downstream ExportTraceServiceRequest, already encoded: the spooled requests' bytes as
+ * received, with cachelens' fields spliced into the request spans. Concatenated encoded requests
+ * are one request (protobuf merges repeated fields), so several spool rows make one send.
  */
-export function createDownstreamExporter(cfg: ExporterConfig, endpoint: string): SpanExporter {
+export interface EncodedBatch {
+  chunks: Uint8Array[];
+  bytes: number;
+  spans: number;
+}
+
+/** The SpanExporter shape (export + shutdown) over encoded batches. */
+export interface BatchExporter {
+  export(batch: EncodedBatch, done: (result: ExportResult) => void): void;
+  shutdown(): Promise<void>;
+}
+
+const batchSerializer: ISerializer<EncodedBatch, unknown> = {
+  serializeRequest: (b) => (b.chunks.length === 1 ? b.chunks[0]! : Buffer.concat(b.chunks, b.bytes)),
+  deserializeResponse: (data) => ProtobufTraceSerializer.deserializeResponse(data),
+};
+
+const batchMetrics: IExporterMetricsHelper<EncodedBatch> = { name: 'span', countItems: (b) => b.spans };
+
+/**
+ * The downstream exporter: OTLPTraceExporter's own parts from @opentelemetry/exporter-trace-otlp-grpc
+ * (the gRPC export delegate with its transport, retries, compression, timeout and
+ * OTEL_EXPORTER_OTLP_TRACES_* handling), with a serializer that sends encoded bytes instead of
+ * re-encoding ReadableSpans; see README "Forwarding" for the measurements behind that. Only
+ * options set in cachelens config are passed, so anything left out falls back to the environment.
+ */
+export function createDownstreamExporter(cfg: ExporterConfig, endpoint: string): BatchExporter {
   const metadata = new Metadata();
   for (const [k, v] of Object.entries(cfg.headers)) metadata.set(k, v);
-  return new OTLPTraceExporter({
-    url: endpoint,
-    credentials: channelCredentials(cfg),
-    metadata: Object.keys(cfg.headers).length ? metadata : undefined,
-    compression: cfg.compression as never,
-    timeoutMillis: cfg.timeout,
-    // cachelens bounds concurrency itself; the exporter's own cap would just fail sends.
-    concurrencyLimit: 1000,
-  });
+  const options = convertLegacyOtlpGrpcOptions(
+    {
+      url: endpoint,
+      credentials: channelCredentials(cfg),
+      metadata: Object.keys(cfg.headers).length ? metadata : undefined,
+      compression: cfg.compression as never,
+      timeoutMillis: cfg.timeout,
+      // cachelens bounds concurrency itself; the exporter's own cap would just fail sends.
+      concurrencyLimit: 1000,
+    },
+    'TRACES',
+  );
+  return new OTLPExporterBase(
+    createOtlpGrpcExportDelegate(options, batchSerializer, 'otlp_grpc_span_exporter', batchMetrics, undefined, 'TraceExportService', '/opentelemetry.proto.collector.trace.v1.TraceService/Export'),
+  );
 }

@@ -1,7 +1,6 @@
 import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
-import type { SpanExtra } from '../correlate/enricher.ts';
-import { attributesToJs, toHex, toHrTime } from './otlp/decode.ts';
-import type { OtlpSpan, OtlpTraceRequest } from './otlp/schema.ts';
+import { attributesToJs, toHex, toHrTime } from '../src/pipeline/otlp/decode.ts';
+import type { OtlpSpan, OtlpTraceRequest } from '../src/pipeline/otlp/schema.ts';
 
 // Span.flags bits from trace.proto: W3C trace flags in the low byte, then the two is-remote bits.
 const IS_REMOTE = 0x200;
@@ -10,13 +9,11 @@ function traceState(s: string): { serialize(): string } | undefined {
   return s ? ({ serialize: () => s } as never) : undefined;
 }
 
-function toReadable(span: OtlpSpan, resource: unknown, scope: unknown, extra: SpanExtra | undefined): ReadableSpan {
+function toReadable(span: OtlpSpan, resource: unknown, scope: unknown): ReadableSpan {
   const traceId = toHex(span.traceId);
   const ctx = { traceId, spanId: toHex(span.spanId), traceFlags: span.flags & 0xff, traceState: traceState(span.traceState) };
   const attributes = attributesToJs(span.attributes);
-  if (extra?.attributes) Object.assign(attributes, extra.attributes);
   const events = span.events.map((e) => ({ name: e.name, time: toHrTime(e.timeUnixNano), attributes: attributesToJs(e.attributes), droppedAttributesCount: e.droppedAttributesCount }));
-  if (extra) for (const e of extra.events) events.push({ name: e.name, time: toHrTime(e.time), attributes: e.attributes, droppedAttributesCount: 0 });
   return {
     name: span.name,
     // OTLP kinds are the API's + 1; UNSPECIFIED has no API value, so it stays unset.
@@ -44,17 +41,19 @@ function toReadable(span: OtlpSpan, resource: unknown, scope: unknown, extra: Sp
 }
 
 /**
- * Decoded OTLP → the SDK's ReadableSpan, which is what the OTLP exporter serializes. One resource
+ * Decoded OTLP → the SDK's ReadableSpan, which is what OTLPTraceExporter serializes. cachelens
+ * forwarded this way until it switched to splicing encoded bytes; the benchmark keeps it as the
+ * reference that switch is measured against. One resource
  * and one scope object per received group: the serializer groups spans by object identity, so
  * the request's ResourceSpans/ScopeSpans structure is kept.
  */
-export function toReadableSpans(req: OtlpTraceRequest, extras?: ReadonlyMap<OtlpSpan, SpanExtra>, out: ReadableSpan[] = []): ReadableSpan[] {
+export function toReadableSpans(req: OtlpTraceRequest, out: ReadableSpan[] = []): ReadableSpan[] {
   for (const rs of req.resourceSpans) {
     const resource = { attributes: attributesToJs(rs.resource?.attributes ?? []), schemaUrl: rs.schemaUrl || undefined };
     for (const ss of rs.scopeSpans) {
       const s = ss.scope;
       const scope = { name: s?.name ?? '', version: s?.version || undefined, schemaUrl: ss.schemaUrl || undefined, attributes: s?.attributes?.length ? attributesToJs(s.attributes) : undefined, droppedAttributesCount: s?.droppedAttributesCount || undefined };
-      for (const span of ss.spans) out.push(toReadable(span, resource, scope, extras?.get(span)));
+      for (const span of ss.spans) out.push(toReadable(span, resource, scope));
     }
   }
   return out;
