@@ -6,7 +6,9 @@ import { fileURLToPath } from 'node:url';
 import { ProtobufTraceSerializer } from '@opentelemetry/otlp-transformer';
 import { Daemon } from '../src/cli/daemon.ts';
 import { buildConfig } from '../src/config/config.ts';
-import { decodeProtobuf } from '../src/pipeline/otlp/decode.ts';
+import { ExtraEncoder } from '../src/pipeline/encodeExtras.ts';
+import { decodeProtobuf, validateRequest } from '../src/pipeline/otlp/decode.ts';
+import { spliceSpans } from '../src/pipeline/otlp/splice.ts';
 import { toReadableSpans } from './toReadableSpans.ts';
 import { createLogger } from '../src/telemetry/logger.ts';
 import { makeRequest } from '../test/support/otlpRequests.ts';
@@ -29,13 +31,40 @@ function pct(sorted: number[], p: number): number {
   return sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]! : NaN;
 }
 
-/** Bare decode → ReadableSpan → OTLP encode of the same bytes: the floor the full path is compared to. */
-function floor(requests: number): { spans_per_s: number } {
+/**
+ * In-process references on the same batch, no I/O: the floor (protobufjs decode + validate, what
+ * every received request costs before its bytes can be forwarded), the same with two cachelens
+ * events spliced into every span, and what re-encoding through OTLPTraceExporter's serializer
+ * (decode → ReadableSpan → ProtobufTraceSerializer) costs, which is how cachelens forwarded before.
+ */
+function references(requests: number): Record<string, { spans_per_s: number }> {
   const body = makeRequest(SPANS, { resource: { 'service.instance.id': 'vllm-a' } }).body;
-  const t0 = process.hrtime.bigint();
-  for (let i = 0; i < requests; i++) ProtobufTraceSerializer.serializeRequest(toReadableSpans(decodeProtobuf(body)));
-  const s = Number(process.hrtime.bigint() - t0) / 1e9;
-  return { spans_per_s: Math.round((requests * SPANS) / s) };
+  const time = (fn: () => void) => {
+    for (let i = 0; i < 5; i++) fn();
+    const t0 = process.hrtime.bigint();
+    for (let i = 0; i < requests; i++) fn();
+    const s = Number(process.hrtime.bigint() - t0) / 1e9;
+    return { spans_per_s: Math.round((requests * SPANS) / s) };
+  };
+  const enc = new ExtraEncoder();
+  // One window shared by every span, as in the full-path runs; a per-span estimate as vLLM spans get.
+  const cache = { 'cachelens.match': 'resource', 'cachelens.instance': 'vllm-a', 'cachelens.model': 'm', 'cachelens.window.start_unix_nano': 1.764e18, 'cachelens.window.end_unix_nano': 1.764e18 + 1e9, 'cachelens.window.complete': true, 'cachelens.prefix_cache.queries': 12000, 'cachelens.prefix_cache.hits': 9000, 'cachelens.prefix_cache.hit_ratio': 0.75, 'cachelens.prompt_tokens': 12000, 'cachelens.prompt_tokens.cached': 9000, 'cachelens.kv_cache.usage.start': 0.4 };
+  const scheduler = { 'cachelens.queue.waiting.start': 1, 'cachelens.queue.waiting.max': 4, 'cachelens.requests.running.start': 12, 'cachelens.preemptions': 0, 'cachelens.fleet.queue.waiting.start': 1, 'cachelens.fleet.preemptions': 0 };
+  return {
+    floor_decode_forward: time(() => {
+      const req = decodeProtobuf(body);
+      validateRequest(req);
+      spliceSpans(body, [], SPANS);
+    }),
+    decode_splice_two_events: time(() => {
+      const req = decodeProtobuf(body);
+      validateRequest(req);
+      const adds = req.resourceSpans[0]!.scopeSpans[0]!.spans.map((s, i) => enc.encode({ as: 'events', time: s.startTimeUnixNano, cache, scheduler, own: { 'cachelens.request.cache_read.input_tokens.estimate': 100 + i / 3 } }));
+      const r = spliceSpans(body, adds, SPANS);
+      Buffer.concat(r.chunks, r.len);
+    }),
+    sdk_reencode_reference: time(() => ProtobufTraceSerializer.serializeRequest(toReadableSpans(decodeProtobuf(body)))),
+  };
 }
 
 async function fullPath(load: ChildProcess, info: { sinkPort: number; metricsUrl: string }, transport: 'grpc' | 'http', enrich: boolean, requests: number, ratePerS?: number) {
@@ -89,16 +118,19 @@ async function fullPath(load: ChildProcess, info: { sinkPort: number; metricsUrl
 export async function runPipelineBench(requests: number): Promise<unknown> {
   const load = fork(fileURLToPath(new URL('./pipelineLoad.ts', import.meta.url)), [], { execArgv: ['--import', 'tsx'] });
   const info = await waitMessage<{ sinkPort: number; metricsUrl: string }>(load, (m) => 'sinkPort' in m);
-  const out = {
-    batch: `${SPANS} spans x 15 attributes`,
-    floor_decode_encode: floor(Math.max(20, requests / 4)),
-    grpc_enrich: await fullPath(load, info, 'grpc', true, requests),
-    grpc_no_enrich: await fullPath(load, info, 'grpc', false, requests),
-    http_enrich: await fullPath(load, info, 'http', true, requests),
-    http_no_enrich: await fullPath(load, info, 'http', false, requests),
+  // BENCH_PIPELINE_RUNS=grpc_enrich,http_no_enrich picks runs (profiling one, say).
+  const only = process.env.BENCH_PIPELINE_RUNS?.split(',');
+  const runs: Array<[string, () => Promise<unknown>]> = [
+    ['grpc_enrich', () => fullPath(load, info, 'grpc', true, requests)],
+    ['grpc_no_enrich', () => fullPath(load, info, 'grpc', false, requests)],
+    ['http_enrich', () => fullPath(load, info, 'http', true, requests)],
+    ['http_no_enrich', () => fullPath(load, info, 'http', false, requests)],
     // Latency and memory below saturation: 5,000 spans/s offered over gRPC with enrichment.
-    grpc_enrich_paced: await fullPath(load, info, 'grpc', true, Math.min(requests, 100), 5000 / SPANS),
-  };
+    ['grpc_enrich_paced', () => fullPath(load, info, 'grpc', true, Math.min(requests, 100), 5000 / SPANS)],
+  ];
+  const out: Record<string, unknown> = { batch: `${SPANS} spans x 15 attributes` };
+  if (!only) out.in_process = references(Math.max(20, requests / 4));
+  for (const [name, run] of runs) if (!only || only.includes(name)) out[name] = await run();
   load.send({ stop: true });
   return out;
 }

@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 import type { SpanExtra } from '../src/correlate/enricher.ts';
 import { ExtraEncoder } from '../src/pipeline/encodeExtras.ts';
 import { anyValueToJs, attributesToJs, decodeProtobuf, encodeRequest, toHex } from '../src/pipeline/otlp/decode.ts';
-import { ExportTraceServiceRequest, type OtlpSpan, type OtlpTraceRequest } from '../src/pipeline/otlp/schema.ts';
+import { ExportTraceServiceRequest, type LongLike, type OtlpSpan, type OtlpTraceRequest } from '../src/pipeline/otlp/schema.ts';
 import { spliceSpans } from '../src/pipeline/otlp/splice.ts';
 import { WireError } from '../src/pipeline/otlp/wire.ts';
 
@@ -71,7 +71,8 @@ describe('splicing encoded fields into forwarded spans', () => {
         ['own', 'cachelens.cache', 'cachelens.scheduler'],
       );
       const cache = s.events[1]!;
-      assert.deepEqual({ low: cache.timeUnixNano.low >>> 0, high: cache.timeUnixNano.high >>> 0 }, { low: 0x12345678, high: 0x187654 });
+      const t = cache.timeUnixNano as LongLike;
+      assert.deepEqual({ low: t.low >>> 0, high: t.high >>> 0 }, { low: 0x12345678, high: 0x187654 });
       assert.deepEqual(attributesToJs(cache.attributes), extra().cache);
       // Integers are int_value and fractions double_value, as the OTel JS SDK encodes them.
       assert.deepEqual(

@@ -1,11 +1,11 @@
-import type { KeyValue, LongLike, OtlpSpan, OtlpTraceRequest } from '../pipeline/otlp/schema.ts';
-import { attributesToJs, nanosToMs, toHex, type JsAttrValue } from '../pipeline/otlp/decode.ts';
+import type { LongLike, OtlpTraceRequest } from '../pipeline/otlp/schema.ts';
+import { nanosToMs } from '../pipeline/otlp/decode.ts';
 import type { FleetQueries } from '../store/fleetQueries.ts';
 import type { LedgerRow, TenantRow, TraceUsageRow } from '../store/ledgerStore.ts';
 import { matchSpan, normalizePeer, toMatchTarget, type Match, type MatchTarget } from './match.ts';
 import type { SpanSelector } from './requestSpans.ts';
 import { ScrapeTimelines } from './timelines.ts';
-import { hasCachedCount, readUsage } from './usage.ts';
+import { requestFacts, type RequestFacts } from './requestFacts.ts';
 import { WindowContexts, type EventAttrs } from './windowContext.ts';
 
 export type EnrichAs = 'events' | 'attributes' | 'both';
@@ -38,7 +38,7 @@ export interface SpanExtra {
 
 export type Prepared =
   | { ready: false; retryAtMs: number }
-  | { ready: true; extras: Map<OtlpSpan, SpanExtra>; ledger: LedgerRow[]; tenants: TenantRow[]; traceUsage: TraceUsageRow[]; requestSpans: number; incomplete: number; byMatch: Map<string, number> };
+  | { ready: true; extras: Map<number, SpanExtra>; ledger: LedgerRow[]; tenants: TenantRow[]; traceUsage: TraceUsageRow[]; requestSpans: number; incomplete: number; byMatch: Map<string, number> };
 
 export const CACHE_EVENT = 'cachelens.cache';
 export const SCHEDULER_EVENT = 'cachelens.scheduler';
@@ -46,13 +46,6 @@ const ESTIMATE_KEY = 'cachelens.request.cache_read.input_tokens.estimate';
 const SKEW_KEY = 'cachelens.clock_skew_ms';
 /** Export batching and network time never put a span's end this far past its arrival. */
 const CLOCK_SKEW_TOLERANCE_MS = 2000;
-
-function tenantValue(v: JsAttrValue): string | undefined {
-  if (v === undefined) return undefined;
-  if (typeof v === 'string') return v || undefined;
-  if (typeof v === 'number' || typeof v === 'boolean') return String(v);
-  return JSON.stringify(v);
-}
 
 /** The processor step: decides each request span's window, builds its events and its ledger row. */
 export class Enricher {
@@ -82,100 +75,81 @@ export class Enricher {
     }
   }
 
-  prepare(req: OtlpTraceRequest, peerAddress: string | null, receivedMs: number, nowMs: number): Prepared {
+  /** What prepare() needs from a decoded request; taken once, at admission. */
+  facts(req: OtlpTraceRequest): RequestFacts {
+    return requestFacts(req, this.opts.selector, this.tenantKeys);
+  }
+
+  prepare(facts: RequestFacts, peerAddress: string | null, receivedMs: number, nowMs: number): Prepared {
     const peer = normalizePeer(peerAddress);
     const mayWait = nowMs < receivedMs + this.opts.maxWaitMs;
-    const extras = new Map<OtlpSpan, SpanExtra>();
+    const extras = new Map<number, SpanExtra>();
     const ledger: LedgerRow[] = [];
     const tenants: TenantRow[] = [];
     const traceUsage: TraceUsageRow[] = [];
     const byMatch = new Map<string, number>();
     let requestSpans = 0;
     let incomplete = 0;
+    const { tracesWithCount } = facts;
 
-    // Traces in this request that carry a real per-request cached-token count somewhere.
-    const tracesWithCount = new Set<string>();
-    for (const rs of req.resourceSpans) for (const ss of rs.scopeSpans) for (const s of ss.spans) if (hasCachedCount(s.attributes)) tracesWithCount.add(toHex(s.traceId));
-
-    for (const rs of req.resourceSpans) {
-      const resourceKvs: KeyValue[] = rs.resource?.attributes ?? [];
-      let resourceAttrs: Record<string, JsAttrValue> | undefined;
+    for (const resource of facts.resources) {
+      const resourceAttrs = resource.attributes;
       let match: Match | undefined;
-      const resourceTenants = this.tenantsOf(resourceKvs);
-      for (const ss of rs.scopeSpans) {
-        for (const span of ss.spans) {
-          const isRequest = this.opts.selector(span);
-          const spanTenants = this.tenantsOf(span.attributes);
-          const own = { ...resourceTenants, ...spanTenants };
-          const traceId = Object.keys(own).length || isRequest ? toHex(span.traceId) : '';
-          for (const [key, value] of Object.entries(own)) tenants.push({ traceId, key, value, seenMs: nowMs });
-          if (!isRequest) {
-            // A gateway or client span with the real count: the report credits it to the trace's request span.
-            const cached = tracesWithCount.size ? readUsage(span.attributes).cachedTokens : undefined;
-            if (cached !== undefined) traceUsage.push({ traceId: toHex(span.traceId), cachedTokens: cached, seenMs: nowMs });
-            continue;
-          }
-          requestSpans++;
-          resourceAttrs ??= attributesToJs(resourceKvs);
-          match ??= matchSpan(resourceAttrs, peer, this.targets);
-          const usage = readUsage(span.attributes);
-          const startMs = nanosToMs(span.startTimeUnixNano);
-          // Hosts' clocks differ from ours. A span that ends after we received it was stamped by a
-          // clock running ahead: say by how much, and do not wait for a scrape that far off. An end
-          // before the start is read as the start, so a window never runs backwards.
-          const endMs = Math.max(startMs, nanosToMs(span.endTimeUnixNano));
-          const skewMs = endMs - receivedMs > CLOCK_SKEW_TOLERANCE_MS ? Math.round(endMs - receivedMs) : undefined;
-          const models = this.modelsFor(match, usage.requestModel);
-          const fleet = this.fleetFor(models);
-          const found = this.windows.lookup(match.rule, match.target, models, fleet, startMs, endMs, mayWait && skewMs === undefined);
-          if (found.wait) return { ready: false, retryAtMs: Math.min(receivedMs + this.opts.maxWaitMs, nowMs + 1000) };
-          const ctx = found.ctx;
-          if (!ctx.complete) incomplete++;
-          byMatch.set(match.rule, (byMatch.get(match.rule) ?? 0) + 1);
-
-          let spanOwn: EventAttrs | undefined;
-          let estimate: number | undefined;
-          if (usage.cachedTokens === undefined && !tracesWithCount.has(traceId) && usage.promptTokens !== undefined && ctx.windowCachedTokens !== undefined && ctx.windowPromptTokens) {
-            estimate = Math.min(usage.promptTokens, (ctx.windowCachedTokens * usage.promptTokens) / ctx.windowPromptTokens);
-            spanOwn = { [ESTIMATE_KEY]: estimate };
-          }
-          if (skewMs !== undefined) spanOwn = { ...spanOwn, [SKEW_KEY]: skewMs };
-          extras.set(span, { as: this.opts.as, time: span.startTimeUnixNano, cache: ctx.cache, scheduler: ctx.scheduler, own: spanOwn });
-          const serviceName = resourceAttrs['service.name'];
-          ledger.push({
-            traceId,
-            spanId: toHex(span.spanId),
-            startMs,
-            endMs,
-            spanName: span.name,
-            serviceName: typeof serviceName === 'string' ? serviceName : null,
-            targetId: match.target?.id ?? null,
-            instance: match.target?.instance ?? null,
-            model: models?.length === 1 ? models[0]! : (usage.requestModel ?? null),
-            match: match.rule,
-            promptTokens: usage.promptTokens ?? null,
-            completionTokens: usage.completionTokens ?? null,
-            cachedTokens: usage.cachedTokens ?? null,
-            cachedTokensEstimate: estimate ?? null,
-            windowComplete: ctx.complete,
-            latency: usage.latency,
-            tenantJson: Object.keys(own).length ? JSON.stringify(own) : null,
-          });
+      for (const span of resource.spans) {
+        const { traceId, usage } = span;
+        for (const key in span.tenants) tenants.push({ traceId, key, value: span.tenants[key]!, seenMs: nowMs });
+        if (!span.request) {
+          // A gateway or client span with the real count: the report credits it to the trace's request span.
+          if (usage.cachedTokens !== undefined) traceUsage.push({ traceId, cachedTokens: usage.cachedTokens, seenMs: nowMs });
+          continue;
         }
+        requestSpans++;
+        match ??= matchSpan(resourceAttrs, peer, this.targets);
+        const startMs = nanosToMs(span.start);
+        // Hosts' clocks differ from ours. A span that ends after we received it was stamped by a
+        // clock running ahead: say by how much, and do not wait for a scrape that far off. An end
+        // before the start is read as the start, so a window never runs backwards.
+        const endMs = Math.max(startMs, nanosToMs(span.end));
+        const skewMs = endMs - receivedMs > CLOCK_SKEW_TOLERANCE_MS ? Math.round(endMs - receivedMs) : undefined;
+        const models = this.modelsFor(match, usage.requestModel);
+        const fleet = this.fleetFor(models);
+        const found = this.windows.lookup(match.rule, match.target, models, fleet, startMs, endMs, mayWait && skewMs === undefined);
+        if (found.wait) return { ready: false, retryAtMs: Math.min(receivedMs + this.opts.maxWaitMs, nowMs + 1000) };
+        const ctx = found.ctx;
+        if (!ctx.complete) incomplete++;
+        byMatch.set(match.rule, (byMatch.get(match.rule) ?? 0) + 1);
+
+        let spanOwn: EventAttrs | undefined;
+        let estimate: number | undefined;
+        if (usage.cachedTokens === undefined && !tracesWithCount.has(traceId) && usage.promptTokens !== undefined && ctx.windowCachedTokens !== undefined && ctx.windowPromptTokens) {
+          estimate = Math.min(usage.promptTokens, (ctx.windowCachedTokens * usage.promptTokens) / ctx.windowPromptTokens);
+          spanOwn = { [ESTIMATE_KEY]: estimate };
+        }
+        if (skewMs !== undefined) spanOwn = { ...spanOwn, [SKEW_KEY]: skewMs };
+        extras.set(span.index, { as: this.opts.as, time: span.start, cache: ctx.cache, scheduler: ctx.scheduler, own: spanOwn });
+        const serviceName = resourceAttrs['service.name'];
+        ledger.push({
+          traceId,
+          spanId: span.spanId,
+          startMs,
+          endMs,
+          spanName: span.name,
+          serviceName: typeof serviceName === 'string' ? serviceName : null,
+          targetId: match.target?.id ?? null,
+          instance: match.target?.instance ?? null,
+          model: models?.length === 1 ? models[0]! : (usage.requestModel ?? null),
+          match: match.rule,
+          promptTokens: usage.promptTokens ?? null,
+          completionTokens: usage.completionTokens ?? null,
+          cachedTokens: usage.cachedTokens ?? null,
+          cachedTokensEstimate: estimate ?? null,
+          windowComplete: ctx.complete,
+          latency: usage.latency,
+          tenantJson: Object.keys(span.tenants).length ? JSON.stringify(span.tenants) : null,
+        });
       }
     }
     return { ready: true, extras, ledger, tenants, traceUsage, requestSpans, incomplete, byMatch };
-  }
-
-  private tenantsOf(kvs: readonly KeyValue[]): Record<string, string> {
-    const out: Record<string, string> = {};
-    if (!this.tenantKeys.size) return out;
-    for (const kv of kvs) {
-      if (!this.tenantKeys.has(kv.key)) continue;
-      const v = tenantValue(attributesToJs([kv])[kv.key]);
-      if (v !== undefined) out[kv.key] = v;
-    }
-    return out;
   }
 
   /** vLLM's span names no model, so the matched target's model wins; the span's own model picks among several. */

@@ -16,7 +16,7 @@ const ANY_INT = 3;
 const ANY_DOUBLE = 4;
 
 /** One KeyValue message body. Numbers map as the OTel JS SDK maps them: integers to int_value, the rest to double_value. */
-function encodeKeyValue(key: string, v: string | number | boolean): Buffer {
+function encodeKeyValue(w: WireWriter, key: string, v: string | number | boolean): void {
   const any = new WireWriter();
   if (typeof v === 'string') any.tag(ANY_STRING, WIRE_LEN).string(v);
   else if (typeof v === 'boolean') any.tag(ANY_BOOL, WIRE_VARINT).uvarint(v ? 1 : 0);
@@ -25,13 +25,14 @@ function encodeKeyValue(key: string, v: string | number | boolean): Buffer {
     if (v >= 0) any.uvarint(v);
     else any.bigint(BigInt(v));
   } else any.tag(ANY_DOUBLE, WIRE_I64).double(v);
-  return new WireWriter().tag(KV_KEY, WIRE_LEN).string(key).tag(KV_VALUE, WIRE_LEN).bytes(any.finish()).finish();
+  const kv = new WireWriter().tag(KV_KEY, WIRE_LEN).string(key).tag(KV_VALUE, WIRE_LEN).bytes(any.finish());
+  w.bytes(kv.finish());
 }
 
 /** Attributes as a run of repeated KeyValue fields numbered `field`. */
 function encodeAttributes(attrs: EventAttrs, field: number): Buffer {
   const w = new WireWriter();
-  for (const [k, v] of Object.entries(attrs)) w.tag(field, WIRE_LEN).bytes(encodeKeyValue(k, v));
+  for (const k in attrs) encodeKeyValue(w.tag(field, WIRE_LEN), k, attrs[k]!);
   return Buffer.from(w.finish());
 }
 
@@ -40,13 +41,21 @@ interface Encoded {
   asSpan?: Buffer;
 }
 
+const CACHE_NAME = new WireWriter().tag(EVENT_NAME, WIRE_LEN).string(CACHE_EVENT).finish();
+const SCHEDULER_NAME = new WireWriter().tag(EVENT_NAME, WIRE_LEN).string(SCHEDULER_EVENT).finish();
+/** The event's time_unix_nano field: tag, then 8 bytes. */
+const TIME_FIELD_BYTES = 9;
+
 /**
- * Encodes what the enricher adds to a span as protobuf fields to append to it. The window's
- * attribute blocks are shared objects, so each is encoded once and reused for every span of
- * that window; only the timestamp and the span's own values are written per span.
+ * Encodes what the enricher adds to spans as protobuf fields to append to them. A window's
+ * attribute blocks are shared objects, so each is encoded once and reused for every span of that
+ * window; per span only the timestamps and the span's own values are written, into one buffer
+ * per request.
  */
 export class ExtraEncoder {
   private readonly cache = new WeakMap<EventAttrs, Encoded>();
+  private readonly out = new WireWriter();
+  private readonly scratch = new WireWriter();
 
   private block(attrs: EventAttrs, field: typeof EVENT_ATTRIBUTES | typeof SPAN_ATTRIBUTES): Buffer {
     let e = this.cache.get(attrs);
@@ -55,31 +64,55 @@ export class ExtraEncoder {
     return (e.asSpan ??= encodeAttributes(attrs, field));
   }
 
-  private event(w: WireWriter, name: string, extra: SpanExtra, blocks: Buffer[]): void {
-    const body = new WireWriter();
-    const t = extra.time;
-    if (typeof t === 'number') body.tag(EVENT_TIME, WIRE_I64).fixed64(t % 4294967296, Math.floor(t / 4294967296));
-    else body.tag(EVENT_TIME, WIRE_I64).fixed64(t.low, t.high);
-    body.tag(EVENT_NAME, WIRE_LEN).string(name);
-    for (const b of blocks) body.raw(b);
-    w.tag(SPAN_EVENTS, WIRE_LEN).bytes(body.finish());
+  private ownBlock(own: EventAttrs, field: number): Buffer {
+    const w = this.scratch.reset();
+    for (const k in own) encodeKeyValue(w.tag(field, WIRE_LEN), k, own[k]!);
+    return w.finish();
   }
 
-  /** The bytes to append to the span: events (field 11) and/or attributes (field 9), tags included. */
-  encode(extra: SpanExtra): Buffer {
-    const w = new WireWriter();
-    const own = extra.own && Object.keys(extra.own).length ? extra.own : undefined;
+  private event(extra: SpanExtra, name: Uint8Array, attrs: Buffer, own: Buffer | undefined): void {
+    const w = this.out;
+    w.tag(SPAN_EVENTS, WIRE_LEN).uvarint(TIME_FIELD_BYTES + name.length + attrs.length + (own?.length ?? 0));
+    const t = extra.time;
+    if (typeof t === 'number') w.tag(EVENT_TIME, WIRE_I64).fixed64(t % 4294967296, Math.floor(t / 4294967296));
+    else w.tag(EVENT_TIME, WIRE_I64).fixed64(t.low, t.high);
+    w.raw(name).raw(attrs);
+    if (own) w.raw(own);
+  }
+
+  private write(extra: SpanExtra): void {
+    const hasOwn = extra.own !== undefined && Object.keys(extra.own).length > 0;
     if (extra.as !== 'events') {
-      w.raw(this.block(extra.cache, SPAN_ATTRIBUTES));
-      if (own) w.raw(encodeAttributes(own, SPAN_ATTRIBUTES));
-      w.raw(this.block(extra.scheduler, SPAN_ATTRIBUTES));
+      this.out.raw(this.block(extra.cache, SPAN_ATTRIBUTES));
+      if (hasOwn) this.out.raw(this.ownBlock(extra.own!, SPAN_ATTRIBUTES));
+      this.out.raw(this.block(extra.scheduler, SPAN_ATTRIBUTES));
     }
     if (extra.as !== 'attributes') {
-      const cacheBlocks = [this.block(extra.cache, EVENT_ATTRIBUTES)];
-      if (own) cacheBlocks.push(encodeAttributes(own, EVENT_ATTRIBUTES));
-      this.event(w, CACHE_EVENT, extra, cacheBlocks);
-      this.event(w, SCHEDULER_EVENT, extra, [this.block(extra.scheduler, EVENT_ATTRIBUTES)]);
+      this.event(extra, CACHE_NAME, this.block(extra.cache, EVENT_ATTRIBUTES), hasOwn ? this.ownBlock(extra.own!, EVENT_ATTRIBUTES) : undefined);
+      this.event(extra, SCHEDULER_NAME, this.block(extra.scheduler, EVENT_ATTRIBUTES), undefined);
     }
-    return Buffer.from(w.finish());
+  }
+
+  /** The bytes to append to one span: events (field 11) and/or attributes (field 9), tags included. */
+  encode(extra: SpanExtra): Buffer {
+    this.out.reset();
+    this.write(extra);
+    return Buffer.from(this.out.finish());
+  }
+
+  /** The same for every span of a request, as views into one buffer; `adds[i]` is for the i-th span on the wire. */
+  encodeAll(spanCount: number, extras: ReadonlyMap<number, SpanExtra>): Array<Buffer | undefined> {
+    const adds = new Array<Buffer | undefined>(spanCount);
+    if (!extras.size) return adds;
+    const w = this.out.reset();
+    const ranges: Array<[number, number, number]> = [];
+    for (const [i, extra] of extras) {
+      const start = w.length;
+      this.write(extra);
+      ranges.push([i, start, w.length]);
+    }
+    const all = Buffer.from(w.finish());
+    for (const [i, a, b] of ranges) adds[i] = all.subarray(a, b);
+    return adds;
   }
 }

@@ -1,12 +1,13 @@
 import type { ExportResult } from '@opentelemetry/core';
-import type { Enricher, SpanExtra } from '../correlate/enricher.ts';
+import type { Enricher } from '../correlate/enricher.ts';
+import type { RequestFacts } from '../correlate/requestFacts.ts';
 import type { LedgerStore } from '../store/ledgerStore.ts';
 import type { Logger } from '../telemetry/logger.ts';
 import type { PipelineMetrics } from '../telemetry/pipelineMetrics.ts';
 import { ExtraEncoder } from './encodeExtras.ts';
 import type { BatchExporter, EncodedBatch } from './exporter.ts';
 import { decodeProtobuf } from './otlp/decode.ts';
-import type { OtlpSpan, OtlpTraceRequest } from './otlp/schema.ts';
+import type { OtlpTraceRequest } from './otlp/schema.ts';
 import { spliceSpans } from './otlp/splice.ts';
 import { Backoff, classifyExportError } from './retry.ts';
 import type { Spool, SpoolRow } from './spool.ts';
@@ -17,25 +18,8 @@ export interface ExportQueueOptions {
   maxInFlight: number;
   retryInitialMs: number;
   retryMaxMs: number;
-  /** Bytes of decoded requests kept in memory so a fresh request is not decoded twice. */
-  decodedCacheBytes: number;
-}
-
-interface Cached {
-  req: OtlpTraceRequest;
-  body: Uint8Array;
-}
-
-/** The bytes to append to each span, in wire order; undefined where a span passes untouched. */
-function additions(req: OtlpTraceRequest, extras: ReadonlyMap<OtlpSpan, SpanExtra>, encoder: ExtraEncoder): { adds: Array<Buffer | undefined>; spans: number } {
-  const adds: Array<Buffer | undefined> = [];
-  for (const rs of req.resourceSpans)
-    for (const ss of rs.scopeSpans)
-      for (const span of ss.spans) {
-        const extra = extras.get(span);
-        adds.push(extra ? encoder.encode(extra) : undefined);
-      }
-  return { adds, spans: adds.length };
+  /** Bytes of request facts kept in memory, so a spooled request is not read and decoded again. */
+  factsCacheBytes: number;
 }
 
 /**
@@ -46,9 +30,9 @@ function additions(req: OtlpTraceRequest, extras: ReadonlyMap<OtlpSpan, SpanExtr
 export class ExportQueue {
   private readonly inFlight = new Set<number>();
   private inFlightRequests = 0;
-  private readonly decoded = new Map<number, Cached>();
+  private readonly facts = new Map<number, RequestFacts>();
   private readonly encoder = new ExtraEncoder();
-  private decodedBytes = 0;
+  private factsBytes = 0;
   private pausedUntil = 0;
   private readonly backoff: Backoff;
   private timer?: NodeJS.Timeout;
@@ -70,12 +54,9 @@ export class ExportQueue {
     this.backoff = new Backoff(opts.retryInitialMs, opts.retryMaxMs);
   }
 
-  /** The receivers hand over what they just decoded, so the first export skips a read and a decode. */
-  admitted(id: number, req: OtlpTraceRequest, body: Uint8Array): void {
-    if (this.decodedBytes + body.length <= this.opts.decodedCacheBytes) {
-      this.decoded.set(id, { req, body });
-      this.decodedBytes += body.length;
-    }
+  /** The receivers hand over what they just decoded, so the spooled request need not be decoded again. */
+  admitted(id: number, req: OtlpTraceRequest): void {
+    this.remember(id, this.enricher.facts(req));
     this.kick();
   }
 
@@ -92,22 +73,18 @@ export class ExportQueue {
     this.kick();
   }
 
-  private takeDecoded(row: SpoolRow): Cached | undefined {
-    const c = this.decoded.get(row.id);
-    if (c) return c;
-    const body = this.spool.body(row.id);
-    if (!body) return undefined;
-    try {
-      const got = { req: decodeProtobuf(body), body };
-      if (this.decodedBytes + body.length <= this.opts.decodedCacheBytes) {
-        this.decoded.set(row.id, got);
-        this.decodedBytes += body.length;
-      }
-      return got;
-    } catch (err) {
-      this.dropDamaged(row, err as Error);
-      return undefined;
-    }
+  private remember(id: number, facts: RequestFacts): void {
+    if (this.factsBytes + facts.approxBytes > this.opts.factsCacheBytes) return;
+    this.facts.set(id, facts);
+    this.factsBytes += facts.approxBytes;
+  }
+
+  private factsOf(row: SpoolRow, body: Uint8Array): RequestFacts {
+    const cached = this.facts.get(row.id);
+    if (cached) return cached;
+    const facts = this.enricher.facts(decodeProtobuf(body));
+    this.remember(row.id, facts);
+    return facts;
   }
 
   /** Only reachable if the spool file was damaged: the receiver validated every row before acking. */
@@ -120,10 +97,10 @@ export class ExportQueue {
 
   private forget(ids: readonly number[]): void {
     for (const id of ids) {
-      const c = this.decoded.get(id);
-      if (c) {
-        this.decodedBytes -= c.body.length;
-        this.decoded.delete(id);
+      const f = this.facts.get(id);
+      if (f) {
+        this.factsBytes -= f.approxBytes;
+        this.facts.delete(id);
       }
     }
   }
@@ -148,18 +125,18 @@ export class ExportQueue {
       let spanCount = 0;
       for (const row of rows) {
         if (group.length && spanCount + row.spans > this.opts.maxBatchSpans) break;
-        const got = this.takeDecoded(row);
-        if (!got) continue;
-        const { req, body } = got;
-        const prepared = this.enricher.prepare(req, row.peer, row.received_ms, now);
-        if (!prepared.ready) {
-          this.spool.postpone([row.id], prepared.retryAtMs, false);
-          continue;
-        }
+        const body = this.spool.body(row.id);
+        if (!body) continue;
+        let prepared;
         let spliced;
         try {
-          const { adds, spans } = additions(req, prepared.extras, this.encoder);
-          spliced = spliceSpans(body, adds, spans);
+          const facts = this.factsOf(row, body);
+          prepared = this.enricher.prepare(facts, row.peer, row.received_ms, now);
+          if (!prepared.ready) {
+            this.spool.postpone([row.id], prepared.retryAtMs, false);
+            continue;
+          }
+          spliced = spliceSpans(body, this.encoder.encodeAll(facts.spanCount, prepared.extras), facts.spanCount);
         } catch (err) {
           this.dropDamaged(row, err as Error);
           continue;

@@ -51,7 +51,7 @@ export class TracePipeline {
       enricher,
       new LedgerStore(db),
       downstream,
-      { maxBatchSpans: exporter.max_batch_spans, maxInFlight: exporter.max_in_flight, retryInitialMs: exporter.retry_initial_interval, retryMaxMs: exporter.retry_max_interval, decodedCacheBytes: 8 * 1024 * 1024 },
+      { maxBatchSpans: exporter.max_batch_spans, maxInFlight: exporter.max_in_flight, retryInitialMs: exporter.retry_initial_interval, retryMaxMs: exporter.retry_max_interval, factsCacheBytes: 64 * 1024 * 1024 },
       log,
       this.metrics,
     );

@@ -100,6 +100,12 @@ export class WireWriter {
     return this.pos;
   }
 
+  /** Starts over, keeping the buffer (a scratch writer reused across calls). */
+  reset(): this {
+    this.pos = 0;
+    return this;
+  }
+
   finish(): Buffer {
     return this.buf.subarray(0, this.pos);
   }

@@ -85,7 +85,7 @@ export class Intake {
       throw err;
     }
     this.metrics.accepted.inc({ transport }, v.spans);
-    this.queue.admitted(id, req, bytes);
+    this.queue.admitted(id, req);
     return { spans: v.spans, rejected: v.rejected, message };
   }
 }
