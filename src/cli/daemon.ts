@@ -48,7 +48,7 @@ export class Daemon {
       onRound: (results) => {
         writer.write(results);
         // A new round may close the windows of spans waiting in the spool.
-        this.pipeline?.queue.kick();
+        this.pipeline?.queue.scrapesWritten();
       },
     });
     const scheduler = this.scheduler;

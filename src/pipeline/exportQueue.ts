@@ -33,13 +33,19 @@ export class ExportQueue {
   private readonly facts = new Map<number, RequestFacts>();
   private readonly encoder = new ExtraEncoder();
   private factsBytes = 0;
+  /** Rows postponed until a closing scrape exists, and when a scrape round last woke them. */
+  private readonly waitingForWindow = new Set<number>();
+  private readonly wokenAtMs = new Map<number, number>();
   private pausedUntil = 0;
   private readonly backoff: Backoff;
   private timer?: NodeJS.Timeout;
   private pumpQueued = false;
   private closed = false;
   private idleWaiters: Array<() => void> = [];
-  /** Called with the ack→downstream-ack latency of each sent row (benchmarks, self-metrics). */
+  /**
+   * Called for each sent row with the time from acknowledgement (or, for a row that waited for its
+   * window's closing scrape, from the scrape round that woke it) to downstream's acknowledgement.
+   */
   onSent?: (rowLatencyMs: number, spans: number) => void;
 
   constructor(
@@ -73,6 +79,18 @@ export class ExportQueue {
     this.kick();
   }
 
+  /** A scrape round was written: rows waiting for a closing scrape may be ready now, not at their retry time. */
+  scrapesWritten(): void {
+    if (this.waitingForWindow.size) {
+      const ids = [...this.waitingForWindow];
+      this.waitingForWindow.clear();
+      this.spool.postpone(ids, 0, false);
+      const now = Date.now();
+      for (const id of ids) this.wokenAtMs.set(id, now);
+    }
+    this.kick();
+  }
+
   private remember(id: number, facts: RequestFacts): void {
     if (this.factsBytes + facts.approxBytes > this.opts.factsCacheBytes) return;
     this.facts.set(id, facts);
@@ -97,6 +115,8 @@ export class ExportQueue {
 
   private forget(ids: readonly number[]): void {
     for (const id of ids) {
+      this.wokenAtMs.delete(id);
+      this.waitingForWindow.delete(id);
       const f = this.facts.get(id);
       if (f) {
         this.factsBytes -= f.approxBytes;
@@ -134,6 +154,7 @@ export class ExportQueue {
           prepared = this.enricher.prepare(facts, row.peer, row.received_ms, now);
           if (!prepared.ready) {
             this.spool.postpone([row.id], prepared.retryAtMs, false);
+            this.waitingForWindow.add(row.id);
             continue;
           }
           spliced = spliceSpans(body, this.encoder.encodeAll(facts.spanCount, prepared.extras), facts.spanCount);
@@ -199,11 +220,11 @@ export class ExportQueue {
   }
 
   private finish(group: SpoolRow[], ids: number[]): void {
+    const now = Date.now();
+    if (this.onSent) for (const r of group) this.onSent(now - Math.max(r.received_ms, this.wokenAtMs.get(r.id) ?? 0), r.spans);
     this.spool.delete(ids);
     this.forget(ids);
     for (const id of ids) this.inFlight.delete(id);
-    const now = Date.now();
-    if (this.onSent) for (const r of group) this.onSent(now - r.received_ms, r.spans);
     if (!this.exporter) this.kick();
   }
 
