@@ -92,7 +92,7 @@ export class ExportQueue {
   }
 
   private remember(id: number, facts: RequestFacts): void {
-    if (this.factsBytes + facts.approxBytes > this.opts.factsCacheBytes) return;
+    if (this.facts.has(id) || this.factsBytes + facts.approxBytes > this.opts.factsCacheBytes) return;
     this.facts.set(id, facts);
     this.factsBytes += facts.approxBytes;
   }
