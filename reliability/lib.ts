@@ -93,7 +93,10 @@ export class DaemonProcess {
   }
 
   async ready(timeoutMs = 20_000): Promise<void> {
+    let exitCode: number | null | undefined;
+    void this.current?.exited.then((c) => (exitCode = c));
     for (const until = Date.now() + timeoutMs; Date.now() < until; await sleep(50)) {
+      if (exitCode !== undefined) throw new Error(`daemon exited (${exitCode}) before it was ready; stderr: ${this.current?.stderr.slice(-5).join(' | ')}`);
       const ok = await fetch(`http://127.0.0.1:${this.telemetryPort}/readyz`).then((r) => r.status === 200, () => false);
       if (ok) return;
     }
