@@ -95,9 +95,7 @@ export class ExtraEncoder {
 
   /** The bytes to append to one span: events (field 11) and/or attributes (field 9), tags included. */
   encode(extra: SpanExtra): Buffer {
-    this.out.reset();
-    this.write(extra);
-    return Buffer.from(this.out.finish());
+    return this.encodeAll(1, new Map([[0, extra]]))[0]!;
   }
 
   /** The same for every span of a request, as views into one buffer; `adds[i]` is for the i-th span on the wire. */
