@@ -1,4 +1,4 @@
-import { attributesToJs, toHex, type JsAttrValue } from '../pipeline/otlp/decode.ts';
+import { anyValueToJs, attributesToJs, toHex, type JsAttrValue } from '../pipeline/otlp/decode.ts';
 import type { KeyValue, LongLike, OtlpTraceRequest } from '../pipeline/otlp/schema.ts';
 import type { SpanSelector } from './requestSpans.ts';
 import { hasCachedCount, readUsage, type RequestUsage } from './usage.ts';
@@ -50,7 +50,7 @@ function tenantsOf(kvs: readonly KeyValue[], keys: ReadonlySet<string>): Record<
   if (!keys.size) return out;
   for (const kv of kvs) {
     if (!keys.has(kv.key)) continue;
-    const v = tenantValue(attributesToJs([kv])[kv.key]);
+    const v = tenantValue(anyValueToJs(kv.value));
     if (v !== undefined) (out ??= {})[kv.key] = v;
   }
   return out;

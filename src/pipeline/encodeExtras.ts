@@ -29,11 +29,15 @@ function encodeKeyValue(w: WireWriter, key: string, v: string | number | boolean
   w.bytes(kv.finish());
 }
 
-/** Attributes as a run of repeated KeyValue fields numbered `field`. */
-function encodeAttributes(attrs: EventAttrs, field: number): Buffer {
-  const w = new WireWriter();
+/** Attributes as a run of repeated KeyValue fields numbered `field`, written to `w`. */
+function encodeAttributes(w: WireWriter, attrs: EventAttrs, field: number): WireWriter {
   for (const k in attrs) encodeKeyValue(w.tag(field, WIRE_LEN), k, attrs[k]!);
-  return Buffer.from(w.finish());
+  return w;
+}
+
+/** A window's attributes, encoded once and kept. */
+function encodeBlock(attrs: EventAttrs, field: number): Buffer {
+  return Buffer.from(encodeAttributes(new WireWriter(), attrs, field).finish());
 }
 
 interface Encoded {
@@ -60,14 +64,13 @@ export class ExtraEncoder {
   private block(attrs: EventAttrs, field: typeof EVENT_ATTRIBUTES | typeof SPAN_ATTRIBUTES): Buffer {
     let e = this.cache.get(attrs);
     if (!e) this.cache.set(attrs, (e = {}));
-    if (field === EVENT_ATTRIBUTES) return (e.asEvent ??= encodeAttributes(attrs, field));
-    return (e.asSpan ??= encodeAttributes(attrs, field));
+    if (field === EVENT_ATTRIBUTES) return (e.asEvent ??= encodeBlock(attrs, field));
+    return (e.asSpan ??= encodeBlock(attrs, field));
   }
 
+  /** The span's own values, in a scratch buffer valid until the next call. */
   private ownBlock(own: EventAttrs, field: number): Buffer {
-    const w = this.scratch.reset();
-    for (const k in own) encodeKeyValue(w.tag(field, WIRE_LEN), k, own[k]!);
-    return w.finish();
+    return encodeAttributes(this.scratch.reset(), own, field).finish();
   }
 
   private event(extra: SpanExtra, name: Uint8Array, attrs: Buffer, own: Buffer | undefined): void {

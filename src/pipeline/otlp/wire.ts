@@ -8,15 +8,6 @@ export const WIRE_I64 = 1;
 export const WIRE_LEN = 2;
 export const WIRE_I32 = 5;
 
-export function varintSize(n: number): number {
-  let size = 1;
-  while (n >= 0x80) {
-    n = Math.floor(n / 128);
-    size++;
-  }
-  return size;
-}
-
 /** Grows as needed; `finish()` returns a view of what was written. */
 export class WireWriter {
   private buf = Buffer.allocUnsafe(256);
