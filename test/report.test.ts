@@ -182,6 +182,39 @@ describe('report: figures on a dataset worked out by hand', () => {
   });
 });
 
+describe('report: trace-level facts and the time-keyed ledger', () => {
+  it("a gateway span's count splits over its trace's request spans across an hour boundary; arriving late, it marks the hours its carrier spans", async () => {
+    const data = buildDataset();
+    const db = openDatabase(data.dbPath);
+    const compactor = new Compactor(db, { tenantKeys: TENANT_KEYS, graceMs: 10 * 60_000, log: memoryLogger().log });
+    const store = new LedgerStore(db);
+    const min = 60_000;
+    const req = (spanId: string, startMs: number, prompt: number) => ({ traceId: 'tx', spanId, startMs, endMs: startMs + 1000, spanName: 'llm_request', serviceName: 'vllm', targetId: data.ids.a, instance: '10.0.0.1:8000', model: 'llama-8b', match: 'resource', promptTokens: prompt, completionTokens: 1, cachedTokens: null, cachedTokensEstimate: 1, windowComplete: true, latency: {}, tenantJson: null });
+    store.write([req('a', NOV4 + 11 * HOUR_MS + 50 * min, 100 * K), req('b', NOV4 + 12 * HOUR_MS + 20 * min, 300 * K)], []);
+    await compactor.runOnce(NOV5 + 2 * HOUR_MS);
+    assert.equal(db.prepare('SELECT count(*) FROM compaction_dirty').pluck().get(), 0);
+
+    // The gateway span (11:49–12:25) arrives after both hours were compacted.
+    const carrier = { spanStartMs: NOV4 + 11 * HOUR_MS + 49 * min, spanEndMs: NOV4 + 12 * HOUR_MS + 25 * min, seenMs: NOV5 + 2 * HOUR_MS };
+    store.write([], [{ traceId: 'tx', key: 'tenant.id', value: 'umbrella', ...carrier }], [{ traceId: 'tx', cachedTokens: 400 * K, ...carrier }]);
+    assert.deepEqual(db.prepare('SELECT bucket_ms FROM compaction_dirty ORDER BY 1').pluck().all(), [NOV4 + 11 * HOUR_MS, NOV4 + 12 * HOUR_MS], 'the two hours the carrier spans (± 5 min), no others');
+    const raw = row(report(data.dbPath, 'tenant'), { tenant: 'umbrella' });
+    assert.equal(raw.requests, 2);
+    close(raw.cached_measured_tokens, 400 * K, 1e-12, 'the whole count, split 1:3 by prompt tokens');
+    await compactor.runOnce(NOV5 + 2 * HOUR_MS);
+    assert.equal(db.prepare('SELECT count(*) FROM compaction_dirty').pluck().get(), 0);
+    const hourly = (h: number) => db.prepare("SELECT cached_measured FROM ledger_rollup WHERE level = 'hour' AND bucket_ms = ? AND tenant = 'umbrella'").pluck().get(NOV4 + h * HOUR_MS);
+    assert.equal(hourly(11), 100 * K, "11:00's request: a quarter, though its sibling is in the next hour");
+    assert.equal(hourly(12), 300 * K);
+    close(row(report(data.dbPath, 'tenant'), { tenant: 'umbrella' }).cached_measured_tokens, 400 * K, 1e-12, 'compacted');
+
+    // A carrier with a nonsense start marks at most a day of hours, not every hour since 1970.
+    store.write([], [{ traceId: 'ty', key: 'tenant.id', value: 'x', spanStartMs: 0, spanEndMs: NOV4, seenMs: NOV5 }]);
+    assert.equal(db.prepare('SELECT count(*) FROM compaction_dirty').pluck().get(), 25);
+    db.close();
+  });
+});
+
 describe('report: a reader next to the daemon', () => {
   it('a read transaction (what a report holds) never blocks the writer, and sees one snapshot', () => {
     const data = buildDataset();

@@ -97,19 +97,19 @@ export class Enricher {
       let match: Match | undefined;
       for (const span of resource.spans) {
         const { traceId, usage } = span;
-        for (const key in span.tenants) tenants.push({ traceId, key, value: span.tenants[key]!, seenMs: nowMs });
+        const startMs = nanosToMs(span.start);
+        // An end before the start is read as the start, so a window never runs backwards.
+        const endMs = Math.max(startMs, nanosToMs(span.end));
+        for (const key in span.tenants) tenants.push({ traceId, key, value: span.tenants[key]!, seenMs: nowMs, spanStartMs: startMs, spanEndMs: endMs });
         if (!span.request) {
           // A gateway or client span with the real count: the report credits it to the trace's request span.
-          if (usage.cachedTokens !== undefined) traceUsage.push({ traceId, cachedTokens: usage.cachedTokens, seenMs: nowMs });
+          if (usage.cachedTokens !== undefined) traceUsage.push({ traceId, cachedTokens: usage.cachedTokens, seenMs: nowMs, spanStartMs: startMs, spanEndMs: endMs });
           continue;
         }
         requestSpans++;
         match ??= matchSpan(resourceAttrs, peer, this.targets);
-        const startMs = nanosToMs(span.start);
         // Hosts' clocks differ from ours. A span that ends after we received it was stamped by a
-        // clock running ahead: say by how much, and do not wait for a scrape that far off. An end
-        // before the start is read as the start, so a window never runs backwards.
-        const endMs = Math.max(startMs, nanosToMs(span.end));
+        // clock running ahead: say by how much, and do not wait for a scrape that far off.
         const skewMs = endMs - receivedMs > CLOCK_SKEW_TOLERANCE_MS ? Math.round(endMs - receivedMs) : undefined;
         const models = this.modelsFor(match, usage.requestModel);
         const fleet = this.fleetFor(models);

@@ -20,20 +20,33 @@ export interface LedgerRow {
   tenantJson: string | null;
 }
 
-export interface TenantRow {
+/** The span that carried a trace-level fact: its times say which hours the fact may change. */
+export interface CarrierSpan {
+  spanStartMs: number;
+  spanEndMs: number;
+}
+
+export interface TenantRow extends CarrierSpan {
   traceId: string;
   key: string;
   value: string;
   seenMs: number;
 }
 
-export interface TraceUsageRow {
+export interface TraceUsageRow extends CarrierSpan {
   traceId: string;
   cachedTokens: number;
   seenMs: number;
 }
 
 const HOUR_MS = 3_600_000;
+/**
+ * How far outside its carrier span (a gateway or client span) a trace's request spans may start: the
+ * carrier encloses them but hosts' clocks differ. Below storage.compaction_delay's default (10 min),
+ * so a fact that arrives on time never marks an hour for a redo.
+ */
+export const CARRIER_SLACK_MS = 5 * 60_000;
+const MAX_CARRIER_MS = 24 * HOUR_MS;
 
 /** Writes the request ledger; a re-exported batch (after a crash) replaces its rows instead of doubling them. */
 export class LedgerStore {
@@ -42,10 +55,9 @@ export class LedgerStore {
   private readonly usage: Statement;
   private readonly hourDone: Statement;
   private readonly markDirty: Statement;
-  private readonly traceHours: Statement;
 
   constructor(private readonly db: Database) {
-    this.upsert = db.prepare(`INSERT OR REPLACE INTO request_ledger (trace_id, span_id, start_ms, end_ms, span_name, service_name, target_id, instance, model, match,
+    this.upsert = db.prepare(`INSERT OR REPLACE INTO request_ledger (start_ms, trace_id, span_id, end_ms, span_name, service_name, target_id, instance, model, match,
       prompt_tokens, completion_tokens, cached_tokens, cached_tokens_estimate, window_complete,
       latency_ttft_s, latency_e2e_s, latency_queue_s, latency_prefill_s, latency_decode_s, latency_inference_s, tenant_json)
       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`);
@@ -53,7 +65,6 @@ export class LedgerStore {
     this.usage = db.prepare('INSERT OR REPLACE INTO trace_usage (trace_id, cached_tokens, seen_ms) VALUES (?, ?, ?)');
     this.hourDone = db.prepare("SELECT done_until_ms FROM compaction WHERE level = 'hour'").pluck();
     this.markDirty = db.prepare('INSERT OR IGNORE INTO compaction_dirty (bucket_ms) VALUES (?)');
-    this.traceHours = db.prepare(`SELECT DISTINCT CAST(start_ms / ${HOUR_MS} AS INTEGER) * ${HOUR_MS} FROM request_ledger WHERE trace_id = ? AND start_ms < ?`).pluck();
   }
 
   write(rows: readonly LedgerRow[], tenants: readonly TenantRow[], traceUsage: readonly TraceUsageRow[] = []): void {
@@ -63,17 +74,21 @@ export class LedgerStore {
       // for a redo; until then reports read them raw.
       const done = (this.hourDone.get() as number | undefined) ?? -Infinity;
       for (const r of rows) if (r.startMs < done) this.markDirty.run(Math.floor(r.startMs / HOUR_MS) * HOUR_MS);
-      const lateTrace = (traceId: string) => {
-        if (done > -Infinity) for (const h of this.traceHours.all(traceId, done) as number[]) this.markDirty.run(h);
+      // A new tenant or count for a trace changes the hours its request spans started in. The ledger is
+      // not indexed by trace (that index cost a random page write per row), so those hours are
+      // taken from the carrier span's own times, at most a day of them (a start of 0 is not 50 years).
+      const lateTrace = (c: CarrierSpan) => {
+        const to = Math.min(done - 1, c.spanEndMs + CARRIER_SLACK_MS);
+        for (let h = Math.floor(Math.max(c.spanStartMs - CARRIER_SLACK_MS, to - MAX_CARRIER_MS) / HOUR_MS) * HOUR_MS; h <= to; h += HOUR_MS) this.markDirty.run(h);
       };
-      for (const u of traceUsage) if (this.usage.run(u.traceId, u.cachedTokens, u.seenMs).changes) lateTrace(u.traceId);
+      for (const u of traceUsage) if (this.usage.run(u.traceId, u.cachedTokens, u.seenMs).changes) lateTrace(u);
       for (const r of rows) {
         const l = r.latency;
-        this.upsert.run(r.traceId, r.spanId, r.startMs, r.endMs, r.spanName, r.serviceName, r.targetId, r.instance, r.model, r.match,
+        this.upsert.run(r.startMs, r.traceId, r.spanId, r.endMs, r.spanName, r.serviceName, r.targetId, r.instance, r.model, r.match,
           r.promptTokens, r.completionTokens, r.cachedTokens, r.cachedTokensEstimate, r.windowComplete ? 1 : 0,
           l.ttft ?? null, l.e2e ?? null, l.queue ?? null, l.prefill ?? null, l.decode ?? null, l.inference ?? null, r.tenantJson);
       }
-      for (const t of tenants) if (this.tenant.run(t.traceId, t.key, t.value, t.seenMs).changes) lateTrace(t.traceId);
+      for (const t of tenants) if (this.tenant.run(t.traceId, t.key, t.value, t.seenMs).changes) lateTrace(t);
     })();
   }
 }

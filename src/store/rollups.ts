@@ -183,27 +183,37 @@ function tenantExpr(keys: readonly string[]): { sql: string; params: Record<stri
 }
 
 /**
+ * How far apart in time a trace's request spans may start and still share a count carried by another
+ * span of the trace. The ledger is keyed by time, not trace, so the split reads this much on each side.
+ */
+export const TRACE_REACH_MS = HOUR_MS;
+
+/**
  * Ledger facts from raw request rows whose span started in [fromMs, toMs). A request's cached count is
  * measured when its span (or, failing that, another span of its trace: split over the trace's request
- * spans by prompt tokens) carried one; else allocated, from the window estimate the enricher stored.
+ * spans within TRACE_REACH_MS by prompt tokens) carried one; else allocated, from the window estimate
+ * the enricher stored.
  */
 export function ledgerFromRaw(db: Database, fromMs: number, toMs: number, bucketSizeMs: number, tenantKeys: readonly string[], perTarget = true): LedgerFact[] {
   const tenant = tenantExpr(tenantKeys);
   const sql = `
-    WITH rows AS (
+    WITH shares AS (
+      SELECT x.trace_id, sum(coalesce(x.prompt_tokens, 0)) AS prompt, count(*) AS n
+      FROM request_ledger x JOIN trace_usage tu ON tu.trace_id = x.trace_id
+      WHERE x.start_ms >= @from - @reach AND x.start_ms < @to + @reach AND x.cached_tokens IS NULL
+      GROUP BY x.trace_id
+    ), rows AS (
       SELECT CAST(l.start_ms / @size AS INTEGER) * @size AS bucket, ${perTarget ? 'coalesce(l.target_id, 0)' : '0'} AS target_id, coalesce(l.model, '') AS model,
         ${tenant.sql} AS tenant, coalesce(l.prompt_tokens, 0) AS prompt, coalesce(l.completion_tokens, 0) AS completion,
-        coalesce(l.cached_tokens, CASE WHEN tu.trace_id IS NOT NULL THEN tu.cached_tokens * (
-          SELECT CASE WHEN sum(coalesce(x.prompt_tokens, 0)) > 0 THEN coalesce(l.prompt_tokens, 0) * 1.0 / sum(coalesce(x.prompt_tokens, 0)) ELSE 1.0 / count(*) END
-          FROM request_ledger x WHERE x.trace_id = l.trace_id AND x.cached_tokens IS NULL) END) AS measured,
+        coalesce(l.cached_tokens, tu.cached_tokens * CASE WHEN s.prompt > 0 THEN coalesce(l.prompt_tokens, 0) * 1.0 / s.prompt ELSE 1.0 / s.n END) AS measured,
         l.cached_tokens_estimate AS estimate
-      FROM request_ledger l LEFT JOIN trace_usage tu ON tu.trace_id = l.trace_id
+      FROM request_ledger l LEFT JOIN trace_usage tu ON tu.trace_id = l.trace_id LEFT JOIN shares s ON s.trace_id = l.trace_id
       WHERE l.start_ms >= @from AND l.start_ms < @to
     )
     SELECT bucket, target_id, model, tenant, count(*), sum(prompt), sum(completion),
       coalesce(sum(measured), 0), count(measured), coalesce(sum(CASE WHEN measured IS NULL THEN estimate END), 0), count(CASE WHEN measured IS NULL THEN estimate END)
     FROM rows GROUP BY bucket, target_id, model, tenant`;
-  const rows = db.prepare(sql).raw().all({ size: bucketSizeMs, from: fromMs, to: toMs, ...tenant.params }) as Array<[number, number, string, string, number, number, number, number, number, number, number]>;
+  const rows = db.prepare(sql).raw().all({ size: bucketSizeMs, from: fromMs, to: toMs, reach: TRACE_REACH_MS, ...tenant.params }) as Array<[number, number, string, string, number, number, number, number, number, number, number]>;
   return rows.map(([bucketMs, targetId, model, tenantName, requests, promptTokens, completionTokens, cachedMeasured, requestsMeasured, cachedAllocated, requestsAllocated]) => ({
     bucketMs, targetId, model, tenant: tenantName, requests, promptTokens, completionTokens, cachedMeasured, requestsMeasured, cachedAllocated, requestsAllocated,
   }));

@@ -88,10 +88,10 @@ export function writeLedger(db: ReturnType<typeof openDatabase>, ids: { a: numbe
       ledgerRow('t4', ids.a, '10.0.0.1:8000', 'llama-8b', at(NOV4, 10, 1, 10), 500 * K, 100 * K, null, 999, null),
     ],
     [
-      { traceId: 't2', key: 'tenant.id', value: 'globex', seenMs: at(NOV4, 10, 0, 31) },
-      { traceId: 't4', key: 'tenant.id', value: 'globex', seenMs: at(NOV4, 10, 1, 11) },
+      { traceId: 't2', key: 'tenant.id', value: 'globex', seenMs: at(NOV4, 10, 0, 31), spanStartMs: at(NOV4, 10, 0, 29), spanEndMs: at(NOV4, 10, 0, 31) },
+      { traceId: 't4', key: 'tenant.id', value: 'globex', seenMs: at(NOV4, 10, 1, 11), spanStartMs: at(NOV4, 10, 1, 9), spanEndMs: at(NOV4, 10, 1, 11) },
     ],
-    [{ traceId: 't4', cachedTokens: 250 * K, seenMs: at(NOV4, 10, 1, 11) }],
+    [{ traceId: 't4', cachedTokens: 250 * K, seenMs: at(NOV4, 10, 1, 11), spanStartMs: at(NOV4, 10, 1, 9), spanEndMs: at(NOV4, 10, 1, 11) }],
   );
 }
 
