@@ -11,7 +11,7 @@ import { decodeProtobuf, validateRequest } from '../src/pipeline/otlp/decode.ts'
 import { spliceSpans } from '../src/pipeline/otlp/splice.ts';
 import { toReadableSpans } from './toReadableSpans.ts';
 import { createLogger } from '../src/telemetry/logger.ts';
-import { makeRequest } from '../test/support/otlpRequests.ts';
+import { VllmLoad } from './vllmLoad.ts';
 
 const SPANS = 512;
 
@@ -38,7 +38,7 @@ function pct(sorted: number[], p: number): number {
  * (decode → ReadableSpan → ProtobufTraceSerializer) costs, which is how cachelens forwarded before.
  */
 function references(requests: number): Record<string, { spans_per_s: number }> {
-  const body = makeRequest(SPANS, { resource: { 'service.instance.id': 'vllm-a' } }).body;
+  const body = new VllmLoad(SPANS, { 'service.instance.id': 'vllm-a' }).next();
   const time = (fn: () => void) => {
     for (let i = 0; i < 5; i++) fn();
     const t0 = process.hrtime.bigint();

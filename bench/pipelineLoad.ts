@@ -2,9 +2,9 @@
 // load client live here, so the parent's CPU time is cachelens alone.
 import { Client, credentials } from '@grpc/grpc-js';
 import { MetricsServer } from '../test/support/metricsServer.ts';
-import { makeRequest } from '../test/support/otlpRequests.ts';
 import { OtlpSink } from '../test/support/otlpSink.ts';
 import { demoModelState, renderVllmExposition } from '../src/demo/vllmExposition.ts';
+import { VllmLoad } from './vllmLoad.ts';
 
 const sink = await new OtlpSink().start();
 // Count spans without keeping decoded requests (memory of the child is not under test).
@@ -24,10 +24,10 @@ process.on('message', async (msg: { transport: 'grpc' | 'http'; port: number; re
     await fleet.stop();
     process.exit(0);
   }
-  const bodies = Array.from({ length: 16 }, () => Buffer.from(makeRequest(msg.spansPerRequest, { resource: { 'service.instance.id': 'vllm-a' } }).body));
+  const load = new VllmLoad(msg.spansPerRequest, { 'service.instance.id': 'vllm-a' });
   const client = new Client(`127.0.0.1:${msg.port}`, credentials.createInsecure());
-  const sendOne = (i: number): Promise<void> => {
-    const body = bodies[i % bodies.length]!;
+  const sendOne = (): Promise<void> => {
+    const body = load.next();
     if (msg.transport === 'http') return fetch(`http://127.0.0.1:${msg.port}/v1/traces`, { method: 'POST', headers: { 'content-type': 'application/x-protobuf' }, body }).then((r) => void r.arrayBuffer());
     return new Promise((resolve, reject) => client.makeUnaryRequest('/opentelemetry.proto.collector.trace.v1.TraceService/Export', (b: Buffer) => b, (b: Buffer) => b, body, (err) => (err ? reject(err) : resolve())));
   };
@@ -42,7 +42,7 @@ process.on('message', async (msg: { transport: 'grpc' | 'http'; port: number; re
         const at = t0 + (i * 1000) / msg.ratePerS;
         if (at > Date.now()) await new Promise((r) => setTimeout(r, at - Date.now()));
       }
-      await sendOne(i);
+      await sendOne();
     }
   };
   await Promise.all(Array.from({ length: msg.concurrency }, worker));

@@ -6,6 +6,7 @@ import { describe, it } from 'node:test';
 import BetterSqlite3 from 'better-sqlite3';
 import { listMigrations, migrate } from '../src/store/migrate.ts';
 import { openDatabase } from '../src/store/openDatabase.ts';
+import { SPOOL_MIGRATIONS, Spool } from '../src/pipeline/spool.ts';
 
 describe('migrations', () => {
   it('apply in order on an empty DB, and a second run is a no-op', () => {
@@ -42,6 +43,27 @@ describe('migrations', () => {
     db.prepare("INSERT OR REPLACE INTO request_ledger (start_ms, trace_id, span_id, end_ms, span_name, match, window_complete) VALUES (1000.25, 't1', 's1', 1100, 'llm_request', 'resource', 1)").run();
     assert.equal(db.prepare('SELECT count(*) FROM request_ledger').pluck().get(), 2);
     db.close();
+  });
+  it('spool 002 moves bodies to their own table and keeps every queued row', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cachelens-mig-'));
+    const v1 = join(dir, 'v1');
+    mkdirSync(v1);
+    writeFileSync(join(v1, '001_spool.sql'), listMigrations(SPOOL_MIGRATIONS)[0]!.sql);
+    const path = join(dir, 'spool.db');
+    const db = new BetterSqlite3(path);
+    migrate(db, v1);
+    db.prepare('INSERT INTO spool (received_ms, not_before_ms, attempts, spans, bytes, peer, body) VALUES (1, 2, 3, 4, 5, ?, ?)').run('10.0.0.1', Buffer.from('hello'));
+    db.close();
+    const spool = new Spool(path, { maxBytes: 1 << 20, fsync: true });
+    assert.deepEqual(spool.ready(10, 10), [{ id: 1, received_ms: 1, not_before_ms: 2, attempts: 3, spans: 4, bytes: 5, peer: '10.0.0.1' }]);
+    assert.equal(Buffer.from(spool.body(1)!).toString(), 'hello');
+    assert.equal(spool.bytes, 5);
+    const id = await spool.append(Buffer.from('next'), 1, null, 0);
+    assert.equal(Buffer.from(spool.body(id)!).toString(), 'next');
+    assert.equal(spool.delete([1, id]), 2);
+    assert.equal(spool.db.prepare('SELECT count(*) FROM spool_body').pluck().get(), 0, 'bodies go with their rows');
+    assert.equal(spool.db.pragma('synchronous', { simple: true }), 2, 'FULL again after a delete without fsync');
+    spool.close();
   });
   it('the store opens in WAL mode', () => {
     const path = join(mkdtempSync(join(tmpdir(), 'cachelens-mig-')), 'b.db');

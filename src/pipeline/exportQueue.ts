@@ -1,7 +1,7 @@
 import type { ExportResult } from '@opentelemetry/core';
 import type { Enricher } from '../correlate/enricher.ts';
 import type { RequestFacts } from '../correlate/requestFacts.ts';
-import type { LedgerStore } from '../store/ledgerStore.ts';
+import type { LedgerRow, LedgerStore, TenantRow, TraceUsageRow } from '../store/ledgerStore.ts';
 import type { Logger } from '../telemetry/logger.ts';
 import type { PipelineMetrics } from '../telemetry/pipelineMetrics.ts';
 import { ExtraEncoder } from './encodeExtras.ts';
@@ -143,6 +143,12 @@ export class ExportQueue {
       const chunks: Uint8Array[] = [];
       let bytes = 0;
       let spanCount = 0;
+      // One transaction each for the group's ledger rows and for the rows that must wait: a commit per
+      // spool row cost more than the rows themselves.
+      const ledger: LedgerRow[] = [];
+      const tenants: TenantRow[] = [];
+      const traceUsage: TraceUsageRow[] = [];
+      const waiting: Array<[number, number]> = [];
       for (const row of rows) {
         if (group.length && spanCount + row.spans > this.opts.maxBatchSpans) break;
         const body = this.spool.body(row.id);
@@ -153,7 +159,7 @@ export class ExportQueue {
           const facts = this.factsOf(row, body);
           prepared = this.enricher.prepare(facts, row.peer, row.received_ms, now);
           if (!prepared.ready) {
-            this.spool.postpone([row.id], prepared.retryAtMs, false);
+            waiting.push([row.id, prepared.retryAtMs]);
             this.waitingForWindow.add(row.id);
             continue;
           }
@@ -162,7 +168,9 @@ export class ExportQueue {
           this.dropDamaged(row, err as Error);
           continue;
         }
-        this.ledger.write(prepared.ledger, prepared.tenants, prepared.traceUsage);
+        for (const r of prepared.ledger) ledger.push(r);
+        for (const t of prepared.tenants) tenants.push(t);
+        for (const u of prepared.traceUsage) traceUsage.push(u);
         for (const [match, n] of prepared.byMatch) this.metrics?.enriched.inc({ match }, n);
         if (prepared.requestSpans) this.metrics?.enrichWait.observe(Math.max(0, now - row.received_ms) / 1000);
         if (prepared.incomplete) this.metrics?.incomplete.inc(prepared.incomplete);
@@ -171,7 +179,9 @@ export class ExportQueue {
         group.push(row);
         spanCount += row.spans;
       }
+      this.spool.postponeEach(waiting, false);
       if (!group.length) continue;
+      this.ledger.write(ledger, tenants, traceUsage);
       for (const r of group) this.inFlight.add(r.id);
       this.send(group, { chunks, bytes, spans: spanCount });
     }

@@ -4,7 +4,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { migrate } from '../store/migrate.ts';
 
-const SPOOL_MIGRATIONS = fileURLToPath(new URL('../../migrations/spool', import.meta.url));
+export const SPOOL_MIGRATIONS = fileURLToPath(new URL('../../migrations/spool', import.meta.url));
 
 /** Refusal the receivers turn into 503 + Retry-After / UNAVAILABLE + RetryInfo, which OTLP clients retry. */
 export class SpoolFullError extends Error {
@@ -52,10 +52,14 @@ export class Spool {
   private pending: PendingAppend[] = [];
   private flushScheduled = false;
   private readonly insert: Statement;
+  private readonly insertBody: Statement;
+  private readonly deleteBody: Statement;
   private readonly selectReady: Statement;
   private readonly selectBody: Statement;
   private readonly deleteOne: Statement;
   private readonly postponeOne: Statement;
+  private readonly syncNormal: Statement;
+  private readonly syncFull: Statement;
 
   constructor(
     readonly path: string,
@@ -71,11 +75,15 @@ export class Spool {
     this.db.pragma(`synchronous = ${opts.fsync ? 'FULL' : 'NORMAL'}`);
     migrate(this.db, SPOOL_MIGRATIONS);
     this.usedBytes = (this.db.prepare('SELECT coalesce(sum(bytes), 0) AS b FROM spool').get() as { b: number }).b;
-    this.insert = this.db.prepare('INSERT INTO spool (received_ms, not_before_ms, spans, bytes, peer, body) VALUES (?, ?, ?, ?, ?, ?)');
+    this.insert = this.db.prepare('INSERT INTO spool (received_ms, not_before_ms, spans, bytes, peer) VALUES (?, ?, ?, ?, ?)');
+    this.insertBody = this.db.prepare('INSERT INTO spool_body (id, body) VALUES (?, ?)');
     this.selectReady = this.db.prepare('SELECT id, received_ms, not_before_ms, attempts, spans, bytes, peer FROM spool WHERE not_before_ms <= ? ORDER BY id LIMIT ?');
-    this.selectBody = this.db.prepare('SELECT body FROM spool WHERE id = ?').pluck();
+    this.selectBody = this.db.prepare('SELECT body FROM spool_body WHERE id = ?').pluck();
     this.deleteOne = this.db.prepare('DELETE FROM spool WHERE id = ? RETURNING bytes').pluck();
+    this.deleteBody = this.db.prepare('DELETE FROM spool_body WHERE id = ?');
     this.postponeOne = this.db.prepare('UPDATE spool SET not_before_ms = ?, attempts = attempts + ? WHERE id = ?');
+    this.syncNormal = this.db.prepare('PRAGMA synchronous = NORMAL');
+    this.syncFull = this.db.prepare('PRAGMA synchronous = FULL');
   }
 
   get bytes(): number {
@@ -110,7 +118,15 @@ export class Spool {
     const bytes = batch.reduce((n, a) => n + a.body.length, 0);
     let ids: number[];
     try {
-      ids = this.db.transaction(() => batch.map((a) => Number(this.insert.run(now, a.notBeforeMs, a.spans, a.body.length, a.peer, a.body).lastInsertRowid))).immediate();
+      ids = this.db
+        .transaction(() =>
+          batch.map((a) => {
+            const id = Number(this.insert.run(now, a.notBeforeMs, a.spans, a.body.length, a.peer).lastInsertRowid);
+            this.insertBody.run(id, a.body);
+            return id;
+          }),
+        )
+        .immediate();
     } catch (err) {
       this.pendingBytes -= bytes;
       const e = err as Error & { code?: string };
@@ -135,22 +151,47 @@ export class Spool {
   /** Deletes rows downstream acknowledged (or rejected for good); returns how many existed. */
   delete(ids: readonly number[]): number {
     let n = 0;
-    this.db.transaction(() => {
+    this.withoutFsync(() => {
       for (const id of ids) {
         const b = this.deleteOne.get(id) as number | undefined;
+        this.deleteBody.run(id);
         if (b !== undefined) {
           this.usedBytes -= b;
           n++;
         }
       }
-    })();
+    });
     return n;
   }
 
   postpone(ids: readonly number[], notBeforeMs: number, countAttempt: boolean): void {
-    this.db.transaction(() => {
-      for (const id of ids) this.postponeOne.run(notBeforeMs, countAttempt ? 1 : 0, id);
-    })();
+    this.postponeEach(ids.map((id) => [id, notBeforeMs]), countAttempt);
+  }
+
+  /** Each row to its own time, in one transaction. */
+  postponeEach(rows: ReadonlyArray<readonly [id: number, notBeforeMs: number]>, countAttempt: boolean): void {
+    if (!rows.length) return;
+    this.withoutFsync(() => {
+      for (const [id, notBeforeMs] of rows) this.postponeOne.run(notBeforeMs, countAttempt ? 1 : 0, id);
+    });
+  }
+
+  /**
+   * A commit that need not survive an OS crash: losing a delete re-sends rows (duplicates are
+   * allowed), losing a postpone retries them early. An fsync each cost more than the whole
+   * enrichment of a request. The next append's fsync covers these WAL frames too.
+   */
+  private withoutFsync(fn: () => void): void {
+    if (!this.opts.fsync) {
+      this.db.transaction(fn)();
+      return;
+    }
+    this.syncNormal.run();
+    try {
+      this.db.transaction(fn)();
+    } finally {
+      this.syncFull.run();
+    }
   }
 
   counts(): { rows: number; spans: number } {
