@@ -23,7 +23,16 @@ export interface RequestUsage {
   requestModel?: string;
 }
 
-const WANTED = new Set<string>([...PROMPT_KEYS, ...COMPLETION_KEYS, ...CACHED_KEYS, ...Object.values(LATENCY_KEYS), 'gen_ai.request.model', 'gen_ai.response.model']);
+type Field = 'promptTokens' | 'completionTokens' | 'cachedTokens' | keyof typeof LATENCY_KEYS | 'requestModel';
+/** Each wanted key: which field it fills and its rank among that field's names (lower wins). */
+const WANTED = new Map<string, readonly [Field, number]>();
+const want = (keys: readonly string[], field: Field) => keys.forEach((k, rank) => WANTED.set(k, [field, rank]));
+want(PROMPT_KEYS, 'promptTokens');
+want(COMPLETION_KEYS, 'completionTokens');
+want(CACHED_KEYS, 'cachedTokens');
+for (const [field, key] of Object.entries(LATENCY_KEYS) as Array<[keyof typeof LATENCY_KEYS, string]>) want([key], field);
+want(['gen_ai.response.model', 'gen_ai.request.model'], 'requestModel');
+const CACHED = new Set(CACHED_KEYS);
 
 function num(v: unknown): number | undefined {
   if (typeof v === 'number' && Number.isFinite(v)) return v;
@@ -31,32 +40,31 @@ function num(v: unknown): number | undefined {
   return undefined;
 }
 
-function first(found: Map<string, unknown>, keys: readonly string[]): number | undefined {
-  for (const k of keys) {
-    const v = num(found.get(k));
-    if (v !== undefined) return v;
-  }
-  return undefined;
-}
-
+/** One pass over a span's attributes (this runs for every request span received). */
 export function readUsage(attributes: readonly KeyValue[]): RequestUsage {
-  const found = new Map<string, unknown>();
-  for (const kv of attributes) if (WANTED.has(kv.key)) found.set(kv.key, anyValueToJs(kv.value));
-  const latency: RequestUsage['latency'] = {};
-  for (const [name, key] of Object.entries(LATENCY_KEYS) as Array<[keyof typeof LATENCY_KEYS, string]>) {
-    const v = num(found.get(key));
-    if (v !== undefined) latency[name] = v;
+  const usage: RequestUsage = { latency: {} };
+  let ranks: Partial<Record<Field, number>> | undefined;
+  for (const kv of attributes) {
+    const w = WANTED.get(kv.key);
+    if (!w) continue;
+    const [field, rank] = w;
+    if ((ranks?.[field] ?? Infinity) <= rank) continue;
+    const raw = anyValueToJs(kv.value);
+    if (field === 'requestModel') {
+      if (typeof raw !== 'string' || !raw) continue;
+      usage.requestModel = raw;
+    } else {
+      const v = num(raw);
+      if (v === undefined) continue;
+      if (field === 'promptTokens' || field === 'completionTokens' || field === 'cachedTokens') usage[field] = v;
+      else usage.latency[field] = v;
+    }
+    (ranks ??= {})[field] = rank;
   }
-  const model = found.get('gen_ai.response.model') ?? found.get('gen_ai.request.model');
-  return {
-    promptTokens: first(found, PROMPT_KEYS),
-    completionTokens: first(found, COMPLETION_KEYS),
-    cachedTokens: first(found, CACHED_KEYS),
-    latency,
-    requestModel: typeof model === 'string' && model ? model : undefined,
-  };
+  return usage;
 }
 
 export function hasCachedCount(attributes: readonly KeyValue[]): boolean {
-  return attributes.some((kv) => CACHED_KEYS.includes(kv.key));
+  for (const kv of attributes) if (CACHED.has(kv.key)) return true;
+  return false;
 }

@@ -15,8 +15,27 @@ const ANY_BOOL = 2;
 const ANY_INT = 3;
 const ANY_DOUBLE = 4;
 
+/** `key` as a KeyValue's field 1, tag and length included; keys are the few cachelens writes. */
+const keyFields = new Map<string, Buffer>();
+function keyField(key: string): Buffer {
+  let b = keyFields.get(key);
+  if (!b) {
+    b = Buffer.from(new WireWriter().tag(KV_KEY, WIRE_LEN).string(key).finish());
+    if (keyFields.size < 256) keyFields.set(key, b);
+  }
+  return b;
+}
+/** AnyValue{double_value}: a 1-byte tag and 8 bytes. */
+const ANY_DOUBLE_BYTES = 9;
+
 /** One KeyValue message body. Numbers map as the OTel JS SDK maps them: integers to int_value, the rest to double_value. */
 function encodeKeyValue(w: WireWriter, key: string, v: string | number | boolean): void {
+  if (typeof v === 'number' && !Number.isInteger(v)) {
+    // A span's own estimate, once per span: written in place, no scratch writers.
+    const k = keyField(key);
+    w.uvarint(k.length + 2 + ANY_DOUBLE_BYTES).raw(k).tag(KV_VALUE, WIRE_LEN).uvarint(ANY_DOUBLE_BYTES).tag(ANY_DOUBLE, WIRE_I64).double(v);
+    return;
+  }
   const any = new WireWriter();
   if (typeof v === 'string') any.tag(ANY_STRING, WIRE_LEN).string(v);
   else if (typeof v === 'boolean') any.tag(ANY_BOOL, WIRE_VARINT).uvarint(v ? 1 : 0);
@@ -25,7 +44,7 @@ function encodeKeyValue(w: WireWriter, key: string, v: string | number | boolean
     if (v >= 0) any.uvarint(v);
     else any.bigint(BigInt(v));
   } else any.tag(ANY_DOUBLE, WIRE_I64).double(v);
-  const kv = new WireWriter().tag(KV_KEY, WIRE_LEN).string(key).tag(KV_VALUE, WIRE_LEN).bytes(any.finish());
+  const kv = new WireWriter().raw(keyField(key)).tag(KV_VALUE, WIRE_LEN).bytes(any.finish());
   w.bytes(kv.finish());
 }
 
