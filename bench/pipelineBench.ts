@@ -90,7 +90,14 @@ async function fullPath(load: ChildProcess, info: { sinkPort: number; metricsUrl
   await waitMessage<{ done?: boolean }>(load, (m) => !!m.done);
   await daemon.pipeline!.queue.whenIdle();
   const latencies: number[] = [];
-  daemon.pipeline!.queue.onSent = (ms) => latencies.push(ms);
+  const waited: number[] = [];
+  const direct: number[] = [];
+  const handedOff: number[] = [];
+  daemon.pipeline!.queue.onSent = (ms, _spans, wasWoken) => {
+    latencies.push(ms);
+    (wasWoken ? waited : direct).push(ms);
+  };
+  daemon.pipeline!.queue.onHandedOff = (ms) => handedOff.push(ms);
   let rssMax = 0;
   let atMax = process.memoryUsage();
   const rssTimer = setInterval(() => {
@@ -106,7 +113,10 @@ async function fullPath(load: ChildProcess, info: { sinkPort: number; metricsUrl
   clearInterval(rssTimer);
   await daemon.shutdown();
   rmSync(dir, { recursive: true, force: true });
-  latencies.sort((a, b) => a - b);
+  const summary = (xs: number[]) => {
+    xs.sort((a, b) => a - b);
+    return { p50: +pct(xs, 50).toFixed(1), p90: +pct(xs, 90).toFixed(1), p99: +pct(xs, 99).toFixed(1), max: +(xs.at(-1) ?? NaN).toFixed(1), rows: xs.length };
+  };
   const cpuS = (cpu.user + cpu.system) / 1e6;
   return {
     transport,
@@ -118,7 +128,12 @@ async function fullPath(load: ChildProcess, info: { sinkPort: number; metricsUrl
     // Spans per second of cachelens CPU time: the one-core figure.
     spans_per_cpu_s: Math.round(done.received / cpuS),
     cpu_cores_used: +(cpuS / wall).toFixed(2),
-    ack_to_downstream_ack_ms: { p50: +pct(latencies, 50).toFixed(1), p90: +pct(latencies, 90).toFixed(1), p99: +pct(latencies, 99).toFixed(1), max: +(latencies.at(-1) ?? NaN).toFixed(1), rows: latencies.length },
+    ack_to_downstream_ack_ms: summary(latencies),
+    // to the moment the request is handed to the gRPC transport: without downstream's own decode and ack
+    ack_to_send_ms: summary(handedOff),
+    // Rows whose closing scrape already existed when they arrived, and rows released by a scrape round
+    // (timed from that round): a round releases every span that ended since the last one at once.
+    by_wait: { arrived_after_closing_scrape: summary(direct), released_by_a_scrape_round: summary(waited) },
     rss_max_mb: Math.round(rssMax / 1048576),
     // Where that RSS was: V8's heap in use, and Buffers and other memory outside it.
     at_rss_max_mb: { heap_used: Math.round(atMax.heapUsed / 1048576), heap_total: Math.round(atMax.heapTotal / 1048576), external: Math.round(atMax.external / 1048576) },

@@ -1,5 +1,6 @@
-// `npm run bench [-- parse|fleet|pipeline|report]`: prints one JSON object per benchmark; figures go in bench/README.md.
+// `npm run bench [-- parse|fleet|pipeline|ledger|report]`: prints one JSON object per benchmark; figures go in bench/README.md.
 import { runFleetBench } from './fleetBench.ts';
+import { runLedgerBench } from './ledgerBench.ts';
 import { runParseBench } from './parseBench.ts';
 import { runPipelineBench } from './pipelineBench.ts';
 import { runReportBench } from './reportBench.ts';
@@ -9,6 +10,7 @@ const out: Record<string, unknown> = { node: process.version, date: new Date().t
 if (which === 'all' || which === 'parse') out.parse = runParseBench();
 if (which === 'all' || which === 'fleet') out.fleet = await runFleetBench(Number(process.env.BENCH_TARGETS ?? 1000), Number(process.env.BENCH_WARMUP_S ?? 20), Number(process.env.BENCH_MEASURE_S ?? 60));
 if (which === 'all' || which === 'pipeline') out.pipeline = await runPipelineBench(Number(process.env.BENCH_REQUESTS ?? 400));
+if (which === 'all' || which === 'ledger') out.ledger = runLedgerBench(Number(process.env.BENCH_LEDGER_BATCHES ?? 400));
 if (which === 'all' || which === 'report') {
   const env = (k: string, d: number) => Number(process.env[k] ?? d);
   out.report = await runReportBench({ days: env('BENCH_REPORT_DAYS', 30), instances: env('BENCH_REPORT_INSTANCES', 100), modelsPerInstance: 2, scrapeIntervalS: 5, requestsPerS: env('BENCH_REPORT_RPS', 10), tenants: env('BENCH_REPORT_TENANTS', 50) });

@@ -12,6 +12,14 @@ import { spliceSpans } from './otlp/splice.ts';
 import { Backoff, classifyExportError } from './retry.ts';
 import type { Spool, SpoolRow } from './spool.ts';
 
+/** A group's ledger rows: written after its request is on the wire, and before its spool rows go. */
+interface LedgerBatch {
+  rows: LedgerRow[];
+  tenants: TenantRow[];
+  traceUsage: TraceUsageRow[];
+  written: boolean;
+}
+
 export interface ExportQueueOptions {
   /** Spans per downstream request; small spool rows are merged up to this. */
   maxBatchSpans: number;
@@ -42,11 +50,15 @@ export class ExportQueue {
   private pumpQueued = false;
   private closed = false;
   private idleWaiters: Array<() => void> = [];
+  private unwritten: LedgerBatch[] = [];
+  private ledgerFlushQueued = false;
   /**
    * Called for each sent row with the time from acknowledgement (or, for a row that waited for its
    * window's closing scrape, from the scrape round that woke it) to downstream's acknowledgement.
    */
-  onSent?: (rowLatencyMs: number, spans: number) => void;
+  onSent?: (rowLatencyMs: number, spans: number, waited: boolean) => void;
+  /** The same, up to the moment the row's request is handed to the exporter's transport. */
+  onHandedOff?: (rowLatencyMs: number, spans: number, waited: boolean) => void;
 
   constructor(
     private readonly spool: Spool,
@@ -145,9 +157,7 @@ export class ExportQueue {
       let spanCount = 0;
       // One transaction each for the group's ledger rows and for the rows that must wait: a commit per
       // spool row cost more than the rows themselves.
-      const ledger: LedgerRow[] = [];
-      const tenants: TenantRow[] = [];
-      const traceUsage: TraceUsageRow[] = [];
+      const ledger: LedgerBatch = { rows: [], tenants: [], traceUsage: [], written: false };
       const waiting: Array<[number, number]> = [];
       for (const row of rows) {
         if (group.length && spanCount + row.spans > this.opts.maxBatchSpans) break;
@@ -168,9 +178,9 @@ export class ExportQueue {
           this.dropDamaged(row, err as Error);
           continue;
         }
-        for (const r of prepared.ledger) ledger.push(r);
-        for (const t of prepared.tenants) tenants.push(t);
-        for (const u of prepared.traceUsage) traceUsage.push(u);
+        for (const r of prepared.ledger) ledger.rows.push(r);
+        for (const t of prepared.tenants) ledger.tenants.push(t);
+        for (const u of prepared.traceUsage) ledger.traceUsage.push(u);
         for (const [match, n] of prepared.byMatch) this.metrics?.enriched.inc({ match }, n);
         if (prepared.requestSpans) this.metrics?.enrichWait.observe(Math.max(0, now - row.received_ms) / 1000);
         if (prepared.incomplete) this.metrics?.incomplete.inc(prepared.incomplete);
@@ -181,9 +191,8 @@ export class ExportQueue {
       }
       this.spool.postponeEach(waiting, false);
       if (!group.length) continue;
-      this.ledger.write(ledger, tenants, traceUsage);
       for (const r of group) this.inFlight.add(r.id);
-      this.send(group, { chunks, bytes, spans: spanCount });
+      this.send(group, { chunks, bytes, spans: spanCount }, ledger);
     }
     if (!this.inFlightRequests) {
       const next = this.spool.ready(Number.MAX_SAFE_INTEGER, 1)[0];
@@ -192,21 +201,53 @@ export class ExportQueue {
     }
   }
 
-  private send(group: SpoolRow[], batch: EncodedBatch): void {
+  /**
+   * Ledger rows are written once the pump has sent what is ready: a scrape round releases every span
+   * that waited for it at once, and the burst reaches downstream sooner with the ledger after it.
+   */
+  private queueLedger(batch: LedgerBatch): void {
+    this.unwritten.push(batch);
+    if (this.ledgerFlushQueued) return;
+    this.ledgerFlushQueued = true;
+    setImmediate(() => {
+      this.ledgerFlushQueued = false;
+      const batches = this.unwritten;
+      this.unwritten = [];
+      for (const b of batches) this.writeLedger(b);
+    });
+  }
+
+  /** False if the write failed; the rows then stay in the spool and are sent (and written) again. */
+  private writeLedger(batch: LedgerBatch): boolean {
+    if (batch.written) return true;
+    try {
+      this.ledger.write(batch.rows, batch.tenants, batch.traceUsage);
+      batch.written = true;
+      return true;
+    } catch (err) {
+      const e = err as Error & { code?: string };
+      this.log.error({ err: e.message, code: e.code, rows: batch.rows.length }, 'request ledger write failed; the spans stay in the spool and are sent again');
+      return false;
+    }
+  }
+
+  private send(group: SpoolRow[], batch: EncodedBatch, ledger: LedgerBatch): void {
     const ids = group.map((r) => r.id);
     const spanCount = batch.spans;
     if (!this.exporter) {
       // No downstream configured: enrichment and the ledger are the whole job.
-      this.finish(group, ids);
+      this.finish(group, ids, ledger);
       return;
     }
     this.inFlightRequests++;
+    this.queueLedger(ledger);
+    if (this.onHandedOff) this.report(this.onHandedOff, group);
     this.exporter.export(batch, (result: ExportResult) => {
       this.inFlightRequests--;
       if (result.code === 0) {
         this.backoff.reset();
         this.metrics?.sent.inc(spanCount);
-        this.finish(group, ids);
+        this.finish(group, ids, ledger);
       } else {
         const verdict = classifyExportError(result.error);
         for (const id of ids) this.inFlight.delete(id);
@@ -229,13 +270,26 @@ export class ExportQueue {
     });
   }
 
-  private finish(group: SpoolRow[], ids: number[]): void {
-    const now = Date.now();
-    if (this.onSent) for (const r of group) this.onSent(now - Math.max(r.received_ms, this.wokenAtMs.get(r.id) ?? 0), r.spans);
+  private finish(group: SpoolRow[], ids: number[], ledger: LedgerBatch): void {
+    if (!this.writeLedger(ledger)) {
+      for (const id of ids) this.inFlight.delete(id);
+      this.spool.postpone(ids, Date.now() + 5000, true);
+      if (!this.exporter) this.kick();
+      return;
+    }
+    if (this.onSent) this.report(this.onSent, group);
     this.spool.delete(ids);
     this.forget(ids);
     for (const id of ids) this.inFlight.delete(id);
     if (!this.exporter) this.kick();
+  }
+
+  private report(to: NonNullable<ExportQueue['onSent']>, group: SpoolRow[]): void {
+    const now = Date.now();
+    for (const r of group) {
+      const woken = this.wokenAtMs.get(r.id);
+      to(now - Math.max(r.received_ms, woken ?? 0), r.spans, woken !== undefined);
+    }
   }
 
   private notifyIdle(): void {
