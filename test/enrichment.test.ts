@@ -215,6 +215,29 @@ describe('enrichment: request spans carry the scripted fleet numbers for their w
     assert.equal(initech.prompt_tokens, 400);
   });
 
+  it('a failed ledger write keeps the spans in the spool: sent again, and written once the ledger works', async () => {
+    const db = daemon.db!;
+    const spool = daemon.pipeline!.spool;
+    const vllm = tracerFor({ 'service.name': 'vllm-server', 'service.instance.id': 'vllm-a' });
+    db.exec('ALTER TABLE request_ledger RENAME TO request_ledger_off');
+    try {
+      const req = vllm.tracer.startSpan('llm_request', { kind: SpanKind.SERVER, attributes: { 'gen_ai.usage.prompt_tokens': 5 } });
+      req.end();
+      await vllm.flush();
+      const spanId = req.spanContext().spanId;
+      const copies = () => sink.spans().filter((s) => toHex(s.spanId) === spanId).length;
+      await waitFor(() => copies() >= 1, 'sent before the ledger write', 10_000);
+      await new Promise((r) => setTimeout(r, 300));
+      assert.equal(spool.counts().rows, 1, 'acknowledged downstream, but its ledger row is missing: it stays');
+      db.exec('ALTER TABLE request_ledger_off RENAME TO request_ledger');
+      await waitFor(() => spool.counts().rows === 0, 'the row sent again and deleted', 15_000);
+      assert.ok(copies() >= 2, 'a duplicate downstream, as after a crash');
+      assert.equal(db.prepare('SELECT count(*) FROM request_ledger WHERE span_id = ?').pluck().get(spanId), 1);
+    } finally {
+      if (db.prepare("SELECT 1 FROM sqlite_master WHERE name = 'request_ledger_off'").get()) db.exec('ALTER TABLE request_ledger_off RENAME TO request_ledger');
+    }
+  });
+
   it('a config match on a dotted resource attribute (service.name) wins over every other rule', async () => {
     const vllm = tracerFor({ 'service.name': 'vllm-b-server', 'host.name': 'vllm-a' });
     const req = vllm.tracer.startSpan('llm_request', { kind: SpanKind.SERVER, attributes: { 'gen_ai.usage.prompt_tokens': 50 } });
