@@ -1,7 +1,8 @@
-import { fork, type ChildProcess } from 'node:child_process';
+import { execFileSync, fork, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { writeHeapSnapshot } from 'node:v8';
 import { fileURLToPath } from 'node:url';
 import { ProtobufTraceSerializer } from '@opentelemetry/otlp-transformer';
 import { Daemon } from '../src/cli/daemon.ts';
@@ -100,10 +101,14 @@ async function fullPath(load: ChildProcess, info: { sinkPort: number; metricsUrl
   daemon.pipeline!.queue.onHandedOff = (ms) => handedOff.push(ms);
   let rssMax = 0;
   let atMax = process.memoryUsage();
+  const atStart = atMax;
   const rssTimer = setInterval(() => {
     const m = process.memoryUsage();
     if (m.rss > rssMax) [rssMax, atMax] = [m.rss, m];
   }, 100);
+  // BENCH_HEAP_SNAPSHOT=dir: one heap snapshot 3 s into the measured run (where memory goes).
+  const snapDir = process.env.BENCH_HEAP_SNAPSHOT;
+  const snapTimer = snapDir ? setTimeout(() => writeHeapSnapshot(join(snapDir, `${transport}-${enrich}.heapsnapshot`)), 3000) : undefined;
   const cpu0 = process.cpuUsage();
   const t0 = process.hrtime.bigint();
   load.send({ transport, port, requests, concurrency: 4, spansPerRequest: SPANS, ratePerS });
@@ -111,6 +116,7 @@ async function fullPath(load: ChildProcess, info: { sinkPort: number; metricsUrl
   const wall = Number(process.hrtime.bigint() - t0) / 1e9;
   const cpu = process.cpuUsage(cpu0);
   clearInterval(rssTimer);
+  clearTimeout(snapTimer);
   await daemon.shutdown();
   rmSync(dir, { recursive: true, force: true });
   const summary = (xs: number[]) => {
@@ -134,6 +140,7 @@ async function fullPath(load: ChildProcess, info: { sinkPort: number; metricsUrl
     // Rows whose closing scrape already existed when they arrived, and rows released by a scrape round
     // (timed from that round): a round releases every span that ended since the last one at once.
     by_wait: { arrived_after_closing_scrape: summary(direct), released_by_a_scrape_round: summary(waited) },
+    rss_at_start_mb: Math.round(atStart.rss / 1048576),
     rss_max_mb: Math.round(rssMax / 1048576),
     // Where that RSS was: V8's heap in use, and Buffers and other memory outside it.
     at_rss_max_mb: { heap_used: Math.round(atMax.heapUsed / 1048576), heap_total: Math.round(atMax.heapTotal / 1048576), external: Math.round(atMax.external / 1048576) },
@@ -168,6 +175,9 @@ export async function runPipelineBench(requests: number): Promise<unknown> {
   }
   const load = fork(fileURLToPath(new URL('./pipelineLoad.ts', import.meta.url)), [], { execArgv: ['--import', 'tsx'] });
   const info = await waitMessage<{ sinkPort: number; metricsUrl: string }>(load, (m) => 'sinkPort' in m);
+  // BENCH_PIN_CORE=N: cachelens (every thread of this process) on core N alone, the load client and
+  // sink (forked before this) elsewhere: the issue's one-core figure on a machine with cores to spare.
+  if (process.env.BENCH_PIN_CORE) execFileSync('taskset', ['-a', '-cp', process.env.BENCH_PIN_CORE, String(process.pid)], { stdio: 'ignore' });
   const runs: Record<string, () => Promise<unknown>> = {
     grpc_enrich: () => fullPath(load, info, 'grpc', true, requests),
     grpc_no_enrich: () => fullPath(load, info, 'grpc', false, requests),
@@ -176,7 +186,7 @@ export async function runPipelineBench(requests: number): Promise<unknown> {
     // Latency and memory below saturation: 5,000 spans/s offered over gRPC with enrichment.
     grpc_enrich_paced: () => fullPath(load, info, 'grpc', true, requests, 5000 / SPANS),
     // Memory at the issue's 20,000 spans/s, offered steadily rather than as fast as acks come back.
-    grpc_enrich_20k: () => fullPath(load, info, 'grpc', true, Math.max(requests, 400), 20000 / SPANS),
+    grpc_enrich_20k: () => fullPath(load, info, 'grpc', true, Math.max(requests, 400), Number(process.env.BENCH_RATE_SPANS ?? 20000) / SPANS),
   };
   const out: Record<string, unknown> = {};
   for (const name of only) {

@@ -1,26 +1,29 @@
-// Child process of the pipeline benchmark: the downstream sink, the fleet's /metrics and the OTLP
-// load client live here, so the parent's CPU time is cachelens alone.
+// Child process of the pipeline benchmark: the fleet's /metrics and the OTLP load client live here,
+// and the downstream sink in a child of its own, so the parent's CPU time is cachelens alone.
+import { fork } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { Client, credentials } from '@grpc/grpc-js';
 import { MetricsServer } from '../test/support/metricsServer.ts';
-import { OtlpSink } from '../test/support/otlpSink.ts';
 import { demoModelState, renderVllmExposition } from '../src/demo/vllmExposition.ts';
 import { VllmLoad } from './vllmLoad.ts';
 
-const sink = await new OtlpSink().start();
-// Count spans without keeping decoded requests (memory of the child is not under test).
+const sinkChild = fork(fileURLToPath(new URL('./pipelineSink.ts', import.meta.url)), [], { execArgv: ['--import', 'tsx'] });
 let received = 0;
-sink.requests.push = (...items) => {
-  for (const r of items) for (const rs of r.resourceSpans) for (const ss of rs.scopeSpans) received += ss.spans.length;
-  return 0;
-};
+const sinkPort = await new Promise<number>((resolve) =>
+  sinkChild.on('message', (m: { sinkPort?: number; received?: number }) => {
+    if (m.sinkPort) resolve(m.sinkPort);
+    if (m.received !== undefined) received = m.received;
+  }),
+);
 const fleet = await new MetricsServer().start();
 let n = 0;
 fleet.serve('/metrics', () => renderVllmExposition([demoModelState('llama', 1 + n++ / 100)], { histograms: false }));
-process.send!({ sinkPort: sink.port, metricsUrl: fleet.url('/metrics') });
+process.send!({ sinkPort, metricsUrl: fleet.url('/metrics') });
 
 process.on('message', async (msg: { transport: 'grpc' | 'http'; port: number; requests: number; concurrency: number; spansPerRequest: number; ratePerS?: number }) => {
   if ((msg as unknown as { stop?: boolean }).stop) {
-    await sink.stop();
+    sinkChild.send({ stop: true });
+    await new Promise((r) => sinkChild.once('exit', r));
     await fleet.stop();
     process.exit(0);
   }
