@@ -40,8 +40,8 @@ function num(v: unknown): number | undefined {
   return undefined;
 }
 
-/** One pass over a span's attributes (this runs for every request span received). */
-export function readUsage(attributes: readonly KeyValue[]): RequestUsage {
+/** One pass over a span's attributes (this runs for every request span received). `keep` may intern the model name. */
+export function readUsage(attributes: readonly KeyValue[], keep: (s: string) => string = (s) => s): RequestUsage {
   const usage: RequestUsage = { latency: {} };
   let ranks: Partial<Record<Field, number>> | undefined;
   for (const kv of attributes) {
@@ -52,7 +52,7 @@ export function readUsage(attributes: readonly KeyValue[]): RequestUsage {
     const raw = anyValueToJs(kv.value);
     if (field === 'requestModel') {
       if (typeof raw !== 'string' || !raw) continue;
-      usage.requestModel = raw;
+      usage.requestModel = keep(raw);
     } else {
       const v = num(raw);
       if (v === undefined) continue;
