@@ -73,7 +73,7 @@ function intern(s: string): string {
 
 /**
  * Heap bytes one kept span's facts hold, measured with --expose-gc on vLLM's request spans
- * (15 attributes, ids as hex, Long timestamps): 1,063 before interning, 960 after.
+ * (15 attributes, ids as hex, Long timestamps): 1,063 before interning, 951 after.
  */
 const BYTES_PER_KEPT_SPAN = 1000;
 
