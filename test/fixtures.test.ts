@@ -7,16 +7,16 @@ import { PROFILES, WANTED_SAMPLE_NAMES } from '../src/scrape/profiles.ts';
 import { normalizeBody } from '../src/scrape/scrapeTarget.ts';
 import { makeTarget } from '../src/scrape/target.ts';
 
-const SHARED = new URL('../../shared/fixtures/metrics/', import.meta.url);
+const RAW = new URL('../fixtures/metrics/raw/', import.meta.url);
 const OWN = new URL('../fixtures/metrics/', import.meta.url);
 const target = makeTarget('http://10.0.0.1:8000/metrics', {}, 'auto', {}, 'test');
 
-describe('real captures in ../shared/fixtures/metrics', () => {
-  const files = readdirSync(SHARED).filter((f) => f.endsWith('.prom'));
+describe('real captures in fixtures/metrics/raw (byte for byte as published)', () => {
+  const files = readdirSync(RAW).filter((f) => f.endsWith('.prom'));
   it('are all present', () => assert.ok(files.length >= 15, `found ${files.length}`));
   for (const file of files) {
     it(`${file} parses without a crash and yields every signal whose family it holds`, () => {
-      const body = readFileSync(new URL(file, SHARED), 'utf8');
+      const body = readFileSync(new URL(file, RAW), 'utf8');
       const result = normalizeBody(target, body);
       const parsed = parseExposition(body, WANTED_SAMPLE_NAMES);
       const profile = PROFILES.find((p) => p.name === result.profile);

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import parsePrometheusTextFormat from 'parse-prometheus-text-format';
 import { parseExposition } from '../src/scrape/parseExposition.ts';
+import { ALL } from '../src/scrape/splitExposition.ts';
 import { normalizeBody } from '../src/scrape/scrapeTarget.ts';
 import { makeTarget } from '../src/scrape/target.ts';
 import { aggregateSignals } from '../src/scrape/aggregateSignals.ts';
@@ -13,17 +13,56 @@ const signalsOf = (body: string) => {
   return { r, byKey: new Map(aggregateSignals(r.signals, []).map((a) => [`${a.model}|${a.engine}|${a.signal}`, a.value])) };
 };
 
-describe('parse-prometheus-text-format 1.1.1 on whole bodies (why it is fed one sample name at a time)', () => {
-  it('collapses a histogram with several label sets into one unlabelled series without _sum/_count', () => {
-    const body = renderVllmExposition([demoModelState('a'), demoModelState('b')]);
-    const fams = parsePrometheusTextFormat(body) as Array<{ name: string; metrics: Array<{ labels?: object; sum?: string; count?: string }> }>;
-    const ttft = fams.find((f) => f.name === 'vllm:time_to_first_token_seconds')!;
-    assert.equal(ttft.metrics.length, 1);
-    assert.equal(ttft.metrics[0]!.labels, undefined);
-    assert.equal(ttft.metrics[0]!.count, undefined);
+describe('lexSampleLine: what the held-out run found', () => {
+  const one = (line: string) => parseExposition(line + '\n', ALL);
+  it('reads blanks after a comma, tabs, and leading blanks (all valid text format)', () => {
+    for (const line of ['a{x="1", y="2"} 1', 'a{x="1",\ty="2"} 1', '  a{x="1",y="2"} 1', '\ta{x="1",y="2"} 1']) {
+      const p = one(line);
+      assert.equal(p.parseErrors, 0, line);
+      assert.deepEqual(p.samples, [{ name: 'a', labels: { x: '1', y: '2' }, value: 1, timestamp: undefined }], line);
+    }
+    // On the real path: a vLLM line written that way keeps its signal.
+    const { byKey } = signalsOf('  vllm:num_requests_waiting{engine="0", model_name="m"} 4\n');
+    assert.equal(byKey.get('m||requests_waiting'), 4);
   });
-  it('throws for a whole body on one line cut mid-way', () => {
-    assert.throws(() => parsePrometheusTextFormat('vllm:num_requests_running{model_name="m"} 1\n# HELP vllm:p'));
+  it('refuses hex, binary and octal numbers, trailing words, and non-integer text-format timestamps', () => {
+    for (const line of ['a 0x10', 'a 0b1', 'a 0o1', 'a 0X1', 'a 0x1p-3', 'a 1_000', 'a 12 extra garbage', 'a 1 z', 'a 3.14 2.72', 'a 1 2 3', 'a true']) {
+      const p = one(line);
+      assert.equal(p.samples.length, 0, line);
+      assert.equal(p.parseErrors, 1, line);
+    }
+  });
+  it('refuses bad label sets instead of reading them as data', () => {
+    for (const line of ['a{a="1",,b="2"} 1', 'a{="1"} 1', 'a{b} 1', 'a{b=} 1', 'a{b="1",b="2"} 1', 'a{b="1"c="2"} 1', "a{b='1'} 1", 'a{,b="1"} 1', 'a{b="1} 1']) {
+      const p = one(line);
+      assert.equal(p.samples.length, 0, line);
+      assert.equal(p.parseErrors, 1, line);
+    }
+    const { r, byKey } = signalsOf('vllm:num_requests_running{engine="0",,model_name="m"} 3\nvllm:num_requests_running{engine="1",model_name="m"} 2\n');
+    assert.equal(byKey.get('m||requests_running'), 2);
+    assert.equal(byKey.has('unknown||requests_running'), false, 'no sample lands on model "unknown"');
+    assert.equal(r.parseErrors, 1);
+  });
+  it('accepts every spelling of Inf and NaN that Go\'s ParseFloat accepts', () => {
+    for (const [text, value] of [['inf', Infinity], ['INF', Infinity], ['+inf', Infinity], ['-Inf', -Infinity], ['Infinity', Infinity], ['-infinity', -Infinity], ['nan', NaN], ['NAN', NaN], ['NaN', NaN]] as const) {
+      const p = one(`a ${text}`);
+      assert.equal(p.parseErrors, 0, text);
+      assert.ok(Object.is(p.samples[0]!.value, value), text);
+    }
+    for (const text of ['+nan', 'infin', 'Inf1', 'in']) assert.equal(one(`a ${text}`).parseErrors, 1, text);
+  });
+  it('keeps the newest sample of a series written twice in one body', () => {
+    const p = parseExposition('a{x="1"} 1 2000\na{x="1"} 2 1000\na{x="2"} 5 1000\na{x="2"} 6\na{x="3"} 7 5\na{x="3"} 8 5\n', ALL);
+    assert.deepEqual(
+      p.samples.map((s) => [s.labels.x, s.value]),
+      [
+        ['1', 1],
+        ['2', 6],
+        ['3', 8],
+      ],
+    );
+    assert.equal(p.duplicateSamples, 3);
+    assert.equal(p.parseErrors, 0);
   });
 });
 
@@ -42,9 +81,17 @@ describe('parseExposition survives what real servers emit', () => {
   });
 
   it('gives the same signals for both histogram sample orders', () => {
-    const a = signalsOf(renderVllmExposition([demoModelState('m')], { multiprocessOrder: false })).byKey;
-    const b = signalsOf(renderVllmExposition([demoModelState('m')], { multiprocessOrder: true, created: false })).byKey;
-    assert.deepEqual([...a.entries()].sort(), [...b.entries()].sort());
+    const bodyA = renderVllmExposition([demoModelState('m')], { multiprocessOrder: false });
+    const bodyB = renderVllmExposition([demoModelState('m')], { multiprocessOrder: true, created: false });
+    // The orders really differ: multiprocess mode writes a histogram's _sum and _count before its buckets.
+    const first = (body: string) => body.split('\n').find((l) => l.startsWith('vllm:time_to_first_token_seconds_'))!;
+    assert.match(first(bodyA), /_bucket/);
+    assert.doesNotMatch(first(bodyB), /_bucket/);
+    const a = signalsOf(bodyA);
+    const b = signalsOf(bodyB);
+    assert.equal(a.r.parseErrors + b.r.parseErrors, 0);
+    assert.ok(a.byKey.size >= 10, `${a.byKey.size} signals`);
+    assert.deepEqual([...a.byKey.entries()].sort(), [...b.byKey.entries()].sort());
   });
 
   it('reads OpenMetrics bodies (families without _total, # EOF, exemplars)', () => {
@@ -101,7 +148,10 @@ describe('parseExposition survives what real servers emit', () => {
     const { r, byKey } = signalsOf(body);
     assert.equal(byKey.get('m||requests_running'), 3);
     assert.equal(byKey.get('m||kv_cache_usage'), 0.5);
-    assert.ok(r.parseErrors >= 3, `parseErrors=${r.parseErrors}`);
+    // Only engine 1's line counts: "12 extra garbage" is an error, not 12.
+    assert.equal(byKey.get('m||prompt_tokens'), 30);
+    // $ curl…, 12 extra garbage, model_name="m} 5, not-a-number, ...
+    assert.equal(r.parseErrors, 5, r.error);
     assert.equal(byKey.has('m||generation_tokens'), false);
   });
 });

@@ -36,7 +36,9 @@ function findPython(): { python: string; env: NodeJS.ProcessEnv } | { skip: stri
     if (probe.status === 0) return { python, env };
     tried.push(`${python}: ${(probe.stderr || '').trim().split('\n').at(-1)}`);
   }
-  return { skip: `no Python with grpcio and requests (apt-get install python3-grpcio python3-requests): ${tried.join('; ')}` };
+  const skip = `no Python with grpcio and requests (apt-get install python3-grpcio python3-requests; .ci/run installs them): ${tried.join('; ')}`;
+  if (process.env.CI === 'true') throw new Error(`CI=true and ${skip}`);
+  return { skip };
 }
 
 const found = findPython();

@@ -13,9 +13,11 @@ import { openDatabase } from '../src/store/openDatabase.ts';
 import { ScrapeStore } from '../src/store/scrapeStore.ts';
 import { buildDataset } from './support/reportDataset.ts';
 import { decodePng, pixelStats } from './support/png.ts';
+import { toolSkip } from './support/systemTool.ts';
 
 const run = promisify(execFile);
 const CHROMIUM = process.env.CHROMIUM ?? 'chromium';
+const NO_CHROMIUM = toolSkip(CHROMIUM, ['--version'], 'chromium');
 
 /** Renders a page in headless Chromium: its screenshot's pixel stats and every console message. */
 async function render(htmlPath: string): Promise<{ stats: ReturnType<typeof pixelStats>; console: string[] }> {
@@ -36,7 +38,7 @@ async function render(htmlPath: string): Promise<{ stats: ReturnType<typeof pixe
 const HOSTILE_MODEL = '<img src=x onerror=console.error(1)>';
 const HOSTILE_TENANT = '</td><script>console.error("xss")</script>&amp;';
 
-describe('report: HTML in headless Chromium', { timeout: 180_000 }, () => {
+describe('report: HTML in headless Chromium', { timeout: 180_000, skip: NO_CHROMIUM }, () => {
   it('the checks can fail: a console error and a blank page are caught', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'cachelens-html-'));
     const bad = join(dir, 'bad.html');

@@ -11,7 +11,7 @@ import { makeTarget } from '../../src/scrape/target.ts';
 import { demoModelState, renderVllmExposition } from '../../src/demo/vllmExposition.ts';
 import { Check, DaemonProcess, seededRandom, sleep, type CaseResult } from '../lib.ts';
 
-const FIXTURES = new URL('../../../shared/fixtures/metrics/', import.meta.url).pathname;
+const FIXTURES = new URL('../../fixtures/metrics/raw/', import.meta.url).pathname;
 
 type Respond = (res: http.ServerResponse, req: http.IncomingMessage) => void;
 interface Gen {

@@ -2,13 +2,9 @@ import type { Profile } from './profiles.ts';
 import { createdCompanion } from './profiles.ts';
 import type { Sample, SignalSample } from './types.ts';
 
-export function labelKey(labels: Record<string, string>, omit?: string): string {
-  return Object.keys(labels)
-    .filter((k) => k !== omit)
-    .sort()
-    .map((k) => `${k}=${JSON.stringify(labels[k])}`)
-    .join(',');
-}
+import { labelKey } from './labelKey.ts';
+
+export { labelKey };
 
 export const UNKNOWN_MODEL = 'unknown';
 

@@ -1,38 +1,12 @@
 import { ScrapeError } from './fetchExposition.ts';
-import parsePrometheusTextFormat from 'parse-prometheus-text-format';
+import { LexError, lexSampleLine } from './lexSampleLine.ts';
 import type { Sample } from './types.ts';
-import { splitExposition } from './splitExposition.ts';
+import { ALL, splitExposition } from './splitExposition.ts';
+import { labelKey } from './labelKey.ts';
 
-// parse-prometheus-text-format 1.1.1 is given one sample name at a time, as an untyped family:
-// whole bodies hit its faults (histograms with several label sets collapse into one unlabelled series;
-// one invalid line throws for the whole body). See README "Parsing".
-
-interface LibSample {
-  value: string;
-  labels?: Record<string, string>;
-}
-interface LibFamily {
-  name: string;
-  metrics: LibSample[];
-}
-
-export function parseSampleValue(text: string): number {
-  switch (text) {
-    case '+Inf':
-    case 'Inf':
-    case '+inf':
-      return Infinity;
-    case '-Inf':
-    case '-inf':
-      return -Infinity;
-    default:
-      return text === '' ? NaN : Number(text);
-  }
-}
-
-function parseLines(name: string, lines: string[]): LibFamily[] {
-  return parsePrometheusTextFormat(`# TYPE ${name} untyped\n${lines.join('\n')}\n`) as LibFamily[];
-}
+// parse-prometheus-text-format 1.1.1 was replaced by lexSampleLine: on the upstream conformance
+// tables it misread or refused cases Prometheus accepts and read lines Prometheus refuses
+// (docs/parsing.md has the figures).
 
 export interface ParsedExposition {
   samples: Sample[];
@@ -42,54 +16,61 @@ export interface ParsedExposition {
   /** Lines that could not be parsed; the rest of the body still counts. */
   parseErrors: number;
   firstError?: string;
+  /** Samples of a series already seen in this body, dropped (see keepNewest). */
+  duplicateSamples: number;
   truncated: boolean;
 }
 
-export function parseExposition(body: string, wanted: ReadonlySet<string>, wantHelp?: ReadonlySet<string>, sampleLimit?: number): ParsedExposition {
+/**
+ * Parses the lines of the wanted names (or of every name, with ALL). A series written more than once
+ * keeps its newest sample: the greatest timestamp, a sample without one counting as newest (it is
+ * "now"), the later line on a tie. One stored value per series per scrape is all a delta needs.
+ */
+export function parseExposition(body: string, wanted: ReadonlySet<string> | typeof ALL, wantHelp?: ReadonlySet<string>, sampleLimit?: number): ParsedExposition {
   const split = splitExposition(body, wanted, wantHelp);
   if (sampleLimit !== undefined) {
     let kept = 0;
     for (const lines of split.linesByName.values()) kept += lines.length;
-    // Checked before the costly parse: 400k such lines would hold the event loop for seconds.
+    // Checked before lexing: 400k such lines would hold the event loop for seconds.
     if (kept > sampleLimit) throw new ScrapeError(`${kept} samples of the metrics cachelens reads exceed scrape.sample_limit (${sampleLimit}); is a label exploding?`, 'sample_limit');
   }
+  const openMetrics = split.eof; // an OpenMetrics body ends with # EOF
   const samples: Sample[] = [];
   let parseErrors = split.invalidLines;
+  let duplicateSamples = 0;
   let firstError = split.firstInvalid ? `invalid line: ${split.firstInvalid}` : undefined;
-  const take = (name: string, families: LibFamily[]) => {
-    for (const fam of families) {
-      if (fam.name !== name) continue;
-      for (const m of fam.metrics) {
-        const value = parseSampleValue(m.value);
-        if (m.value !== 'NaN' && Number.isNaN(value)) {
-          parseErrors++;
-          firstError ??= `${name}: value ${JSON.stringify(m.value)} is not a number`;
+  for (const lines of split.linesByName.values()) {
+    const single = lines.length === 1;
+    const seen = single ? undefined : new Map<string, number>();
+    for (const line of lines) {
+      let s: Sample;
+      try {
+        s = lexSampleLine(line, openMetrics);
+      } catch (err) {
+        if (!(err instanceof LexError)) throw err;
+        parseErrors++;
+        firstError ??= `${err.message}: ${line.slice(0, 120)}`;
+        continue;
+      }
+      if (seen) {
+        const key = labelKey(s.labels);
+        const at = seen.get(key);
+        if (at !== undefined) {
+          duplicateSamples++;
+          const old = samples[at]!;
+          if (old.timestamp === undefined || (s.timestamp !== undefined && s.timestamp < old.timestamp)) continue;
+          samples[at] = s;
           continue;
         }
-        samples.push({ name, labels: m.labels ?? {}, value });
+        seen.set(key, samples.length);
       }
-    }
-  };
-  for (const [name, lines] of split.linesByName) {
-    try {
-      take(name, parseLines(name, lines));
-    } catch {
-      // One bad line sinks only its own line: retry the group line by line.
-      for (const line of lines) {
-        try {
-          const fams = parseLines(name, [line]);
-          if (!fams.some((f) => f.metrics.length > 0)) throw new Error('no sample');
-          take(name, fams);
-        } catch {
-          parseErrors++;
-          firstError ??= `invalid line: ${line.slice(0, 120)}`;
-        }
-      }
+      samples.push(s);
     }
   }
   if (split.truncated) {
     parseErrors++;
     firstError ??= 'body ends mid-line (no final newline); last line ignored';
   }
-  return { samples, present: split.present, help: split.help, sampleLines: split.sampleLines, parseErrors, firstError, truncated: split.truncated };
+  return { samples, present: split.present, help: split.help, sampleLines: split.sampleLines, parseErrors, firstError, duplicateSamples, truncated: split.truncated };
 }
+

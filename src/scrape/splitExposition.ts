@@ -1,6 +1,11 @@
 // A fast line scan over a /metrics body. It records which families are present (for profile detection),
 // and keeps only the lines of the sample names we map, so the bulk of a body (histograms) is never parsed.
 
+import { lexSampleLine } from './lexSampleLine.ts';
+
+/** Keep the lines of every name (the conformance suite), not only those a profile maps. */
+export const ALL = Symbol('all names');
+
 const SAMPLE_NAME_RE = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/;
 
 export interface SplitExposition {
@@ -14,17 +19,28 @@ export interface SplitExposition {
   invalidLines: number;
   firstInvalid?: string;
   truncated: boolean;
+  /** The body has an OpenMetrics `# EOF` line. */
+  eof: boolean;
 }
 
-export function splitExposition(body: string, wanted: ReadonlySet<string>, wantHelp: ReadonlySet<string> = new Set()): SplitExposition {
-  const out: SplitExposition = { present: new Set(), help: new Map(), linesByName: new Map(), sampleLines: 0, invalidLines: 0, truncated: false };
+export function splitExposition(body: string, wanted: ReadonlySet<string> | typeof ALL, wantHelp: ReadonlySet<string> = new Set()): SplitExposition {
+  const out: SplitExposition = { present: new Set(), help: new Map(), linesByName: new Map(), sampleLines: 0, invalidLines: 0, truncated: false, eof: false };
   // The format requires a final LF; without one the last line may be cut mid-value, so it is not trusted.
   // (An OpenMetrics body stops at `# EOF`, which the loop reaches first.)
   const end = body.length;
   const unterminatedFrom = end > 0 && body.charCodeAt(end - 1) !== 10 ? body.lastIndexOf('\n') + 1 : end;
+  const keep = (name: string, line: string) => {
+    out.sampleLines++;
+    out.present.add(name);
+    if (wanted === ALL || wanted.has(name)) {
+      const list = out.linesByName.get(name);
+      if (list) list.push(line);
+      else out.linesByName.set(name, [line]);
+    }
+  };
   let pos = 0;
   while (pos < end) {
-    if (pos === unterminatedFrom && body.slice(pos).trim() !== '# EOF') {
+    if (pos === unterminatedFrom && !/^[ \t]*(?:# EOF)?\r?$/.test(body.slice(pos))) {
       out.truncated = true;
       break;
     }
@@ -32,42 +48,50 @@ export function splitExposition(body: string, wanted: ReadonlySet<string>, wantH
     if (nl === -1 || nl > end) nl = end;
     let lineEnd = nl;
     if (lineEnd > pos && body.charCodeAt(lineEnd - 1) === 13) lineEnd--; // tolerate CRLF
-    const first = body.charCodeAt(pos);
-    if (lineEnd === pos) {
+    let first = body.charCodeAt(pos);
+    let from = pos;
+    // The text format allows blanks before a line's first token.
+    while ((first === 32 || first === 9) && from < lineEnd) first = body.charCodeAt(++from);
+    if (from === lineEnd) {
       // blank line
     } else if (first === 35 /* # */) {
-      if (body.startsWith('# TYPE ', pos) || body.startsWith('# HELP ', pos)) {
-        const isHelp = body.charCodeAt(pos + 2) === 72;
-        const nameEnd = body.indexOf(' ', pos + 7);
-        const name = body.slice(pos + 7, nameEnd === -1 || nameEnd > lineEnd ? lineEnd : nameEnd);
+      if (body.startsWith('# TYPE ', from) || body.startsWith('# HELP ', from)) {
+        const isHelp = body.charCodeAt(from + 2) === 72;
+        const nameEnd = body.indexOf(' ', from + 7);
+        const name = body.slice(from + 7, nameEnd === -1 || nameEnd > lineEnd ? lineEnd : nameEnd);
         if (SAMPLE_NAME_RE.test(name)) {
           out.present.add(name);
           if (isHelp && wantHelp.has(name) && nameEnd !== -1 && nameEnd < lineEnd) out.help.set(name, body.slice(nameEnd + 1, lineEnd));
         }
-      } else if (body.startsWith('# EOF', pos)) {
+      } else if (from === pos && lineEnd - pos === 5 && body.startsWith('# EOF', pos)) {
+        out.eof = true;
         break; // OpenMetrics: nothing after # EOF counts
       }
+    } else if (first === 123 /* { */) {
+      // {"utf8.name", ...}: rare, so the name comes from a full lex of the line
+      const line = body.slice(pos, lineEnd);
+      let name: string | undefined;
+      try {
+        name = lexSampleLine(line, true).name; // the permissive mode: parseExposition lexes it again strictly
+      } catch {
+        name = undefined;
+      }
+      if (name === undefined) {
+        out.invalidLines++;
+        out.firstInvalid ??= line.slice(0, 120);
+      } else keep(name, line);
     } else {
-      let i = pos;
+      let i = from;
       while (i < lineEnd) {
         const c = body.charCodeAt(i);
         if (c === 123 /* { */ || c === 32 || c === 9) break;
         i++;
       }
-      const name = body.slice(pos, i);
+      const name = body.slice(from, i);
       if (i === lineEnd || !SAMPLE_NAME_RE.test(name)) {
         out.invalidLines++;
         out.firstInvalid ??= body.slice(pos, Math.min(lineEnd, pos + 120));
-      } else {
-        out.sampleLines++;
-        out.present.add(name);
-        if (wanted.has(name)) {
-          const list = out.linesByName.get(name);
-          const line = body.slice(pos, lineEnd);
-          if (list) list.push(line);
-          else out.linesByName.set(name, [line]);
-        }
-      }
+      } else keep(name, body.slice(pos, lineEnd));
     }
     pos = nl + 1;
   }

@@ -12,6 +12,8 @@ export interface Sample {
   name: string;
   labels: Record<string, string>;
   value: number;
+  /** As written in the body, when it has one; only compared within that body. */
+  timestamp?: number;
 }
 
 /** One exposed series mapped onto a signal; `seriesKey` is the raw identity used for counter deltas. */
