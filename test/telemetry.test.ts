@@ -18,7 +18,7 @@ const NO_PROMTOOL = toolSkip('promtool', ['--version'], 'prometheus');
 
 const REQUIRED = [
   'cachelens_receiver_accepted_spans_total',
-  'cachelens_receiver_refused_spans_total',
+  'cachelens_receiver_refused_requests_total',
   'cachelens_exporter_sent_spans_total',
   'cachelens_exporter_send_failed_spans_total',
   'cachelens_spool_spans',

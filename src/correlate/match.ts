@@ -1,7 +1,8 @@
 import type { JsAttrValue } from '../pipeline/otlp/decode.ts';
 import type { StoredTarget } from '../store/fleetQueries.ts';
 
-export type MatchRule = 'config' | 'resource' | 'peer' | 'fleet';
+export const MATCH_RULES = ['config', 'resource', 'peer', 'fleet'] as const;
+export type MatchRule = (typeof MATCH_RULES)[number];
 
 export interface MatchTarget extends StoredTarget {
   host: string;

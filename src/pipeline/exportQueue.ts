@@ -8,7 +8,7 @@ import { ExtraEncoder } from './encodeExtras.ts';
 import type { BatchExporter, EncodedBatch } from './exporter.ts';
 import { decodeProtobuf } from './otlp/decode.ts';
 import type { OtlpTraceRequest } from './otlp/schema.ts';
-import { spliceSpans } from './otlp/splice.ts';
+import { removeSpans, spliceSpans } from './otlp/splice.ts';
 import { Backoff, classifyExportError } from './retry.ts';
 import type { Spool, SpoolRow } from './spool.ts';
 
@@ -37,6 +37,8 @@ export interface ExportQueueOptions {
  */
 export class ExportQueue {
   private readonly inFlight = new Set<number>();
+  /** Rows to send alone: part of a merged request downstream refused for good. */
+  private readonly solo = new Set<number>();
   private inFlightRequests = 0;
   private readonly facts = new Map<number, RequestFacts>();
   private readonly encoder = new ExtraEncoder();
@@ -127,6 +129,7 @@ export class ExportQueue {
 
   private forget(ids: readonly number[]): void {
     for (const id of ids) {
+      this.solo.delete(id);
       this.wokenAtMs.delete(id);
       this.waitingForWindow.delete(id);
       const f = this.facts.get(id);
@@ -159,10 +162,19 @@ export class ExportQueue {
       // spool row cost more than the rows themselves.
       const ledger: LedgerBatch = { rows: [], tenants: [], traceUsage: [], written: false };
       const waiting: Array<[number, number]> = [];
+      let dropped = 0;
       for (const row of rows) {
+        // A row downstream refused as part of a merged request goes alone, so one client's bad span
+        // cannot take another client's spans with it.
+        const alone = this.solo.has(row.id);
+        if (group.length && (alone || this.solo.has(group[0]!.id))) break;
         if (group.length && spanCount + row.spans > this.opts.maxBatchSpans) break;
         const body = this.spool.body(row.id);
-        if (!body) continue;
+        if (!body) {
+          this.dropDamaged(row, new Error('the row has no body'));
+          dropped++;
+          continue;
+        }
         let prepared;
         let spliced;
         try {
@@ -176,6 +188,7 @@ export class ExportQueue {
           spliced = spliceSpans(body, this.encoder.encodeAll(facts.spanCount, prepared.extras), facts.spanCount);
         } catch (err) {
           this.dropDamaged(row, err as Error);
+          dropped++;
           continue;
         }
         for (const r of prepared.ledger) ledger.rows.push(r);
@@ -190,7 +203,11 @@ export class ExportQueue {
         spanCount += row.spans;
       }
       this.spool.postponeEach(waiting, false);
-      if (!group.length) continue;
+      if (!group.length) {
+        // A pass that sent, postponed and dropped nothing would see the same rows again: stop.
+        if (!waiting.length && !dropped) break;
+        continue;
+      }
       for (const r of group) this.inFlight.add(r.id);
       this.send(group, { chunks, bytes, spans: spanCount }, ledger);
     }
@@ -259,15 +276,46 @@ export class ExportQueue {
           if (this.backoff.consecutiveFailures === 1 || this.backoff.consecutiveFailures % 20 === 0) {
             this.log.warn({ reason: verdict.reason, spans: spanCount, retry_in_ms: Math.round(delay), failures: this.backoff.consecutiveFailures }, 'downstream export failed; spans stay in the spool and will be retried');
           }
-        } else {
-          this.forget(ids);
-          this.spool.delete(ids);
-          this.metrics?.dropped.inc(spanCount);
-          this.log.error({ reason: verdict.reason, spans: spanCount }, 'downstream rejected spans permanently; dropped');
-        }
+        } else this.rejected(group, verdict.reason);
       }
       this.kick();
     });
+  }
+
+  /**
+   * Downstream refused a request for good (the Collector refuses a whole request for one bad span).
+   * A merged request is split back into its spool rows, a lone row into halves, until what fails
+   * fails alone: only that is dropped, counted and logged with the client's address.
+   */
+  private rejected(group: SpoolRow[], reason: string): void {
+    if (group.length > 1) {
+      for (const r of group) this.solo.add(r.id);
+      this.log.warn({ reason, requests: group.length, spans: group.reduce((n, r) => n + r.spans, 0) }, 'downstream refused a merged request; sending its requests one by one');
+      return;
+    }
+    const row = group[0]!;
+    this.solo.delete(row.id);
+    const body = row.spans > 1 ? this.spool.body(row.id) : undefined;
+    if (body) {
+      const mid = Math.floor(row.spans / 2);
+      const half = (from: number, to: number) => {
+        const drop = new Set<number>();
+        for (let i = 0; i < row.spans; i++) if (i < from || i >= to) drop.add(i);
+        const r = removeSpans(body, drop);
+        return { body: r.chunks.length === 1 ? r.chunks[0]! : Buffer.concat(r.chunks, r.len), spans: to - from };
+      };
+      try {
+        this.forget([row.id]);
+        for (const id of this.spool.split(row, [half(0, mid), half(mid, row.spans)])) this.solo.add(id);
+        return;
+      } catch (err) {
+        this.log.error({ err: (err as Error).message, spool_id: row.id }, 'cannot split a refused request; dropping it whole');
+      }
+    }
+    this.forget([row.id]);
+    this.spool.delete([row.id]);
+    this.metrics?.dropped.inc(row.spans);
+    this.log.error({ reason, spans: row.spans, peer: row.peer }, 'downstream refused spans permanently, alone; dropped');
   }
 
   private finish(group: SpoolRow[], ids: number[], ledger: LedgerBatch): void {

@@ -140,6 +140,28 @@ export class Spool {
     batch.forEach((a, i) => a.resolve(ids[i]!));
   }
 
+  /**
+   * Replaces a row by its parts in one durable transaction (the export stage bisects a request that
+   * downstream refused). The parts keep the row's receipt time and peer, so they match the same windows.
+   */
+  split(row: SpoolRow, parts: ReadonlyArray<{ body: Uint8Array; spans: number }>): number[] {
+    const ids = this.db
+      .transaction(() => {
+        const out = parts.map((p) => {
+          const id = Number(this.insert.run(row.received_ms, 0, p.spans, p.body.length, row.peer).lastInsertRowid);
+          this.insertBody.run(id, p.body);
+          return id;
+        });
+        const b = this.deleteOne.get(row.id) as number | undefined;
+        this.deleteBody.run(row.id);
+        return { out, b };
+      })
+      .immediate();
+    for (const p of parts) this.usedBytes += p.body.length;
+    if (ids.b !== undefined) this.usedBytes -= ids.b;
+    return ids.out;
+  }
+
   ready(nowMs: number, limit: number): SpoolRow[] {
     return this.selectReady.all(nowMs, limit) as SpoolRow[];
   }

@@ -1,8 +1,13 @@
 import { Counter, Histogram, Registry } from 'prom-client';
+import { MATCH_RULES } from '../correlate/match.ts';
+import { REFUSAL_REASONS } from '../pipeline/receivers/status.ts';
+
+const TRANSPORTS = ['grpc', 'http'] as const;
 
 /** Self-metrics of the trace pipeline, named after the Collector's receiver/exporter metrics. */
 export class PipelineMetrics {
   readonly accepted: Counter<'transport'>;
+  /** Counted in requests: a refused body may not decode, so its spans cannot be counted. */
   readonly refused: Counter<'transport' | 'reason'>;
   readonly rejected: Counter<'transport'>;
   readonly sent: Counter;
@@ -15,7 +20,7 @@ export class PipelineMetrics {
   constructor(readonly registry: Registry = new Registry()) {
     const r = [registry];
     this.accepted = new Counter({ name: 'cachelens_receiver_accepted_spans_total', help: 'Spans written to the spool and acknowledged.', labelNames: ['transport'], registers: r });
-    this.refused = new Counter({ name: 'cachelens_receiver_refused_spans_total', help: 'Requests refused before acknowledgement (spool full, too large, malformed, unauthenticated); counted in requests.', labelNames: ['transport', 'reason'], registers: r });
+    this.refused = new Counter({ name: 'cachelens_receiver_refused_requests_total', help: 'Requests refused before acknowledgement (spool full, too large, malformed, unauthenticated, wrong route).', labelNames: ['transport', 'reason'], registers: r });
     this.rejected = new Counter({ name: 'cachelens_receiver_rejected_spans_total', help: 'Spans left out of an accepted request (partial success: invalid ids).', labelNames: ['transport'], registers: r });
     this.sent = new Counter({ name: 'cachelens_exporter_sent_spans_total', help: 'Spans downstream acknowledged.', registers: r });
     this.sendFailed = new Counter({ name: 'cachelens_exporter_send_failed_spans_total', help: 'Spans in export attempts that failed and will be retried.', registers: r });
@@ -27,6 +32,14 @@ export class PipelineMetrics {
       buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
       registers: r,
     });
+    // Every known label value starts at 0, so rate() sees the first increment (Prometheus
+    // instrumentation practice) and a dashboard panel has a series before anything happens.
+    for (const transport of TRANSPORTS) {
+      this.accepted.inc({ transport }, 0);
+      this.rejected.inc({ transport }, 0);
+      for (const reason of REFUSAL_REASONS) this.refused.inc({ transport, reason }, 0);
+    }
+    for (const match of MATCH_RULES) this.enriched.inc({ match }, 0);
     this.incomplete = new Counter({ name: 'cachelens_enrich_incomplete_windows_total', help: 'Request spans enriched after enrich.max_wait without a closing scrape.', registers: r });
   }
 }

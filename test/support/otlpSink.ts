@@ -21,6 +21,8 @@ export class OtlpSink {
   /** When set, every request fails with it (downstream outage). */
   failAll?: SinkFailure;
   attempts = 0;
+  /** Refuse a whole request when this says so (the Collector refuses a request for one bad span). */
+  rejectIf?: (req: OtlpTraceRequest) => SinkFailure | undefined;
   /** Answer each successful export this much later (a slow downstream). */
   delayMs = 0;
   private server?: Server;
@@ -31,7 +33,7 @@ export class OtlpSink {
     this.server.addService(TRACE_SERVICE, {
       Export: (call: ServerUnaryCall<Buffer, Buffer>, cb: sendUnaryData<Buffer>) => {
         this.attempts++;
-        const f = this.failAll ?? this.failures.shift();
+        const f = this.failAll ?? this.failures.shift() ?? this.rejectIf?.(decodeProtobuf(call.request));
         if (f) {
           const md = new Metadata();
           md.set('grpc-status-details-bin', Buffer.from(encodeRpcStatus(rpcStatus(f.code, f.message, undefined, f.retryAfterMs))));

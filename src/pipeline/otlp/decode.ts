@@ -62,10 +62,15 @@ function asArray(v: unknown, where: string): Array<Record<string, unknown>> {
 }
 
 /** OTLP/JSON: lowerCamelCase keys, hex trace/span ids (not base64), int64 as number or string. */
+// JSON.parse reads every number as a double, so 1544712660123456789 would arrive as …768. The 64-bit
+// fields given as bare JSON numbers are quoted first; fromObject reads a decimal string exactly. A
+// key inside a JSON string has its quotes escaped, so the pattern cannot match there.
+const INT64_NUMBER_RE = /("(?:startTimeUnixNano|endTimeUnixNano|timeUnixNano|intValue)"\s*:\s*)(-?\d{16,})(?=\s*[,}\]])/g;
+
 export function decodeJson(text: string): OtlpTraceRequest {
   let obj: unknown;
   try {
-    obj = JSON.parse(text);
+    obj = JSON.parse(text.replace(INT64_NUMBER_RE, '$1"$2"'));
   } catch (err) {
     throw new OtlpDecodeError(`invalid JSON: ${(err as Error).message}`);
   }
@@ -118,37 +123,67 @@ export interface Validated {
   rejected: number;
   /** The first few reasons, for partial_success.error_message. */
   reasons: string[];
+  /** Wire-order indexes of the rejected spans, for removeSpans. */
+  rejectedIndexes: number[];
 }
 
 const isZero = (b: Uint8Array): boolean => b.every((x) => x === 0);
+const validTraceId = (b: Uint8Array | undefined): boolean => !!b && b.length === 16 && !isZero(b);
+const validSpanId = (b: Uint8Array | undefined): boolean => !!b && b.length === 8 && !isZero(b);
+
+/** Why a backend would refuse this span's ids (the Collector's pdata checks), or undefined. */
+export function spanIdProblem(s: { traceId: Uint8Array; spanId: Uint8Array; parentSpanId?: Uint8Array; links?: Array<{ traceId: Uint8Array; spanId: Uint8Array }> }): string | undefined {
+  if (!validTraceId(s.traceId) || !validSpanId(s.spanId)) return `trace_id must be 16 bytes and span_id 8 bytes, not all zero (got ${s.traceId.length} and ${s.spanId.length})`;
+  const parent = s.parentSpanId;
+  if (parent && parent.length !== 0 && parent.length !== 8) return `parent_span_id must be empty or 8 bytes (got ${parent.length})`;
+  for (const [i, l] of (s.links ?? []).entries()) {
+    if (!validTraceId(l.traceId) || !validSpanId(l.spanId)) return `links[${i}] needs a 16-byte trace_id and an 8-byte span_id, not all zero (got ${l.traceId?.length ?? 0} and ${l.spanId?.length ?? 0})`;
+  }
+  return undefined;
+}
 
 /**
- * Drops spans that no backend can store (trace id not 16 bytes, span id not 8, or all zero), as the
- * OTLP spec's partial success allows; everything else is kept as received.
+ * Drops spans that no backend can store (trace id not 16 bytes, span id not 8, or all zero; a parent
+ * id neither empty nor 8 bytes; a link without valid ids), as the OTLP spec's partial success
+ * allows; everything else is kept as received.
  */
 export function validateRequest(req: OtlpTraceRequest): Validated {
   let spans = 0;
   let rejected = 0;
+  let index = 0;
   const reasons: string[] = [];
+  const rejectedIndexes: number[] = [];
+  let emptiedResources = false;
   for (const rs of req.resourceSpans) {
+    let emptied = false;
     for (const ss of rs.scopeSpans) {
-      const bad = ss.spans.some((s) => s.traceId.length !== 16 || s.spanId.length !== 8 || isZero(s.traceId) || isZero(s.spanId));
+      const bad = ss.spans.some((s) => spanIdProblem(s) !== undefined);
       if (!bad) {
         spans += ss.spans.length;
+        index += ss.spans.length;
         continue;
       }
       ss.spans = ss.spans.filter((s) => {
-        const ok = s.traceId.length === 16 && s.spanId.length === 8 && !isZero(s.traceId) && !isZero(s.spanId);
-        if (!ok) {
+        const problem = spanIdProblem(s);
+        if (problem) {
           rejected++;
-          if (reasons.length < 3) reasons.push(`span ${JSON.stringify(s.name)}: trace_id must be 16 bytes and span_id 8 bytes, not all zero (got ${s.traceId.length} and ${s.spanId.length})`);
+          rejectedIndexes.push(index);
+          if (reasons.length < 3) reasons.push(`span ${JSON.stringify(s.name)}: ${problem}`);
         }
-        return ok;
+        index++;
+        return !problem;
       });
+      if (!ss.spans.length) emptied = true;
       spans += ss.spans.length;
     }
+    // A scope this emptied goes, and a resource left with no scope, as removeSpans does on the wire.
+    if (emptied) {
+      rs.scopeSpans = rs.scopeSpans.filter((ss) => ss.spans.length > 0);
+      if (!rs.scopeSpans.length) emptiedResources = true;
+    }
   }
-  return { spans, rejected, reasons };
+  if (emptiedResources) req.resourceSpans = req.resourceSpans.filter((rs) => rs.scopeSpans.length > 0);
+  return { spans, rejected, reasons, rejectedIndexes };
 }
 
 const TWO_32 = 4294967296;

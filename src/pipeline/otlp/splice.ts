@@ -69,3 +69,72 @@ export function spliceSpans(body: Uint8Array, adds: ReadonlyArray<Uint8Array | u
   if (cur.span !== expectedSpans) throw new WireError(`found ${cur.span} spans on the wire, decoded ${expectedSpans}`);
   return out;
 }
+
+/**
+ * Removes the spans at the given wire-order indexes from an encoded ExportTraceServiceRequest and
+ * copies every other byte as received, unknown fields included. A ScopeSpans (or ResourceSpans) this
+ * leaves without spans goes too; one that arrived empty stays as it was.
+ */
+export function removeSpans(body: Uint8Array, drop: ReadonlySet<number>): Rewritten {
+  if (!drop.size) return { chunks: [body], len: body.length };
+  const cur = { span: 0 };
+  const out = prune(body, 0, body.length, 0, drop, cur);
+  return out.rewritten;
+}
+
+interface Pruned {
+  rewritten: Rewritten;
+  /** Children on the path this message had, and how many it kept. */
+  had: number;
+  kept: number;
+}
+
+function prune(body: Uint8Array, start: number, end: number, level: number, drop: ReadonlySet<number>, cur: { span: number }): Pruned {
+  const chunks: Uint8Array[] = [];
+  let len = 0;
+  let runStart = start;
+  let pos = start;
+  let had = 0;
+  let kept = 0;
+  const flush = (to: number) => {
+    if (to > runStart) {
+      chunks.push(body.subarray(runStart, to));
+      len += to - runStart;
+    }
+  };
+  while (pos < end) {
+    const [key, afterKey] = readVarint(body, pos);
+    const wire = key & 7;
+    const next = skipField(body, afterKey, wire);
+    if (next > end) throw new WireError('field runs past the end of its message');
+    if (Math.floor(key / 8) === PATH[level] && wire === WIRE_LEN) {
+      had++;
+      if (level === PATH.length - 1) {
+        // a span
+        if (drop.has(cur.span++)) {
+          flush(pos);
+          runStart = next;
+        } else kept++;
+      } else {
+        const [childLen, childStart] = readVarint(body, afterKey);
+        const child = prune(body, childStart, next, level + 1, drop, cur);
+        if (child.had > 0 && child.kept === 0) {
+          flush(pos);
+          runStart = next;
+        } else {
+          kept++;
+          if (child.rewritten.len !== childLen) {
+            flush(pos);
+            const header = new WireWriter().raw(body.subarray(pos, afterKey)).uvarint(child.rewritten.len).finish();
+            chunks.push(header, ...child.rewritten.chunks);
+            len += header.length + child.rewritten.len;
+            runStart = next;
+          }
+        }
+      }
+    }
+    pos = next;
+  }
+  flush(end);
+  return { rewritten: { chunks, len }, had, kept };
+}

@@ -5,7 +5,7 @@ import type { Logger } from '../../telemetry/logger.ts';
 import type { PipelineMetrics } from '../../telemetry/pipelineMetrics.ts';
 import { decompress, Refusal, type BodyFormat, type Intake } from './intake.ts';
 import { bearerChecker, loadTls, parseEndpoint, type ReceiverAuth, type ReceiverTls } from './listenOptions.ts';
-import { encodeRpcStatus, exportResponse, exportResponseJson, HTTP_CODE, rpcStatus, rpcStatusJson } from './status.ts';
+import { encodeRpcStatus, exportResponse, exportResponseJson, GRPC_CODE, HTTP_CODE, ROUTE_REFUSALS, rpcStatus, rpcStatusJson } from './status.ts';
 
 export interface HttpReceiverOptions {
   endpoint: string;
@@ -16,7 +16,6 @@ export interface HttpReceiverOptions {
 
 const TRACES_PATH = '/v1/traces';
 // google.rpc.Code carried in the Status body for each HTTP status we answer with.
-const RPC_CODE_FOR_HTTP: Record<number, number> = { 400: 3, 401: 16, 404: 12, 405: 12, 413: 8, 415: 3, 503: 14 };
 
 function formatOf(contentType: string | undefined): BodyFormat | undefined {
   const ct = (contentType ?? '').split(';')[0]!.trim().toLowerCase();
@@ -64,9 +63,11 @@ export class HttpReceiver {
     res.end(body);
   }
 
-  private refuse(res: ServerResponse, format: BodyFormat, status: number, kind: Refusal['kind'] | undefined, message: string, retryAfterMs?: number, headers: Record<string, string> = {}): void {
-    this.metrics.refused.inc({ transport: 'http', reason: kind ?? String(status) });
-    const st = rpcStatus(RPC_CODE_FOR_HTTP[status] ?? 2, message, kind, retryAfterMs);
+  private refuse(res: ServerResponse, format: BodyFormat, status: number, kind: Refusal['kind'] | keyof typeof ROUTE_REFUSALS, message: string, retryAfterMs?: number, headers: Record<string, string> = {}): void {
+    this.metrics.refused.inc({ transport: 'http', reason: kind });
+    // One table for both transports: the gRPC code a refusal of this kind gets on :4317.
+    const code = kind in ROUTE_REFUSALS ? ROUTE_REFUSALS[kind as keyof typeof ROUTE_REFUSALS].grpc : GRPC_CODE[kind as Refusal['kind']];
+    const st = rpcStatus(code, message, kind in ROUTE_REFUSALS ? undefined : (kind as Refusal['kind']), retryAfterMs);
     if (retryAfterMs !== undefined) headers['Retry-After'] = String(Math.max(1, Math.ceil(retryAfterMs / 1000)));
     this.reply(res, status, format, format === 'json' ? rpcStatusJson(st) : encodeRpcStatus(st), headers);
   }
@@ -77,11 +78,11 @@ export class HttpReceiver {
     const replyFormat = format ?? 'json';
     if (path !== TRACES_PATH) {
       req.resume();
-      return this.refuse(res, replyFormat, 404, undefined, `no OTLP endpoint at ${path}; traces go to POST ${TRACES_PATH}`);
+      return this.refuse(res, replyFormat, 404, 'not_found', `no OTLP endpoint at ${path}; traces go to POST ${TRACES_PATH}`);
     }
     if (req.method !== 'POST') {
       req.resume();
-      return this.refuse(res, replyFormat, 405, undefined, `method ${req.method} not allowed; use POST`, undefined, { Allow: 'POST' });
+      return this.refuse(res, replyFormat, 405, 'method_not_allowed', `method ${req.method} not allowed; use POST`, undefined, { Allow: 'POST' });
     }
     if (this.authorized && !this.authorized(req.headers.authorization)) {
       req.resume();

@@ -3,6 +3,7 @@ import type { Logger } from '../../telemetry/logger.ts';
 import type { PipelineMetrics } from '../../telemetry/pipelineMetrics.ts';
 import type { ExportQueue } from '../exportQueue.ts';
 import { decodeJson, decodeProtobuf, encodeRequest, OtlpDecodeError, validateRequest } from '../otlp/decode.ts';
+import { removeSpans } from '../otlp/splice.ts';
 import { SpoolFullError, type Spool } from '../spool.ts';
 
 export type BodyFormat = 'protobuf' | 'json';
@@ -68,8 +69,15 @@ export class Intake {
     if (v.rejected) this.metrics.rejected.inc({ transport }, v.rejected);
     const message = v.rejected ? `${v.rejected} span(s) rejected: ${v.reasons.join('; ')}` : undefined;
     if (!v.spans) return { spans: 0, rejected: v.rejected, message };
-    // The spool keeps protobuf; a JSON body or one with rejected spans is re-encoded.
-    const bytes = format === 'protobuf' && !v.rejected ? body : encodeRequest(req);
+    // The spool keeps protobuf as received. Rejected spans are cut out of the bytes, so the other
+    // spans' unknown fields survive; only a JSON body is encoded.
+    let bytes: Uint8Array;
+    if (format === 'json') bytes = encodeRequest(req);
+    else if (!v.rejected) bytes = body;
+    else {
+      const pruned = removeSpans(body, new Set(v.rejectedIndexes));
+      bytes = pruned.chunks.length === 1 ? pruned.chunks[0]! : Buffer.concat(pruned.chunks, pruned.len);
+    }
     let id: number;
     try {
       id = await this.spool.append(bytes, v.spans, peer, 0);
