@@ -193,18 +193,22 @@ describe('spool bound and downstream failures', () => {
 
   it('honours RetryInfo, and drops (and counts) only permanent rejects', async () => {
     const sink = await new OtlpSink().start();
-    sink.failures = [{ code: status.UNAVAILABLE, message: 'slow down', retryAfterMs: 1200 }, { code: status.INVALID_ARGUMENT, message: 'bad spans' }];
+    sink.failures = [{ code: status.UNAVAILABLE, message: 'slow down', retryAfterMs: 1200 }];
+    const req = makeRequest(4);
+    const bad = req.spanIds[1]!;
+    // Downstream refuses any request that holds this one span, as the Collector does for one bad id.
+    sink.rejectIf = (r) => (r.resourceSpans.some((rs) => rs.scopeSpans.some((ss) => ss.spans.some((sp) => Buffer.from(sp.spanId).toString('hex') === bad))) ? { code: status.INVALID_ARGUMENT, message: 'bad spans' } : undefined);
     const h = await startPipeline({ exporter: { endpoint: sink.endpoint, retry_initial_interval: '10ms' } });
     try {
       const t0 = Date.now();
-      assert.equal((await post(h.httpUrl, makeRequest(4).body)).status, 200);
+      assert.equal((await post(h.httpUrl, req.body)).status, 200);
       await waitFor(() => sink.attempts >= 2, 'the retry after RetryInfo');
       assert.ok(Date.now() - t0 >= 1150, `waited ${Date.now() - t0} ms for RetryInfo's 1.2 s`);
-      await waitFor(() => h.pipeline.spool.counts().rows === 0, 'the rejected batch leaves the spool');
-      assert.equal(sink.spans().length, 0);
+      await waitFor(() => h.pipeline.spool.counts().rows === 0, 'the rejected span leaves the spool');
+      assert.deepEqual(sink.spans().map((sp) => Buffer.from(sp.spanId).toString('hex')).sort(), req.spanIds.filter((id) => id !== bad).sort(), 'the request is bisected: its other spans arrive');
       const dropped = await h.pipeline.metrics.registry.getSingleMetricAsString('cachelens_exporter_dropped_spans_total');
-      assert.match(dropped, /cachelens_exporter_dropped_spans_total 4/);
-      assert.ok(h.lines.some((l) => l.msg === 'downstream rejected spans permanently; dropped' && /INVALID_ARGUMENT/.test(String(l.reason))));
+      assert.match(dropped, /cachelens_exporter_dropped_spans_total 1/);
+      assert.ok(h.lines.some((l) => l.msg === 'downstream refused spans permanently, alone; dropped' && /INVALID_ARGUMENT/.test(String(l.reason))));
       // A later batch goes through normally.
       const r = makeRequest(3);
       await post(h.httpUrl, r.body);

@@ -12,6 +12,18 @@ function lowerBound(arr: readonly number[], x: number): number {
   return lo;
 }
 
+/** Upper bound: first index with arr[i] > x. */
+function upperBound(arr: readonly number[], x: number): number {
+  let lo = 0;
+  let hi = arr.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (arr[mid]! <= x) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
 /**
  * Successful scrape times per target, kept in memory and read incrementally by scrape id, so
  * finding a span's window is a binary search instead of two queries per span.
@@ -59,7 +71,8 @@ export class ScrapeTimelines {
   before(targetId: number, ms: number): number | undefined {
     const list = this.byTarget.get(targetId);
     if (!list) return undefined;
-    const i = lowerBound(list, ms + 1e-9);
+    // Not lowerBound(ms + ε): at epoch sizes ms + 1e-9 === ms, and a scrape at exactly the start was skipped.
+    const i = upperBound(list, ms);
     return i > 0 ? list[i - 1] : undefined;
   }
 

@@ -3,7 +3,8 @@ import type { FleetQueries, WindowSignals } from '../store/fleetQueries.ts';
 import type { MatchRule, MatchTarget } from './match.ts';
 import type { ScrapeTimelines } from './timelines.ts';
 
-export type EventAttrs = Record<string, string | number | boolean>;
+/** Attribute values; a bigint is an int64 that a double cannot hold (nanosecond times). */
+export type EventAttrs = Record<string, string | number | boolean | bigint>;
 
 /** What the fleet did over one window; shared by every span that falls in the same window. */
 export interface WindowContext {
@@ -19,12 +20,16 @@ export type WindowLookup = { wait: true } | { wait: false; ctx: WindowContext };
 
 const ratio = (hits: number | undefined, queries: number | undefined): number | undefined => (hits !== undefined && queries !== undefined && queries > 0 ? hits / queries : undefined);
 
-function put(attrs: EventAttrs, key: string, v: number | string | boolean | undefined): void {
+function put(attrs: EventAttrs, key: string, v: number | string | boolean | bigint | undefined): void {
   // An unknown value is left out, never written as 0.
   if (v !== undefined && !(typeof v === 'number' && !Number.isFinite(v))) attrs[key] = v;
 }
 
-const msToNanos = (ms: number): number => ms * 1e6;
+// Epoch nanoseconds pass 2^53, so ms × 1e6 in a double is not exact; the integer part is scaled as a bigint.
+const msToNanos = (ms: number): bigint => {
+  const whole = Math.floor(ms);
+  return BigInt(whole) * 1_000_000n + BigInt(Math.round((ms - whole) * 1e6));
+};
 
 /**
  * Finds a span's window (last scrape at or before its start → first scrape at or after its end)

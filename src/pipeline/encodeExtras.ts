@@ -29,7 +29,7 @@ function keyField(key: string): Buffer {
 const ANY_DOUBLE_BYTES = 9;
 
 /** One KeyValue message body. Numbers map as the OTel JS SDK maps them: integers to int_value, the rest to double_value. */
-function encodeKeyValue(w: WireWriter, key: string, v: string | number | boolean): void {
+function encodeKeyValue(w: WireWriter, key: string, v: string | number | boolean | bigint): void {
   if (typeof v === 'number' && !Number.isInteger(v)) {
     // A span's own estimate, once per span: written in place, no scratch writers.
     const k = keyField(key);
@@ -38,6 +38,7 @@ function encodeKeyValue(w: WireWriter, key: string, v: string | number | boolean
   }
   const any = new WireWriter();
   if (typeof v === 'string') any.tag(ANY_STRING, WIRE_LEN).string(v);
+  else if (typeof v === 'bigint') any.tag(ANY_INT, WIRE_VARINT).bigint(BigInt.asUintN(64, v));
   else if (typeof v === 'boolean') any.tag(ANY_BOOL, WIRE_VARINT).uvarint(v ? 1 : 0);
   else if (Number.isInteger(v)) {
     any.tag(ANY_INT, WIRE_VARINT);
