@@ -1,4 +1,5 @@
 import type { Database } from 'better-sqlite3';
+import { checkConfigFiles } from '../config/checkFiles.ts';
 import type { Config } from '../config/config.ts';
 import { ScrapeScheduler } from '../scrape/scheduler.ts';
 import { TargetDiscovery } from '../scrape/targetDiscovery.ts';
@@ -27,13 +28,29 @@ export class Daemon {
   pipeline?: TracePipeline;
   telemetry?: TelemetryServer;
   readonly registry = new Registry();
+  private stopping?: Promise<void>;
 
   constructor(
     private readonly config: Config,
     private readonly log: Logger,
   ) {}
 
+  /**
+   * Starts every part, or none: a part that cannot start (a port in use, a file that cannot be
+   * read) stops what already started and throws one line naming the config key.
+   */
   async start(): Promise<void> {
+    const problems = checkConfigFiles(this.config);
+    if (problems.length) throw new Error(problems.length === 1 ? problems[0]! : `${problems.length} files named in the config cannot be read: ${problems.join('; ')}`);
+    try {
+      await this.startParts();
+    } catch (err) {
+      await this.shutdown().catch(() => undefined);
+      throw err;
+    }
+  }
+
+  private async startParts(): Promise<void> {
     const { storage, scrape } = this.config;
     this.db = openDatabase(storage.path, { busyTimeoutMs: storage.busy_timeout });
     const store = new ScrapeStore(this.db);
@@ -89,18 +106,28 @@ export class Daemon {
     );
   }
 
-  /** Closes in reverse order of start: stop discovery and scheduling, write the last round, close the DB. */
+  /**
+   * Stops the parts in an order where nothing touches a closed part: intake first (no new spans),
+   * then the last scrape round (which may wake spans waiting for their window), then the export
+   * stage drains, and only then are the stores closed. Safe on a half-started daemon.
+   */
   async shutdown(): Promise<void> {
-    clearInterval(this.retentionTimer);
-    this.compactor?.stop();
-    await this.housekeepingRun;
-    this.discovery?.shutdown();
-    await this.pipeline?.shutdown();
-    await this.telemetry?.shutdown();
-    await this.scheduler?.shutdown();
-    this.writer?.write([]);
-    if (this.writer?.pendingResults) this.log.warn({ pending: this.writer.pendingResults }, 'exiting with unwritten scrape results (gauges lost; counters stay exact)');
-    this.db?.close();
-    this.log.info('cachelens stopped');
+    if (this.stopping) return this.stopping;
+    this.stopping = (async () => {
+      clearInterval(this.retentionTimer);
+      this.compactor?.stop();
+      await this.housekeepingRun;
+      this.discovery?.shutdown();
+      await this.pipeline?.stopIntake();
+      await this.scheduler?.shutdown();
+      this.writer?.write([]);
+      this.pipeline?.queue.scrapesWritten();
+      await this.pipeline?.shutdown();
+      await this.telemetry?.shutdown();
+      if (this.writer?.pendingResults) this.log.warn({ pending: this.writer.pendingResults }, 'exiting with unwritten scrape results (gauges lost; counters stay exact)');
+      if (this.db?.open) this.db.close();
+      this.log.info('cachelens stopped');
+    })();
+    return this.stopping;
   }
 }

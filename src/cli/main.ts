@@ -160,5 +160,7 @@ export async function runCli(argv: string[]): Promise<void> {
     else if (err instanceof UsageError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) process.stderr.write(`cachelens: ${(err as Error).message}\n\n${USAGE}`);
     else process.stderr.write(`cachelens: ${(err as Error).message}\n`);
     process.exitCode = 2;
+    // Whatever a failed start left running must not keep the process alive: exit within 5 s.
+    setTimeout(() => process.exit(2), 5000).unref();
   }
 }

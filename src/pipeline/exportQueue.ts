@@ -95,6 +95,11 @@ export class ExportQueue {
 
   /** A scrape round was written: rows waiting for a closing scrape may be ready now, not at their retry time. */
   scrapesWritten(): void {
+    // A scrape round that lands after shutdown (a late callback) has nothing to wake: the spool is closed.
+    if (this.closed) {
+      this.log.debug('scrape round after the export stage stopped; ignored');
+      return;
+    }
     if (this.waitingForWindow.size) {
       const ids = [...this.waitingForWindow];
       this.waitingForWindow.clear();

@@ -17,6 +17,7 @@ import { defaultSpoolPath, Spool } from './spool.ts';
 export class TracePipeline {
   readonly spool: Spool;
   readonly queue: ExportQueue;
+  private closed = false;
   readonly metrics: PipelineMetrics;
   readonly endpoint: string | undefined;
   grpc?: GrpcReceiver;
@@ -78,11 +79,18 @@ export class TracePipeline {
     return out;
   }
 
-  /** Receivers first (no new spans), then send what is ready within the deadline; the rest stays in the spool for the next start. */
-  async shutdown(): Promise<void> {
+  /** Stops the receivers: no new spans. */
+  async stopIntake(): Promise<void> {
     this.listening = false;
     await Promise.all([this.grpc?.shutdown(), this.http?.shutdown()]);
+  }
+
+  /** Receivers first (no new spans), then send what is ready within the deadline; the rest stays in the spool for the next start. */
+  async shutdown(): Promise<void> {
+    if (this.closed) return;
+    await this.stopIntake();
     await this.queue.shutdown(this.config.exporter.shutdown_timeout);
+    this.closed = true;
     this.spool.close();
   }
 }

@@ -39,7 +39,7 @@ export class GrpcReceiver {
     private readonly metrics: PipelineMetrics,
     private readonly log: Logger,
   ) {
-    this.authorized = bearerChecker(opts.auth);
+    this.authorized = bearerChecker(opts.auth, (err) => this.log.error({ err: err.message }, 'bearer token file unreadable'));
   }
 
   async start(): Promise<string> {
@@ -50,7 +50,7 @@ export class GrpcReceiver {
     const creds = tls ? ServerCredentials.createSsl(tls.ca ?? null, [{ cert_chain: tls.cert, private_key: tls.key }], !!tls.ca) : ServerCredentials.createInsecure();
     const target = host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
     this.boundPort = await new Promise<number>((resolve, reject) =>
-      this.server!.bindAsync(target, creds, (err, p) => (err ? reject(new Error(`cannot listen for OTLP/gRPC on ${this.opts.endpoint}: ${err.message}`)) : resolve(p))),
+      this.server!.bindAsync(target, creds, (err, p) => (err ? reject(new Error(`receivers.grpc.endpoint ${this.opts.endpoint}: cannot listen (${/EADDRINUSE|EACCES|EADDRNOTAVAIL/.exec(err.message)?.[0] ?? err.message})`)) : resolve(p))),
     );
     return target.replace(/:\d+$/, `:${this.boundPort}`);
   }

@@ -35,7 +35,7 @@ export class HttpReceiver {
     private readonly metrics: PipelineMetrics,
     private readonly log: Logger,
   ) {
-    this.authorized = bearerChecker(opts.auth);
+    this.authorized = bearerChecker(opts.auth, (err) => this.log.error({ err: err.message }, 'bearer token file unreadable'));
   }
 
   async start(): Promise<string> {
@@ -48,7 +48,7 @@ export class HttpReceiver {
       this.server!.once('error', reject);
       this.server!.listen(port, host, () => resolve());
     }).catch((err: Error) => {
-      throw new Error(`cannot listen for OTLP/HTTP on ${this.opts.endpoint}: ${err.message}`);
+      throw new Error(`receivers.http.endpoint ${this.opts.endpoint}: cannot listen (${(err as NodeJS.ErrnoException).code ?? err.message})`);
     });
     const a = this.server.address() as AddressInfo;
     return `${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`;
