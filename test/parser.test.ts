@@ -155,3 +155,15 @@ describe('parseExposition survives what real servers emit', () => {
     assert.equal(byKey.has('m||generation_tokens'), false);
   });
 });
+
+describe('cachelens scrape --once --format table: values', () => {
+  it('prints 100000.4 as 100000.4, not 1', async () => {
+    const { formatValue } = await import('../src/cli/scrapeOnce.ts');
+    assert.equal(formatValue(100000.4), '100000.4');
+    assert.equal(formatValue(1_234_567.25), '1234567.3');
+    assert.equal(formatValue(0.123456789), '0.123457');
+    assert.equal(formatValue(0.5), '0.5');
+    assert.equal(formatValue(12), '12');
+    assert.equal(formatValue(0.00001234), '0.0000123400');
+  });
+});

@@ -45,7 +45,11 @@ export async function scrapeOnce(config: Config, urls: string[], format: 'table'
   return 0;
 }
 
-function formatValue(v: number): string {
-  if (!Number.isFinite(v)) return String(v);
-  return Number.isInteger(v) ? String(v) : v.toPrecision(6).replace(/\.?0+$/, '');
+/** About six significant digits, never fewer than the integer part's (toPrecision(6) made 100000.4 "1e+5", then "1"). */
+export function formatValue(v: number): string {
+  if (!Number.isFinite(v) || Number.isInteger(v)) return String(v);
+  const abs = Math.abs(v);
+  if (abs < 1e-4 || abs >= 1e15) return v.toPrecision(6);
+  const decimals = Math.max(1, 6 - Math.floor(Math.log10(abs)) - 1);
+  return v.toFixed(decimals).replace(/0+$/, '').replace(/\.$/, '');
 }
