@@ -8,7 +8,7 @@ import { ExtraEncoder } from './encodeExtras.ts';
 import type { BatchExporter, EncodedBatch } from './exporter.ts';
 import { decodeProtobuf } from './otlp/decode.ts';
 import type { OtlpTraceRequest } from './otlp/schema.ts';
-import { removeSpans, spliceSpans } from './otlp/splice.ts';
+import { joined, removeSpans, spliceSpans } from './otlp/splice.ts';
 import { Backoff, classifyExportError } from './retry.ts';
 import type { Spool, SpoolRow } from './spool.ts';
 
@@ -306,8 +306,7 @@ export class ExportQueue {
       const half = (from: number, to: number) => {
         const drop = new Set<number>();
         for (let i = 0; i < row.spans; i++) if (i < from || i >= to) drop.add(i);
-        const r = removeSpans(body, drop);
-        return { body: r.chunks.length === 1 ? r.chunks[0]! : Buffer.concat(r.chunks, r.len), spans: to - from };
+        return { body: joined(removeSpans(body, drop)), spans: to - from };
       };
       try {
         this.forget([row.id]);

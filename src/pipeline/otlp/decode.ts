@@ -61,12 +61,12 @@ function asArray(v: unknown, where: string): Array<Record<string, unknown>> {
   return v as Array<Record<string, unknown>>;
 }
 
-/** OTLP/JSON: lowerCamelCase keys, hex trace/span ids (not base64), int64 as number or string. */
 // JSON.parse reads every number as a double, so 1544712660123456789 would arrive as …768. The 64-bit
 // fields given as bare JSON numbers are quoted first; fromObject reads a decimal string exactly. A
 // key inside a JSON string has its quotes escaped, so the pattern cannot match there.
 const INT64_NUMBER_RE = /("(?:startTimeUnixNano|endTimeUnixNano|timeUnixNano|intValue)"\s*:\s*)(-?\d{16,})(?=\s*[,}\]])/g;
 
+/** OTLP/JSON: lowerCamelCase keys, hex trace/span ids (not base64), int64 as number or string. */
 export function decodeJson(text: string): OtlpTraceRequest {
   let obj: unknown;
   try {

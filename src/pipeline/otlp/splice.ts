@@ -11,6 +11,11 @@ interface Rewritten {
   len: number;
 }
 
+/** The rewritten request as one buffer (no copy when nothing changed). */
+export function joined(r: Rewritten): Uint8Array {
+  return r.chunks.length === 1 ? r.chunks[0]! : Buffer.concat(r.chunks, r.len);
+}
+
 /** What happens to the i-th span on the wire: bytes appended to it, nothing (undefined), or DROP. */
 const DROP = null;
 type SpanEdit = Uint8Array | undefined | typeof DROP;

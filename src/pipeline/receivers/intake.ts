@@ -3,7 +3,7 @@ import type { Logger } from '../../telemetry/logger.ts';
 import type { PipelineMetrics } from '../../telemetry/pipelineMetrics.ts';
 import type { ExportQueue } from '../exportQueue.ts';
 import { decodeJson, decodeProtobuf, encodeRequest, OtlpDecodeError, validateRequest } from '../otlp/decode.ts';
-import { removeSpans } from '../otlp/splice.ts';
+import { joined, removeSpans } from '../otlp/splice.ts';
 import { SpoolFullError, type Spool } from '../spool.ts';
 
 export type BodyFormat = 'protobuf' | 'json';
@@ -74,10 +74,7 @@ export class Intake {
     let bytes: Uint8Array;
     if (format === 'json') bytes = encodeRequest(req);
     else if (!v.rejected) bytes = body;
-    else {
-      const pruned = removeSpans(body, new Set(v.rejectedIndexes));
-      bytes = pruned.chunks.length === 1 ? pruned.chunks[0]! : Buffer.concat(pruned.chunks, pruned.len);
-    }
+    else bytes = joined(removeSpans(body, new Set(v.rejectedIndexes)));
     let id: number;
     try {
       id = await this.spool.append(bytes, v.spans, peer, 0);
