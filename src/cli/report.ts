@@ -2,7 +2,7 @@ import { existsSync, writeFileSync } from 'node:fs';
 import type { Database } from 'better-sqlite3';
 import { openDatabase } from '../store/openDatabase.ts';
 import { listMigrations } from '../store/migrate.ts';
-import { loadFacts, targetInfo } from '../store/reportQueries.ts';
+import { loadFacts, modelsWithHitsInBlocks, targetInfo } from '../store/reportQueries.ts';
 import { DAY_MS, HOUR_MS } from '../store/rollups.ts';
 import { buildReport, DIMENSIONS, type Dimension, type Report } from '../report/build.ts';
 import { formatCsv } from '../report/formatCsv.ts';
@@ -68,9 +68,9 @@ export function makeReport(opts: ReportOptions): Report {
     // The ledger only where tenant rows or the tenant chart need it, and per instance only where asked.
     const ledger = by.includes('tenant') || opts.format === 'html';
     const ledgerPerTarget = by.includes('instance') || (prices?.instances.length ?? 0) > 0;
-    const read = db.transaction(() => loadFacts(db, { fromMs, toMs, bucketMs, tenantKeys: opts.tenantKeys, ledger, ledgerPerTarget }));
+    const read = db.transaction(() => ({ ...loadFacts(db, { fromMs, toMs, bucketMs, tenantKeys: opts.tenantKeys, ledger, ledgerPerTarget }), hitsInBlocks: modelsWithHitsInBlocks(db, fromMs, toMs) }));
     const facts = read.deferred();
-    return buildReport({ db: opts.db, fromMs, toMs, by, bucketMs, fleet: facts.fleet, ledger: facts.ledger, targets: targetInfo(db), prices, nowMs });
+    return buildReport({ db: opts.db, fromMs, toMs, by, bucketMs, fleet: facts.fleet, ledger: facts.ledger, hitsInBlocks: facts.hitsInBlocks, targets: targetInfo(db), prices, nowMs });
   } finally {
     db.close();
   }

@@ -127,6 +127,8 @@ export class WindowContexts {
     put(scheduler, 'cachelens.fleet.preemptions', fl.counters.preemptions);
 
     const own = target ? inst : fl;
-    return { complete, cache, scheduler, windowPromptTokens: own.counters.prompt_tokens, windowCachedTokens: own.counters.prompt_tokens_cached };
+    // The reports' source (report/build.ts cachedOf): prompt_tokens_cached, else prefix-cache hits in
+    // tokens, so vLLM 0.12–0.15 and SGLang without cached_tokens_total get an estimate too.
+    return { complete, cache, scheduler, windowPromptTokens: own.counters.prompt_tokens, windowCachedTokens: own.counters.prompt_tokens_cached ?? own.counters.prefix_cache_hits };
   }
 }

@@ -74,6 +74,8 @@ export interface RenderOptions {
   multiprocessOrder?: boolean; // _sum, _bucket..., _count
   histograms?: boolean;
   kvBlockHistograms?: boolean;
+  /** vLLM 0.12–0.15 expose no cached-prompt-token counters (prompt_tokens_cached, prompt_tokens_by_source): false renders that. */
+  cachedCounters?: boolean;
 }
 
 export function renderVllmExposition(models: VllmModelState[], opts: RenderOptions = {}): string {
@@ -103,8 +105,10 @@ export function renderVllmExposition(models: VllmModelState[], opts: RenderOptio
     [{ source: 'local_cache_hit' }, m.promptTokensCached, m],
     [{ source: 'external_kv_transfer' }, 0, m],
   ];
-  family('vllm:prompt_tokens_by_source_total', 'counter', 'Number of prompt tokens by source.', models.flatMap(bySource));
-  counter('vllm:prompt_tokens_cached', 'Number of cached prompt tokens (local + external).', (m) => m.promptTokensCached);
+  if (opts.cachedCounters ?? true) {
+    family('vllm:prompt_tokens_by_source_total', 'counter', 'Number of prompt tokens by source.', models.flatMap(bySource));
+    counter('vllm:prompt_tokens_cached', 'Number of cached prompt tokens (local + external).', (m) => m.promptTokensCached);
+  }
   counter('vllm:generation_tokens', 'Number of generation tokens processed.', (m) => m.generationTokens);
   const reasons = ['stop', 'length', 'abort', 'error', 'repetition'] as const;
   family('vllm:request_success_total', 'counter', 'Count of successfully processed requests.', models.flatMap((m) => reasons.map((r): [Record<string, string>, number, VllmModelState] => [{ finished_reason: r }, m.requestsFinished[r], m])));

@@ -69,6 +69,8 @@ export interface BuildInput {
   bucketMs: number;
   fleet: FleetFact[];
   ledger: LedgerFact[];
+  /** Models whose prefix-cache hits were in blocks with no known block size. */
+  hitsInBlocks?: string[];
   targets: Map<number, TargetInfo>;
   prices: Prices | null;
   nowMs: number;
@@ -405,6 +407,7 @@ export function buildReport(input: BuildInput): Report {
   const resets = input.fleet.reduce((s, f) => s + f.resets, 0);
   if (resets) notes.push(`${resets} counter reset${resets === 1 ? '' : 's'} (server restarts) in the period; deltas across them are exact.`);
   const viaHits = new Set(input.fleet.filter((f) => f.counters.prompt_tokens_cached === null && f.counters.prefix_cache_hits !== null).map((f) => f.model));
+  if (input.hitsInBlocks?.length) notes.push(`Prefix-cache hits of ${input.hitsInBlocks.join(', ')} are counted in blocks (vLLM before 0.9) and no block size was exposed (vllm:cache_config_info): they are left out of the token and cache figures, not added to tokens.`);
   if (viaHits.size) notes.push(`Cached prompt tokens for ${[...viaHits].sort().join(', ')} come from prefix-cache hits (the server exposes no cached-prompt-token counter).`);
 
   return {

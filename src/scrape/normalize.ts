@@ -1,6 +1,6 @@
 import type { Profile } from './profiles.ts';
 import { createdCompanion } from './profiles.ts';
-import type { Sample, SignalSample } from './types.ts';
+import type { Sample, Signal, SignalSample } from './types.ts';
 
 import { labelKey } from './labelKey.ts';
 
@@ -20,6 +20,7 @@ export function normalizeSamples(profile: Profile, samples: Sample[], help: Map<
     else byName.set(s.name, [s]);
   }
   const fallbackModel = targetLabels.model_name ?? targetLabels.model ?? UNKNOWN_MODEL;
+  const blockSizes = profile.blockSize ? blockSizesByEngine(byName.get(profile.blockSize.metric) ?? [], profile.blockSize.label, profile.engineLabel) : undefined;
   const out: SignalSample[] = [];
   const done = new Set<string>();
   for (const row of profile.rows) {
@@ -50,17 +51,41 @@ export function normalizeSamples(profile: Profile, samples: Sample[], help: Map<
         }
       }
       const key = labelKey(s.labels);
+      const engine = profile.engineLabel ? (s.labels[profile.engineLabel] ?? '') : '';
+      let sampleUnit = unit;
+      let signal = row.signal;
+      let seriesKey = `${row.metric}{${key}}`;
+      if (unit === 'blocks') {
+        // Before vLLM 0.9 prefix counters count blocks: tokens = blocks × that engine's block size.
+        const size = blockSizes?.get(engine) ?? (blockSizes?.size === 1 ? blockSizes.get('') : undefined);
+        if (size !== undefined) {
+          value *= size;
+          sampleUnit = 'tokens';
+          // A new series identity, so no delta is ever taken between a value in blocks and one in tokens.
+          seriesKey += '#tokens';
+        } else signal = `${row.signal}_blocks` as Signal;
+      }
       out.push({
-        signal: row.signal,
+        signal,
         kind: row.kind,
-        unit,
+        unit: sampleUnit,
         model,
-        engine: profile.engineLabel ? (s.labels[profile.engineLabel] ?? '') : '',
-        seriesKey: `${row.metric}{${key}}`,
+        engine,
+        seriesKey,
         value,
         createdSeconds: created.get(key),
       });
     }
+  }
+  return out;
+}
+
+/** Block size per engine from an info-style series (`vllm:cache_config_info{block_size="16",engine="0"} 1`). */
+function blockSizesByEngine(samples: readonly Sample[], label: string, engineLabel: string | undefined): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const s of samples) {
+    const size = Number(s.labels[label]);
+    if (Number.isInteger(size) && size > 0) out.set(engineLabel ? (s.labels[engineLabel] ?? '') : '', size);
   }
   return out;
 }

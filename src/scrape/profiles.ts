@@ -25,6 +25,11 @@ export interface Profile {
   modelLabels: string[];
   engineLabel?: string;
   rows: ProfileRow[];
+  /**
+   * Where the block size per engine is exposed (an info-style series with a label), so counters in
+   * blocks can be turned into tokens. Without it, values in blocks stay in blocks and never enter a token sum.
+   */
+  blockSize?: { metric: string; label: string };
   /** Detection: every `all` name present, no `none` name present, any of `any` present, or else any name with `anyPrefix`. */
   detect: { all?: string[]; none?: string[]; any?: string[]; anyPrefix?: string };
 }
@@ -73,6 +78,7 @@ export const PROFILES: Profile[] = [
     description: 'vLLM V0 and V1 <= 0.9.1 (gpu_cache_usage_perc, gpu_prefix_cache_*; prefix counters in blocks before 0.9.0)',
     modelLabels: ['model_name'],
     engineLabel: 'engine',
+    blockSize: { metric: 'vllm:cache_config_info', label: 'block_size' },
     rows: [
       counter('prefix_cache_queries', 'vllm:gpu_prefix_cache_queries_total', 'tokens', { unitFromHelp: BLOCKS_BEFORE_0_9 }),
       counter('prefix_cache_hits', 'vllm:gpu_prefix_cache_hits_total', 'tokens', { unitFromHelp: BLOCKS_BEFORE_0_9 }),
@@ -143,7 +149,7 @@ export function createdCompanion(metric: string): string | undefined {
 
 /** Every sample name any profile reads, with `_created` companions: what the splitter keeps. */
 export const WANTED_SAMPLE_NAMES: ReadonlySet<string> = new Set(
-  PROFILES.flatMap((p) => p.rows.flatMap((r) => [r.metric, createdCompanion(r.metric)].filter((n): n is string => n !== undefined))),
+  PROFILES.flatMap((p) => [...p.rows.flatMap((r) => [r.metric, createdCompanion(r.metric)].filter((n): n is string => n !== undefined)), ...(p.blockSize ? [p.blockSize.metric] : [])]),
 );
 export const HELP_NAMES: ReadonlySet<string> = new Set(PROFILES.flatMap((p) => p.rows.filter((r) => r.unitFromHelp).map((r) => r.metric.replace(/_total$/, ''))).flatMap((n) => [n, `${n}_total`]));
 

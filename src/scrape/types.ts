@@ -1,6 +1,18 @@
 export type SignalKind = 'counter' | 'gauge';
 
-export const COUNTER_SIGNALS = ['prefix_cache_queries', 'prefix_cache_hits', 'prompt_tokens', 'prompt_tokens_cached', 'generation_tokens', 'preemptions', 'requests_finished'] as const;
+export const COUNTER_SIGNALS = [
+  'prefix_cache_queries',
+  'prefix_cache_hits',
+  'prompt_tokens',
+  'prompt_tokens_cached',
+  'generation_tokens',
+  'preemptions',
+  'requests_finished',
+  // Prefix counters in blocks with no block size to convert them (vLLM before 0.9 without cache_config_info):
+  // kept apart under their own names, so they never enter a token sum or a ratio with tokens.
+  'prefix_cache_queries_blocks',
+  'prefix_cache_hits_blocks',
+] as const;
 export const GAUGE_SIGNALS = ['requests_waiting', 'requests_running', 'kv_cache_usage', 'cache_hit_rate'] as const;
 export type Signal = (typeof COUNTER_SIGNALS)[number] | (typeof GAUGE_SIGNALS)[number];
 

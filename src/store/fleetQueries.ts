@@ -70,7 +70,8 @@ export class FleetQueries {
     const params = [...targetIds, ...(models ?? [])];
     const out: WindowSignals = { counters: {}, gaugeStart: {}, gaugeMax: {} };
     const counters = this.db
-      .prepare(`SELECT s.signal, sum(d.delta) AS v FROM counter_deltas d JOIN series s ON s.id = d.series_id WHERE s.target_id IN (${tPh}) AND s.engine = ''${mClause} AND d.ts_ms > ? AND d.ts_ms <= ? GROUP BY s.signal`)
+      // Counters in blocks (older stores) never enter a window's token figures.
+      .prepare(`SELECT s.signal, sum(d.delta) AS v FROM counter_deltas d JOIN series s ON s.id = d.series_id WHERE s.target_id IN (${tPh}) AND s.engine = '' AND s.unit <> 'blocks'${mClause} AND d.ts_ms > ? AND d.ts_ms <= ? GROUP BY s.signal`)
       .all(...params, fromMs, toMs) as Array<{ signal: Signal; v: number }>;
     for (const r of counters) out.counters[r.signal] = r.v;
     const gauges = this.db

@@ -99,3 +99,19 @@ export function targetInfo(db: Database): Map<number, TargetInfo> {
   const rows = db.prepare('SELECT id, instance, url FROM targets').all() as TargetInfo[];
   return new Map(rows.map((r) => [r.id, r]));
 }
+
+/**
+ * Models whose prefix-cache counters came in blocks with no block size to turn them into tokens, in
+ * [fromMs, toMs): the report leaves their hits out of token figures and says so.
+ */
+export function modelsWithHitsInBlocks(db: Database, fromMs: number, toMs: number): string[] {
+  return db
+    .prepare(
+      `SELECT DISTINCT s.model FROM series s
+       WHERE (s.signal IN ('prefix_cache_hits_blocks', 'prefix_cache_queries_blocks') OR s.unit = 'blocks')
+         AND EXISTS (SELECT 1 FROM rollup_minute r WHERE r.series_id = s.id AND r.minute_ms >= ? AND r.minute_ms < ?)
+       ORDER BY s.model`,
+    )
+    .pluck()
+    .all(fromMs, toMs) as string[];
+}

@@ -96,7 +96,7 @@ export function fleetFromMinutes(db: Database, fromMs: number, toMs: number, buc
     .prepare(
       `SELECT s.target_id AS t, s.model AS m, s.signal AS sig, r.minute_ms AS ms, r.delta_sum AS d, r.resets AS rs, r.gauge_sum AS gs, r.gauge_count AS gc
        FROM series s JOIN rollup_minute r ON r.series_id = s.id
-       WHERE s.engine = '' AND r.minute_ms >= ? AND r.minute_ms < ?`,
+       WHERE s.engine = '' AND s.unit <> 'blocks' AND r.minute_ms >= ? AND r.minute_ms < ?`,
     )
     .raw()
     .iterate(fromMs, toMs) as Iterable<[number, string, string, number, number | null, number | null, number | null, number | null]>;
