@@ -26,11 +26,15 @@ function upperBound(arr: readonly number[], x: number): number {
 
 /**
  * Successful scrape times per target, kept in memory and read incrementally by scrape id, so
- * finding a span's window is a binary search instead of two queries per span.
+ * finding a span's window is a binary search instead of two queries per span. A span older than
+ * what memory keeps (sent late, after a long downstream outage) is looked up in the store, so its
+ * window is the one it would have had on time, as long as storage.raw_retention keeps the scrapes.
  */
 export class ScrapeTimelines {
   private readonly byTarget = new Map<number, number[]>();
   private lastId = 0;
+  /** Memory holds every successful scrape at or after this time. */
+  private keptFromMs = -Infinity;
 
   constructor(
     private readonly queries: FleetQueries,
@@ -39,6 +43,7 @@ export class ScrapeTimelines {
 
   load(nowMs: number): void {
     this.byTarget.clear();
+    this.keptFromMs = nowMs - this.keepMs;
     const rows = this.queries.scrapesFromTime(nowMs - this.keepMs);
     for (const r of rows) this.push(r.target_id, r.ts_ms);
     this.lastId = rows.length ? rows[rows.length - 1]!.id : this.queries.maxScrapeId();
@@ -54,6 +59,7 @@ export class ScrapeTimelines {
     for (const r of this.queries.scrapesAfterId(this.lastId)) this.push(r.target_id, r.ts_ms);
     this.lastId = maxId;
     const cutoff = nowMs - this.keepMs;
+    this.keptFromMs = Math.max(this.keptFromMs, cutoff);
     for (const list of this.byTarget.values()) {
       if (list.length && list[0]! < cutoff) list.splice(0, lowerBound(list, cutoff));
     }
@@ -70,14 +76,17 @@ export class ScrapeTimelines {
   /** The last scrape at or before ms. */
   before(targetId: number, ms: number): number | undefined {
     const list = this.byTarget.get(targetId);
-    if (!list) return undefined;
     // Not lowerBound(ms + ε): at epoch sizes ms + 1e-9 === ms, and a scrape at exactly the start was skipped.
-    const i = upperBound(list, ms);
-    return i > 0 ? list[i - 1] : undefined;
+    const i = list ? upperBound(list, ms) : 0;
+    if (i > 0) return list![i - 1];
+    // Nothing in memory at or before ms: an older scrape, pruned or never loaded, may be in the store.
+    return this.queries.scrapeAtOrBefore(targetId, ms);
   }
 
   /** The first scrape at or after ms. */
   after(targetId: number, ms: number): number | undefined {
+    // Before what memory keeps, the first scrape at or after ms may have been pruned from it.
+    if (ms < this.keptFromMs) return this.queries.scrapeAtOrAfter(targetId, ms);
     const list = this.byTarget.get(targetId);
     if (!list) return undefined;
     const i = lowerBound(list, ms);

@@ -28,6 +28,8 @@ export class FleetQueries {
       scrapesSince: db.prepare('SELECT target_id, ts_ms FROM scrapes WHERE up = 1 AND id > ? ORDER BY id'),
       maxScrapeId: db.prepare('SELECT coalesce(max(id), 0) FROM scrapes').pluck(),
       scrapesFrom: db.prepare('SELECT id, target_id, ts_ms FROM scrapes WHERE up = 1 AND ts_ms >= ? ORDER BY id'),
+      scrapeAtOrBefore: db.prepare('SELECT max(ts_ms) FROM scrapes WHERE target_id = ? AND up = 1 AND ts_ms <= ?').pluck(),
+      scrapeAtOrAfter: db.prepare('SELECT min(ts_ms) FROM scrapes WHERE target_id = ? AND up = 1 AND ts_ms >= ?').pluck(),
     };
   }
 
@@ -54,6 +56,16 @@ export class FleetQueries {
 
   scrapesFromTime(fromMs: number): Array<{ id: number; target_id: number; ts_ms: number }> {
     return this.st.scrapesFrom!.all(fromMs) as Array<{ id: number; target_id: number; ts_ms: number }>;
+  }
+
+  /** The last successful scrape of a target at or before ms, from the store (for windows older than the timelines keep). */
+  scrapeAtOrBefore(targetId: number, ms: number): number | undefined {
+    return (this.st.scrapeAtOrBefore!.get(targetId, ms) as number | null) ?? undefined;
+  }
+
+  /** The first successful scrape of a target at or after ms, from the store. */
+  scrapeAtOrAfter(targetId: number, ms: number): number | undefined {
+    return (this.st.scrapeAtOrAfter!.get(targetId, ms) as number | null) ?? undefined;
   }
 
   maxScrapeId(): number {
