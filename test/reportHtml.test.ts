@@ -63,6 +63,33 @@ describe('report: HTML in headless Chromium', { timeout: 180_000, skip: NO_CHROM
     assert.equal((html.match(/<polyline /g) ?? []).length, 6, 'a line per model in the three time charts');
   });
 
+  it('a short period draws lines: minute buckets, every point inside the chart', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cachelens-html-'));
+    const dbPath = join(dir, 'short.db');
+    const db = openDatabase(dbPath);
+    const target = makeTarget('http://10.9.9.8:8000/metrics', {}, 'auto', {}, 'test');
+    const body = (i: number) => `vllm:prompt_tokens_total{model_name="m"} ${1000 * i}\nvllm:prompt_tokens_cached_total{model_name="m"} ${400 * i + 10 * i * i}\nvllm:kv_cache_usage_perc{model_name="m"} ${0.2 + i / 50}\nvllm:num_requests_waiting{model_name="m"} ${i % 4}\n`;
+    // The demo's case: 20 minutes of scrapes, read with a 30-minute --since, inside one clock hour.
+    const now = Date.parse('2026-11-03T10:40:00Z');
+    const store = new ScrapeStore(db);
+    for (let i = 0; i <= 20; i++) store.writeRound([{ target, startedMs: now - 25 * 60_000 + i * 60_000, durationMs: 1, up: true, ...normalizeBody(target, body(i)) }]);
+    db.close();
+    const report = makeReport({ db: dbPath, since: '30m', by: 'model', tenantKeys: [], nowMs: now, format: 'html' });
+    assert.equal(report.series.bucket, 'minute');
+    const html = renderReport(report, 'html');
+    assert.equal((html.match(/<polyline /g) ?? []).length, 3, 'a line in each time chart');
+    // Every plotted point lies inside the plot area (x from the left margin to the right edge).
+    const xs = [...html.matchAll(/<circle cx="([\d.]+)"/g)].map((m) => Number(m[1]));
+    assert.ok(xs.length >= 3 * 19, `${xs.length} points`);
+    const svgWidth = Number(/<svg viewBox="0 0 (\d+)/.exec(html)![1]);
+    assert.ok(xs.every((x) => x >= 64 && x <= svgWidth - 16), `points off the chart: ${xs.filter((x) => x < 64 || x > svgWidth - 16).slice(0, 5)}`);
+    const file = join(dir, 'short.html');
+    writeFileSync(file, html);
+    const r = await render(file);
+    assert.deepEqual(r.console, []);
+    assert.ok(r.stats.colors > 10, `lines in colour: ${JSON.stringify(r.stats)}`);
+  });
+
   it('hostile model and tenant names are escaped: nothing runs, the names read as text', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'cachelens-html-'));
     const dbPath = join(dir, 'hostile.db');

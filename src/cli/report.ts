@@ -3,7 +3,7 @@ import type { Database } from 'better-sqlite3';
 import { openDatabase } from '../store/openDatabase.ts';
 import { listMigrations } from '../store/migrate.ts';
 import { loadFacts, modelsWithHitsInBlocks, targetInfo } from '../store/reportQueries.ts';
-import { DAY_MS, HOUR_MS } from '../store/rollups.ts';
+import { DAY_MS, HOUR_MS, MINUTE_MS } from '../store/rollups.ts';
 import { buildReport, DIMENSIONS, type Dimension, type Report } from '../report/build.ts';
 import { formatCsv } from '../report/formatCsv.ts';
 import { formatHtml } from '../report/formatHtml.ts';
@@ -56,6 +56,16 @@ function openForReading(path: string): Database {
   return db;
 }
 
+/**
+ * The time bucket facts are read in: minutes for a period of up to 6 hours (so a short period's
+ * charts draw lines, not one point off the left edge), hours up to 3 days or for --by hour, days
+ * otherwise (fewer rows to read).
+ */
+export function chooseBucket(by: readonly Dimension[], fromMs: number, toMs: number): number {
+  if (toMs - fromMs <= 6 * HOUR_MS) return MINUTE_MS;
+  return by.includes('hour') || toMs - fromMs <= 3 * DAY_MS ? HOUR_MS : DAY_MS;
+}
+
 export function makeReport(opts: ReportOptions): Report {
   const nowMs = opts.nowMs ?? Date.now();
   const by = parseBy(opts.by);
@@ -63,8 +73,7 @@ export function makeReport(opts: ReportOptions): Report {
   const prices = opts.prices ? loadPrices(opts.prices) : null;
   const db = openForReading(opts.db);
   try {
-    // Hour buckets where the report or its charts need them; whole days otherwise (fewer rows to read).
-    const bucketMs = by.includes('hour') || toMs - fromMs <= 3 * DAY_MS ? HOUR_MS : DAY_MS;
+    const bucketMs = chooseBucket(by, fromMs, toMs);
     // The ledger only where tenant rows or the tenant chart need it, and per instance only where asked.
     const ledger = by.includes('tenant') || opts.format === 'html';
     const ledgerPerTarget = by.includes('instance') || (prices?.instances.length ?? 0) > 0;

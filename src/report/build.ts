@@ -1,4 +1,4 @@
-import { DAY_MS, HOUR_MS, type FleetFact, type LedgerFact } from '../store/rollups.ts';
+import { DAY_MS, HOUR_MS, MINUTE_MS, type FleetFact, type LedgerFact } from '../store/rollups.ts';
 import type { TargetInfo } from '../store/reportQueries.ts';
 import { mergeSketch, newSketch, sketchQuantile, type Sketch } from '../store/sketch.ts';
 import { instancePriceAt, modelPriceAt, type Prices } from './prices.ts';
@@ -55,7 +55,7 @@ export interface Report {
   rows: ReportRow[];
   totals: ReportRow;
   reconciliation: { fleet_cached_prompt_tokens: number | null; tenant_measured: number; tenant_allocated: number; unattributed: number | null } | null;
-  series: { bucket: 'hour' | 'day'; points: SeriesPoint[] };
+  series: { bucket: 'minute' | 'hour' | 'day'; points: SeriesPoint[] };
   savings_by_model: Array<{ model: string; savings: number | null }>;
   savings_by_tenant: Array<{ tenant: string; savings: number | null }>;
   notes: string[];
@@ -421,7 +421,7 @@ export function buildReport(input: BuildInput): Report {
     rows,
     totals,
     reconciliation,
-    series: { bucket: input.bucketMs === HOUR_MS ? 'hour' : 'day', points: series },
+    series: { bucket: input.bucketMs === MINUTE_MS ? 'minute' : input.bucketMs === HOUR_MS ? 'hour' : 'day', points: series },
     savings_by_model: savingsByModel,
     savings_by_tenant: savingsByTenant,
     notes,

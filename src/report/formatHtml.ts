@@ -74,11 +74,17 @@ function barChart(title: string, bars: Array<{ name: string; value: number | nul
   return `<figure><figcaption>${escapeHtml(title)}</figcaption><svg viewBox="0 0 ${W} ${h}" width="${W}" height="${h}" role="img" aria-label="${escapeHtml(title)}">${parts.join('')}</svg></figure>`;
 }
 
-function linesBy(points: SeriesPoint[], field: 'cache_hit_ratio' | 'kv_cache_usage_mean' | 'queue_depth_mean'): Line[] {
+const BUCKET_MS = { minute: 60_000, hour: 3_600_000, day: 86_400_000 } as const;
+
+/**
+ * A point sits at the middle of its bucket, kept inside the period: a bucket that starts before the
+ * period (an hour bucket of a 10-minute report) would otherwise fall off the chart's left edge.
+ */
+function linesBy(points: SeriesPoint[], field: 'cache_hit_ratio' | 'kv_cache_usage_mean' | 'queue_depth_mean', bucket: keyof typeof BUCKET_MS, fromMs: number, toMs: number): Line[] {
   const byModel = new Map<string, Array<[number, number | null]>>();
   for (const p of points) {
     const list = byModel.get(p.model) ?? [];
-    list.push([Date.parse(p.t), p[field]]);
+    list.push([Math.min(toMs, Math.max(fromMs, Date.parse(p.t) + BUCKET_MS[bucket] / 2)), p[field]]);
     byModel.set(p.model, list);
   }
   return [...byModel].sort((a, b) => (a[0] < b[0] ? -1 : 1)).map(([name, pts]) => ({ name, points: pts }));
@@ -98,11 +104,11 @@ export function formatHtml(report: Report): string {
   const money = (v: number) => formatMoney(v, report.currency ?? 'USD');
   const noPrices = 'No prices: pass --prices prices.yaml to see savings.';
   const charts = [
-    lineChart('Prefix-cache hit ratio over time, per model', linesBy(pts, 'cache_hit_ratio'), fromMs, toMs, (v) => `${(v * 100).toFixed(0)}%`, 1),
+    lineChart('Prefix-cache hit ratio over time, per model', linesBy(pts, 'cache_hit_ratio', report.series.bucket, fromMs, toMs), fromMs, toMs, (v) => `${(v * 100).toFixed(0)}%`, 1),
     barChart('Savings per model', report.savings_by_model.map((s) => ({ name: s.model, value: s.savings })), money, report.currency ? 'No priced tokens in this period.' : noPrices),
     barChart('Savings per tenant', report.savings_by_tenant.map((s) => ({ name: s.tenant, value: s.savings })), money, report.currency ? 'No request spans with tenants in this period.' : noPrices),
-    lineChart('KV-cache usage over time (mean, per model)', linesBy(pts, 'kv_cache_usage_mean'), fromMs, toMs, (v) => `${(v * 100).toFixed(0)}%`, 1),
-    lineChart('Queue depth over time (requests waiting per instance, mean, per model)', linesBy(pts, 'queue_depth_mean'), fromMs, toMs, (v) => humanNumber(Number(v.toFixed(1)))),
+    lineChart('KV-cache usage over time (mean, per model)', linesBy(pts, 'kv_cache_usage_mean', report.series.bucket, fromMs, toMs), fromMs, toMs, (v) => `${(v * 100).toFixed(0)}%`, 1),
+    lineChart('Queue depth over time (requests waiting per instance, mean, per model)', linesBy(pts, 'queue_depth_mean', report.series.bucket, fromMs, toMs), fromMs, toMs, (v) => humanNumber(Number(v.toFixed(1)))),
   ];
   const cols = columnsFor(report);
   const dims = report.group_by;

@@ -16,7 +16,7 @@ import {
 export interface FactQuery {
   fromMs: number;
   toMs: number;
-  /** HOUR_MS or DAY_MS: the finest time bucket the report needs. */
+  /** MINUTE_MS, HOUR_MS or DAY_MS: the finest time bucket the report needs (minutes read only the per-minute rollups). */
   bucketMs: number;
   tenantKeys: readonly string[];
   ledger: boolean;
@@ -52,7 +52,7 @@ export function planSegments(db: Database, q: Pick<FactQuery, 'fromMs' | 'toMs' 
     if (q.bucketMs === DAY_MS && t % DAY_MS === 0 && t + DAY_MS <= q.toMs && t + DAY_MS <= dayDone && !dirtyDays.has(t)) {
       push('day', t, t + DAY_MS);
       t += DAY_MS;
-    } else if (t % HOUR_MS === 0 && t + HOUR_MS <= q.toMs && t + HOUR_MS <= hourDone && !dirty.has(t)) {
+    } else if (q.bucketMs >= HOUR_MS && t % HOUR_MS === 0 && t + HOUR_MS <= q.toMs && t + HOUR_MS <= hourDone && !dirty.has(t)) {
       push('hour', t, t + HOUR_MS);
       t += HOUR_MS;
     } else {

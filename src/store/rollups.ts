@@ -1,6 +1,7 @@
 import type { Database } from 'better-sqlite3';
 import { addToSketch, decodeSketch, encodeSketch, mergeSketch, newSketch, type Sketch } from './sketch.ts';
 
+export const MINUTE_MS = 60_000;
 export const HOUR_MS = 3_600_000;
 export const DAY_MS = 86_400_000;
 export type Level = 'hour' | 'day';

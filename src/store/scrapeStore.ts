@@ -2,8 +2,8 @@ import type { Database, Statement } from 'better-sqlite3';
 import { aggregateSignals, type AggregatedSignal } from '../scrape/aggregateSignals.ts';
 import { computeCounterDeltas, type CounterState } from '../scrape/counterDeltas.ts';
 import type { ScrapeResult } from '../scrape/scrapeTarget.ts';
+import { MINUTE_MS } from './rollups.ts';
 
-const MINUTE_MS = 60_000;
 
 export interface RoundSummary {
   scrapes: number;
