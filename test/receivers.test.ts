@@ -43,7 +43,7 @@ describe('receivers: OTLP status codes for bad input, nothing crashes', () => {
   it('OTLP/JSON with a bad int64, enum or nested intValue is 400 naming the field, not silently 0', async () => {
     const span = (o: object) => ({ traceId: '0102030405060708090a0b0c0d0e0f10', spanId: '0102030405060708', name: 'x', startTimeUnixNano: '1', endTimeUnixNano: '2', ...o });
     const cases: Array<[object, RegExp]> = [
-      [span({ startTimeUnixNano: 'yesterday' }), /spans\[0\]\.startTimeUnixNano: expected an integer/],
+      [span({ startTimeUnixNano: 'yesterday' }), /spans\[0\]\.startTimeUnixNano: expected an unsigned integer/],
       [span({ kind: 'SERVERISH' }), /spans\[0\]\.kind: expected an integer or one of SPAN_KIND_UNSPECIFIED/],
       [span({ status: { code: 'BROKEN' } }), /spans\[0\]\.status\.code/],
       [span({ attributes: [{ key: 'k', value: { kvlistValue: { values: [{ key: 'i', value: { intValue: '7x' } }] } } }] }), /attributes\[0\]\.value\.kvlistValue\.values\[0\]\.value\.intValue/],

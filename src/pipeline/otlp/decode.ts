@@ -31,6 +31,29 @@ function intField(obj: Record<string, unknown>, key: string, where: string): voi
   throw new OtlpDecodeError(`${where}.${key}: expected an integer (number or decimal string), got ${JSON.stringify(v).slice(0, 60)}`);
 }
 
+// fixed64 times and uint32 counts: a negative one is refused, as the Collector's ReadUint64/ReadUint32 do.
+const UINT_RE = /^\d+$/;
+function uintField(obj: Record<string, unknown>, key: string, where: string, max: bigint): void {
+  const v = obj[key];
+  if (v === undefined || v === null) return;
+  const ok = typeof v === 'number' ? Number.isInteger(v) && v >= 0 && BigInt(v) <= max : typeof v === 'string' && UINT_RE.test(v) && BigInt(v) <= max;
+  if (!ok) throw new OtlpDecodeError(`${where}.${key}: expected an unsigned integer (number or decimal string) up to ${max}, got ${JSON.stringify(v).slice(0, 60)}`);
+}
+const U32 = 0xffffffffn;
+const U64 = 0xffffffffffffffffn;
+
+// proto3 JSON writes a double as a number, or as a string: a decimal, "NaN", "Infinity" or "-Infinity".
+const DOUBLE_STRING_RE = /^(?:[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|NaN|-?Infinity)$/;
+function doubleField(obj: Record<string, unknown>, key: string, where: string): void {
+  const v = obj[key];
+  if (v === undefined || v === null || typeof v === 'number' || (typeof v === 'string' && DOUBLE_STRING_RE.test(v))) return;
+  throw new OtlpDecodeError(`${where}.${key}: expected a number, or a string holding one, "NaN" or "±Infinity", got ${JSON.stringify(v).slice(0, 60)}`);
+}
+
+const checkCounts = (obj: Record<string, unknown>, where: string, keys: readonly string[]) => {
+  for (const k of keys) uintField(obj, k, where, U32);
+};
+
 function enumField(obj: Record<string, unknown>, key: string, names: readonly string[], where: string): void {
   const v = obj[key];
   if (v === undefined || v === null || (typeof v === 'number' && Number.isInteger(v)) || (typeof v === 'string' && names.includes(v))) return;
@@ -49,6 +72,7 @@ function checkAnyValue(v: unknown, where: string, depth: number): void {
   if (v === null || typeof v !== 'object') return;
   const av = v as Record<string, unknown>;
   intField(av, 'intValue', where);
+  doubleField(av, 'doubleValue', where);
   const arr = av.arrayValue as Record<string, unknown> | undefined;
   if (arr && typeof arr === 'object') asArray(arr.values, `${where}.arrayValue.values`).forEach((x, j) => checkAnyValue(x, `${where}.arrayValue.values[${j}]`, depth + 1));
   const kvl = av.kvlistValue as Record<string, unknown> | undefined;
@@ -87,20 +111,23 @@ export function decodeJson(text: string): OtlpTraceRequest {
         hexField(s, 'traceId', where);
         hexField(s, 'spanId', where);
         hexField(s, 'parentSpanId', where);
-        intField(s, 'startTimeUnixNano', where);
-        intField(s, 'endTimeUnixNano', where);
+        uintField(s, 'startTimeUnixNano', where, U64);
+        uintField(s, 'endTimeUnixNano', where, U64);
+        checkCounts(s, where, ['droppedAttributesCount', 'droppedEventsCount', 'droppedLinksCount', 'flags']);
         enumField(s, 'kind', SPAN_KINDS, where);
         if (s.status && typeof s.status === 'object') enumField(s.status as Record<string, unknown>, 'code', STATUS_CODES, `${where}.status`);
         checkAttributes(s.attributes, `${where}.attributes`);
         asArray(s.events, `${where}.events`).forEach((e, n) => {
           if (typeof e !== 'object' || e === null) return;
-          intField(e, 'timeUnixNano', `${where}.events[${n}]`);
+          uintField(e, 'timeUnixNano', `${where}.events[${n}]`, U64);
+          checkCounts(e, `${where}.events[${n}]`, ['droppedAttributesCount']);
           checkAttributes(e.attributes, `${where}.events[${n}].attributes`);
         });
         asArray(s.links, `${where}.links`).forEach((l, n) => {
           if (typeof l !== 'object' || l === null) return;
           hexField(l, 'traceId', `${where}.links[${n}]`);
           hexField(l, 'spanId', `${where}.links[${n}]`);
+          checkCounts(l, `${where}.links[${n}]`, ['droppedAttributesCount', 'flags']);
           checkAttributes(l.attributes, `${where}.links[${n}].attributes`);
         });
       });
