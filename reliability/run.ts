@@ -13,6 +13,7 @@ import { clockSkew } from './cases/clockSkew.ts';
 import { security } from './cases/security.ts';
 import { diskPressure } from './cases/diskPressure.ts';
 import { soak } from './cases/soak.ts';
+import { corpora, poisonedBatch, startupFaults } from './cases/edges.ts';
 
 interface CaseDef {
   key: string;
@@ -27,6 +28,9 @@ const CASES: CaseDef[] = [
   { key: 'disk', run: (long) => diskPressure({ fullMs: long ? 30_000 : 5_000 }) },
   { key: 'soak', run: (long) => soak({ durationMs: long ? 30 * 60_000 : 2 * 60_000, spansPerSecond: 1000 }) },
   { key: 'security', run: () => security() },
+  { key: 'poison', run: (long) => poisonedBatch({ requests: long ? 400 : 60 }) },
+  { key: 'faults', run: () => startupFaults() },
+  { key: 'corpora', run: () => corpora() },
   { key: 'outage', run: (long) => downstreamOutage({ outageMs: long ? 60_000 : 8_000, flapMs: long ? 30_000 : 5_000 }) },
 ];
 
