@@ -81,8 +81,10 @@ describe('self-telemetry: /metrics, /healthz, /readyz', () => {
     assert.match(res.headers.get('content-type') ?? '', /^text\/plain; version=0\.0\.4/);
     const text = await res.text();
     for (const name of REQUIRED) assert.match(text, new RegExp(`^# TYPE ${name} `, 'm'), name);
-    assert.match(text, /^cachelens_target_up\{instance="vllm-ok"\} 1$/m);
-    assert.match(text, /^cachelens_target_up\{instance="vllm-down"\} 0$/m);
+    // Prometheus gives cachelens itself `instance` and `job`: no self-metric may carry either.
+    assert.deepEqual(text.split('\n').filter((l) => /^[a-z_]+\{[^}]*\b(?:instance|job)="/.test(l)), []);
+    assert.match(text, /^cachelens_target_up\{target="vllm-ok"\} 1$/m);
+    assert.match(text, /^cachelens_target_up\{target="vllm-down"\} 0$/m);
     assert.match(text, /^cachelens_receiver_accepted_spans_total\{transport="http"\} 20$/m);
     assert.match(text, /^cachelens_exporter_sent_spans_total 20$/m);
     assert.match(text, /^cachelens_spans_enriched_total\{match="fleet"\} 20$/m);

@@ -8,6 +8,9 @@ export interface DaemonSources {
 }
 
 /**
+ * The scraped server is the label `target`, never `instance` or `job`: those are the labels Prometheus
+ * gives cachelens itself, and with honor_labels: false an `instance` here would become `exported_instance`.
+ *
  * Metrics read from the daemon's state at scrape time (collect callbacks), so nothing on the hot path
  * updates them; plus prom-client's process metrics. Names follow the Collector's where one exists.
  */
@@ -18,22 +21,22 @@ export function registerDaemonMetrics(registry: Registry, src: DaemonSources): v
   const r = [registry];
   new Gauge({
     name: 'cachelens_target_up',
-    help: 'Whether the last scrape of the target worked (1) or not (0), like Prometheus\' up.',
-    labelNames: ['instance'],
+    help: 'Whether the last scrape of the target worked (1) or not (0), like Prometheus\' up. target is the instance name cachelens gives the server.',
+    labelNames: ['target'],
     registers: r,
     collect() {
       this.reset();
-      for (const t of src.targets()) if (t.up !== undefined) this.set({ instance: t.target.instance }, t.up ? 1 : 0);
+      for (const t of src.targets()) if (t.up !== undefined) this.set({ target: t.target.instance }, t.up ? 1 : 0);
     },
   });
   new Gauge({
     name: 'cachelens_scrape_duration_seconds',
     help: 'Duration of the last scrape of the target.',
-    labelNames: ['instance'],
+    labelNames: ['target'],
     registers: r,
     collect() {
       this.reset();
-      for (const t of src.targets()) if (t.lastDurationMs !== undefined) this.set({ instance: t.target.instance }, t.lastDurationMs / 1000);
+      for (const t of src.targets()) if (t.lastDurationMs !== undefined) this.set({ target: t.target.instance }, t.lastDurationMs / 1000);
     },
   });
   new Counter({
