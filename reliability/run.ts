@@ -14,6 +14,7 @@ import { security } from './cases/security.ts';
 import { diskPressure } from './cases/diskPressure.ts';
 import { soak } from './cases/soak.ts';
 import { corpora, poisonedBatch, startupFaults } from './cases/edges.ts';
+import { sigtermLoop } from './cases/sigtermLoop.ts';
 
 interface CaseDef {
   key: string;
@@ -22,6 +23,7 @@ interface CaseDef {
 
 const CASES: CaseDef[] = [
   { key: 'crash', run: (long) => crashLoop({ kills: long ? 100 : 20 }) },
+  { key: 'sigterm', run: (long) => sigtermLoop({ stops: long ? 100 : 30 }) },
   { key: 'otlp', run: (long) => badOtlp({ cases: long ? 100_000 : 10_000 }) },
   { key: 'metrics', run: (long) => badMetrics({ cases: long ? 100_000 : 10_000, soakMs: long ? 120_000 : 15_000 }) },
   { key: 'skew', run: (long) => clockSkew({ spansPerOffset: long ? 500 : 50 }) },
