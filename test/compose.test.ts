@@ -8,8 +8,9 @@ import { Registry } from 'prom-client';
 import { parse as parseYaml } from 'yaml';
 import { loadConfig, type Config } from '../src/config/config.ts';
 import { demoModelState, renderVllmExposition } from '../src/demo/vllmExposition.ts';
-import { registerDaemonMetrics } from '../src/telemetry/daemonMetrics.ts';
-import { PipelineMetrics } from '../src/telemetry/pipelineMetrics.ts';
+import { registerScrapeMetrics } from '../src/scrape/metrics.ts';
+import { registerProcessMetrics } from '../src/telemetry/telemetryServer.ts';
+import { PipelineMetrics, registerSpoolMetrics } from '../src/pipeline/metrics.ts';
 
 const ROOT = new URL('..', import.meta.url).pathname;
 const read = (p: string) => readFileSync(join(ROOT, p), 'utf8');
@@ -173,7 +174,9 @@ describe('docker-compose.yml', () => {
     const dash = JSON.parse(read('deploy/grafana/dashboards/cachelens.json')) as { panels: Array<{ type: string; title: string; datasource?: { uid: string }; targets?: Array<{ expr: string }> }> };
     const registry = new Registry();
     new PipelineMetrics(registry);
-    registerDaemonMetrics(registry, { targets: () => [], skippedScrapes: () => 0, spool: () => undefined });
+    registerProcessMetrics(registry);
+    registerScrapeMetrics(registry, { targets: () => [], skippedScrapes: () => 0 });
+    registerSpoolMetrics(registry, () => undefined);
     const exposed = new Set<string>();
     for (const m of (await registry.metrics()).matchAll(/^# TYPE (\S+) (\S+)$/gm)) {
       exposed.add(m[1]!);
