@@ -175,7 +175,7 @@ describe('docker-compose.yml', () => {
     const registry = new Registry();
     new PipelineMetrics(registry);
     registerProcessMetrics(registry);
-    registerScrapeMetrics(registry, { targets: () => [], skippedScrapes: () => 0 });
+    registerScrapeMetrics(registry, { targets: () => [], skippedScrapes: () => 0, failures: () => new Map() });
     registerSpoolMetrics(registry, () => undefined);
     const exposed = new Set<string>();
     for (const m of (await registry.metrics()).matchAll(/^# TYPE (\S+) (\S+)$/gm)) {

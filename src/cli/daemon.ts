@@ -77,7 +77,7 @@ export class Daemon {
     const pipeline = this.pipeline;
     const listening = await pipeline.start();
     registerProcessMetrics(this.registry);
-    registerScrapeMetrics(this.registry, { targets: () => scheduler.statuses(), skippedScrapes: () => scheduler.skippedTotal });
+    registerScrapeMetrics(this.registry, { targets: () => scheduler.statuses(), skippedScrapes: () => scheduler.skippedTotal, failures: () => scheduler.failures });
     registerSpoolMetrics(this.registry, () => (pipeline.listening ? { spans: pipeline.spool.counts().spans, bytes: pipeline.spool.bytes } : undefined));
     let telemetryAt: string | null = null;
     if (this.config.telemetry.enabled) {

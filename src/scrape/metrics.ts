@@ -1,4 +1,5 @@
 import { Counter, Gauge, type Registry } from 'prom-client';
+import { SCRAPE_FAILURE_REASONS, type ScrapeFailureReason } from './fetchExposition.ts';
 import type { TargetStatus } from './scheduler.ts';
 
 /**
@@ -7,7 +8,7 @@ import type { TargetStatus } from './scheduler.ts';
  * those are the labels Prometheus gives cachelens itself, and with honor_labels: false an `instance`
  * here would become `exported_instance`.
  */
-export function registerScrapeMetrics(registry: Registry, src: { targets: () => readonly TargetStatus[]; skippedScrapes: () => number }): void {
+export function registerScrapeMetrics(registry: Registry, src: { targets: () => readonly TargetStatus[]; skippedScrapes: () => number; failures: () => ReadonlyMap<ScrapeFailureReason, number> }): void {
   const r = [registry];
   new Gauge({
     name: 'cachelens_target_up',
@@ -36,6 +37,18 @@ export function registerScrapeMetrics(registry: Registry, src: { targets: () => 
     collect() {
       this.reset();
       this.inc(src.skippedScrapes());
+    },
+  });
+  new Counter({
+    name: 'cachelens_scrape_failures_total',
+    help: 'Failed scrapes by reason (connect, timeout, http_status, too_large, decode, auth_file, redirect, sample_limit, not_exposition, unexpected).',
+    labelNames: ['reason'],
+    registers: r,
+    collect() {
+      this.reset();
+      const f = src.failures();
+      // Every reason is exported, at 0 until it happens, so rate() sees the first failure.
+      for (const reason of SCRAPE_FAILURE_REASONS) this.inc({ reason }, f.get(reason) ?? 0);
     },
   });
 }
