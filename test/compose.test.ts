@@ -73,7 +73,10 @@ describe('docker-compose.yml', () => {
     }
     // The Dockerfile copies what the CLI needs at run time.
     const dockerfile = read('Dockerfile');
-    for (const p of ['bin', 'src', 'migrations', 'package-lock.json']) assert.match(dockerfile, new RegExp(`COPY .*\\b${p.replace('.', '\\.')}\\b`), `Dockerfile copies ${p}`);
+    for (const p of ['bin', 'src', 'migrations', 'package-lock.json', 'tsconfig.build.json', 'dist']) assert.match(dockerfile, new RegExp(`COPY .*\\b${p.replace('.', '\\.')}\\b`), `Dockerfile copies ${p}`);
+    // The image runs the compiled dist/, built by npm ci's prepare script, without dev dependencies.
+    assert.match(dockerfile, /RUN npm ci[^\n]*&& npm prune --omit=dev/);
+    assert.match(dockerfile, /COPY --from=build \/app\/dist dist/);
   });
 
   it('runs vLLM only in the gpu profile and the simulated fleet only in the demo profile, each with one cachelens', () => {
