@@ -1,17 +1,19 @@
-# cachelens image: Node 20 (the version CI tests), TypeScript run through tsx, no build step.
-FROM node:20-bookworm-slim AS deps
+# cachelens image: Node 20 (the version CI tests), running the compiled JavaScript in dist/.
+FROM node:20-bookworm-slim AS build
 # better-sqlite3 builds from source when no prebuilt binary matches.
 RUN apt-get update && apt-get install -y --no-install-recommends python3 make g++ && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
-COPY package.json package-lock.json ./
-RUN npm ci --omit=dev --no-audit --no-fund
+COPY package.json package-lock.json tsconfig.json tsconfig.build.json ./
+COPY src src
+# npm ci builds dist/ (the prepare script); the dev dependencies it needed are then pruned.
+RUN npm ci --no-audit --no-fund && npm prune --omit=dev --no-audit --no-fund
 
 FROM node:20-bookworm-slim
 WORKDIR /app
-COPY --from=deps /app/node_modules node_modules
+COPY --from=build /app/node_modules node_modules
+COPY --from=build /app/dist dist
 COPY package.json ./
 COPY bin bin
-COPY src src
 COPY migrations migrations
 RUN mkdir -p /var/lib/cachelens && chown node:node /var/lib/cachelens
 USER node

@@ -2,7 +2,7 @@
 // It counts spans by walking the wire format instead of decoding every forwarded request (which
 // cost more CPU than cachelens itself), so on a small machine the load is not starved by it.
 import { Server, ServerCredentials, type sendUnaryData, type ServerUnaryCall } from '@grpc/grpc-js';
-import { readVarint, skipField, WIRE_LEN } from '../src/pipeline/otlp/wire.ts';
+import { readVarint, skipField, WIRE_LEN } from '../src/otlp/wire.ts';
 import { TRACE_SERVICE } from '../src/pipeline/receivers/grpcReceiver.ts';
 
 /** Spans in an ExportTraceServiceRequest: field 1 → 2 → 2 (resource_spans → scope_spans → spans). */

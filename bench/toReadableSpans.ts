@@ -1,6 +1,6 @@
 import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
-import { attributesToJs, toHex, toHrTime } from '../src/pipeline/otlp/decode.ts';
-import type { OtlpSpan, OtlpTraceRequest } from '../src/pipeline/otlp/schema.ts';
+import { attributesToJs, toHex, toHrTime } from '../src/otlp/decode.ts';
+import type { OtlpSpan, OtlpTraceRequest } from '../src/otlp/schema.ts';
 
 // Span.flags bits from trace.proto: W3C trace flags in the low byte, then the two is-remote bits.
 const IS_REMOTE = 0x200;

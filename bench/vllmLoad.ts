@@ -1,6 +1,6 @@
 import { randomBytes, randomFillSync } from 'node:crypto';
-import { encodeRequest } from '../src/pipeline/otlp/decode.ts';
-import { ExportTraceServiceRequest, type OtlpTraceRequest } from '../src/pipeline/otlp/schema.ts';
+import { encodeRequest } from '../src/otlp/decode.ts';
+import { ExportTraceServiceRequest, type OtlpTraceRequest } from '../src/otlp/schema.ts';
 
 /**
  * Request bodies as a vLLM fleet sends them: every span an `llm_request` (kind SERVER) of its own

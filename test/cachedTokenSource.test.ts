@@ -14,7 +14,7 @@ import { Daemon } from '../src/cli/daemon.ts';
 import { makeReport } from '../src/cli/report.ts';
 import { buildConfig } from '../src/config/config.ts';
 import { demoModelState, renderVllmExposition } from '../src/demo/vllmExposition.ts';
-import { anyValueToJs, toHex } from '../src/pipeline/otlp/decode.ts';
+import { anyValueToJs, toHex } from '../src/otlp/decode.ts';
 import { normalizeBody } from '../src/scrape/scrapeTarget.ts';
 import { makeTarget } from '../src/scrape/target.ts';
 import { openDatabase } from '../src/store/openDatabase.ts';

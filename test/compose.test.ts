@@ -8,8 +8,9 @@ import { Registry } from 'prom-client';
 import { parse as parseYaml } from 'yaml';
 import { loadConfig, type Config } from '../src/config/config.ts';
 import { demoModelState, renderVllmExposition } from '../src/demo/vllmExposition.ts';
-import { registerDaemonMetrics } from '../src/telemetry/daemonMetrics.ts';
-import { PipelineMetrics } from '../src/telemetry/pipelineMetrics.ts';
+import { registerScrapeMetrics } from '../src/scrape/metrics.ts';
+import { registerProcessMetrics } from '../src/telemetry/telemetryServer.ts';
+import { PipelineMetrics, registerSpoolMetrics } from '../src/pipeline/metrics.ts';
 
 const ROOT = new URL('..', import.meta.url).pathname;
 const read = (p: string) => readFileSync(join(ROOT, p), 'utf8');
@@ -72,7 +73,10 @@ describe('docker-compose.yml', () => {
     }
     // The Dockerfile copies what the CLI needs at run time.
     const dockerfile = read('Dockerfile');
-    for (const p of ['bin', 'src', 'migrations', 'package-lock.json']) assert.match(dockerfile, new RegExp(`COPY .*\\b${p.replace('.', '\\.')}\\b`), `Dockerfile copies ${p}`);
+    for (const p of ['bin', 'src', 'migrations', 'package-lock.json', 'tsconfig.build.json', 'dist']) assert.match(dockerfile, new RegExp(`COPY .*\\b${p.replace('.', '\\.')}\\b`), `Dockerfile copies ${p}`);
+    // The image runs the compiled dist/, built by npm ci's prepare script, without dev dependencies.
+    assert.match(dockerfile, /RUN npm ci[^\n]*&& npm prune --omit=dev/);
+    assert.match(dockerfile, /COPY --from=build \/app\/dist dist/);
   });
 
   it('runs vLLM only in the gpu profile and the simulated fleet only in the demo profile, each with one cachelens', () => {
@@ -173,7 +177,9 @@ describe('docker-compose.yml', () => {
     const dash = JSON.parse(read('deploy/grafana/dashboards/cachelens.json')) as { panels: Array<{ type: string; title: string; datasource?: { uid: string }; targets?: Array<{ expr: string }> }> };
     const registry = new Registry();
     new PipelineMetrics(registry);
-    registerDaemonMetrics(registry, { targets: () => [], skippedScrapes: () => 0, spool: () => undefined });
+    registerProcessMetrics(registry);
+    registerScrapeMetrics(registry, { targets: () => [], skippedScrapes: () => 0, failures: () => new Map() });
+    registerSpoolMetrics(registry, () => undefined);
     const exposed = new Set<string>();
     for (const m of (await registry.metrics()).matchAll(/^# TYPE (\S+) (\S+)$/gm)) {
       exposed.add(m[1]!);

@@ -13,7 +13,7 @@ import { Daemon } from '../src/cli/daemon.ts';
 import { buildConfig } from '../src/config/config.ts';
 import { FleetServer } from '../src/demo/fleetServer.ts';
 import { demoScenario, Fleet } from '../src/demo/fleetSim.ts';
-import { decodeProtobuf, encodeRequest } from '../src/pipeline/otlp/decode.ts';
+import { decodeProtobuf, encodeRequest } from '../src/otlp/decode.ts';
 import { makeRequest } from './support/otlpRequests.ts';
 import { OtlpSink } from './support/otlpSink.ts';
 import { waitFor } from './support/pipelineHarness.ts';

@@ -10,8 +10,8 @@ import { BasicTracerProvider, SimpleSpanProcessor } from '@opentelemetry/sdk-tra
 import { Daemon } from '../src/cli/daemon.ts';
 import { makeReport } from '../src/cli/report.ts';
 import { buildConfig } from '../src/config/config.ts';
-import { anyValueToJs, toHex } from '../src/pipeline/otlp/decode.ts';
-import type { OtlpSpan } from '../src/pipeline/otlp/schema.ts';
+import { anyValueToJs, toHex } from '../src/otlp/decode.ts';
+import type { OtlpSpan } from '../src/otlp/schema.ts';
 import { MetricsServer } from './support/metricsServer.ts';
 import { OtlpSink } from './support/otlpSink.ts';
 import { waitFor } from './support/pipelineHarness.ts';

@@ -3,10 +3,10 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { status } from '@grpc/grpc-js';
-import { decodeJson, decodeProtobuf, encodeRequest, validateRequest } from '../src/pipeline/otlp/decode.ts';
-import { ExportTraceServiceRequest, type OtlpTraceRequest } from '../src/pipeline/otlp/schema.ts';
-import { removeSpans } from '../src/pipeline/otlp/splice.ts';
-import { WireWriter } from '../src/pipeline/otlp/wire.ts';
+import { decodeJson, decodeProtobuf, encodeRequest, validateRequest } from '../src/otlp/decode.ts';
+import { ExportTraceServiceRequest, type OtlpTraceRequest } from '../src/otlp/schema.ts';
+import { removeSpans } from '../src/otlp/splice.ts';
+import { WireWriter } from '../src/otlp/wire.ts';
 import { makeRequest } from './support/otlpRequests.ts';
 import { OtlpSink } from './support/otlpSink.ts';
 import { startPipeline, waitFor } from './support/pipelineHarness.ts';

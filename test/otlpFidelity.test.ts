@@ -8,8 +8,8 @@ import { OTLPTraceExporter as HttpProtoExporter } from '@opentelemetry/exporter-
 import { ProtobufTraceSerializer } from '@opentelemetry/otlp-transformer';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor, type ReadableSpan, type SpanExporter } from '@opentelemetry/sdk-trace-base';
-import { decodeProtobuf, encodeRequest } from '../src/pipeline/otlp/decode.ts';
-import type { OtlpTraceRequest } from '../src/pipeline/otlp/schema.ts';
+import { decodeProtobuf, encodeRequest } from '../src/otlp/decode.ts';
+import type { OtlpTraceRequest } from '../src/otlp/schema.ts';
 import { canonicalSpans, diffSpan } from './support/canonical.ts';
 import { OtlpSink } from './support/otlpSink.ts';
 import { startPipeline, waitFor, type Harness } from './support/pipelineHarness.ts';
@@ -146,7 +146,7 @@ describe('OTLP fidelity: what downstream receives equals what the client sent, f
         },
       ],
     };
-    const { ExportTraceServiceRequest } = await import('../src/pipeline/otlp/schema.ts');
+    const { ExportTraceServiceRequest } = await import('../src/otlp/schema.ts');
     const known = encodeRequest(ExportTraceServiceRequest.fromObject(req) as unknown as OtlpTraceRequest);
     // A field from a newer opentelemetry-proto (number 1000, a varint) on the request: a receiver
     // that decodes and re-encodes would drop it; cachelens forwards the bytes it received.

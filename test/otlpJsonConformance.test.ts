@@ -4,8 +4,8 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
-import { decodeJson, OtlpDecodeError, toHex } from '../src/pipeline/otlp/decode.ts';
-import type { OtlpSpan } from '../src/pipeline/otlp/schema.ts';
+import { decodeJson, OtlpDecodeError, toHex } from '../src/otlp/decode.ts';
+import type { OtlpSpan } from '../src/otlp/schema.ts';
 
 interface Case {
   id: string;

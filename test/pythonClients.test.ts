@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
-import { decodeProtobuf, toHex } from '../src/pipeline/otlp/decode.ts';
+import { decodeProtobuf, toHex } from '../src/otlp/decode.ts';
 import { canonicalSpans, diffSpan } from './support/canonical.ts';
 import { OtlpSink } from './support/otlpSink.ts';
 import { startPipeline, waitFor, type Harness } from './support/pipelineHarness.ts';

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { gzipSync } from 'node:zlib';
 import { after, before, describe, it } from 'node:test';
 import { Client, credentials, Metadata, status, type ServiceError } from '@grpc/grpc-js';
-import { ExportTraceServiceResponse, RetryInfo, RpcStatus } from '../src/pipeline/otlp/schema.ts';
+import { ExportTraceServiceResponse, RetryInfo, RpcStatus } from '../src/otlp/schema.ts';
 import { makeRequest } from './support/otlpRequests.ts';
 import { OtlpSink } from './support/otlpSink.ts';
 import { startPipeline, waitFor, type Harness } from './support/pipelineHarness.ts';

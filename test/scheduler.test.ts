@@ -9,6 +9,7 @@ import { Daemon } from '../src/cli/daemon.ts';
 import { ScrapeScheduler } from '../src/scrape/scheduler.ts';
 import { makeTarget } from '../src/scrape/target.ts';
 import { MetricsServer } from './support/metricsServer.ts';
+import { waitFor } from './support/pipelineHarness.ts';
 import { memoryLogger } from './support/silentLogger.ts';
 
 const body = (prompt: number, hits: number, kv: number) =>
@@ -22,13 +23,6 @@ const body = (prompt: number, hits: number, kv: number) =>
     `vllm:kv_cache_usage_perc{engine="0",model_name="llama"} ${kv}`,
   ].join('\n') + '\n';
 
-const waitFor = async (cond: () => boolean, what: string, timeoutMs = 15000) => {
-  const t0 = Date.now();
-  while (!cond()) {
-    if (Date.now() - t0 > timeoutMs) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-};
 
 describe('the daemon scrapes a real HTTP fleet on a schedule and stores exact deltas', () => {
   const server = new MetricsServer();

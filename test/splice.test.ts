@@ -2,10 +2,10 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { SpanExtra } from '../src/correlate/enricher.ts';
 import { ExtraEncoder } from '../src/pipeline/encodeExtras.ts';
-import { anyValueToJs, attributesToJs, decodeProtobuf, encodeRequest, toHex } from '../src/pipeline/otlp/decode.ts';
-import { ExportTraceServiceRequest, type LongLike, type OtlpSpan, type OtlpTraceRequest } from '../src/pipeline/otlp/schema.ts';
-import { spliceSpans } from '../src/pipeline/otlp/splice.ts';
-import { WireError } from '../src/pipeline/otlp/wire.ts';
+import { anyValueToJs, attributesToJs, decodeProtobuf, encodeRequest, toHex } from '../src/otlp/decode.ts';
+import { ExportTraceServiceRequest, type LongLike, type OtlpSpan, type OtlpTraceRequest } from '../src/otlp/schema.ts';
+import { spliceSpans } from '../src/otlp/splice.ts';
+import { WireError } from '../src/otlp/wire.ts';
 
 const kv = (key: string, value: object) => ({ key, value });
 

@@ -28,6 +28,7 @@ const REQUIRED = [
   'cachelens_target_up',
   'cachelens_scrape_duration_seconds',
   'cachelens_scrapes_skipped_total',
+  'cachelens_scrape_failures_total',
   'process_cpu_seconds_total',
   'process_resident_memory_bytes',
 ];
@@ -85,6 +86,9 @@ describe('self-telemetry: /metrics, /healthz, /readyz', () => {
     assert.deepEqual(text.split('\n').filter((l) => /^[a-z_]+\{[^}]*\b(?:instance|job)="/.test(l)), []);
     assert.match(text, /^cachelens_target_up\{target="vllm-ok"\} 1$/m);
     assert.match(text, /^cachelens_target_up\{target="vllm-down"\} 0$/m);
+    // The down target's failures, by reason; the other reasons are exported at 0.
+    assert.match(text, /^cachelens_scrape_failures_total\{reason="(?:connect|http_status)"\} [1-9]\d*$/m);
+    assert.match(text, /^cachelens_scrape_failures_total\{reason="sample_limit"\} 0$/m);
     assert.match(text, /^cachelens_receiver_accepted_spans_total\{transport="http"\} 20$/m);
     assert.match(text, /^cachelens_exporter_sent_spans_total 20$/m);
     assert.match(text, /^cachelens_spans_enriched_total\{match="fleet"\} 20$/m);

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { hasCachedCount, readUsage } from '../src/correlate/usage.ts';
-import type { KeyValue } from '../src/pipeline/otlp/schema.ts';
+import type { KeyValue } from '../src/otlp/schema.ts';
 
 const kv = (key: string, value: KeyValue['value']): KeyValue => ({ key, value }) as KeyValue;
 const int = (n: number) => ({ value: 'intValue', intValue: n }) as unknown as KeyValue['value'];

@@ -2,12 +2,12 @@
 // clocks differ from the scraper's: windows never run backwards, and future-stamped spans are marked.
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { anyValueToJs } from '../../src/pipeline/otlp/decode.ts';
+import { anyValueToJs } from '../../src/otlp/decode.ts';
 import { demoModelState, renderVllmExposition } from '../../src/demo/vllmExposition.ts';
 import { Check, DaemonProcess, makeRequest, OtlpSink, sleep, waitUntil, type CaseResult } from '../lib.ts';
-import { ExportTraceServiceRequest } from '../../src/pipeline/otlp/schema.ts';
-import { encodeRequest } from '../../src/pipeline/otlp/decode.ts';
-import type { OtlpTraceRequest } from '../../src/pipeline/otlp/schema.ts';
+import { ExportTraceServiceRequest } from '../../src/otlp/schema.ts';
+import { encodeRequest } from '../../src/otlp/decode.ts';
+import type { OtlpTraceRequest } from '../../src/otlp/schema.ts';
 
 const MIN = 60_000;
 

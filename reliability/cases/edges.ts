@@ -5,7 +5,7 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { status as GrpcStatus } from '@grpc/grpc-js';
-import { decodeProtobuf, encodeRequest } from '../../src/pipeline/otlp/decode.ts';
+import { decodeProtobuf, encodeRequest } from '../../src/otlp/decode.ts';
 import { parseExposition } from '../../src/scrape/parseExposition.ts';
 import { ALL } from '../../src/scrape/splitExposition.ts';
 import { AckingClient, Check, DaemonProcess, delivered, makeRequest, OtlpSink, settle, sleep, waitUntil, type CaseResult } from '../lib.ts';

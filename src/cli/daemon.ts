@@ -1,5 +1,6 @@
 import type { Database } from 'better-sqlite3';
 import { checkConfigFiles } from '../config/checkFiles.ts';
+import { parseEndpoint } from '../config/endpoint.ts';
 import type { Config } from '../config/config.ts';
 import { ScrapeScheduler } from '../scrape/scheduler.ts';
 import { TargetDiscovery } from '../scrape/targetDiscovery.ts';
@@ -11,9 +12,9 @@ import { ScrapeStore } from '../store/scrapeStore.ts';
 import type { Logger } from '../telemetry/logger.ts';
 import { TracePipeline } from '../pipeline/tracePipeline.ts';
 import { Registry } from 'prom-client';
-import { registerDaemonMetrics } from '../telemetry/daemonMetrics.ts';
-import { PipelineMetrics } from '../telemetry/pipelineMetrics.ts';
-import { TelemetryServer } from '../telemetry/telemetryServer.ts';
+import { registerScrapeMetrics } from '../scrape/metrics.ts';
+import { PipelineMetrics, registerSpoolMetrics } from '../pipeline/metrics.ts';
+import { registerProcessMetrics, TelemetryServer } from '../telemetry/telemetryServer.ts';
 
 /** The long-running process: discovery → scheduler → round writer → SQLite, plus retention. */
 export class Daemon {
@@ -75,15 +76,13 @@ export class Daemon {
     this.pipeline = new TracePipeline(this.config, this.db, this.log, new PipelineMetrics(this.registry));
     const pipeline = this.pipeline;
     const listening = await pipeline.start();
-    registerDaemonMetrics(this.registry, {
-      targets: () => scheduler.statuses(),
-      skippedScrapes: () => scheduler.skippedTotal,
-      spool: () => (pipeline.listening ? { spans: pipeline.spool.counts().spans, bytes: pipeline.spool.bytes } : undefined),
-    });
+    registerProcessMetrics(this.registry);
+    registerScrapeMetrics(this.registry, { targets: () => scheduler.statuses(), skippedScrapes: () => scheduler.skippedTotal, failures: () => scheduler.failures });
+    registerSpoolMetrics(this.registry, () => (pipeline.listening ? { spans: pipeline.spool.counts().spans, bytes: pipeline.spool.bytes } : undefined));
     let telemetryAt: string | null = null;
     if (this.config.telemetry.enabled) {
       const highWater = (this.config.spool.high_water_percent / 100) * pipeline.spool.maxBytes;
-      this.telemetry = new TelemetryServer(this.config.telemetry.endpoint, this.registry, [
+      this.telemetry = new TelemetryServer(parseEndpoint(this.config.telemetry.endpoint), this.registry, [
         { name: 'database', problem: () => (this.db?.open ? undefined : `${storage.path} is not open`) },
         { name: 'receivers', problem: () => (pipeline.listening ? undefined : 'OTLP listeners are not bound (starting or shutting down)') },
         { name: 'spool', problem: () => (pipeline.spool.bytes <= highWater ? undefined : `spool holds ${pipeline.spool.bytes} bytes, above ${this.config.spool.high_water_percent}% of spool.max_bytes (${pipeline.spool.maxBytes}); downstream is slower than intake`) },

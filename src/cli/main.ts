@@ -1,14 +1,13 @@
 import { parseArgs } from 'node:util';
 import { stringify as toYaml } from 'yaml';
-import { ConfigError, loadConfig } from '../config/config.ts';
+import { loadConfig } from '../config/config.ts';
+import { UserError } from '../config/userError.ts';
 import { formatBytes, formatDurationMs, parseDurationMs } from '../config/units.ts';
 import { CONFIG_SCHEMA, LOG_LEVELS, type Spec } from '../config/schema.ts';
 import { openDatabase } from '../store/openDatabase.ts';
 import { listMigrations, migrate } from '../store/migrate.ts';
 import { createLogger } from '../telemetry/logger.ts';
-import { ReportError, runReport } from './report.ts';
-import { PeriodError } from '../report/period.ts';
-import { PricesError } from '../report/prices.ts';
+import { runReport } from './report.ts';
 
 const USAGE = `cachelens — fleet cache and scheduler context for LLM inference
 
@@ -30,7 +29,11 @@ Usage:
   cachelens help
 `;
 
-class UsageError extends Error {}
+class UsageError extends UserError {
+  override describe(): string {
+    return `cachelens: ${this.message}\n\n${USAGE}`;
+  }
+}
 
 /** Durations and sizes back into the units users write, for check-config. */
 function displayConfig(node: unknown, spec: Spec): unknown {
@@ -155,9 +158,8 @@ export async function runCli(argv: string[]): Promise<void> {
   try {
     process.exitCode = await main(argv);
   } catch (err) {
-    if (err instanceof ConfigError) process.stderr.write(`cachelens: invalid config:\n${err.problems.map((p) => `  ${p}`).join('\n')}\n`);
-    else if (err instanceof ReportError || err instanceof PeriodError || err instanceof PricesError) process.stderr.write(`cachelens report: ${(err as Error).message}\n`);
-    else if (err instanceof UsageError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) process.stderr.write(`cachelens: ${(err as Error).message}\n\n${USAGE}`);
+    if (err instanceof UserError) process.stderr.write(err.describe());
+    else if ((err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) process.stderr.write(new UsageError((err as Error).message).describe());
     else process.stderr.write(`cachelens: ${(err as Error).message}\n`);
     process.exitCode = 2;
     // Whatever a failed start left running must not keep the process alive: exit within 5 s.

@@ -10,12 +10,17 @@ import { formatHtml } from '../report/formatHtml.ts';
 import { formatText } from '../report/formatText.ts';
 import { parsePeriod } from '../report/period.ts';
 import { loadPrices } from '../report/prices.ts';
+import { UserError } from '../config/userError.ts';
 
 export const REPORT_FORMATS = ['table', 'csv', 'json', 'html'] as const;
 export type ReportFormat = (typeof REPORT_FORMATS)[number];
 
 /** A mistake in how the report was asked for: one line with the fix, never a stack trace. */
-export class ReportError extends Error {}
+export class ReportError extends UserError {
+  constructor(message: string) {
+    super(message, 'report');
+  }
+}
 
 export interface ReportOptions {
   db: string;

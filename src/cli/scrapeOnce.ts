@@ -4,7 +4,7 @@ import { scrapeTarget } from '../scrape/scrapeTarget.ts';
 import { staticTargets } from '../scrape/targetDiscovery.ts';
 import { makeTarget } from '../scrape/target.ts';
 import { readFileSd } from '../scrape/fileSd.ts';
-import { formatTable } from './formatTable.ts';
+import { formatTable } from '../report/formatTable.ts';
 
 export interface ScrapeOnceRow {
   target: string;

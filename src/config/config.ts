@@ -1,11 +1,21 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
-import type { EnrichAs } from '../correlate/enricher.ts';
-import { checkSpanNames } from '../correlate/requestSpans.ts';
-import type { ExporterConfig } from '../pipeline/exporter.ts';
+import { checkSpanNames } from './spanNames.ts';
 import { applyEnvOverrides, ConfigError, validateConfigObject } from './validate.ts';
 
 export { ConfigError };
+
+export type EnrichAs = 'events' | 'attributes' | 'both';
+
+/** The exporter's slice; options left unset fall back to the OTEL_EXPORTER_OTLP_* environment. */
+export interface ExporterConfig {
+  endpoint?: string;
+  insecure?: boolean;
+  headers: Record<string, string>;
+  compression?: 'gzip' | 'none';
+  timeout?: number;
+  tls?: { ca_file?: string; cert_file?: string; key_file?: string };
+}
 
 export interface AuthOptions {
   bearer_token?: string;

@@ -28,7 +28,7 @@ export interface ListSpec {
 }
 export type Spec = LeafSpec | ObjectSpec | ListSpec;
 
-import { DEFAULT_REQUEST_SPAN_NAMES } from '../correlate/requestSpans.ts';
+import { DEFAULT_REQUEST_SPAN_NAMES } from './spanNames.ts';
 
 export const PROFILE_NAMES = ['auto', 'vllm', 'vllm-0.9', 'vllm-v0', 'sglang', 'sglang-0.3', 'tgi'] as const;
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;

@@ -1,10 +1,14 @@
 import { CONFIG_SCHEMA, type LeafSpec, type ObjectSpec, type Spec } from './schema.ts';
 import { parseBytes, parseDurationMs } from './units.ts';
+import { UserError } from './userError.ts';
 
-export class ConfigError extends Error {
+export class ConfigError extends UserError {
   constructor(readonly problems: string[]) {
     super(problems.join('\n'));
-    this.name = 'ConfigError';
+  }
+
+  override describe(): string {
+    return `cachelens: invalid config:\n${this.problems.map((p) => `  ${p}`).join('\n')}\n`;
   }
 }
 

@@ -1,5 +1,6 @@
-import type { LongLike, OtlpTraceRequest } from '../pipeline/otlp/schema.ts';
-import { nanosToMs } from '../pipeline/otlp/decode.ts';
+import type { EnrichAs } from '../config/config.ts';
+import type { LongLike, OtlpTraceRequest } from '../otlp/schema.ts';
+import { nanosToMs } from '../otlp/decode.ts';
 import type { FleetQueries } from '../store/fleetQueries.ts';
 import type { LedgerRow, TenantRow, TraceUsageRow } from '../store/ledgerStore.ts';
 import { matchSpan, normalizePeer, toMatchTarget, type Match, type MatchTarget } from './match.ts';
@@ -8,7 +9,6 @@ import { ScrapeTimelines } from './timelines.ts';
 import { requestFacts, type RequestFacts } from './requestFacts.ts';
 import { WindowContexts, type EventAttrs } from './windowContext.ts';
 
-export type EnrichAs = 'events' | 'attributes' | 'both';
 
 export interface EnrichOptions {
   maxWaitMs: number;

@@ -1,4 +1,4 @@
-import type { JsAttrValue } from '../pipeline/otlp/decode.ts';
+import type { JsAttrValue } from '../otlp/decode.ts';
 import type { StoredTarget } from '../store/fleetQueries.ts';
 
 export const MATCH_RULES = ['config', 'resource', 'peer', 'fleet'] as const;

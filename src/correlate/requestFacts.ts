@@ -1,5 +1,5 @@
-import { anyValueToJs, attributesToJs, toHex, type JsAttrValue } from '../pipeline/otlp/decode.ts';
-import type { KeyValue, LongLike, OtlpTraceRequest } from '../pipeline/otlp/schema.ts';
+import { anyValueToJs, attributesToJs, toHex, type JsAttrValue } from '../otlp/decode.ts';
+import type { KeyValue, LongLike, OtlpTraceRequest } from '../otlp/schema.ts';
 import type { SpanSelector } from './requestSpans.ts';
 import { hasCachedCount, readUsage, type RequestUsage } from './usage.ts';
 

@@ -1,5 +1,5 @@
-import type { KeyValue } from '../pipeline/otlp/schema.ts';
-import { anyValueToJs } from '../pipeline/otlp/decode.ts';
+import type { KeyValue } from '../otlp/schema.ts';
+import { anyValueToJs } from '../otlp/decode.ts';
 
 // Per-request token counts, by the names instrumentations actually use (first name present wins).
 const PROMPT_KEYS = ['gen_ai.usage.input_tokens', 'gen_ai.usage.prompt_tokens', 'llm.token_count.prompt'];

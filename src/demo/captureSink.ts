@@ -1,8 +1,8 @@
 // The demo's downstream: an OTLP/gRPC receiver that keeps what cachelens forwards, so the demo can
 // print enriched spans without a trace backend.
 import { Server, ServerCredentials, type sendUnaryData, type ServerUnaryCall } from '@grpc/grpc-js';
-import { decodeProtobuf } from '../pipeline/otlp/decode.ts';
-import type { OtlpResourceSpans, OtlpSpan } from '../pipeline/otlp/schema.ts';
+import { decodeProtobuf } from '../otlp/decode.ts';
+import type { OtlpResourceSpans, OtlpSpan } from '../otlp/schema.ts';
 import { TRACE_SERVICE } from '../pipeline/receivers/grpcReceiver.ts';
 
 export interface CapturedSpan {

@@ -1,6 +1,6 @@
 import { CACHE_EVENT, SCHEDULER_EVENT, type SpanExtra } from '../correlate/enricher.ts';
 import type { EventAttrs } from '../correlate/windowContext.ts';
-import { WIRE_I64, WIRE_LEN, WIRE_VARINT, WireWriter } from './otlp/wire.ts';
+import { WIRE_I64, WIRE_LEN, WIRE_VARINT, WireWriter } from '../otlp/wire.ts';
 
 // Field numbers from opentelemetry-proto (trace.proto, common.proto).
 const SPAN_ATTRIBUTES = 9;

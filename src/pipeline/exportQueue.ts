@@ -3,12 +3,12 @@ import type { Enricher } from '../correlate/enricher.ts';
 import type { RequestFacts } from '../correlate/requestFacts.ts';
 import type { LedgerRow, LedgerStore, TenantRow, TraceUsageRow } from '../store/ledgerStore.ts';
 import type { Logger } from '../telemetry/logger.ts';
-import type { PipelineMetrics } from '../telemetry/pipelineMetrics.ts';
+import type { PipelineMetrics } from './metrics.ts';
 import { ExtraEncoder } from './encodeExtras.ts';
 import type { BatchExporter, EncodedBatch } from './exporter.ts';
-import { decodeProtobuf } from './otlp/decode.ts';
-import type { OtlpTraceRequest } from './otlp/schema.ts';
-import { joined, removeSpans, spliceSpans } from './otlp/splice.ts';
+import { decodeProtobuf } from '../otlp/decode.ts';
+import type { OtlpTraceRequest } from '../otlp/schema.ts';
+import { joined, removeSpans, spliceSpans } from '../otlp/splice.ts';
 import { Backoff, classifyExportError } from './retry.ts';
 import type { Spool, SpoolRow } from './spool.ts';
 

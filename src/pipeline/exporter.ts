@@ -4,15 +4,8 @@ import { OTLPExporterBase } from '@opentelemetry/otlp-exporter-base';
 import { convertLegacyOtlpGrpcOptions, createOtlpGrpcExportDelegate } from '@opentelemetry/otlp-grpc-exporter-base';
 import { ProtobufTraceSerializer, type IExporterMetricsHelper, type ISerializer } from '@opentelemetry/otlp-transformer';
 import { readFileSync } from 'node:fs';
+import type { ExporterConfig } from '../config/config.ts';
 
-export interface ExporterConfig {
-  endpoint?: string;
-  insecure?: boolean;
-  headers: Record<string, string>;
-  compression?: 'gzip' | 'none';
-  timeout?: number;
-  tls?: { ca_file?: string; cert_file?: string; key_file?: string };
-}
 
 /** The endpoint spans go to: config, else the standard OTLP environment variables. */
 export function resolveEndpoint(cfg: ExporterConfig, env: NodeJS.ProcessEnv = process.env): string | undefined {

@@ -1,7 +1,5 @@
-import { RetryInfo, RpcStatus } from './otlp/schema.ts';
-
-// gRPC status codes (grpc/doc/statuscodes.md).
-export const GRPC = { OK: 0, CANCELLED: 1, UNKNOWN: 2, INVALID_ARGUMENT: 3, DEADLINE_EXCEEDED: 4, NOT_FOUND: 5, RESOURCE_EXHAUSTED: 8, PERMISSION_DENIED: 7, ABORTED: 10, OUT_OF_RANGE: 11, UNIMPLEMENTED: 12, INTERNAL: 13, UNAVAILABLE: 14, DATA_LOSS: 15, UNAUTHENTICATED: 16 } as const;
+import { GRPC } from '../otlp/grpcStatus.ts';
+import { RetryInfo, RpcStatus } from '../otlp/schema.ts';
 
 // The OTLP spec's retryable set, plus auth failures: those are a config error someone will fix,
 // so spans wait in the bounded spool instead of being thrown away.

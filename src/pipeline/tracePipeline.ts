@@ -5,7 +5,7 @@ import { compileSpanSelector } from '../correlate/requestSpans.ts';
 import { FleetQueries } from '../store/fleetQueries.ts';
 import { LedgerStore } from '../store/ledgerStore.ts';
 import type { Logger } from '../telemetry/logger.ts';
-import { PipelineMetrics } from '../telemetry/pipelineMetrics.ts';
+import { PipelineMetrics } from './metrics.ts';
 import { createDownstreamExporter, resolveEndpoint } from './exporter.ts';
 import { ExportQueue } from './exportQueue.ts';
 import { GrpcReceiver } from './receivers/grpcReceiver.ts';

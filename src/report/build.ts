@@ -1,4 +1,4 @@
-import { DAY_MS, HOUR_MS, MINUTE_MS, type FleetFact, type LedgerFact } from '../store/rollups.ts';
+import { addNullable, DAY_MS, HOUR_MS, MINUTE_MS, type FleetFact, type LedgerFact } from '../store/rollups.ts';
 import type { TargetInfo } from '../store/reportQueries.ts';
 import { mergeSketch, newSketch, sketchQuantile, type Sketch } from '../store/sketch.ts';
 import { instancePriceAt, modelPriceAt, type Prices } from './prices.ts';
@@ -189,15 +189,15 @@ class Acc {
 
   addFleet(f: FleetFact, cost: Cost | null): void {
     const c = f.counters;
-    this.requests = add(this.requests, c.requests);
-    this.prompt = add(this.prompt, c.prompt_tokens);
+    this.requests = addNullable(this.requests, c.requests);
+    this.prompt = addNullable(this.prompt, c.prompt_tokens);
     const cached = fleetCached(f);
     if (cached !== null) {
-      this.cached = add(this.cached, cached);
+      this.cached = addNullable(this.cached, cached);
       this.promptWithCached += c.prompt_tokens ?? 0;
     }
-    this.gen = add(this.gen, c.generation_tokens);
-    this.preemptions = add(this.preemptions, c.preemptions);
+    this.gen = addNullable(this.gen, c.generation_tokens);
+    this.preemptions = addNullable(this.preemptions, c.preemptions);
     this.kvSum += f.kv.sum;
     this.kvCount += f.kv.count;
     mergeSketch(this.kvSketch, f.kv.sketch);
@@ -245,7 +245,6 @@ class Acc {
   }
 }
 
-const add = (a: number | null, b: number | null) => (b === null ? a : (a ?? 0) + b);
 const sub = (a: number | null, b: number | null) => (a === null && b === null ? null : (a ?? 0) - (b ?? 0));
 
 function fleetKey(f: FleetFact, dims: readonly Dimension[], targets: Map<number, TargetInfo>): Partial<Record<Dimension, string>> {

@@ -1,4 +1,4 @@
-import { formatTable } from '../cli/formatTable.ts';
+import { formatTable } from './formatTable.ts';
 import type { Report, ReportRow } from './build.ts';
 import { columnsFor, rowsWithTotal, showsBasis, type ColumnKind } from './columns.ts';
 

@@ -1,7 +1,12 @@
+import { UserError } from '../config/userError.ts';
 // --since / --until: a duration back from now (7d, 12h, 90m, 2w), a UTC date (2026-11-01, meaning its
 // midnight), or an ISO timestamp. --until is exclusive.
 
-export class PeriodError extends Error {}
+export class PeriodError extends UserError {
+  constructor(message: string) {
+    super(message, 'report');
+  }
+}
 
 const RELATIVE_RE = /^(\d+(?:\.\d+)?)(m|h|d|w)$/;
 const UNIT_MS = { m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 } as const;

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
+import { UserError } from '../config/userError.ts';
 
 // Prices are per 1M tokens (model entries) or per GPU-hour (instance entries). An entry applies from
 // its effective_from (UTC) until a later entry for a name it matches takes over.
@@ -28,7 +29,11 @@ export interface Prices {
   instances: InstancePrice[];
 }
 
-export class PricesError extends Error {}
+export class PricesError extends UserError {
+  constructor(message: string) {
+    super(message, 'report');
+  }
+}
 
 /** `*` any run of characters, `?` one; the whole name must match. */
 export function globToRegExp(glob: string): RegExp {

@@ -10,11 +10,15 @@ const USER_AGENT = 'cachelens/0.1';
 const httpAgent = new http.Agent({ keepAlive: true, maxSockets: Infinity, maxFreeSockets: 4096 });
 const httpsAgents = new Map<string, https.Agent>();
 
-/** A failed scrape, with the reason shown as the target's last error. */
+/** Why a scrape failed: the `reason` label of cachelens_scrape_failures_total. */
+export const SCRAPE_FAILURE_REASONS = ['connect', 'timeout', 'http_status', 'too_large', 'decode', 'auth_file', 'redirect', 'sample_limit', 'not_exposition', 'unexpected'] as const;
+export type ScrapeFailureReason = (typeof SCRAPE_FAILURE_REASONS)[number];
+
+/** A failed scrape: the message is the target's last error, the reason labels the failure counter. */
 export class ScrapeError extends Error {
   constructor(
     message: string,
-    readonly reason: 'connect' | 'timeout' | 'http_status' | 'too_large' | 'decode' | 'auth_file' | 'redirect' | 'sample_limit',
+    readonly reason: ScrapeFailureReason,
   ) {
     super(message);
     this.name = 'ScrapeError';

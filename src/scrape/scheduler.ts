@@ -1,5 +1,6 @@
 import cron, { type ScheduledTask } from 'node-cron';
 import type { Logger } from '../telemetry/logger.ts';
+import type { ScrapeFailureReason } from './fetchExposition.ts';
 import { scrapeTarget, type ScrapeOptions, type ScrapeResult } from './scrapeTarget.ts';
 import { scrapeOffsetMs, type Target } from './target.ts';
 
@@ -45,6 +46,8 @@ export class ScrapeScheduler {
   private task?: ScheduledTask;
   private readonly inFlight = new Set<Promise<void>>();
   skippedTotal = 0;
+  /** Failed scrapes by reason, since start. */
+  readonly failures = new Map<ScrapeFailureReason, number>();
   missedTicks = 0;
 
   constructor(private readonly opts: SchedulerOptions) {}
@@ -133,6 +136,7 @@ export class ScrapeScheduler {
       if (st.up !== r.up) this.opts.log[r.up ? 'info' : 'warn']({ target: st.target.key, error: r.error }, r.up ? 'target up' : 'target down');
       Object.assign(st, { up: r.up, lastScrapeMs: r.startedMs, lastDurationMs: r.durationMs, lastSamples: r.samples, lastError: r.error, profile: r.profile ?? st.profile });
       st.scrapes++;
+      if (r.failure) this.failures.set(r.failure, (this.failures.get(r.failure) ?? 0) + 1);
       if (this.slots.has(st.target.key)) this.completed.push(r);
     });
     this.inFlight.add(p);

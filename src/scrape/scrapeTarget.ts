@@ -1,4 +1,4 @@
-import { fetchExposition, ScrapeError } from './fetchExposition.ts';
+import { fetchExposition, ScrapeError, type ScrapeFailureReason } from './fetchExposition.ts';
 import { normalizeSamples } from './normalize.ts';
 import { parseExposition } from './parseExposition.ts';
 import { detectProfile, HELP_NAMES, PROFILE_BY_NAME, WANTED_SAMPLE_NAMES } from './profiles.ts';
@@ -12,6 +12,8 @@ export interface ScrapeResult {
   up: boolean;
   /** Why the scrape failed, or a warning about a scrape that worked (partial parse, no profile). */
   error?: string;
+  /** The kind of failure, when up is false. */
+  failure?: ScrapeFailureReason;
   samples: number;
   parseErrors: number;
   profile?: string;
@@ -46,11 +48,12 @@ export async function scrapeTarget(target: Target, opts: ScrapeOptions, now: () 
     // A body with no sample line at all and only unparseable ones is not an exposition (an HTML error page, binary).
     if (normalized.samples === 0 && normalized.parseErrors > 0) {
       const what = fetched.contentType ? ` (Content-Type: ${fetched.contentType})` : '';
-      return { target, startedMs, durationMs: performance.now() - t0, up: false, error: `body is not a Prometheus text exposition${what}: ${normalized.error}`, samples: 0, parseErrors: normalized.parseErrors, signals: [] };
+      return { target, startedMs, durationMs: performance.now() - t0, up: false, failure: 'not_exposition', error: `body is not a Prometheus text exposition${what}: ${normalized.error}`, samples: 0, parseErrors: normalized.parseErrors, signals: [] };
     }
     return { target, startedMs, durationMs: performance.now() - t0, up: true, ...normalized };
   } catch (err) {
-    const message = err instanceof ScrapeError ? err.message : `unexpected: ${(err as Error).message}`;
-    return { target, startedMs, durationMs: performance.now() - t0, up: false, error: message, samples: 0, parseErrors: 0, signals: [] };
+    const known = err instanceof ScrapeError;
+    const message = known ? err.message : `unexpected: ${(err as Error).message}`;
+    return { target, startedMs, durationMs: performance.now() - t0, up: false, failure: known ? err.reason : 'unexpected', error: message, samples: 0, parseErrors: 0, signals: [] };
   }
 }

@@ -1,4 +1,5 @@
 import type { Database, Statement } from 'better-sqlite3';
+import { HOUR_MS } from './rollups.ts';
 
 export interface LedgerRow {
   traceId: string;
@@ -39,7 +40,6 @@ export interface TraceUsageRow extends CarrierSpan {
   seenMs: number;
 }
 
-const HOUR_MS = 3_600_000;
 /**
  * How far outside its carrier span (a gateway or client span) a trace's request spans may start: the
  * carrier encloses them but hosts' clocks differ. Below storage.compaction_delay's default (10 min),

@@ -5,7 +5,6 @@ export const MINUTE_MS = 60_000;
 export const HOUR_MS = 3_600_000;
 export const DAY_MS = 86_400_000;
 export type Level = 'hour' | 'day';
-export const LEVEL_MS: Record<Level, number> = { hour: HOUR_MS, day: DAY_MS };
 
 export const floorTo = (ms: number, size: number) => Math.floor(ms / size) * size;
 
@@ -63,7 +62,8 @@ function newFleetFact(bucketMs: number, targetId: number, model: string): FleetF
   return { bucketMs, targetId, model, minutes: 0, counters, resets: 0, kv: emptyGauge(), queue: emptyGauge() };
 }
 
-const addNullable = (a: number | null, b: number | null) => (b === null ? a : (a ?? 0) + b);
+/** Sums where null means "not exposed": null + null stays null, null + x is x. */
+export const addNullable = (a: number | null, b: number | null) => (b === null ? a : (a ?? 0) + b);
 
 export function mergeFleetFact(into: FleetFact, from: FleetFact): void {
   into.minutes += from.minutes;

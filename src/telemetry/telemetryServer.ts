@@ -1,8 +1,14 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { Registry } from 'prom-client';
-import { parseEndpoint } from '../pipeline/receivers/listenOptions.ts';
+import { collectDefaultMetrics, type Registry } from 'prom-client';
 import type { Logger } from './logger.ts';
+
+/** prom-client's process_* and nodejs_* metrics on the registry the server serves. */
+export function registerProcessMetrics(registry: Registry): void {
+  collectDefaultMetrics({ register: registry });
+  // prom-client names these gauges *_total, which promtool's lint rejects (a _total suffix means counter).
+  for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) registry.removeSingleMetric(name);
+}
 
 export interface ReadinessCheck {
   name: string;
@@ -16,14 +22,15 @@ export class TelemetryServer {
   port = 0;
 
   constructor(
-    private readonly endpoint: string,
+    /** Where to listen, parsed from telemetry.endpoint by the caller. */
+    private readonly listen: { host: string; port: number },
     private readonly registry: Registry,
     private readonly checks: readonly ReadinessCheck[],
     private readonly log: Logger,
   ) {}
 
   async start(): Promise<string> {
-    const { host, port } = parseEndpoint(this.endpoint);
+    const { host, port } = this.listen;
     this.server = createServer((req, res) => {
       const path = (req.url ?? '/').split('?')[0];
       if (req.method !== 'GET' && req.method !== 'HEAD') {
@@ -53,7 +60,7 @@ export class TelemetryServer {
       }
     });
     await new Promise<void>((resolve, reject) => {
-      this.server!.once('error', (err: NodeJS.ErrnoException) => reject(new Error(`telemetry.endpoint ${this.endpoint}: cannot listen (${err.code ?? err.message})`)));
+      this.server!.once('error', (err: NodeJS.ErrnoException) => reject(new Error(`telemetry.endpoint ${host}:${port}: cannot listen (${err.code ?? err.message})`)));
       this.server!.listen(port, host, () => resolve());
     });
     this.port = (this.server.address() as AddressInfo).port;

@@ -1,5 +1,5 @@
-import { toHex } from '../../src/pipeline/otlp/decode.ts';
-import type { AnyValue, KeyValue, LongLike, OtlpTraceRequest } from '../../src/pipeline/otlp/schema.ts';
+import { toHex } from '../../src/otlp/decode.ts';
+import type { AnyValue, KeyValue, LongLike, OtlpTraceRequest } from '../../src/otlp/schema.ts';
 
 // A field-by-field canonical form of decoded OTLP, with proto3 defaults made explicit, so
 // "what the client sent" and "what downstream received" can be diffed path by path.

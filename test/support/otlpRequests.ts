@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import { encodeRequest } from '../../src/pipeline/otlp/decode.ts';
-import { ExportTraceServiceRequest, type OtlpTraceRequest } from '../../src/pipeline/otlp/schema.ts';
+import { encodeRequest } from '../../src/otlp/decode.ts';
+import { ExportTraceServiceRequest, type OtlpTraceRequest } from '../../src/otlp/schema.ts';
 
 /** A protobuf ExportTraceServiceRequest of n spans with ~15 attributes each, and their span ids. */
 export function makeRequest(n: number, opts: { name?: string; attrs?: number; resource?: Record<string, string> } = {}): { body: Uint8Array; spanIds: string[] } {

@@ -1,6 +1,6 @@
 import { Metadata, Server, ServerCredentials, type sendUnaryData, type ServerUnaryCall } from '@grpc/grpc-js';
-import { decodeProtobuf } from '../../src/pipeline/otlp/decode.ts';
-import type { OtlpSpan, OtlpTraceRequest } from '../../src/pipeline/otlp/schema.ts';
+import { decodeProtobuf } from '../../src/otlp/decode.ts';
+import type { OtlpSpan, OtlpTraceRequest } from '../../src/otlp/schema.ts';
 import { TRACE_SERVICE } from '../../src/pipeline/receivers/grpcReceiver.ts';
 import { encodeRpcStatus, rpcStatus } from '../../src/pipeline/receivers/status.ts';
 

@@ -1,9 +1,11 @@
 import { Metadata, Server, ServerCredentials, type sendUnaryData, type ServerUnaryCall, type ServiceDefinition } from '@grpc/grpc-js';
 import type { Logger } from '../../telemetry/logger.ts';
-import type { PipelineMetrics } from '../../telemetry/pipelineMetrics.ts';
-import { Refusal, type Intake } from './intake.ts';
-import { bearerChecker, loadTls, parseEndpoint, type ReceiverAuth, type ReceiverTls } from './listenOptions.ts';
-import { encodeRpcStatus, exportResponse, GRPC_CODE, rpcStatus } from './status.ts';
+import type { PipelineMetrics } from '../metrics.ts';
+import type { Intake } from './intake.ts';
+import { parseEndpoint } from '../../config/endpoint.ts';
+import { bearerChecker, loadTls, type ReceiverAuth, type ReceiverTls } from './listenOptions.ts';
+import { GRPC_CODE, Refusal } from './refusal.ts';
+import { encodeRpcStatus, exportResponse, rpcStatus } from './status.ts';
 
 export interface GrpcReceiverOptions {
   endpoint: string;

@@ -2,10 +2,12 @@ import { createServer as createHttpServer, type IncomingMessage, type Server, ty
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from '../../telemetry/logger.ts';
-import type { PipelineMetrics } from '../../telemetry/pipelineMetrics.ts';
-import { decompress, Refusal, type BodyFormat, type Intake } from './intake.ts';
-import { bearerChecker, loadTls, parseEndpoint, type ReceiverAuth, type ReceiverTls } from './listenOptions.ts';
-import { encodeRpcStatus, exportResponse, exportResponseJson, GRPC_CODE, HTTP_CODE, ROUTE_REFUSALS, rpcStatus, rpcStatusJson } from './status.ts';
+import type { PipelineMetrics } from '../metrics.ts';
+import { decompress, type BodyFormat, type Intake } from './intake.ts';
+import { parseEndpoint } from '../../config/endpoint.ts';
+import { bearerChecker, loadTls, type ReceiverAuth, type ReceiverTls } from './listenOptions.ts';
+import { GRPC_CODE, HTTP_CODE, Refusal, ROUTE_REFUSALS } from './refusal.ts';
+import { encodeRpcStatus, exportResponse, exportResponseJson, rpcStatus, rpcStatusJson } from './status.ts';
 
 export interface HttpReceiverOptions {
   endpoint: string;

@@ -1,32 +1,14 @@
 import { gunzip, inflate, type InputType } from 'node:zlib';
 import type { Logger } from '../../telemetry/logger.ts';
-import type { PipelineMetrics } from '../../telemetry/pipelineMetrics.ts';
+import type { PipelineMetrics } from '../metrics.ts';
 import type { ExportQueue } from '../exportQueue.ts';
-import { decodeJson, decodeProtobuf, encodeRequest, OtlpDecodeError, validateRequest } from '../otlp/decode.ts';
-import { joined, removeSpans } from '../otlp/splice.ts';
+import { decodeJson, decodeProtobuf, encodeRequest, OtlpDecodeError, validateRequest } from '../../otlp/decode.ts';
+import { joined, removeSpans } from '../../otlp/splice.ts';
 import { SpoolFullError, type Spool } from '../spool.ts';
+import { Refusal, type Accepted } from './refusal.ts';
 
 export type BodyFormat = 'protobuf' | 'json';
 export type Transport = 'grpc' | 'http';
-
-/** Why a request was refused; each receiver maps it onto its own status codes. */
-export type RefusalKind = 'invalid' | 'too_large' | 'unavailable' | 'unauthenticated' | 'unsupported';
-
-export class Refusal extends Error {
-  constructor(
-    readonly kind: RefusalKind,
-    message: string,
-    readonly retryAfterMs?: number,
-  ) {
-    super(message);
-  }
-}
-
-export interface Accepted {
-  spans: number;
-  rejected: number;
-  message?: string;
-}
 
 /** Decompresses with the size cap applied to the output, so a gzip bomb stops at the limit. */
 export function decompress(body: Buffer, encoding: string, maxBytes: number): Promise<Buffer> {

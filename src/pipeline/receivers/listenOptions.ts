@@ -12,15 +12,6 @@ export interface ReceiverAuth {
   bearer_token_file?: string;
 }
 
-/** "127.0.0.1:4317", "[::1]:4317", "0.0.0.0:4318", ":4318" (every interface). */
-export function parseEndpoint(endpoint: string): { host: string; port: number } {
-  const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d{1,5})$/.exec(endpoint.trim());
-  if (!m) throw new Error(`listen endpoint ${JSON.stringify(endpoint)} is not host:port (e.g. 127.0.0.1:4317)`);
-  const port = Number(m[3]);
-  if (port > 65535) throw new Error(`listen endpoint ${JSON.stringify(endpoint)}: port out of range`);
-  return { host: m[1] ?? (m[2] || '0.0.0.0'), port };
-}
-
 export function loadTls(tls: ReceiverTls | undefined): { cert: Buffer; key: Buffer; ca?: Buffer } | undefined {
   if (!tls || !tls.cert_file) return undefined;
   if (!tls.key_file) throw new Error('receivers.tls.key_file is required with receivers.tls.cert_file');

@@ -1,22 +1,5 @@
-import { BadRequest, ExportTraceServiceResponse, RetryInfo, RpcStatus } from '../otlp/schema.ts';
-import { GRPC } from '../retry.ts';
-import type { Accepted, RefusalKind } from './intake.ts';
-
-export const GRPC_CODE: Record<RefusalKind, number> = {
-  invalid: GRPC.INVALID_ARGUMENT,
-  too_large: GRPC.RESOURCE_EXHAUSTED,
-  unavailable: GRPC.UNAVAILABLE,
-  unauthenticated: GRPC.UNAUTHENTICATED,
-  unsupported: GRPC.UNIMPLEMENTED,
-};
-
-export const HTTP_CODE: Record<RefusalKind, number> = { invalid: 400, too_large: 413, unavailable: 503, unauthenticated: 401, unsupported: 415 };
-
-/** HTTP refusals that are not about the request's content: the route or the method. */
-export const ROUTE_REFUSALS = { not_found: { http: 404, grpc: GRPC.UNIMPLEMENTED }, method_not_allowed: { http: 405, grpc: GRPC.UNIMPLEMENTED } } as const;
-
-/** Every `reason` label value of cachelens_receiver_refused_requests_total, set to 0 at start. */
-export const REFUSAL_REASONS = [...(Object.keys(GRPC_CODE) as RefusalKind[]), ...(Object.keys(ROUTE_REFUSALS) as Array<keyof typeof ROUTE_REFUSALS>)];
+import { BadRequest, ExportTraceServiceResponse, RetryInfo, RpcStatus } from '../../otlp/schema.ts';
+import type { Accepted, RefusalKind } from './refusal.ts';
 
 /** google.rpc.Status with BadRequest or RetryInfo details, as the OTLP spec asks error bodies to be. */
 export function rpcStatus(code: number, message: string, kind?: RefusalKind, retryAfterMs?: number): { code: number; message: string; details: Array<{ typeUrl: string; value: Uint8Array }> } {

@@ -85,5 +85,3 @@ export interface OtlpTraceRequest {
   resourceSpans: OtlpResourceSpans[];
 }
 
-/** OTLP span kinds are the API's SpanKind + 1 (0 is UNSPECIFIED). */
-export const OTLP_SPAN_KIND_SERVER = 2;

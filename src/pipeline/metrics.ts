@@ -1,6 +1,6 @@
-import { Counter, Histogram, Registry } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { MATCH_RULES } from '../correlate/match.ts';
-import { REFUSAL_REASONS } from '../pipeline/receivers/status.ts';
+import { REFUSAL_REASONS } from './receivers/refusal.ts';
 
 const TRANSPORTS = ['grpc', 'http'] as const;
 
@@ -42,4 +42,26 @@ export class PipelineMetrics {
     for (const match of MATCH_RULES) this.enriched.inc({ match }, 0);
     this.incomplete = new Counter({ name: 'cachelens_enrich_incomplete_windows_total', help: 'Request spans enriched after enrich.max_wait without a closing scrape.', registers: r });
   }
+}
+
+/** The spool's depth, read at scrape time; absent while the spool is closed. */
+export function registerSpoolMetrics(registry: Registry, spool: () => { spans: number; bytes: number } | undefined): void {
+  new Gauge({
+    name: 'cachelens_spool_spans',
+    help: 'Spans acknowledged and waiting in the spool for enrichment or export.',
+    registers: [registry],
+    collect() {
+      const s = spool();
+      if (s) this.set(s.spans);
+    },
+  });
+  new Gauge({
+    name: 'cachelens_spool_bytes',
+    help: 'Bytes of OTLP requests in the spool (what spool.max_bytes bounds).',
+    registers: [registry],
+    collect() {
+      const s = spool();
+      if (s) this.set(s.bytes);
+    },
+  });
 }
