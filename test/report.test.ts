@@ -280,8 +280,8 @@ describe('report: formats', () => {
     assert.deepEqual(Object.keys(r.rows[0]!), ['key', 'source', 'basis', 'requests', 'prompt_tokens', 'cached_prompt_tokens', 'cached_measured_tokens', 'cached_allocated_tokens', 'cache_hit_ratio', 'generation_tokens', 'preemptions', 'kv_cache_usage_mean', 'kv_cache_usage_p95', 'queue_depth_mean', 'queue_depth_p95', 'cost_without_cache', 'cost_with_cache', 'savings']);
     assert.equal(r.series.bucket, 'hour');
     assert.deepEqual(r.series.points.map((p) => `${p.t} ${p.model}`), ['2026-11-03T10:00:00.000Z llama-8b', '2026-11-03T10:00:00.000Z qwen-7b', '2026-11-04T10:00:00.000Z llama-8b', '2026-11-04T10:00:00.000Z qwen-7b']);
-    const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
-    for (const k of [...Object.keys(r), ...Object.keys(r.rows[0]!)]) assert.ok(readme.includes(`\`${k}\``), `README documents the JSON field ${k}`);
+    const reportsDoc = readFileSync(new URL('../docs/reports.md', import.meta.url), 'utf8');
+    for (const k of [...Object.keys(r), ...Object.keys(r.rows[0]!)]) assert.ok(reportsDoc.includes(`\`${k}\``), `docs/reports.md documents the JSON field ${k}`);
   });
 
   it('--out writes the file; html is one self-contained page', async () => {

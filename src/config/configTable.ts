@@ -1,7 +1,7 @@
 import { CONFIG_SCHEMA, type LeafSpec, type Spec } from './schema.ts';
 
-// The README's configuration table, made from the schema so that neither can drift from the other
-// (test/readme.test.ts compares them; `npm run docs:config` prints it).
+// The configuration table of docs/configuration.md, made from the schema so that neither can drift
+// from the other (`npm run docs` writes it; test/docs.test.ts fails when it is stale).
 
 const cell = (s: string) => s.replace(/\|/g, '\\|');
 

@@ -1,5 +1,5 @@
 // One schema for every config key: its type, default, env override and doc line.
-// Validation, defaults, `check-config` and the README table all read this.
+// Validation, defaults, `check-config` and the table in docs/configuration.md all read this.
 
 export type FieldKind = 'string' | 'duration' | 'bytes' | 'bool' | 'enum' | 'stringList' | 'stringMap' | 'int';
 

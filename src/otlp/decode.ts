@@ -234,7 +234,7 @@ function longToNumber(v: LongLike | number): number {
 
 export type JsAttrValue = string | number | boolean | Uint8Array | JsAttrValue[] | { [k: string]: JsAttrValue } | undefined;
 
-/** AnyValue → the JS value the OTLP serializer maps back to the same AnyValue (see README for the limits). */
+/** AnyValue → the JS value the OTLP serializer maps back to the same AnyValue (docs/architecture.md, Forwarding, says what survives). */
 export function anyValueToJs(v: AnyValue | undefined): JsAttrValue {
   if (!v) return undefined;
   switch (v.value) {

@@ -49,7 +49,7 @@ const batchMetrics: IExporterMetricsHelper<EncodedBatch> = { name: 'span', count
  * The downstream exporter: OTLPTraceExporter's own parts from @opentelemetry/exporter-trace-otlp-grpc
  * (the gRPC export delegate with its transport, retries, compression, timeout and
  * OTEL_EXPORTER_OTLP_TRACES_* handling), with a serializer that sends encoded bytes instead of
- * re-encoding ReadableSpans; see README "Forwarding" for the measurements behind that. Only
+ * re-encoding ReadableSpans; see docs/architecture.md, "Forwarding", for the measurements behind that. Only
  * options set in cachelens config are passed, so anything left out falls back to the environment.
  */
 export function createDownstreamExporter(cfg: ExporterConfig, endpoint: string): BatchExporter {

@@ -378,7 +378,7 @@ export function buildReport(input: BuildInput): Report {
     }
     const unattributed = totals.cached_prompt_tokens === null ? null : totals.cached_prompt_tokens - measured - allocated;
     reconciliation = { fleet_cached_prompt_tokens: totals.cached_prompt_tokens, tenant_measured: measured, tenant_allocated: allocated, unattributed };
-    if (!input.ledger.length && input.fleet.length) notes.push('No request spans in the ledger for this period: every token is unattributed. Point the inference servers\' OTLP traces at cachelens (README, The trace pipeline) and list tenant attributes under ledger.tenant_attributes.');
+    if (!input.ledger.length && input.fleet.length) notes.push('No request spans in the ledger for this period: every token is unattributed. Point the inference servers\' OTLP traces at cachelens (docs/architecture.md, The trace pipeline) and list tenant attributes under ledger.tenant_attributes.');
     if (unattributed !== null && unattributed < 0) notes.push('Tenants were credited more cached tokens than the fleet counted (a negative unattributed figure): allocated estimates from overlapping windows overshoot; measured counts do not.');
   }
   rows.sort(compareKeys(by));
@@ -401,7 +401,7 @@ export function buildReport(input: BuildInput): Report {
   if (!input.fleet.length && !input.ledger.length) {
     notes.push(`No data between ${iso(input.fromMs)} and ${iso(input.toMs)} in ${input.db}. Widen --since, or check that the daemon is scraping (cachelens scrape --once lists what each target exposes).`);
   }
-  if (!prices) notes.push('No prices: the cost columns are left out. Pass --prices prices.yaml with per-model token prices or per-instance GPU-hour prices (README, Prices).');
+  if (!prices) notes.push('No prices: the cost columns are left out. Pass --prices prices.yaml with per-model token prices or per-instance GPU-hour prices (docs/reports.md, Prices).');
   else if (pricer!.unpricedModels.size) notes.push(`No price matches ${[...pricer!.unpricedModels].sort().join(', ')}: their tokens are left out of the cost columns. Add a models: entry whose match covers them in ${prices.file}.`);
   const resets = input.fleet.reduce((s, f) => s + f.resets, 0);
   if (resets) notes.push(`${resets} counter reset${resets === 1 ? '' : 's'} (server restarts) in the period; deltas across them are exact.`);

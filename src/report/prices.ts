@@ -101,7 +101,7 @@ export function parsePrices(text: string, file: string): Prices {
     const gpus = price(e, 'gpus', where, false) ?? 1;
     return { match: e.match as string, gpuHour: price(e, 'gpu_hour', where, true)!, gpus, effectiveFromMs: parseEffective(e.effective_from, where), re: globToRegExp(e.match as string) };
   });
-  if (!models.length && !instances.length) throw new PricesError(`${file}: no prices; add a "models:" or "instances:" list (see README, Prices)`);
+  if (!models.length && !instances.length) throw new PricesError(`${file}: no prices; add a "models:" or "instances:" list (see docs/reports.md, Prices)`);
   const currency = root.currency === undefined ? 'USD' : String(root.currency);
   return { file, currency, models, instances };
 }

@@ -1,24 +1,39 @@
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { buildConfig } from '../src/config/config.ts';
 import { it } from 'node:test';
-import { configTable } from '../src/config/configTable.ts';
+import { renderConfigDoc } from '../src/config/writeDocs.ts';
 
-it("the README's configuration table is the schema's: every key, type, default, env variable and doc line", () => {
+const doc = (name: string) => readFileSync(new URL(`../docs/${name}`, import.meta.url), 'utf8');
+
+it('docs/configuration.md is current: its table is the schema\'s (every key, type, default, env variable and doc line)', () => {
+  const current = doc('configuration.md');
+  const want = renderConfigDoc(current).split('\n');
+  const have = current.split('\n');
+  // Line by line, so a failure names the key; `npm run docs` rewrites the table.
+  for (let i = 0; i < Math.max(want.length, have.length); i++) assert.equal(have[i], want[i], 'docs/configuration.md is stale: run npm run docs');
+});
+
+it('the README stays a front door under 12 KB, and every relative link in it and in docs/ resolves', () => {
   const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
-  const want = configTable().split('\n');
-  const start = readme.indexOf(want[0]!);
-  assert.ok(start >= 0, 'the table header');
-  const have = readme.slice(start).split('\n').slice(0, want.length + 1);
-  // Row by row, so a failure names the key; `npm run docs:config` prints the table to paste.
-  for (let i = 0; i < want.length; i++) assert.equal(have[i], want[i]);
-  assert.ok(!have[want.length]!.startsWith('| `'), 'no row the schema does not have');
+  assert.ok(Buffer.byteLength(readme) < 12 * 1024, `README is ${Buffer.byteLength(readme)} bytes`);
+  const files: Array<[URL, string]> = [[new URL('../README.md', import.meta.url), readme], ...readdirSync(new URL('../docs/', import.meta.url)).filter((f) => f.endsWith('.md')).map((f): [URL, string] => [new URL(`../docs/${f}`, import.meta.url), doc(f)])];
+  for (const [url, text] of files) {
+    for (const m of text.matchAll(/\]\(([^)#\s]+\.md)(?:#([a-z0-9-]+))?\)/g)) {
+      if (/^https?:/.test(m[1]!)) continue;
+      const target = new URL(m[1]!, url);
+      assert.ok(existsSync(target), `${url.pathname.split('/').slice(-2).join('/')}: link to ${m[1]} resolves`);
+      if (m[2]) {
+        const anchors = new Set([...readFileSync(target, 'utf8').matchAll(/^#+ (.+)$/gm)].map((h) => h[1]!.toLowerCase().replace(/[^a-z0-9 -]/g, '').replace(/ /g, '-')));
+        assert.ok(anchors.has(m[2]), `${m[1]}#${m[2]} names a heading`);
+      }
+    }
+  }
 });
 
 it('the span-event tables list exactly the attributes the enricher writes', () => {
-  const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
-  const section = readme.slice(readme.indexOf('\n## Span events'), readme.indexOf('\n## FinOps reports'));
+  const section = doc('span-events.md');
   const documented = new Set([...section.matchAll(/^\| `(cachelens\.[a-z_.]+)` \|/gm)].map((m) => m[1]!));
   const dir = new URL('../src/correlate/', import.meta.url);
   const written = new Set<string>();
@@ -26,14 +41,13 @@ it('the span-event tables list exactly the attributes the enricher writes', () =
   const events = ['cachelens.cache', 'cachelens.scheduler'];
   for (const e of events) {
     assert.ok(written.delete(e), `the enricher names event ${e}`);
-    assert.ok(section.includes(`\`${e}\`:`), `the README has a table for ${e}`);
+    assert.ok(section.includes(`\`${e}\`:`), `docs/span-events.md has a table for ${e}`);
   }
   assert.deepEqual([...documented].sort(), [...written].sort());
 });
 
-it("the README's Collector snippet wires a pipeline through cachelens and back", () => {
-  const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
-  const blocks = [...readme.matchAll(/```yaml\n(# otel-collector config\n[\s\S]*?|# cachelens\.yaml\n[\s\S]*?)```/g)].map((m) => parseYaml(m[1]!) as Record<string, any>);
+it("docs/deployment.md's Collector snippet wires a pipeline through cachelens and back", () => {
+  const blocks = [...doc('deployment.md').matchAll(/```yaml\n(# otel-collector config\n[\s\S]*?|# cachelens\.yaml\n[\s\S]*?)```/g)].map((m) => parseYaml(m[1]!) as Record<string, any>);
   assert.equal(blocks.length, 2);
   const [col, cl] = blocks as [Record<string, any>, Record<string, any>];
   const port = (e: string) => Number(new URL(e.includes('://') ? e : `tcp://${e}`).port);
