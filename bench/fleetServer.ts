@@ -17,7 +17,19 @@ const server = http.createServer((req, res) => {
     return res.end();
   }
   const scale = 1 + (Date.now() - t0) / 1000 + id;
-  const head = renderVllmExposition([{ ...demoModelState('meta-llama/Llama-3.1-8B-Instruct'), prefixCacheQueries: Math.round(1000 * scale), prefixCacheHits: Math.round(600 * scale), promptTokens: Math.round(1000 * scale), promptTokensCached: Math.round(600 * scale), generationTokens: Math.round(300 * scale) }], { created: true, histograms: false });
+  const head = renderVllmExposition(
+    [
+      {
+        ...demoModelState('meta-llama/Llama-3.1-8B-Instruct'),
+        prefixCacheQueries: Math.round(1000 * scale),
+        prefixCacheHits: Math.round(600 * scale),
+        promptTokens: Math.round(1000 * scale),
+        promptTokensCached: Math.round(600 * scale),
+        generationTokens: Math.round(300 * scale),
+      },
+    ],
+    { created: true, histograms: false },
+  );
   res.setHeader('Content-Type', 'text/plain; version=0.0.4; charset=utf-8');
   res.end(head.slice(0, head.indexOf('# HELP vllm:cache_config_info')) + tail);
 });

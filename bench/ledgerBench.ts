@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import BetterSqlite3 from 'better-sqlite3';
+import type BetterSqlite3 from 'better-sqlite3';
 import { MIGRATIONS_DIR } from '../src/store/migrate.ts';
 import { openDatabase } from '../src/store/openDatabase.ts';
 import { LedgerStore, type LedgerRow } from '../src/store/ledgerStore.ts';
@@ -11,9 +11,23 @@ const SPANS = 512;
 
 function batch(t0: number): LedgerRow[] {
   return Array.from({ length: SPANS }, (_, i) => ({
-    traceId: randomBytes(16).toString('hex'), spanId: randomBytes(8).toString('hex'), startMs: t0 + i * 0.7, endMs: t0 + i * 0.7 + 1500,
-    spanName: 'llm_request', serviceName: 'vllm', targetId: 1, instance: 'vllm-a:8000', model: 'llama', match: 'resource', promptTokens: 800, completionTokens: 120,
-    cachedTokens: null, cachedTokensEstimate: 400.5, windowComplete: true, latency: { ttft: 0.1, e2e: 1.5, queue: 0.01, prefill: 0.09, decode: 1.4, inference: 1.49 }, tenantJson: null,
+    traceId: randomBytes(16).toString('hex'),
+    spanId: randomBytes(8).toString('hex'),
+    startMs: t0 + i * 0.7,
+    endMs: t0 + i * 0.7 + 1500,
+    spanName: 'llm_request',
+    serviceName: 'vllm',
+    targetId: 1,
+    instance: 'vllm-a:8000',
+    model: 'llama',
+    match: 'resource',
+    promptTokens: 800,
+    completionTokens: 120,
+    cachedTokens: null,
+    cachedTokensEstimate: 400.5,
+    windowComplete: true,
+    latency: { ttft: 0.1, e2e: 1.5, queue: 0.01, prefill: 0.09, decode: 1.4, inference: 1.49 },
+    tenantJson: null,
   }));
 }
 
@@ -31,7 +45,12 @@ export function runLedgerBench(batches: number): Record<string, { us_per_row_cpu
     const c = process.cpuUsage(c0);
     return { us_per_row_cpu: +((c.user + c.system) / (batches * SPANS)).toFixed(2), rows: batches * SPANS };
   };
-  const seedTarget = (db: BetterSqlite3.Database) => db.prepare("INSERT INTO targets (id, url, instance, first_seen_ms, last_seen_ms) VALUES (1, 'http://x', 'vllm-a:8000', 0, 0)").run();
+  const seedTarget = (db: BetterSqlite3.Database) =>
+    db
+      .prepare(
+        "INSERT INTO targets (id, url, instance, first_seen_ms, last_seen_ms) VALUES (1, 'http://x', 'vllm-a:8000', 0, 0)",
+      )
+      .run();
 
   const db = openDatabase(join(dir, 'time.db'));
   seedTarget(db);
@@ -43,15 +62,38 @@ export function runLedgerBench(batches: number): Record<string, { us_per_row_cpu
   old.exec(readFileSync(join(MIGRATIONS_DIR, '001_scrape_store.sql'), 'utf8'));
   old.exec(readFileSync(join(MIGRATIONS_DIR, '002_request_ledger.sql'), 'utf8'));
   seedTarget(old);
-  const ins = old.prepare(`INSERT OR REPLACE INTO request_ledger (trace_id, span_id, start_ms, end_ms, span_name, service_name, target_id, instance, model, match,
+  const ins =
+    old.prepare(`INSERT OR REPLACE INTO request_ledger (trace_id, span_id, start_ms, end_ms, span_name, service_name, target_id, instance, model, match,
     prompt_tokens, completion_tokens, cached_tokens, cached_tokens_estimate, window_complete,
     latency_ttft_s, latency_e2e_s, latency_queue_s, latency_prefill_s, latency_decode_s, latency_inference_s, tenant_json) VALUES (${Array(22).fill('?').join(', ')})`);
   const traceKey = measure(
     old.transaction((rows: LedgerRow[]) => {
       for (const r of rows) {
         const l = r.latency;
-        ins.run(r.traceId, r.spanId, r.startMs, r.endMs, r.spanName, r.serviceName, r.targetId, r.instance, r.model, r.match, r.promptTokens, r.completionTokens, r.cachedTokens,
-          r.cachedTokensEstimate, r.windowComplete ? 1 : 0, l.ttft ?? null, l.e2e ?? null, l.queue ?? null, l.prefill ?? null, l.decode ?? null, l.inference ?? null, r.tenantJson);
+        ins.run(
+          r.traceId,
+          r.spanId,
+          r.startMs,
+          r.endMs,
+          r.spanName,
+          r.serviceName,
+          r.targetId,
+          r.instance,
+          r.model,
+          r.match,
+          r.promptTokens,
+          r.completionTokens,
+          r.cachedTokens,
+          r.cachedTokensEstimate,
+          r.windowComplete ? 1 : 0,
+          l.ttft ?? null,
+          l.e2e ?? null,
+          l.queue ?? null,
+          l.prefill ?? null,
+          l.decode ?? null,
+          l.inference ?? null,
+          r.tenantJson,
+        );
       }
     }),
   );

@@ -7,17 +7,31 @@ import { readFileSync } from 'node:fs';
 interface ConformanceCase {
   input: string;
   bytes?: 'latin1';
-  expect: { samples?: Array<[string, Record<string, string>, number | string]>; error?: true; good?: number; tolerated?: string };
+  expect: {
+    samples?: Array<[string, Record<string, string>, number | string]>;
+    error?: true;
+    good?: number;
+    tolerated?: string;
+  };
 }
 interface LibFamily {
   name: string;
   type: string;
-  metrics: Array<{ value?: string; labels?: Record<string, string>; buckets?: Record<string, string>; quantiles?: Record<string, string>; count?: string; sum?: string }>;
+  metrics: Array<{
+    value?: string;
+    labels?: Record<string, string>;
+    buckets?: Record<string, string>;
+    quantiles?: Record<string, string>;
+    count?: string;
+    sum?: string;
+  }>;
 }
 
 /** The replaced library on the conformance table: valid bodies it refuses or misreads, invalid ones it reads. */
 function libraryConformance(): { cases: number; valid_refused_or_misread: number; invalid_read_as_data: number } {
-  const cases = JSON.parse(readFileSync(new URL('../test/conformance/exposition-cases.json', import.meta.url), 'utf8')) as ConformanceCase[];
+  const cases = JSON.parse(
+    readFileSync(new URL('../test/conformance/exposition-cases.json', import.meta.url), 'utf8'),
+  ) as ConformanceCase[];
   let validWrong = 0;
   let invalidRead = 0;
   for (const c of cases) {
@@ -32,18 +46,28 @@ function libraryConformance(): { cases: number; valid_refused_or_misread: number
       // Counted only as samples (histograms and summaries are folded by the library): a refusal, or fewer series.
       const series = fams?.reduce((n, f) => n + f.metrics.length, 0) ?? -1;
       const wanted = new Set(c.expect.samples.map(([name, labels]) => `${name}${JSON.stringify(labels)}`)).size;
-      if (!fams || series === 0 && wanted > 0) validWrong++;
+      if (!fams || (series === 0 && wanted > 0)) validWrong++;
       else {
         const plain = fams.filter((f) => f.type === 'UNTYPED' || f.type === 'GAUGE' || f.type === 'COUNTER');
-        for (const f of plain) for (const m of f.metrics) {
-          const hit = c.expect.samples.find(([n, l]) => n === f.name && JSON.stringify(Object.entries(l).sort()) === JSON.stringify(Object.entries(m.labels ?? {}).sort()));
-          if (!hit || String(Number(m.value)) !== String(Number(hit[2] === '+Inf' ? Infinity : hit[2] === '-Inf' ? -Infinity : hit[2]))) {
-            validWrong++;
-            break;
+        for (const f of plain)
+          for (const m of f.metrics) {
+            const hit = c.expect.samples.find(
+              ([n, l]) =>
+                n === f.name &&
+                JSON.stringify(Object.entries(l).sort()) === JSON.stringify(Object.entries(m.labels ?? {}).sort()),
+            );
+            if (
+              !hit ||
+              String(Number(m.value)) !==
+                String(Number(hit[2] === '+Inf' ? Infinity : hit[2] === '-Inf' ? -Infinity : hit[2]))
+            ) {
+              validWrong++;
+              break;
+            }
           }
-        }
       }
-    } else if (c.expect.error && fams && fams.reduce((n, f) => n + f.metrics.length, 0) > (c.expect.good ?? 0)) invalidRead++;
+    } else if (c.expect.error && fams && fams.reduce((n, f) => n + f.metrics.length, 0) > (c.expect.good ?? 0))
+      invalidRead++;
   }
   return { cases: cases.length, valid_refused_or_misread: validWrong, invalid_read_as_data: invalidRead };
 }
@@ -61,11 +85,20 @@ function timeMs(fn: () => void, minMs = 2000): { perOpMs: number; ops: number } 
 
 /** Parse + normalize of a full vLLM exposition: 4 models, every histogram with every bucket. */
 export function runParseBench(): Record<string, number | string> {
-  const models = ['meta-llama/Llama-3.1-8B-Instruct', 'Qwen/Qwen2.5-7B-Instruct', 'mistralai/Mistral-7B-Instruct-v0.3', 'google/gemma-2-9b-it'];
-  const body = renderVllmExposition(models.map((m, i) => demoModelState(m, i + 1)), { created: true, kvBlockHistograms: true });
+  const models = [
+    'meta-llama/Llama-3.1-8B-Instruct',
+    'Qwen/Qwen2.5-7B-Instruct',
+    'mistralai/Mistral-7B-Instruct-v0.3',
+    'google/gemma-2-9b-it',
+  ];
+  const body = renderVllmExposition(
+    models.map((m, i) => demoModelState(m, i + 1)),
+    { created: true, kvBlockHistograms: true },
+  );
   const target = makeTarget('http://127.0.0.1:8000/metrics', {}, 'auto', {}, 'bench');
   const check = normalizeBody(target, body);
-  if (check.profile !== 'vllm' || check.signals.length < 40) throw new Error(`bench body did not normalize: ${check.profile} ${check.signals.length}`);
+  if (check.profile !== 'vllm' || check.signals.length < 40)
+    throw new Error(`bench body did not normalize: ${check.profile} ${check.signals.length}`);
   const ours = timeMs(() => normalizeBody(target, body));
   const library = timeMs(() => parsePrometheusTextFormat(body));
   return {

@@ -49,8 +49,28 @@ function references(requests: number): Record<string, { spans_per_s: number }> {
   };
   const enc = new ExtraEncoder();
   // One window shared by every span, as in the full-path runs; a per-span estimate as vLLM spans get.
-  const cache = { 'cachelens.match': 'resource', 'cachelens.instance': 'vllm-a', 'cachelens.model': 'm', 'cachelens.window.start_unix_nano': 1.764e18, 'cachelens.window.end_unix_nano': 1.764e18 + 1e9, 'cachelens.window.complete': true, 'cachelens.prefix_cache.queries': 12000, 'cachelens.prefix_cache.hits': 9000, 'cachelens.prefix_cache.hit_ratio': 0.75, 'cachelens.prompt_tokens': 12000, 'cachelens.prompt_tokens.cached': 9000, 'cachelens.kv_cache.usage.start': 0.4 };
-  const scheduler = { 'cachelens.queue.waiting.start': 1, 'cachelens.queue.waiting.max': 4, 'cachelens.requests.running.start': 12, 'cachelens.preemptions': 0, 'cachelens.fleet.queue.waiting.start': 1, 'cachelens.fleet.preemptions': 0 };
+  const cache = {
+    'cachelens.match': 'resource',
+    'cachelens.instance': 'vllm-a',
+    'cachelens.model': 'm',
+    'cachelens.window.start_unix_nano': 1.764e18,
+    'cachelens.window.end_unix_nano': 1.764e18 + 1e9,
+    'cachelens.window.complete': true,
+    'cachelens.prefix_cache.queries': 12000,
+    'cachelens.prefix_cache.hits': 9000,
+    'cachelens.prefix_cache.hit_ratio': 0.75,
+    'cachelens.prompt_tokens': 12000,
+    'cachelens.prompt_tokens.cached': 9000,
+    'cachelens.kv_cache.usage.start': 0.4,
+  };
+  const scheduler = {
+    'cachelens.queue.waiting.start': 1,
+    'cachelens.queue.waiting.max': 4,
+    'cachelens.requests.running.start': 12,
+    'cachelens.preemptions': 0,
+    'cachelens.fleet.queue.waiting.start': 1,
+    'cachelens.fleet.preemptions': 0,
+  };
   return {
     floor_decode_forward: time(() => {
       const req = decodeProtobuf(body);
@@ -60,7 +80,15 @@ function references(requests: number): Record<string, { spans_per_s: number }> {
     decode_splice_two_events: time(() => {
       const req = decodeProtobuf(body);
       validateRequest(req);
-      const adds = req.resourceSpans[0]!.scopeSpans[0]!.spans.map((s, i) => enc.encode({ as: 'events', time: s.startTimeUnixNano, cache, scheduler, own: { 'cachelens.request.cache_read.input_tokens.estimate': 100 + i / 3 } }));
+      const adds = req.resourceSpans[0]!.scopeSpans[0]!.spans.map((s, i) =>
+        enc.encode({
+          as: 'events',
+          time: s.startTimeUnixNano,
+          cache,
+          scheduler,
+          own: { 'cachelens.request.cache_read.input_tokens.estimate': 100 + i / 3 },
+        }),
+      );
       const r = spliceSpans(body, adds, SPANS);
       Buffer.concat(r.chunks, r.len);
     }),
@@ -68,14 +96,21 @@ function references(requests: number): Record<string, { spans_per_s: number }> {
   };
 }
 
-async function fullPath(load: ChildProcess, info: { sinkPort: number; metricsUrl: string }, transport: 'grpc' | 'http', enrich: boolean, requests: number, ratePerS?: number) {
+async function fullPath(
+  load: ChildProcess,
+  info: { sinkPort: number; metricsUrl: string },
+  transport: 'grpc' | 'http',
+  enrich: boolean,
+  requests: number,
+  ratePerS?: number,
+) {
   const dir = mkdtempSync(join(tmpdir(), 'cachelens-bench-'));
   const { config } = buildConfig(
     {
       storage: { path: join(dir, 'store.db') },
       scrape: { interval: '1s', timeout: '500ms', targets: [{ url: info.metricsUrl, labels: { instance: 'vllm-a' } }] },
       receivers: { grpc: { endpoint: '127.0.0.1:0' }, http: { endpoint: '127.0.0.1:0' } },
-        telemetry: { endpoint: '127.0.0.1:0' },
+      telemetry: { endpoint: '127.0.0.1:0' },
       exporter: { endpoint: `http://127.0.0.1:${info.sinkPort}` },
       enrich: { span_names: enrich ? ['llm_request'] : ['none'] },
       log: { level: 'warn' },
@@ -108,7 +143,9 @@ async function fullPath(load: ChildProcess, info: { sinkPort: number; metricsUrl
   }, 100);
   // BENCH_HEAP_SNAPSHOT=dir: one heap snapshot 3 s into the measured run (where memory goes).
   const snapDir = process.env.BENCH_HEAP_SNAPSHOT;
-  const snapTimer = snapDir ? setTimeout(() => writeHeapSnapshot(join(snapDir, `${transport}-${enrich}.heapsnapshot`)), 3000) : undefined;
+  const snapTimer = snapDir
+    ? setTimeout(() => writeHeapSnapshot(join(snapDir, `${transport}-${enrich}.heapsnapshot`)), 3000)
+    : undefined;
   const cpu0 = process.cpuUsage();
   const t0 = process.hrtime.bigint();
   load.send({ transport, port, requests, concurrency: 4, spansPerRequest: SPANS, ratePerS });
@@ -121,7 +158,13 @@ async function fullPath(load: ChildProcess, info: { sinkPort: number; metricsUrl
   rmSync(dir, { recursive: true, force: true });
   const summary = (xs: number[]) => {
     xs.sort((a, b) => a - b);
-    return { p50: +pct(xs, 50).toFixed(1), p90: +pct(xs, 90).toFixed(1), p99: +pct(xs, 99).toFixed(1), max: +(xs.at(-1) ?? NaN).toFixed(1), rows: xs.length };
+    return {
+      p50: +pct(xs, 50).toFixed(1),
+      p90: +pct(xs, 90).toFixed(1),
+      p99: +pct(xs, 99).toFixed(1),
+      max: +(xs.at(-1) ?? NaN).toFixed(1),
+      rows: xs.length,
+    };
   };
   const cpuS = (cpu.user + cpu.system) / 1e6;
   return {
@@ -143,7 +186,11 @@ async function fullPath(load: ChildProcess, info: { sinkPort: number; metricsUrl
     rss_at_start_mb: Math.round(atStart.rss / 1048576),
     rss_max_mb: Math.round(rssMax / 1048576),
     // Where that RSS was: V8's heap in use, and Buffers and other memory outside it.
-    at_rss_max_mb: { heap_used: Math.round(atMax.heapUsed / 1048576), heap_total: Math.round(atMax.heapTotal / 1048576), external: Math.round(atMax.external / 1048576) },
+    at_rss_max_mb: {
+      heap_used: Math.round(atMax.heapUsed / 1048576),
+      heap_total: Math.round(atMax.heapTotal / 1048576),
+      external: Math.round(atMax.external / 1048576),
+    },
   };
 }
 
@@ -165,19 +212,32 @@ function isolated(name: string, requests: number): Promise<unknown> {
 }
 
 export async function runPipelineBench(requests: number): Promise<unknown> {
-  const names = ['grpc_enrich', 'grpc_no_enrich', 'http_enrich', 'http_no_enrich', 'grpc_enrich_paced', 'grpc_enrich_20k'];
+  const names = [
+    'grpc_enrich',
+    'grpc_no_enrich',
+    'http_enrich',
+    'http_no_enrich',
+    'grpc_enrich_paced',
+    'grpc_enrich_20k',
+  ];
   // BENCH_PIPELINE_RUNS=grpc_enrich,http_no_enrich runs those in this process (what isolated() uses; also for profiling).
   const only = process.env.BENCH_PIPELINE_RUNS?.split(',');
   if (!only) {
-    const out: Record<string, unknown> = { batch: `${SPANS} spans x 15 attributes`, in_process: references(Math.max(20, requests / 4)) };
+    const out: Record<string, unknown> = {
+      batch: `${SPANS} spans x 15 attributes`,
+      in_process: references(Math.max(20, requests / 4)),
+    };
     for (const name of names) out[name] = await isolated(name, requests);
     return out;
   }
-  const load = fork(fileURLToPath(new URL('./pipelineLoad.ts', import.meta.url)), [], { execArgv: ['--import', 'tsx'] });
+  const load = fork(fileURLToPath(new URL('./pipelineLoad.ts', import.meta.url)), [], {
+    execArgv: ['--import', 'tsx'],
+  });
   const info = await waitMessage<{ sinkPort: number; metricsUrl: string }>(load, (m) => 'sinkPort' in m);
   // BENCH_PIN_CORE=N: cachelens (every thread of this process) on core N alone, the load client and
   // sink (forked before this) elsewhere: the issue's one-core figure on a machine with cores to spare.
-  if (process.env.BENCH_PIN_CORE) execFileSync('taskset', ['-a', '-cp', process.env.BENCH_PIN_CORE, String(process.pid)], { stdio: 'ignore' });
+  if (process.env.BENCH_PIN_CORE)
+    execFileSync('taskset', ['-a', '-cp', process.env.BENCH_PIN_CORE, String(process.pid)], { stdio: 'ignore' });
   const runs: Record<string, () => Promise<unknown>> = {
     grpc_enrich: () => fullPath(load, info, 'grpc', true, requests),
     grpc_no_enrich: () => fullPath(load, info, 'grpc', false, requests),
@@ -186,7 +246,15 @@ export async function runPipelineBench(requests: number): Promise<unknown> {
     // Latency and memory below saturation: 5,000 spans/s offered over gRPC with enrichment.
     grpc_enrich_paced: () => fullPath(load, info, 'grpc', true, requests, 5000 / SPANS),
     // Memory at the issue's 20,000 spans/s, offered steadily rather than as fast as acks come back.
-    grpc_enrich_20k: () => fullPath(load, info, 'grpc', true, Math.max(requests, 400), Number(process.env.BENCH_RATE_SPANS ?? 20000) / SPANS),
+    grpc_enrich_20k: () =>
+      fullPath(
+        load,
+        info,
+        'grpc',
+        true,
+        Math.max(requests, 400),
+        Number(process.env.BENCH_RATE_SPANS ?? 20000) / SPANS,
+      ),
   };
   const out: Record<string, unknown> = {};
   for (const name of only) {

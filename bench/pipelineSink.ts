@@ -30,7 +30,9 @@ server.addService(TRACE_SERVICE, {
     cb(null, Buffer.alloc(0));
   },
 });
-const port = await new Promise<number>((resolve, reject) => server.bindAsync('127.0.0.1:0', ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))));
+const port = await new Promise<number>((resolve, reject) =>
+  server.bindAsync('127.0.0.1:0', ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))),
+);
 // Batched counts: one IPC message per 20 ms at most.
 setInterval(() => {
   if (received !== reported) process.send!({ received: (reported = received) });

@@ -13,9 +13,24 @@ import { DAY_MS, HOUR_MS } from '../src/store/rollups.ts';
 import { createLogger } from '../src/telemetry/logger.ts';
 
 const END_MS = Date.parse('2026-11-25T00:00:00Z');
-const COUNTERS = ['requests_finished', 'prompt_tokens', 'prompt_tokens_cached', 'prefix_cache_hits', 'prefix_cache_queries', 'generation_tokens', 'preemptions'];
+const COUNTERS = [
+  'requests_finished',
+  'prompt_tokens',
+  'prompt_tokens_cached',
+  'prefix_cache_hits',
+  'prefix_cache_queries',
+  'generation_tokens',
+  'preemptions',
+];
 const GAUGES = ['kv_cache_usage', 'requests_waiting', 'requests_running'];
-const MODELS = ['meta-llama/Llama-3.1-8B-Instruct', 'meta-llama/Llama-3.1-70B-Instruct', 'Qwen/Qwen2.5-7B-Instruct', 'Qwen/Qwen2.5-32B-Instruct', 'mistralai/Mistral-7B-Instruct-v0.3', 'google/gemma-2-9b-it'];
+const MODELS = [
+  'meta-llama/Llama-3.1-8B-Instruct',
+  'meta-llama/Llama-3.1-70B-Instruct',
+  'Qwen/Qwen2.5-7B-Instruct',
+  'Qwen/Qwen2.5-32B-Instruct',
+  'mistralai/Mistral-7B-Instruct-v0.3',
+  'google/gemma-2-9b-it',
+];
 const TENANT_KEYS = ['tenant.id'];
 
 export interface DatasetParams {
@@ -33,18 +48,43 @@ function generate(path: string, p: DatasetParams): { seconds: number; minuteRows
   db.pragma('synchronous = OFF');
   const rand = seededRandom(42);
   const startMs = END_MS - p.days * DAY_MS;
-  const insTarget = db.prepare('INSERT INTO targets (url, instance, labels_json, profile, first_seen_ms, last_seen_ms) VALUES (?, ?, ?, ?, ?, ?) RETURNING id').pluck();
-  const insSeries = db.prepare("INSERT INTO series (target_id, model, engine, signal, kind, unit) VALUES (?, ?, '', ?, ?, 'x') RETURNING id").pluck();
-  interface Srs { id: number; signal: string }
-  const perInstance: Array<{ targetId: number; instance: string; models: Array<{ model: string; series: Srs[] }> }> = [];
+  const insTarget = db
+    .prepare(
+      'INSERT INTO targets (url, instance, labels_json, profile, first_seen_ms, last_seen_ms) VALUES (?, ?, ?, ?, ?, ?) RETURNING id',
+    )
+    .pluck();
+  const insSeries = db
+    .prepare(
+      "INSERT INTO series (target_id, model, engine, signal, kind, unit) VALUES (?, ?, '', ?, ?, 'x') RETURNING id",
+    )
+    .pluck();
+  interface Srs {
+    id: number;
+    signal: string;
+  }
+  const perInstance: Array<{ targetId: number; instance: string; models: Array<{ model: string; series: Srs[] }> }> =
+    [];
   db.transaction(() => {
     for (let i = 0; i < p.instances; i++) {
       const instance = `10.0.${Math.floor(i / 250)}.${(i % 250) + 1}:8000`;
-      const targetId = insTarget.get(`http://${instance}/metrics`, instance, JSON.stringify({ instance }), 'vllm', startMs, END_MS) as number;
+      const targetId = insTarget.get(
+        `http://${instance}/metrics`,
+        instance,
+        JSON.stringify({ instance }),
+        'vllm',
+        startMs,
+        END_MS,
+      ) as number;
       const models = [];
       for (let m = 0; m < p.modelsPerInstance; m++) {
         const model = MODELS[(i + m) % MODELS.length]!;
-        models.push({ model, series: [...COUNTERS.map((s) => ({ id: insSeries.get(targetId, model, s, 'counter') as number, signal: s })), ...GAUGES.map((s) => ({ id: insSeries.get(targetId, model, s, 'gauge') as number, signal: s }))] });
+        models.push({
+          model,
+          series: [
+            ...COUNTERS.map((s) => ({ id: insSeries.get(targetId, model, s, 'counter') as number, signal: s })),
+            ...GAUGES.map((s) => ({ id: insSeries.get(targetId, model, s, 'gauge') as number, signal: s })),
+          ],
+        });
       }
       perInstance.push({ targetId, instance, models });
     }
@@ -52,10 +92,13 @@ function generate(path: string, p: DatasetParams): { seconds: number; minuteRows
 
   // Per-minute rollups, as the scrape store writes them: counter delta sums, gauge min/max/sum/count/last over the minute's scrapes.
   const scrapesPerMinute = 60 / p.scrapeIntervalS;
-  const insCounter = db.prepare('INSERT INTO rollup_minute (series_id, minute_ms, delta_sum, resets) VALUES (?, ?, ?, 0)');
-  const insGauge = db.prepare('INSERT INTO rollup_minute (series_id, minute_ms, gauge_min, gauge_max, gauge_sum, gauge_count, gauge_last) VALUES (?, ?, ?, ?, ?, ?, ?)');
+  const insCounter = db.prepare(
+    'INSERT INTO rollup_minute (series_id, minute_ms, delta_sum, resets) VALUES (?, ?, ?, 0)',
+  );
+  const insGauge = db.prepare(
+    'INSERT INTO rollup_minute (series_id, minute_ms, gauge_min, gauge_max, gauge_sum, gauge_count, gauge_last) VALUES (?, ?, ?, ?, ?, ?, ?)',
+  );
   let minuteRows = 0;
-  const minutes = (p.days * DAY_MS) / 60_000;
   const dayMinutes = DAY_MS / 60_000;
   for (let d = 0; d < p.days; d++) {
     db.transaction(() => {
@@ -73,14 +116,31 @@ function generate(path: string, p: DatasetParams): { seconds: number; minuteRows
             for (const s of m.series) {
               let v: number;
               switch (s.signal) {
-                case 'requests_finished': v = reqs; break;
-                case 'prompt_tokens': case 'prefix_cache_queries': v = prompt; break;
-                case 'prompt_tokens_cached': case 'prefix_cache_hits': v = cached; break;
-                case 'generation_tokens': v = reqs * 250; break;
-                case 'preemptions': v = kv > 0.95 ? 1 : 0; break;
-                case 'kv_cache_usage': v = kv; break;
-                case 'requests_waiting': v = waiting; break;
-                default: v = 4 + Math.floor(load * 12);
+                case 'requests_finished':
+                  v = reqs;
+                  break;
+                case 'prompt_tokens':
+                case 'prefix_cache_queries':
+                  v = prompt;
+                  break;
+                case 'prompt_tokens_cached':
+                case 'prefix_cache_hits':
+                  v = cached;
+                  break;
+                case 'generation_tokens':
+                  v = reqs * 250;
+                  break;
+                case 'preemptions':
+                  v = kv > 0.95 ? 1 : 0;
+                  break;
+                case 'kv_cache_usage':
+                  v = kv;
+                  break;
+                case 'requests_waiting':
+                  v = waiting;
+                  break;
+                default:
+                  v = 4 + Math.floor(load * 12);
               }
               if (COUNTERS.includes(s.signal)) insCounter.run(s.id, minuteMs, v);
               else insGauge.run(s.id, minuteMs, v, v, v * scrapesPerMinute, scrapesPerMinute, v);
@@ -94,7 +154,8 @@ function generate(path: string, p: DatasetParams): { seconds: number; minuteRows
 
   // The request ledger: 10 requests/s, tenants from a skewed distribution; 70 % name their tenant on
   // the span, 20 % only on a gateway span of the trace, 10 % have none; 20 % carry a real cached count.
-  const insLedger = db.prepare(`INSERT INTO request_ledger (trace_id, span_id, start_ms, end_ms, span_name, service_name, target_id, instance, model, match,
+  const insLedger =
+    db.prepare(`INSERT INTO request_ledger (trace_id, span_id, start_ms, end_ms, span_name, service_name, target_id, instance, model, match,
     prompt_tokens, completion_tokens, cached_tokens, cached_tokens_estimate, window_complete, latency_e2e_s, tenant_json) VALUES (?, ?, ?, ?, 'llm_request', 'vllm', ?, ?, ?, 'resource', ?, ?, ?, ?, 1, ?, ?)`);
   const insTenant = db.prepare('INSERT INTO trace_tenants (trace_id, key, value, seen_ms) VALUES (?, ?, ?, ?)');
   const hex = (n: number, len: number) => n.toString(16).padStart(len, '0');
@@ -112,7 +173,21 @@ function generate(path: string, p: DatasetParams): { seconds: number; minuteRows
         const cached = Math.floor(prompt * (0.3 + 0.4 * rand()));
         const measured = rand() < 0.2;
         const how = rand();
-        insLedger.run(traceId, hex(r, 16), start, start + 2500, inst.targetId, inst.instance, m.model, prompt, 250, measured ? cached : null, measured ? null : cached, 2.5, how < 0.7 ? JSON.stringify({ 'tenant.id': tenant }) : null);
+        insLedger.run(
+          traceId,
+          hex(r, 16),
+          start,
+          start + 2500,
+          inst.targetId,
+          inst.instance,
+          m.model,
+          prompt,
+          250,
+          measured ? cached : null,
+          measured ? null : cached,
+          2.5,
+          how < 0.7 ? JSON.stringify({ 'tenant.id': tenant }) : null,
+        );
         if (how >= 0.7 && how < 0.9) insTenant.run(traceId, 'tenant.id', tenant, start);
         ledgerRows++;
       }
@@ -132,24 +207,41 @@ function timeIt<T>(fn: () => T, runs: number): { result: T; medianMs: number; ma
     times.push(performance.now() - t);
   }
   times.sort((a, b) => a - b);
-  return { result, medianMs: Number(times[Math.floor(times.length / 2)]!.toFixed(1)), maxMs: Number(times[times.length - 1]!.toFixed(1)) };
+  return {
+    result,
+    medianMs: Number(times[Math.floor(times.length / 2)]!.toFixed(1)),
+    maxMs: Number(times[times.length - 1]!.toFixed(1)),
+  };
 }
 
 export async function runReportBench(p: DatasetParams): Promise<Record<string, unknown>> {
   const dir = process.env.BENCH_REPORT_DIR ?? join(tmpdir(), 'cachelens-bench-report');
   mkdirSync(dir, { recursive: true });
-  const path = join(dir, `store-${p.days}d-${p.instances}i-${p.modelsPerInstance}m-${p.requestsPerS}rps-${p.tenants}t.db`);
+  const path = join(
+    dir,
+    `store-${p.days}d-${p.instances}i-${p.modelsPerInstance}m-${p.requestsPerS}rps-${p.tenants}t.db`,
+  );
   const ready = `${path}.ready`;
   let gen: Record<string, unknown> = { reused: true };
   if (existsSync(ready) && process.env.BENCH_REPORT_RECOMPACT) {
     // Same data, rollups rebuilt: after a change to compaction, without regenerating 10 GB.
     const db = openDatabase(path);
-    db.exec('DELETE FROM fleet_rollup; DELETE FROM ledger_rollup; DELETE FROM compaction; DELETE FROM compaction_dirty;');
+    db.exec(
+      'DELETE FROM fleet_rollup; DELETE FROM ledger_rollup; DELETE FROM compaction; DELETE FROM compaction_dirty;',
+    );
     const t = performance.now();
-    const done = await new Compactor(db, { tenantKeys: TENANT_KEYS, graceMs: 10 * 60_000, log: createLogger('warn') }).runOnce(END_MS + HOUR_MS);
+    const done = await new Compactor(db, {
+      tenantKeys: TENANT_KEYS,
+      graceMs: 10 * 60_000,
+      log: createLogger('warn'),
+    }).runOnce(END_MS + HOUR_MS);
     db.pragma('wal_checkpoint(TRUNCATE)');
     db.close();
-    gen = { ...JSON.parse(readFileSync(ready, 'utf8')), compactSeconds: Number(((performance.now() - t) / 1000).toFixed(1)), compacted: done };
+    gen = {
+      ...JSON.parse(readFileSync(ready, 'utf8')),
+      compactSeconds: Number(((performance.now() - t) / 1000).toFixed(1)),
+      compacted: done,
+    };
     writeFileSync(ready, JSON.stringify(gen));
   } else if (existsSync(ready)) gen = { reused: true, ...JSON.parse(readFileSync(ready, 'utf8')) };
   if (!existsSync(ready)) {
@@ -161,16 +253,32 @@ export async function runReportBench(p: DatasetParams): Promise<Record<string, u
     const done = await compactor.runOnce(END_MS + HOUR_MS);
     db.pragma('wal_checkpoint(TRUNCATE)');
     db.close();
-    gen = { generateSeconds: Number(g.seconds.toFixed(1)), minuteRows: g.minuteRows, ledgerRows: g.ledgerRows, compactSeconds: Number(((performance.now() - t) / 1000).toFixed(1)), compacted: done };
+    gen = {
+      generateSeconds: Number(g.seconds.toFixed(1)),
+      minuteRows: g.minuteRows,
+      ledgerRows: g.ledgerRows,
+      compactSeconds: Number(((performance.now() - t) / 1000).toFixed(1)),
+      compacted: done,
+    };
     writeFileSync(ready, JSON.stringify(gen));
   }
   const dbBytes = statSync(path).size;
   const pricesPath = join(dir, 'prices.yaml');
-  writeFileSync(pricesPath, `models:\n  - match: "meta-llama/*"\n    input: 0.20\n    cached_input: 0.02\n    output: 0.60\n  - match: "meta-llama/*"\n    input: 0.25\n    cached_input: 0.025\n    output: 0.75\n    effective_from: 2026-11-15\n  - match: "*"\n    input: 0.10\n    cached_input: 0.01\n    output: 0.30\n`);
+  writeFileSync(
+    pricesPath,
+    `models:\n  - match: "meta-llama/*"\n    input: 0.20\n    cached_input: 0.02\n    output: 0.60\n  - match: "meta-llama/*"\n    input: 0.25\n    cached_input: 0.025\n    output: 0.75\n    effective_from: 2026-11-15\n  - match: "*"\n    input: 0.10\n    cached_input: 0.01\n    output: 0.30\n`,
+  );
   const since = `${p.days}d`;
   const results: Record<string, unknown> = {};
   for (const by of ['day', 'model', 'tenant', 'instance']) {
-    const t = timeIt(() => renderReport(makeReport({ db: path, since, by, prices: pricesPath, tenantKeys: TENANT_KEYS, nowMs: END_MS }), 'table'), 5);
+    const t = timeIt(
+      () =>
+        renderReport(
+          makeReport({ db: path, since, by, prices: pricesPath, tenantKeys: TENANT_KEYS, nowMs: END_MS }),
+          'table',
+        ),
+      5,
+    );
     results[`by ${by} (in-process)`] = { medianMs: t.medianMs, maxMs: t.maxMs, rows: t.result.split('\n').length };
   }
   // The whole CLI, as a user runs it: Node + tsx start-up included.
@@ -181,7 +289,11 @@ export async function runReportBench(p: DatasetParams): Promise<Record<string, u
     const times: number[] = [];
     for (let i = 0; i < 3; i++) {
       const t = performance.now();
-      execFileSync(process.execPath, [bin, 'report', '--db', path, '--since', sinceIso, '--until', until, '--by', by, '--prices', pricesPath], { stdio: ['ignore', 'ignore', 'inherit'] });
+      execFileSync(
+        process.execPath,
+        [bin, 'report', '--db', path, '--since', sinceIso, '--until', until, '--by', by, '--prices', pricesPath],
+        { stdio: ['ignore', 'ignore', 'inherit'] },
+      );
       times.push(performance.now() - t);
     }
     times.sort((a, b) => a - b);

@@ -8,12 +8,25 @@ import { runReportBench } from './reportBench.ts';
 const which = process.argv[2] ?? 'all';
 const out: Record<string, unknown> = { node: process.version, date: new Date().toISOString() };
 if (which === 'all' || which === 'parse') out.parse = runParseBench();
-if (which === 'all' || which === 'fleet') out.fleet = await runFleetBench(Number(process.env.BENCH_TARGETS ?? 1000), Number(process.env.BENCH_WARMUP_S ?? 20), Number(process.env.BENCH_MEASURE_S ?? 60));
-if (which === 'all' || which === 'pipeline') out.pipeline = await runPipelineBench(Number(process.env.BENCH_REQUESTS ?? 400));
+if (which === 'all' || which === 'fleet')
+  out.fleet = await runFleetBench(
+    Number(process.env.BENCH_TARGETS ?? 1000),
+    Number(process.env.BENCH_WARMUP_S ?? 20),
+    Number(process.env.BENCH_MEASURE_S ?? 60),
+  );
+if (which === 'all' || which === 'pipeline')
+  out.pipeline = await runPipelineBench(Number(process.env.BENCH_REQUESTS ?? 400));
 if (which === 'all' || which === 'ledger') out.ledger = runLedgerBench(Number(process.env.BENCH_LEDGER_BATCHES ?? 400));
 if (which === 'all' || which === 'report') {
   const env = (k: string, d: number) => Number(process.env[k] ?? d);
-  out.report = await runReportBench({ days: env('BENCH_REPORT_DAYS', 30), instances: env('BENCH_REPORT_INSTANCES', 100), modelsPerInstance: 2, scrapeIntervalS: 5, requestsPerS: env('BENCH_REPORT_RPS', 10), tenants: env('BENCH_REPORT_TENANTS', 50) });
+  out.report = await runReportBench({
+    days: env('BENCH_REPORT_DAYS', 30),
+    instances: env('BENCH_REPORT_INSTANCES', 100),
+    modelsPerInstance: 2,
+    scrapeIntervalS: 5,
+    requestsPerS: env('BENCH_REPORT_RPS', 10),
+    tenants: env('BENCH_REPORT_TENANTS', 50),
+  });
 }
 console.log(JSON.stringify(out, null, 2));
 process.exit(0);

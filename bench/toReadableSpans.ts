@@ -11,15 +11,32 @@ function traceState(s: string): { serialize(): string } | undefined {
 
 function toReadable(span: OtlpSpan, resource: unknown, scope: unknown): ReadableSpan {
   const traceId = toHex(span.traceId);
-  const ctx = { traceId, spanId: toHex(span.spanId), traceFlags: span.flags & 0xff, traceState: traceState(span.traceState) };
+  const ctx = {
+    traceId,
+    spanId: toHex(span.spanId),
+    traceFlags: span.flags & 0xff,
+    traceState: traceState(span.traceState),
+  };
   const attributes = attributesToJs(span.attributes);
-  const events = span.events.map((e) => ({ name: e.name, time: toHrTime(e.timeUnixNano), attributes: attributesToJs(e.attributes), droppedAttributesCount: e.droppedAttributesCount }));
+  const events = span.events.map((e) => ({
+    name: e.name,
+    time: toHrTime(e.timeUnixNano),
+    attributes: attributesToJs(e.attributes),
+    droppedAttributesCount: e.droppedAttributesCount,
+  }));
   return {
     name: span.name,
     // OTLP kinds are the API's + 1; UNSPECIFIED has no API value, so it stays unset.
     kind: span.kind ? span.kind - 1 : undefined,
     spanContext: () => ctx,
-    parentSpanContext: span.parentSpanId.length ? { traceId, spanId: toHex(span.parentSpanId), traceFlags: ctx.traceFlags, isRemote: (span.flags & IS_REMOTE) !== 0 } : undefined,
+    parentSpanContext: span.parentSpanId.length
+      ? {
+          traceId,
+          spanId: toHex(span.parentSpanId),
+          traceFlags: ctx.traceFlags,
+          isRemote: (span.flags & IS_REMOTE) !== 0,
+        }
+      : undefined,
     startTime: toHrTime(span.startTimeUnixNano),
     endTime: toHrTime(span.endTimeUnixNano),
     duration: [0, 0],
@@ -27,7 +44,13 @@ function toReadable(span: OtlpSpan, resource: unknown, scope: unknown): Readable
     status: { code: span.status?.code ?? 0, message: span.status?.message || undefined },
     attributes,
     links: span.links.map((l) => ({
-      context: { traceId: toHex(l.traceId), spanId: toHex(l.spanId), traceFlags: l.flags & 0xff, isRemote: (l.flags & IS_REMOTE) !== 0, traceState: traceState(l.traceState) },
+      context: {
+        traceId: toHex(l.traceId),
+        spanId: toHex(l.spanId),
+        traceFlags: l.flags & 0xff,
+        isRemote: (l.flags & IS_REMOTE) !== 0,
+        traceState: traceState(l.traceState),
+      },
       attributes: attributesToJs(l.attributes),
       droppedAttributesCount: l.droppedAttributesCount,
     })),
@@ -49,10 +72,19 @@ function toReadable(span: OtlpSpan, resource: unknown, scope: unknown): Readable
  */
 export function toReadableSpans(req: OtlpTraceRequest, out: ReadableSpan[] = []): ReadableSpan[] {
   for (const rs of req.resourceSpans) {
-    const resource = { attributes: attributesToJs(rs.resource?.attributes ?? []), schemaUrl: rs.schemaUrl || undefined };
+    const resource = {
+      attributes: attributesToJs(rs.resource?.attributes ?? []),
+      schemaUrl: rs.schemaUrl || undefined,
+    };
     for (const ss of rs.scopeSpans) {
       const s = ss.scope;
-      const scope = { name: s?.name ?? '', version: s?.version || undefined, schemaUrl: ss.schemaUrl || undefined, attributes: s?.attributes?.length ? attributesToJs(s.attributes) : undefined, droppedAttributesCount: s?.droppedAttributesCount || undefined };
+      const scope = {
+        name: s?.name ?? '',
+        version: s?.version || undefined,
+        schemaUrl: ss.schemaUrl || undefined,
+        attributes: s?.attributes?.length ? attributesToJs(s.attributes) : undefined,
+        droppedAttributesCount: s?.droppedAttributesCount || undefined,
+      };
       for (const span of ss.spans) out.push(toReadable(span, resource, scope));
     }
   }

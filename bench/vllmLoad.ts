@@ -43,14 +43,30 @@ export class VllmLoad {
         'gen_ai.latency.e2e': { doubleValue: ttft + 1.21 },
       };
       list.push({
-        traceId, spanId, parentSpanId: randomBytes(8), name: 'llm_request', kind: 2,
+        traceId,
+        spanId,
+        parentSpanId: randomBytes(8),
+        name: 'llm_request',
+        kind: 2,
         // distinct per span, so each time field can be found in the encoding below
         startTimeUnixNano: String(this.baseNs - 2_000_000_000n + BigInt(i * 1000)),
         endTimeUnixNano: String(this.baseNs - 500_000_000n + BigInt(i * 1000)),
         attributes: Object.entries(attrs).map(([key, value]) => ({ key, value })),
       });
     }
-    const req = ExportTraceServiceRequest.fromObject({ resourceSpans: [{ resource: { attributes: Object.entries({ 'service.name': 'vllm', ...resource }).map(([key, v]) => ({ key, value: { stringValue: v } })) }, scopeSpans: [{ scope: { name: 'vllm.llm_engine' }, spans: list }] }] });
+    const req = ExportTraceServiceRequest.fromObject({
+      resourceSpans: [
+        {
+          resource: {
+            attributes: Object.entries({ 'service.name': 'vllm', ...resource }).map(([key, v]) => ({
+              key,
+              value: { stringValue: v },
+            })),
+          },
+          scopeSpans: [{ scope: { name: 'vllm.llm_engine' }, spans: list }],
+        },
+      ],
+    });
     this.template = Buffer.from(encodeRequest(req as unknown as OtlpTraceRequest));
     const find = (needle: Buffer) => {
       const at = this.template.indexOf(needle);

@@ -35,7 +35,6 @@ export class Check {
   }
 }
 
-
 export interface DaemonHandle {
   child: ChildProcess;
   stderr: string[];
@@ -63,7 +62,11 @@ export class DaemonProcess {
     [this.grpcPort, this.httpPort, this.telemetryPort] = [await freePort(), await freePort(), await freePort()];
     const raw = structuredClone(this.raw) as Record<string, any>;
     raw.storage = { path: join(this.dir, 'store.db'), ...raw.storage };
-    raw.receivers = { ...raw.receivers, grpc: { endpoint: `127.0.0.1:${this.grpcPort}` }, http: { endpoint: `127.0.0.1:${this.httpPort}` } };
+    raw.receivers = {
+      ...raw.receivers,
+      grpc: { endpoint: `127.0.0.1:${this.grpcPort}` },
+      http: { endpoint: `127.0.0.1:${this.httpPort}` },
+    };
     raw.telemetry = { endpoint: `127.0.0.1:${this.telemetryPort}` };
     raw.log = { level: 'warn', ...raw.log };
     raw.scrape = { targets: [], ...raw.scrape };
@@ -79,14 +82,18 @@ export class DaemonProcess {
   }
 
   start(): DaemonHandle {
-    const child = spawn(process.execPath, [BIN, 'run', '--config', this.configPath], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawn(process.execPath, [BIN, 'run', '--config', this.configPath], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
     const stderr: string[] = [];
     child.stderr!.setEncoding('utf8');
     child.stderr!.on('data', (s: string) => {
       stderr.push(...s.split('\n').filter(Boolean));
       if (stderr.length > 2000) stderr.splice(0, stderr.length - 2000);
     });
-    const exited = new Promise<number | null>((r) => child.once('exit', (code, signal) => r(code ?? (signal ? -1 : null))));
+    const exited = new Promise<number | null>((r) =>
+      child.once('exit', (code, signal) => r(code ?? (signal ? -1 : null))),
+    );
     this.current = { child, stderr, exited };
     this.starts++;
     return this.current;
@@ -96,8 +103,14 @@ export class DaemonProcess {
     let exitCode: number | null | undefined;
     void this.current?.exited.then((c) => (exitCode = c));
     for (const until = Date.now() + timeoutMs; Date.now() < until; await sleep(50)) {
-      if (exitCode !== undefined) throw new Error(`daemon exited (${exitCode}) before it was ready; stderr: ${this.current?.stderr.slice(-5).join(' | ')}`);
-      const ok = await fetch(`http://127.0.0.1:${this.telemetryPort}/readyz`).then((r) => r.status === 200, () => false);
+      if (exitCode !== undefined)
+        throw new Error(
+          `daemon exited (${exitCode}) before it was ready; stderr: ${this.current?.stderr.slice(-5).join(' | ')}`,
+        );
+      const ok = await fetch(`http://127.0.0.1:${this.telemetryPort}/readyz`).then(
+        (r) => r.status === 200,
+        () => false,
+      );
       if (ok) return;
     }
     throw new Error(`daemon not ready within ${timeoutMs} ms; stderr: ${this.current?.stderr.slice(-5).join(' | ')}`);
@@ -129,9 +142,13 @@ export class DaemonProcess {
   }
 
   async metric(name: string): Promise<number | undefined> {
-    const text = await fetch(`http://127.0.0.1:${this.telemetryPort}/metrics`).then((r) => r.text(), () => '');
+    const text = await fetch(`http://127.0.0.1:${this.telemetryPort}/metrics`).then(
+      (r) => r.text(),
+      () => '',
+    );
     let sum: number | undefined;
-    for (const m of text.matchAll(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, 'gm'))) sum = (sum ?? 0) + Number(m[1]);
+    for (const m of text.matchAll(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, 'gm')))
+      sum = (sum ?? 0) + Number(m[1]);
     return sum;
   }
 }
@@ -158,9 +175,18 @@ export class AckingClient {
   async sendHttp(url: string, body: Uint8Array): Promise<SendOutcome> {
     this.sentRequests++;
     try {
-      const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/x-protobuf' }, body: Buffer.from(body), signal: AbortSignal.timeout(10_000) });
+      const res = await fetch(url, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-protobuf' },
+        body: Buffer.from(body),
+        signal: AbortSignal.timeout(10_000),
+      });
       await res.arrayBuffer();
-      return { acked: res.status === 200, retryable: res.status === 503 || res.status === 429, code: String(res.status) };
+      return {
+        acked: res.status === 200,
+        retryable: res.status === 503 || res.status === 429,
+        code: String(res.status),
+      };
     } catch (err) {
       this.connectionErrors++;
       return { acked: false, retryable: true, code: (err as Error).name };
@@ -175,17 +201,35 @@ export class AckingClient {
     }
     this.sentRequests++;
     return new Promise((resolve) => {
-      this.grpc!.makeUnaryRequest('/opentelemetry.proto.collector.trace.v1.TraceService/Export', identity, identity, Buffer.from(body), new Metadata(), { deadline: Date.now() + 10_000 }, (err) => {
-        if (!err) return resolve({ acked: true, retryable: false, code: 'OK' });
-        const retryable = [GrpcStatus.UNAVAILABLE, GrpcStatus.RESOURCE_EXHAUSTED, GrpcStatus.DEADLINE_EXCEEDED].includes(err.code);
-        if (err.code === GrpcStatus.UNAVAILABLE && /connect|ECONNREFUSED|No connection/i.test(err.details)) this.connectionErrors++;
-        resolve({ acked: false, retryable, code: GrpcStatus[err.code] ?? String(err.code) });
-      });
+      this.grpc!.makeUnaryRequest(
+        '/opentelemetry.proto.collector.trace.v1.TraceService/Export',
+        identity,
+        identity,
+        Buffer.from(body),
+        new Metadata(),
+        { deadline: Date.now() + 10_000 },
+        (err) => {
+          if (!err) return resolve({ acked: true, retryable: false, code: 'OK' });
+          const retryable = [
+            GrpcStatus.UNAVAILABLE,
+            GrpcStatus.RESOURCE_EXHAUSTED,
+            GrpcStatus.DEADLINE_EXCEEDED,
+          ].includes(err.code);
+          if (err.code === GrpcStatus.UNAVAILABLE && /connect|ECONNREFUSED|No connection/i.test(err.details))
+            this.connectionErrors++;
+          resolve({ acked: false, retryable, code: GrpcStatus[err.code] ?? String(err.code) });
+        },
+      );
     });
   }
 
   /** Sends one batch of n spans over the given transport; acknowledged span ids are remembered. */
-  async batch(d: DaemonProcess, transport: 'grpc' | 'http', n: number, opts: Parameters<typeof makeRequest>[1] = { name: 'background' }): Promise<SendOutcome> {
+  async batch(
+    d: DaemonProcess,
+    transport: 'grpc' | 'http',
+    n: number,
+    opts: Parameters<typeof makeRequest>[1] = { name: 'background' },
+  ): Promise<SendOutcome> {
     const r = makeRequest(n, opts);
     const out = transport === 'grpc' ? await this.sendGrpc(d.grpcAddr, r.body) : await this.sendHttp(d.httpUrl, r.body);
     if (out.acked) for (const id of r.spanIds) this.acked.add(id);
@@ -210,7 +254,11 @@ export function delivered(sink: OtlpSink): Map<string, number> {
 }
 
 /** Waits for every acknowledged span to reach downstream; counts the ones that never did and the duplicates. */
-export async function settle(sink: OtlpSink, acked: ReadonlySet<string>, timeoutMs = 30_000): Promise<{ lost: number; dupes: number }> {
+export async function settle(
+  sink: OtlpSink,
+  acked: ReadonlySet<string>,
+  timeoutMs = 30_000,
+): Promise<{ lost: number; dupes: number }> {
   await waitUntil(() => {
     const got = delivered(sink);
     return [...acked].every((id) => got.has(id));

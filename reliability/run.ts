@@ -33,17 +33,25 @@ const CASES: CaseDef[] = [
   { key: 'poison', run: (long) => poisonedBatch({ requests: long ? 400 : 60 }) },
   { key: 'faults', run: () => startupFaults() },
   { key: 'corpora', run: () => corpora() },
-  { key: 'outage', run: (long) => downstreamOutage({ outageMs: long ? 60_000 : 8_000, flapMs: long ? 30_000 : 5_000 }) },
+  {
+    key: 'outage',
+    run: (long) => downstreamOutage({ outageMs: long ? 60_000 : 8_000, flapMs: long ? 30_000 : 5_000 }),
+  },
 ];
 
 function table(results: CaseResult[]): string {
   const esc = (s: string) => s.replace(/\|/g, '\\|');
-  const rows = results.map((r) => `| ${esc(r.name)} | ${esc(r.load)} | ${r.lost} | ${esc(r.refused)} | ${esc(r.recovered)} | ${r.ok ? 'pass' : `**FAIL**: ${esc(r.failures.join('; '))}`} |`);
+  const rows = results.map(
+    (r) =>
+      `| ${esc(r.name)} | ${esc(r.load)} | ${r.lost} | ${esc(r.refused)} | ${esc(r.recovered)} | ${r.ok ? 'pass' : `**FAIL**: ${esc(r.failures.join('; '))}`} |`,
+  );
   return ['| case | load | lost | refused | recovered | result |', '|---|---|---|---|---|---|', ...rows].join('\n');
 }
 
 async function main(): Promise<number> {
-  const { values } = parseArgs({ options: { long: { type: 'boolean' }, only: { type: 'string' }, write: { type: 'string' } } });
+  const { values } = parseArgs({
+    options: { long: { type: 'boolean' }, only: { type: 'string' }, write: { type: 'string' } },
+  });
   const long = values.long ?? false;
   const only = values.only?.split(',');
   const chosen = CASES.filter((c) => !only || only.includes(c.key));
@@ -55,10 +63,21 @@ async function main(): Promise<number> {
     try {
       r = await c.run(long);
     } catch (err) {
-      r = { name: c.key, load: '-', lost: 0, refused: '-', recovered: '-', notes: [], ok: false, failures: [`threw: ${(err as Error).stack ?? err}`] };
+      r = {
+        name: c.key,
+        load: '-',
+        lost: 0,
+        refused: '-',
+        recovered: '-',
+        notes: [],
+        ok: false,
+        failures: [`threw: ${(err as Error).stack ?? err}`],
+      };
     }
     results.push(r);
-    process.stdout.write(`  ${r.ok ? 'ok' : 'FAILED'} in ${((Date.now() - t0) / 1000).toFixed(1)} s: ${r.load}; lost ${r.lost}; refused: ${r.refused}; recovered: ${r.recovered}\n`);
+    process.stdout.write(
+      `  ${r.ok ? 'ok' : 'FAILED'} in ${((Date.now() - t0) / 1000).toFixed(1)} s: ${r.load}; lost ${r.lost}; refused: ${r.refused}; recovered: ${r.recovered}\n`,
+    );
     for (const n of r.notes) process.stdout.write(`  · ${n}\n`);
     for (const f of r.failures) process.stdout.write(`  ✗ ${f}\n`);
   }

@@ -12,7 +12,10 @@ import { demoModelState, renderVllmExposition } from '../src/demo/vllmExposition
 const BIN = new URL('../bin/cachelens.js', import.meta.url).pathname;
 const run = async (args: string[], env: NodeJS.ProcessEnv = {}) => {
   try {
-    const { stdout, stderr } = await promisify(execFile)(process.execPath, [BIN, ...args], { env: { PATH: process.env.PATH, ...env }, cwd: mkdtempSync(join(tmpdir(), 'cachelens-cli-')) });
+    const { stdout, stderr } = await promisify(execFile)(process.execPath, [BIN, ...args], {
+      env: { PATH: process.env.PATH, ...env },
+      cwd: mkdtempSync(join(tmpdir(), 'cachelens-cli-')),
+    });
     return { code: 0, stdout, stderr };
   } catch (err) {
     const e = err as { code: number; stdout: string; stderr: string };
@@ -24,7 +27,13 @@ describe('cachelens CLI', () => {
   const server = new MetricsServer();
   before(async () => {
     await server.start();
-    server.serve('/metrics', () => renderVllmExposition([demoModelState('llama-3-8b', 1, '0'), demoModelState('llama-3-8b', 2, '1'), demoModelState('qwen', 1, '0')]));
+    server.serve('/metrics', () =>
+      renderVllmExposition([
+        demoModelState('llama-3-8b', 1, '0'),
+        demoModelState('llama-3-8b', 2, '1'),
+        demoModelState('qwen', 1, '0'),
+      ]),
+    );
   });
   after(() => server.stop());
 
@@ -33,7 +42,14 @@ describe('cachelens CLI', () => {
     assert.equal(code, 0);
     const rows = JSON.parse(stdout) as Array<Record<string, unknown>>;
     const get = (model: string, signal: string) => rows.find((r) => r.model === model && r.signal === signal);
-    assert.deepEqual(get('llama-3-8b', 'prompt_tokens'), { target: server.url('/metrics'), instance: `127.0.0.1:${server.port}`, model: 'llama-3-8b', signal: 'prompt_tokens', kind: 'counter', value: 1_234_567 * 3 });
+    assert.deepEqual(get('llama-3-8b', 'prompt_tokens'), {
+      target: server.url('/metrics'),
+      instance: `127.0.0.1:${server.port}`,
+      model: 'llama-3-8b',
+      signal: 'prompt_tokens',
+      kind: 'counter',
+      value: 1_234_567 * 3,
+    });
     assert.equal(get('llama-3-8b', 'requests_finished')!.value, (1000 + 200 + 3 + 1) * 3);
     assert.equal(get('llama-3-8b', 'kv_cache_usage')!.value, 0.4375);
     assert.equal(get('qwen', 'requests_waiting')!.value, 4);
@@ -60,7 +76,10 @@ describe('cachelens CLI', () => {
     assert.match(ok.stdout, /interval: 15s/);
     assert.match(ok.stdout, /url: http:\/\/127\.0\.0\.1:8000\/metrics/);
     const dir = mkdtempSync(join(tmpdir(), 'cachelens-cli-'));
-    writeFileSync(join(dir, 'bad.yaml'), 'scrape:\n  interval: 5 sec\n  bearer_token: topsecret\nstorage:\n  raw_retension: 1h\n');
+    writeFileSync(
+      join(dir, 'bad.yaml'),
+      'scrape:\n  interval: 5 sec\n  bearer_token: topsecret\nstorage:\n  raw_retension: 1h\n',
+    );
     const bad = await run(['check-config', '--config', join(dir, 'bad.yaml')]);
     assert.equal(bad.code, 2);
     assert.match(bad.stderr, /scrape\.interval: "5 sec" is not a duration like 5s or 1m/);
@@ -70,7 +89,10 @@ describe('cachelens CLI', () => {
 
   it('check-config never prints secrets', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'cachelens-cli-'));
-    writeFileSync(join(dir, 'c.yaml'), 'scrape:\n  bearer_token: topsecret\n  targets:\n    - url: http://a:1/metrics\n      basic_auth: {username: u, password: hunter2}\n');
+    writeFileSync(
+      join(dir, 'c.yaml'),
+      'scrape:\n  bearer_token: topsecret\n  targets:\n    - url: http://a:1/metrics\n      basic_auth: {username: u, password: hunter2}\n',
+    );
     const { code, stdout } = await run(['check-config', '--config', join(dir, 'c.yaml')]);
     assert.equal(code, 0);
     assert.doesNotMatch(stdout, /topsecret|hunter2/);
@@ -80,8 +102,12 @@ describe('cachelens CLI', () => {
   it('migrate applies the schema and is a no-op the second time', async () => {
     const db = join(mkdtempSync(join(tmpdir(), 'cachelens-cli-')), 'm.db');
     const first = (await run(['migrate', '--db', db])).stdout;
-    for (const m of listMigrations()) assert.match(first, new RegExp(`applied ${String(m.version).padStart(3, '0')}_${m.name}`));
-    assert.match((await run(['migrate', '--db', db])).stdout, new RegExp(`up to date \\(version ${listMigrations().length}\\)`));
+    for (const m of listMigrations())
+      assert.match(first, new RegExp(`applied ${String(m.version).padStart(3, '0')}_${m.name}`));
+    assert.match(
+      (await run(['migrate', '--db', db])).stdout,
+      new RegExp(`up to date \\(version ${listMigrations().length}\\)`),
+    );
   });
 
   it('an unknown command gets usage, not a stack trace', async () => {

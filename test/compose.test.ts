@@ -27,7 +27,10 @@ interface Service {
   depends_on?: string[];
   networks?: { default?: { aliases?: string[] } };
 }
-const compose = parseYaml(read('docker-compose.yml'), { merge: true }) as { services: Record<string, Service>; volumes: Record<string, unknown> };
+const compose = parseYaml(read('docker-compose.yml'), { merge: true }) as {
+  services: Record<string, Service>;
+  volumes: Record<string, unknown>;
+};
 const services = compose.services;
 
 /** host:port of a URL or a bare endpoint. */
@@ -47,7 +50,11 @@ const mountOf = (svc: Service, containerPath: string): string => {
 };
 /** Services that answer to a hostname: their name plus network aliases, in each profile. */
 const hostnamesIn = (profile: string): Set<string> =>
-  new Set(Object.entries(services).filter(([, s]) => !s.profiles || s.profiles.includes(profile)).flatMap(([name, s]) => [name, ...(s.networks?.default?.aliases ?? [])]));
+  new Set(
+    Object.entries(services)
+      .filter(([, s]) => !s.profiles || s.profiles.includes(profile))
+      .flatMap(([name, s]) => [name, ...(s.networks?.default?.aliases ?? [])]),
+  );
 
 const cachelensFor: Record<string, string> = { gpu: 'cachelens', demo: 'cachelens-demo' };
 const configOf = (svcName: string): { config: Config; file: string } => {
@@ -73,7 +80,8 @@ describe('docker-compose.yml', () => {
     }
     // The Dockerfile copies what the CLI needs at run time.
     const dockerfile = read('Dockerfile');
-    for (const p of ['bin', 'src', 'migrations', 'package-lock.json', 'tsconfig.build.json', 'dist']) assert.match(dockerfile, new RegExp(`COPY .*\\b${p.replace('.', '\\.')}\\b`), `Dockerfile copies ${p}`);
+    for (const p of ['bin', 'src', 'migrations', 'package-lock.json', 'tsconfig.build.json', 'dist'])
+      assert.match(dockerfile, new RegExp(`COPY .*\\b${p.replace('.', '\\.')}\\b`), `Dockerfile copies ${p}`);
     // The image runs the compiled dist/, built by npm ci's prepare script, without dev dependencies.
     assert.match(dockerfile, /RUN npm ci[^\n]*&& npm prune --omit=dev/);
     assert.match(dockerfile, /COPY --from=build \/app\/dist dist/);
@@ -86,11 +94,18 @@ describe('docker-compose.yml', () => {
       assert.deepEqual(services[name]!.profiles, [profile]);
       assert.ok(hostnamesIn(profile).has('cachelens'), `${profile}: something answers to "cachelens"`);
     }
-    for (const shared of ['otel-collector', 'jaeger', 'prometheus', 'grafana']) assert.equal(services[shared]!.profiles, undefined, `${shared} runs in both profiles`);
+    for (const shared of ['otel-collector', 'jaeger', 'prometheus', 'grafana'])
+      assert.equal(services[shared]!.profiles, undefined, `${shared} runs in both profiles`);
     // Host ports are published once per profile.
     for (const profile of ['gpu', 'demo']) {
-      const published = Object.values(services).filter((s) => !s.profiles || s.profiles.includes(profile)).flatMap((s) => (s.ports ?? []).map((p) => p.split(':')[0]));
-      assert.equal(new Set(published).size, published.length, `${profile}: no host port published twice (${published.join(', ')})`);
+      const published = Object.values(services)
+        .filter((s) => !s.profiles || s.profiles.includes(profile))
+        .flatMap((s) => (s.ports ?? []).map((p) => p.split(':')[0]));
+      assert.equal(
+        new Set(published).size,
+        published.length,
+        `${profile}: no host port published twice (${published.join(', ')})`,
+      );
     }
   });
 
@@ -102,10 +117,18 @@ describe('docker-compose.yml', () => {
     const traces = hostPort(flag(vllm.command, '--otlp-traces-endpoint')!);
     assert.equal(traces.host, 'cachelens');
     assert.equal(traces.port, hostPort(config.receivers.grpc.endpoint).port, 'vLLM exports to the gRPC receiver port');
-    assert.equal(hostPort(config.receivers.grpc.endpoint).host, '0.0.0.0', 'the receiver listens beyond loopback inside the container');
+    assert.equal(
+      hostPort(config.receivers.grpc.endpoint).host,
+      '0.0.0.0',
+      'the receiver listens beyond loopback inside the container',
+    );
     const target = config.scrape.targets.map((t) => hostPort(t.url));
     assert.deepEqual(target, [{ host: 'vllm', port: Number(flag(vllm.command, '--port')) }]);
-    assert.deepEqual(config.scrape.targets[0]!.match, { 'service.name': vllm.environment!.OTEL_SERVICE_NAME }, 'spans match the target by the service name vLLM is given');
+    assert.deepEqual(
+      config.scrape.targets[0]!.match,
+      { 'service.name': vllm.environment!.OTEL_SERVICE_NAME },
+      'spans match the target by the service name vLLM is given',
+    );
   });
 
   it('the simulated fleet serves the ports cachelens scrapes and sends its spans to cachelens', () => {
@@ -113,10 +136,16 @@ describe('docker-compose.yml', () => {
     const { config } = configOf('cachelens-demo');
     const listen = hostPort(flag(fleet.command, '--listen')!);
     const ports = [listen.port, listen.port + 1, listen.port + 2];
-    assert.deepEqual(config.scrape.targets.map((t) => hostPort(t.url)), ports.map((port) => ({ host: 'fleet', port })));
+    assert.deepEqual(
+      config.scrape.targets.map((t) => hostPort(t.url)),
+      ports.map((port) => ({ host: 'fleet', port })),
+    );
     assert.deepEqual(fleet.expose?.map(Number), ports);
     // The fleet's spans name service.instance.id vllm-0..2 (src/demo/fleetServer.ts): the targets' instance labels.
-    assert.deepEqual(config.scrape.targets.map((t) => t.labels.instance), ['vllm-0', 'vllm-1', 'vllm-2']);
+    assert.deepEqual(
+      config.scrape.targets.map((t) => t.labels.instance),
+      ['vllm-0', 'vllm-1', 'vllm-2'],
+    );
     const otlp = hostPort(flag(fleet.command, '--otlp')!);
     assert.equal(otlp.host, 'cachelens');
     assert.equal(otlp.port, hostPort(config.receivers.grpc.endpoint).port);
@@ -126,18 +155,33 @@ describe('docker-compose.yml', () => {
     const collector = parseYaml(read(mountOf(services['otel-collector']!, '/etc/otelcol/config.yaml'))) as {
       receivers: { otlp: { protocols: { grpc: { endpoint: string } } } };
       exporters: Record<string, { endpoint: string }>;
-      service: { pipelines: { traces: { receivers: string[]; exporters: string[] } }; telemetry: { metrics: { readers: Array<{ pull: { exporter: { prometheus: { port: number } } } }> } } };
+      service: {
+        pipelines: { traces: { receivers: string[]; exporters: string[] } };
+        telemetry: { metrics: { readers: Array<{ pull: { exporter: { prometheus: { port: number } } } }> } };
+      };
     };
     assert.deepEqual(services['otel-collector']!.command, ['--config=/etc/otelcol/config.yaml']);
     const collectorGrpc = hostPort(collector.receivers.otlp.protocols.grpc.endpoint).port;
     for (const name of Object.values(cachelensFor)) {
       const { config, file } = configOf(name);
       const exp = hostPort(config.exporter.endpoint!);
-      assert.deepEqual(exp, { host: 'otel-collector', port: collectorGrpc }, `${file}: exporter.endpoint is the Collector's OTLP/gRPC receiver`);
+      assert.deepEqual(
+        exp,
+        { host: 'otel-collector', port: collectorGrpc },
+        `${file}: exporter.endpoint is the Collector's OTLP/gRPC receiver`,
+      );
       assert.equal(config.exporter.insecure, true, `${file}: plain-text gRPC inside the compose network`);
       assert.equal(hostPort(config.telemetry.endpoint).port, 9464);
-      assert.ok(services[name]!.ports!.includes(`${hostPort(config.receivers.grpc.endpoint).port}:${hostPort(config.receivers.grpc.endpoint).port}`));
-      assert.equal(config.storage.path.startsWith('/var/lib/cachelens/'), true, `${file}: the DB lives on the cachelens-data volume`);
+      assert.ok(
+        services[name]!.ports!.includes(
+          `${hostPort(config.receivers.grpc.endpoint).port}:${hostPort(config.receivers.grpc.endpoint).port}`,
+        ),
+      );
+      assert.equal(
+        config.storage.path.startsWith('/var/lib/cachelens/'),
+        true,
+        `${file}: the DB lives on the cachelens-data volume`,
+      );
       assert.ok(services[name]!.volumes!.some((v) => v.startsWith('cachelens-data:/var/lib/cachelens')));
     }
     const traces = collector.service.pipelines.traces;
@@ -148,33 +192,77 @@ describe('docker-compose.yml', () => {
     }
     assert.ok(traces.receivers.includes('otlp'));
 
-    const prom = parseYaml(read(mountOf(services.prometheus!, '/etc/prometheus/prometheus.yml'))) as { scrape_configs: Array<{ job_name: string; static_configs: Array<{ targets: string[] }> }> };
-    const job = (name: string) => prom.scrape_configs.find((j) => j.job_name === name)!.static_configs.flatMap((c) => c.targets).map((t) => hostPort(t));
-    assert.deepEqual(job('cachelens'), [{ host: 'cachelens', port: hostPort(configOf('cachelens').config.telemetry.endpoint).port }]);
-    assert.deepEqual(job('vllm'), configOf('cachelens').config.scrape.targets.map((t) => hostPort(t.url)), 'Prometheus scrapes the vLLM cachelens scrapes');
-    assert.deepEqual(job('vllm-demo-fleet'), configOf('cachelens-demo').config.scrape.targets.map((t) => hostPort(t.url)));
-    assert.deepEqual(job('otel-collector'), [{ host: 'otel-collector', port: collector.service.telemetry.metrics.readers[0]!.pull.exporter.prometheus.port }]);
-    assert.equal(flag(services.prometheus!.command?.flatMap((c) => c.split('=')), '--web.listen-address'), ':9090');
+    const prom = parseYaml(read(mountOf(services.prometheus!, '/etc/prometheus/prometheus.yml'))) as {
+      scrape_configs: Array<{ job_name: string; static_configs: Array<{ targets: string[] }> }>;
+    };
+    const job = (name: string) =>
+      prom.scrape_configs
+        .find((j) => j.job_name === name)!
+        .static_configs.flatMap((c) => c.targets)
+        .map((t) => hostPort(t));
+    assert.deepEqual(job('cachelens'), [
+      { host: 'cachelens', port: hostPort(configOf('cachelens').config.telemetry.endpoint).port },
+    ]);
+    assert.deepEqual(
+      job('vllm'),
+      configOf('cachelens').config.scrape.targets.map((t) => hostPort(t.url)),
+      'Prometheus scrapes the vLLM cachelens scrapes',
+    );
+    assert.deepEqual(
+      job('vllm-demo-fleet'),
+      configOf('cachelens-demo').config.scrape.targets.map((t) => hostPort(t.url)),
+    );
+    assert.deepEqual(job('otel-collector'), [
+      { host: 'otel-collector', port: collector.service.telemetry.metrics.readers[0]!.pull.exporter.prometheus.port },
+    ]);
+    assert.equal(
+      flag(
+        services.prometheus!.command?.flatMap((c) => c.split('=')),
+        '--web.listen-address',
+      ),
+      ':9090',
+    );
 
     const grafana = services.grafana!;
     const provisioning = mountOf(grafana, '/etc/grafana/provisioning');
-    const ds = parseYaml(read(join(provisioning, 'datasources/datasources.yaml'))) as { datasources: Array<{ uid: string; url: string }> };
-    assert.deepEqual(ds.datasources.map((d) => hostPort(d.url)), [{ host: 'prometheus', port: 9090 }, { host: 'jaeger', port: 16686 }]);
-    const providers = parseYaml(read(join(provisioning, 'dashboards/dashboards.yaml'))) as { providers: Array<{ options: { path: string } }> };
+    const ds = parseYaml(read(join(provisioning, 'datasources/datasources.yaml'))) as {
+      datasources: Array<{ uid: string; url: string }>;
+    };
+    assert.deepEqual(
+      ds.datasources.map((d) => hostPort(d.url)),
+      [
+        { host: 'prometheus', port: 9090 },
+        { host: 'jaeger', port: 16686 },
+      ],
+    );
+    const providers = parseYaml(read(join(provisioning, 'dashboards/dashboards.yaml'))) as {
+      providers: Array<{ options: { path: string } }>;
+    };
     const dashDir = mountOf(grafana, providers.providers[0]!.options.path);
     assert.ok(statSync(join(ROOT, dashDir, 'cachelens.json')).isFile());
-    assert.equal(grafana.environment!.GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH, `${providers.providers[0]!.options.path}/cachelens.json`);
+    assert.equal(
+      grafana.environment!.GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH,
+      `${providers.providers[0]!.options.path}/cachelens.json`,
+    );
 
     // Every hostname any config names is a service (or alias) of each profile that uses it.
     for (const profile of ['gpu', 'demo']) {
       const names = hostnamesIn(profile);
       const { config } = configOf(cachelensFor[profile]!);
-      for (const h of [hostPort(config.exporter.endpoint!).host, ...config.scrape.targets.map((t) => hostPort(t.url).host), 'prometheus', 'jaeger']) assert.ok(names.has(h), `${profile}: ${h} resolves`);
+      for (const h of [
+        hostPort(config.exporter.endpoint!).host,
+        ...config.scrape.targets.map((t) => hostPort(t.url).host),
+        'prometheus',
+        'jaeger',
+      ])
+        assert.ok(names.has(h), `${profile}: ${h} resolves`);
     }
   });
 
   it('the Grafana dashboard queries only metrics that cachelens and vLLM expose', async () => {
-    const dash = JSON.parse(read('deploy/grafana/dashboards/cachelens.json')) as { panels: Array<{ type: string; title: string; datasource?: { uid: string }; targets?: Array<{ expr: string }> }> };
+    const dash = JSON.parse(read('deploy/grafana/dashboards/cachelens.json')) as {
+      panels: Array<{ type: string; title: string; datasource?: { uid: string }; targets?: Array<{ expr: string }> }>;
+    };
     const registry = new Registry();
     new PipelineMetrics(registry);
     registerProcessMetrics(registry);
@@ -191,11 +279,20 @@ describe('docker-compose.yml', () => {
     assert.ok(graphs.length >= 12);
     for (const p of graphs) {
       assert.equal(p.datasource?.uid, 'prometheus', `${p.title}: uses the provisioned datasource`);
-      for (const t of p.targets ?? []) for (const m of t.expr.matchAll(/\b((?:cachelens_|vllm:|process_)[a-z_:]+)/g)) queried.add(m[1]!);
+      for (const t of p.targets ?? [])
+        for (const m of t.expr.matchAll(/\b((?:cachelens_|vllm:|process_)[a-z_:]+)/g)) queried.add(m[1]!);
     }
     const missing = [...queried].filter((n) => !exposed.has(n));
     assert.deepEqual(missing, [], 'every queried metric exists');
-    for (const required of ['cachelens_receiver_accepted_spans_total', 'cachelens_spool_spans', 'cachelens_spans_enriched_total', 'cachelens_target_up', 'vllm:prefix_cache_hits_total', 'vllm:kv_cache_usage_perc', 'vllm:num_requests_waiting']) {
+    for (const required of [
+      'cachelens_receiver_accepted_spans_total',
+      'cachelens_spool_spans',
+      'cachelens_spans_enriched_total',
+      'cachelens_target_up',
+      'vllm:prefix_cache_hits_total',
+      'vllm:kv_cache_usage_perc',
+      'vllm:num_requests_waiting',
+    ]) {
       assert.ok(queried.has(required), `the dashboard shows ${required}`);
     }
   });

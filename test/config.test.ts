@@ -29,35 +29,80 @@ describe('config', () => {
     assert.deepEqual(config.scrape.file_sd, []);
   });
   it('names the key and the fault', () => {
-    assert.deepEqual(problems({ scrape: { interval: '5 sec' } }), ['scrape.interval: "5 sec" is not a duration like 5s or 1m']);
+    assert.deepEqual(problems({ scrape: { interval: '5 sec' } }), [
+      'scrape.interval: "5 sec" is not a duration like 5s or 1m',
+    ]);
   });
   it('an unknown key is an error with the nearest valid name', () => {
-    assert.deepEqual(problems({ scrape: { intervl: '5s' } }), ['scrape.intervl: unknown key; did you mean scrape.interval?']);
-    assert.match(problems({ scrape: { targets: [{ url: 'http://a/metrics', lables: {} }] } })[0]!, /scrape\.targets\[0\]\.lables: unknown key; did you mean scrape\.targets\[0\]\.labels\?/);
+    assert.deepEqual(problems({ scrape: { intervl: '5s' } }), [
+      'scrape.intervl: unknown key; did you mean scrape.interval?',
+    ]);
+    assert.match(
+      problems({ scrape: { targets: [{ url: 'http://a/metrics', lables: {} }] } })[0]!,
+      /scrape\.targets\[0\]\.lables: unknown key; did you mean scrape\.targets\[0\]\.labels\?/,
+    );
   });
   it('map keys follow what they name: label names, attribute keys (service.name), header names (x-api-key)', () => {
-    const { config } = buildConfig({ scrape: { targets: [{ url: 'http://a/metrics', labels: { instance: 'a' }, match: { 'service.name': 'vllm', 'k8s.pod.name': 'p' } }] }, exporter: { headers: { 'x-api-key': 's3cret' } } }, {});
+    const { config } = buildConfig(
+      {
+        scrape: {
+          targets: [
+            {
+              url: 'http://a/metrics',
+              labels: { instance: 'a' },
+              match: { 'service.name': 'vllm', 'k8s.pod.name': 'p' },
+            },
+          ],
+        },
+        exporter: { headers: { 'x-api-key': 's3cret' } },
+      },
+      {},
+    );
     assert.deepEqual(config.scrape.targets[0]!.match, { 'service.name': 'vllm', 'k8s.pod.name': 'p' });
     assert.deepEqual(config.exporter.headers, { 'x-api-key': 's3cret' });
-    assert.deepEqual(problems({ scrape: { targets: [{ url: 'http://a/metrics', labels: { 'service.name': 'x' } }] } }), ['scrape.targets[0].labels.service.name: is not a valid label name']);
-    assert.deepEqual(problems({ exporter: { headers: { 'bad header': 'x' } } }), ['exporter.headers.bad header: is not a valid header name']);
+    assert.deepEqual(
+      problems({ scrape: { targets: [{ url: 'http://a/metrics', labels: { 'service.name': 'x' } }] } }),
+      ['scrape.targets[0].labels.service.name: is not a valid label name'],
+    );
+    assert.deepEqual(problems({ exporter: { headers: { 'bad header': 'x' } } }), [
+      'exporter.headers.bad header: is not a valid header name',
+    ]);
   });
   it('the timeout must be shorter than the interval', () => {
-    assert.match(problems({ scrape: { interval: '5s', timeout: '5s' } })[0]!, /scrape\.timeout: .* must be shorter than scrape\.interval/);
+    assert.match(
+      problems({ scrape: { interval: '5s', timeout: '5s' } })[0]!,
+      /scrape\.timeout: .* must be shorter than scrape\.interval/,
+    );
   });
   it('rejects a target URL that is not http(s)', () => {
-    assert.match(problems({ scrape: { targets: [{ url: 'ftp://x/metrics' }] } })[0]!, /scrape\.targets\[0\]\.url: scheme ftp: is not http or https/);
+    assert.match(
+      problems({ scrape: { targets: [{ url: 'ftp://x/metrics' }] } })[0]!,
+      /scrape\.targets\[0\]\.url: scheme ftp: is not http or https/,
+    );
   });
   it('environment overrides the common keys', () => {
-    const { config, envApplied } = buildConfig({ scrape: { interval: '10s' } }, { CACHELENS_SCRAPE_INTERVAL: '15s', CACHELENS_STORAGE_PATH: '/tmp/x.db', CACHELENS_SCRAPE_TARGETS: 'http://a:1/metrics,http://b:2/metrics' });
+    const { config, envApplied } = buildConfig(
+      { scrape: { interval: '10s' } },
+      {
+        CACHELENS_SCRAPE_INTERVAL: '15s',
+        CACHELENS_STORAGE_PATH: '/tmp/x.db',
+        CACHELENS_SCRAPE_TARGETS: 'http://a:1/metrics,http://b:2/metrics',
+      },
+    );
     assert.equal(config.scrape.interval, 15000);
     assert.equal(config.storage.path, '/tmp/x.db');
-    assert.deepEqual(config.scrape.targets.map((t) => t.url), ['http://a:1/metrics', 'http://b:2/metrics']);
+    assert.deepEqual(
+      config.scrape.targets.map((t) => t.url),
+      ['http://a:1/metrics', 'http://b:2/metrics'],
+    );
     assert.equal(envApplied.length, 3);
   });
   it('reads YAML from --config, and says when the file is not YAML', () => {
     const dir = mkdtempSync(join(tmpdir(), 'cachelens-config-'));
-    writeFileSync(join(dir, 'ok.yaml'), 'storage:\n  path: /tmp/a.db\nscrape:\n  targets:\n    - url: http://10.0.0.7:8000/metrics\n      labels: {model_name: llama}\n');
+    writeFileSync(
+      join(dir, 'ok.yaml'),
+      'storage:\n  path: /tmp/a.db\nscrape:\n  targets:\n    - url: http://10.0.0.7:8000/metrics\n      labels: {model_name: llama}\n',
+    );
     const { config } = loadConfig(join(dir, 'ok.yaml'), {});
     assert.deepEqual(config.scrape.targets[0]!.labels, { model_name: 'llama' });
     writeFileSync(join(dir, 'bad.yaml'), 'scrape: [unclosed\n');

@@ -22,17 +22,34 @@ interface Case {
   expect: { samples?: Array<[string, Record<string, string>, Value]>; error?: true; good?: number; tolerated?: string };
 }
 const CATEGORIES = new Set(['framing', 'metadata', 'family', 'order', 'text', 'escape', 'utf8']);
-const cases = JSON.parse(readFileSync(new URL('./conformance/exposition-cases.json', import.meta.url), 'utf8')) as Case[];
+const cases = JSON.parse(
+  readFileSync(new URL('./conformance/exposition-cases.json', import.meta.url), 'utf8'),
+) as Case[];
 // A body arrives as bytes and is decoded with replacement, as fetchExposition does.
 const bodyOf = (c: Case) => (c.bytes ? new TextDecoder().decode(Buffer.from(c.input, 'latin1')) : c.input);
-const valueOf = (v: Value) => (v === 'NaN' ? NaN : v === '+Inf' ? Infinity : v === '-Inf' ? -Infinity : v);
+const expectedValue = (v: Value) => (v === 'NaN' ? NaN : v === '+Inf' ? Infinity : v === '-Inf' ? -Infinity : v);
 
 describe('exposition parser: upstream conformance tables', () => {
   it('covers at least 150 cases from the four upstream sources', () => {
     assert.ok(cases.length >= 150, `${cases.length} cases`);
-    for (const prefix of ['OpenObservability/OpenMetrics', 'prometheus/prometheus', 'prometheus/common']) assert.ok(cases.some((c) => c.source.startsWith(prefix)), prefix);
-    for (const file of ['promparse_test.go', 'openmetricsparse_test.go', 'text_parse_test.go', 'tests/testdata/parsers/']) assert.ok(cases.some((c) => c.source.includes(file)), file);
-    for (const c of cases) if (c.expect.tolerated) assert.ok(CATEGORIES.has(c.expect.tolerated), `${c.id}: unknown category ${c.expect.tolerated}`);
+    for (const prefix of ['OpenObservability/OpenMetrics', 'prometheus/prometheus', 'prometheus/common'])
+      assert.ok(
+        cases.some((c) => c.source.startsWith(prefix)),
+        prefix,
+      );
+    for (const file of [
+      'promparse_test.go',
+      'openmetricsparse_test.go',
+      'text_parse_test.go',
+      'tests/testdata/parsers/',
+    ])
+      assert.ok(
+        cases.some((c) => c.source.includes(file)),
+        file,
+      );
+    for (const c of cases)
+      if (c.expect.tolerated)
+        assert.ok(CATEGORIES.has(c.expect.tolerated), `${c.id}: unknown category ${c.expect.tolerated}`);
   });
 
   for (const c of cases) {
@@ -43,7 +60,7 @@ describe('exposition parser: upstream conformance tables', () => {
         assert.equal(p.parseErrors, 0, why);
         assert.deepEqual(
           p.samples.map((s) => [s.name, s.labels, s.value]),
-          c.expect.samples.map(([n, l, v]) => [n, l, valueOf(v)]),
+          c.expect.samples.map(([n, l, v]) => [n, l, expectedValue(v)]),
           why,
         );
       } else if (c.expect.error) {

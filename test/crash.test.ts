@@ -12,8 +12,13 @@ import { freePort } from './support/ports.ts';
 
 const BIN = fileURLToPath(new URL('../bin/cachelens.js', import.meta.url));
 
-
-function writeConfig(dir: string, sinkEndpoint: string, grpcPort: number, httpPort: number, exporterExtra = ''): string {
+function writeConfig(
+  dir: string,
+  sinkEndpoint: string,
+  grpcPort: number,
+  httpPort: number,
+  exporterExtra = '',
+): string {
   const configPath = join(dir, 'cachelens.yaml');
   writeFileSync(
     configPath,
@@ -29,11 +34,16 @@ function writeConfig(dir: string, sinkEndpoint: string, grpcPort: number, httpPo
   return configPath;
 }
 
-const spanIdsOf = (sink: OtlpSink): Set<string> => new Set(sink.spans().map((s) => Buffer.from(s.spanId).toString('hex')));
+const spanIdsOf = (sink: OtlpSink): Set<string> =>
+  new Set(sink.spans().map((s) => Buffer.from(s.spanId).toString('hex')));
 
 async function post(url: string, n: number): Promise<string[]> {
   const r = makeRequest(n, { name: 'background' });
-  const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/x-protobuf' }, body: Buffer.from(r.body) });
+  const res = await fetch(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-protobuf' },
+    body: Buffer.from(r.body),
+  });
   assert.equal(res.status, 200);
   return r.spanIds;
 }
@@ -61,7 +71,11 @@ describe('crash safety', () => {
       while (!stop) {
         const r = makeRequest(25, { name: 'background' });
         try {
-          const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/x-protobuf' }, body: Buffer.from(r.body) });
+          const res = await fetch(url, {
+            method: 'POST',
+            headers: { 'content-type': 'application/x-protobuf' },
+            body: Buffer.from(r.body),
+          });
           if (res.status === 200) for (const id of r.spanIds) acked.add(id);
           sent++;
         } catch {
@@ -106,7 +120,13 @@ describe('crash safety', () => {
     const exit = (c: ChildProcess) => new Promise<number | null>((r) => c.once('exit', (code) => r(code)));
     const ready = async () => {
       for (const deadline = Date.now() + 20_000; Date.now() < deadline; await new Promise((r) => setTimeout(r, 50))) {
-        if (await fetch(url, { method: 'GET' }).then(() => true, () => false)) return;
+        if (
+          await fetch(url, { method: 'GET' }).then(
+            () => true,
+            () => false,
+          )
+        )
+          return;
       }
       throw new Error('the daemon did not start listening');
     };
@@ -119,7 +139,10 @@ describe('crash safety', () => {
     child.kill('SIGTERM');
     assert.equal(await exit(child), 0);
     const got = spanIdsOf(sink);
-    assert.ok(first.every((id) => got.has(id)), `${first.filter((id) => !got.has(id)).length} of ${first.length} spans were not sent before exit`);
+    assert.ok(
+      first.every((id) => got.has(id)),
+      `${first.filter((id) => !got.has(id)).length} of ${first.length} spans were not sent before exit`,
+    );
 
     // Downstream down: exit 0 by the deadline (2s), spans stay spooled, and the next start sends them.
     sink.delayMs = 0;
@@ -132,10 +155,17 @@ describe('crash safety', () => {
     assert.equal(await exit(child), 0);
     const took = Date.now() - t0;
     assert.ok(took < 2000 + 3000, `shutdown took ${took} ms with a 2 s deadline`);
-    assert.ok(!second.some((id) => spanIdsOf(sink).has(id)), 'downstream was down; nothing of the second batch can have arrived');
+    assert.ok(
+      !second.some((id) => spanIdsOf(sink).has(id)),
+      'downstream was down; nothing of the second batch can have arrived',
+    );
     sink.failAll = undefined;
     child = startDaemon(configPath);
-    await waitFor(() => second.every((id) => spanIdsOf(sink).has(id)), 'the spooled spans sent after the restart', 20_000);
+    await waitFor(
+      () => second.every((id) => spanIdsOf(sink).has(id)),
+      'the spooled spans sent after the restart',
+      20_000,
+    );
     child.kill('SIGTERM');
     assert.equal(await exit(child), 0);
     await sink.stop();

@@ -15,20 +15,35 @@ describe('simulated fleet', () => {
   const run = (durationMs: number) => {
     const fleet = new Fleet(demoScenario(durationMs), 0, 7);
     const scenario = fleet.scenario;
-    const seen = { maxWaiting: new Map<string, number>(), maxKv: new Map<string, number>(), preemptionsInBurst: 0, finished: 0, restartedAt: -1 };
+    const seen = {
+      maxWaiting: new Map<string, number>(),
+      maxKv: new Map<string, number>(),
+      preemptionsInBurst: 0,
+      finished: 0,
+      restartedAt: -1,
+    };
     let beforeRestart = 0;
     for (let t = 100; t <= durationMs; t += 100) {
       const { finished, restarted } = fleet.step(t);
       seen.finished += finished.length;
       for (const f of finished) {
-        assert.ok(f.cachedTokens <= f.promptTokens && f.finishMs! >= f.firstTokenMs! && f.firstTokenMs! >= f.scheduledMs! && f.scheduledMs! >= f.arrivalMs, 'request timeline in order');
+        assert.ok(
+          f.cachedTokens <= f.promptTokens &&
+            f.finishMs! >= f.firstTokenMs! &&
+            f.firstTokenMs! >= f.scheduledMs! &&
+            f.scheduledMs! >= f.arrivalMs,
+          'request timeline in order',
+        );
       }
       if (restarted.includes('vllm-1')) seen.restartedAt = t;
       const v1 = fleet.instance('vllm-1')!.counters;
       if (seen.restartedAt < 0) beforeRestart = v1.promptTokens;
       for (const i of fleet.instances) {
         const c = i.counters;
-        assert.ok(c.prefixCacheHits <= c.prefixCacheQueries && c.promptTokensCached <= c.promptTokens, `${i.spec.name}: hits within queries`);
+        assert.ok(
+          c.prefixCacheHits <= c.prefixCacheQueries && c.promptTokensCached <= c.promptTokens,
+          `${i.spec.name}: hits within queries`,
+        );
         assert.ok(c.kvCacheUsage >= 0 && c.kvCacheUsage <= 1);
         const phase = fleet.phaseAt(t);
         // Steady traffic before the first burst; after it, the queue the burst built drains in the steady phase.
@@ -42,14 +57,24 @@ describe('simulated fleet', () => {
 
   it('steady traffic before the burst stays unqueued; the burst builds a queue, fills the KV cache and preempts; the restart zeroes counters', () => {
     const { fleet, scenario, seen, beforeRestart } = run(45_000);
-    for (const i of ['vllm-0', 'vllm-1', 'vllm-2']) assert.equal(seen.maxWaiting.get(`${i}/steady-before-burst`), 0, `${i}: nothing waits under steady traffic`);
-    assert.ok((seen.maxKv.get('vllm-0/burst') ?? 0) > 0.9, `burst fills vllm-0's KV cache (max ${seen.maxKv.get('vllm-0/burst')})`);
-    assert.ok(Math.max(seen.maxWaiting.get('vllm-0/burst') ?? 0, seen.maxWaiting.get('vllm-1/burst') ?? 0) >= 3, 'the burst queues requests');
+    for (const i of ['vllm-0', 'vllm-1', 'vllm-2'])
+      assert.equal(seen.maxWaiting.get(`${i}/steady-before-burst`), 0, `${i}: nothing waits under steady traffic`);
+    assert.ok(
+      (seen.maxKv.get('vllm-0/burst') ?? 0) > 0.9,
+      `burst fills vllm-0's KV cache (max ${seen.maxKv.get('vllm-0/burst')})`,
+    );
+    assert.ok(
+      Math.max(seen.maxWaiting.get('vllm-0/burst') ?? 0, seen.maxWaiting.get('vllm-1/burst') ?? 0) >= 3,
+      'the burst queues requests',
+    );
     assert.equal(seen.maxWaiting.get('vllm-2/burst'), 0, 'the other model is not affected by the burst');
     assert.ok(fleet.instance('vllm-0')!.counters.preemptions > 0, 'KV pressure preempts');
     assert.ok(seen.restartedAt >= scenario.restarts[0]!.atMs, 'vllm-1 restarted on schedule');
     const v1 = fleet.instance('vllm-1')!.counters;
-    assert.ok(v1.promptTokens < beforeRestart, `vllm-1's counters started again from 0 (${v1.promptTokens} < ${beforeRestart})`);
+    assert.ok(
+      v1.promptTokens < beforeRestart,
+      `vllm-1's counters started again from 0 (${v1.promptTokens} < ${beforeRestart})`,
+    );
     assert.ok(v1.createdUnixSeconds * 1000 > scenario.restarts[0]!.atMs, '_created moves with the restart');
     const v0 = fleet.instance('vllm-0')!.counters;
     const ratio = v0.prefixCacheHits / v0.prefixCacheQueries;
@@ -68,28 +93,50 @@ describe('simulated fleet', () => {
 describe('cachelens demo', () => {
   it('runs the fleet through the real daemon: every request span comes back enriched, and the reports reconcile', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'cachelens-demo-test-'));
-    const { stdout } = await promisify(execFile)(process.execPath, [BIN, 'demo', '--duration', '20s', '--dir', dir], { timeout: 90_000 });
-    const m = /(\d+) requests finished; downstream received (\d+) spans, (\d+) llm_request spans enriched \((\d+) matched by resource\)/.exec(stdout);
+    const { stdout } = await promisify(execFile)(process.execPath, [BIN, 'demo', '--duration', '20s', '--dir', dir], {
+      timeout: 90_000,
+    });
+    const m =
+      /(\d+) requests finished; downstream received (\d+) spans, (\d+) llm_request spans enriched \((\d+) matched by resource\)/.exec(
+        stdout,
+      );
     assert.ok(m, `summary line in:\n${stdout}`);
     const [requests, received, enriched, byResource] = m.slice(1).map(Number) as [number, number, number, number];
     assert.ok(requests > 50, `${requests} requests`);
     assert.equal(received, 2 * requests, 'every llm_request and its gateway span arrived downstream');
     assert.equal(enriched, requests);
     assert.equal(byResource, requests, 'each span matched its instance by service.instance.id');
-    for (const title of ['a warm cache', 'a long queue and a full KV cache', 'a cold cache (vllm-1 just restarted)']) assert.ok(stdout.includes(title), `shows ${title}`);
-    for (const name of ['meta-llama/Llama-3.1-8B-Instruct', 'Qwen/Qwen2.5-7B-Instruct', 'acme', 'globex', 'initech']) assert.ok(stdout.includes(name), `report names ${name}`);
+    for (const title of ['a warm cache', 'a long queue and a full KV cache', 'a cold cache (vllm-1 just restarted)'])
+      assert.ok(stdout.includes(title), `shows ${title}`);
+    for (const name of ['meta-llama/Llama-3.1-8B-Instruct', 'Qwen/Qwen2.5-7B-Instruct', 'acme', 'globex', 'initech'])
+      assert.ok(stdout.includes(name), `report names ${name}`);
     assert.match(stdout, /1 counter reset/);
     // The store it leaves behind agrees with what was printed.
     const db = new Database(join(dir, 'cachelens.db'), { readonly: true });
-    assert.equal(db.prepare("SELECT count(*) FROM request_ledger WHERE span_name = 'llm_request' AND model IS NOT NULL").pluck().get(), requests);
-    assert.equal(db.prepare("SELECT count(DISTINCT value) FROM trace_tenants WHERE key = 'tenant.id'").pluck().get(), 3, 'tenants found on the gateway spans');
-    assert.ok((db.prepare('SELECT count(*) FROM scrapes WHERE up = 0').pluck().get() as number) >= 1, 'the restart shows as failed scrapes');
+    assert.equal(
+      db
+        .prepare("SELECT count(*) FROM request_ledger WHERE span_name = 'llm_request' AND model IS NOT NULL")
+        .pluck()
+        .get(),
+      requests,
+    );
+    assert.equal(
+      db.prepare("SELECT count(DISTINCT value) FROM trace_tenants WHERE key = 'tenant.id'").pluck().get(),
+      3,
+      'tenants found on the gateway spans',
+    );
+    assert.ok(
+      (db.prepare('SELECT count(*) FROM scrapes WHERE up = 0').pluck().get() as number) >= 1,
+      'the restart shows as failed scrapes',
+    );
     db.close();
   });
 
   it('--fleet-only serves three vLLM /metrics ports until SIGTERM', async () => {
     const port = 20_000 + Math.floor(Math.random() * 20_000);
-    const child = spawn(process.execPath, [BIN, 'demo', '--fleet-only', '--listen', `127.0.0.1:${port}`], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(process.execPath, [BIN, 'demo', '--fleet-only', '--listen', `127.0.0.1:${port}`], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
     try {
       await new Promise<void>((resolve, reject) => {
         child.stdout!.on('data', (b: Buffer) => b.toString().includes('simulated fleet running') && resolve());

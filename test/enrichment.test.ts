@@ -20,8 +20,26 @@ import { renderVllmExposition, type VllmModelState } from '../src/demo/vllmExpos
 
 // The scripted fleet: scrape n of target A or B exposes these cumulative counters and gauges.
 const SCRIPT = {
-  a: (n: number) => ({ queries: 100 * n, hits: 40 * n, prompt: 1000 * n, cached: 400 * n, preempt: n, waiting: n, running: 10 + n, kv: n / 16 }),
-  b: (n: number) => ({ queries: 50 * n, hits: 10 * n, prompt: 500 * n, cached: 100 * n, preempt: 2 * n, waiting: 2 * n, running: 5, kv: n / 32 }),
+  a: (n: number) => ({
+    queries: 100 * n,
+    hits: 40 * n,
+    prompt: 1000 * n,
+    cached: 400 * n,
+    preempt: n,
+    waiting: n,
+    running: 10 + n,
+    kv: n / 16,
+  }),
+  b: (n: number) => ({
+    queries: 50 * n,
+    hits: 10 * n,
+    prompt: 500 * n,
+    cached: 100 * n,
+    preempt: 2 * n,
+    waiting: 2 * n,
+    running: 5,
+    kv: n / 32,
+  }),
 };
 
 function state(v: ReturnType<typeof SCRIPT.a>): VllmModelState {
@@ -89,7 +107,10 @@ describe('enrichment: request spans carry the scripted fleet numbers for their w
     await daemon.start();
     const url = `http://127.0.0.1:${daemon.pipeline!.grpc!.port}`;
     tracerFor = (resource) => {
-      const provider = new BasicTracerProvider({ resource: resourceFromAttributes(resource), spanProcessors: [new SimpleSpanProcessor(new OTLPTraceExporter({ url }))] });
+      const provider = new BasicTracerProvider({
+        resource: resourceFromAttributes(resource),
+        spanProcessors: [new SimpleSpanProcessor(new OTLPTraceExporter({ url }))],
+      });
       return { tracer: provider.getTracer('test'), flush: () => provider.forceFlush() };
     };
     await waitFor(() => scrapes.a >= 2 && scrapes.b >= 2, 'two scrapes of each target', 10_000);
@@ -104,10 +125,21 @@ describe('enrichment: request spans carry the scripted fleet numbers for their w
   it('matches by service.instance.id, waits for the closing scrape, and sets every value from the script', async () => {
     const gateway = tracerFor({ 'service.name': 'gateway' });
     const vllm = tracerFor({ 'service.name': 'vllm-server', 'service.instance.id': 'vllm-a' });
-    const gw = gateway.tracer.startSpan('POST /v1/chat/completions', { kind: SpanKind.SERVER, attributes: { 'tenant.id': 'acme' } });
+    const gw = gateway.tracer.startSpan('POST /v1/chat/completions', {
+      kind: SpanKind.SERVER,
+      attributes: { 'tenant.id': 'acme' },
+    });
     const req = vllm.tracer.startSpan(
       'llm_request',
-      { kind: SpanKind.SERVER, attributes: { 'gen_ai.usage.prompt_tokens': 812, 'gen_ai.usage.completion_tokens': 64, 'gen_ai.latency.e2e': 2.2, 'gen_ai.latency.time_in_queue': 0.25 } },
+      {
+        kind: SpanKind.SERVER,
+        attributes: {
+          'gen_ai.usage.prompt_tokens': 812,
+          'gen_ai.usage.completion_tokens': 64,
+          'gen_ai.latency.e2e': 2.2,
+          'gen_ai.latency.time_in_queue': 0.25,
+        },
+      },
       trace.setSpan(context.active(), gw),
     );
     const untouched = vllm.tracer.startSpan('detokenize', {}, trace.setSpan(context.active(), req));
@@ -122,12 +154,21 @@ describe('enrichment: request spans carry the scripted fleet numbers for their w
     const cache = eventAttrs(span, 'cachelens.cache')!;
     const sched = eventAttrs(span, 'cachelens.scheduler')!;
     assert.ok(cache && sched, 'both events present');
-    assert.deepEqual(span.events.map((e) => e.timeUnixNano.toString()), [span.startTimeUnixNano.toString(), span.startTimeUnixNano.toString()], 'events are stamped at span start');
+    assert.deepEqual(
+      span.events.map((e) => e.timeUnixNano.toString()),
+      [span.startTimeUnixNano.toString(), span.startTimeUnixNano.toString()],
+      'events are stamped at span start',
+    );
 
     // Work out the window from the store, then every expected number from the script.
     const db = daemon.db!;
     const times = (instance: string): number[] =>
-      (db.prepare('SELECT s.ts_ms FROM scrapes s JOIN targets t ON t.id = s.target_id WHERE t.instance = ? AND s.up = 1 ORDER BY s.ts_ms').pluck().all(instance) as number[]);
+      db
+        .prepare(
+          'SELECT s.ts_ms FROM scrapes s JOIN targets t ON t.id = s.target_id WHERE t.instance = ? AND s.up = 1 ORDER BY s.ts_ms',
+        )
+        .pluck()
+        .all(instance) as number[];
     const ta = times('vllm-a');
     const tb = times('vllm-b');
     const startMs = Number(span.startTimeUnixNano.toString()) / 1e6;
@@ -190,22 +231,40 @@ describe('enrichment: request spans carry the scripted fleet numbers for their w
     assert.equal(row.latency_e2e_s, 2.2);
     assert.equal(row.latency_queue_s, 0.25);
     assert.equal(row.window_complete, 1);
-    await waitFor(() => !!db.prepare('SELECT 1 FROM request_ledger_tenants WHERE span_id = ?').get(reqId), 'tenant of the trace');
-    assert.deepEqual(db.prepare('SELECT key, value FROM request_ledger_tenants WHERE span_id = ?').all(reqId), [{ key: 'tenant.id', value: 'acme' }]);
+    await waitFor(
+      () => !!db.prepare('SELECT 1 FROM request_ledger_tenants WHERE span_id = ?').get(reqId),
+      'tenant of the trace',
+    );
+    assert.deepEqual(db.prepare('SELECT key, value FROM request_ledger_tenants WHERE span_id = ?').all(reqId), [
+      { key: 'tenant.id', value: 'acme' },
+    ]);
   });
 
   it('a real cached count on a gateway span, exported in its own batch, reaches the report as measured', async () => {
     const gateway = tracerFor({ 'service.name': 'gateway' });
     const vllm = tracerFor({ 'service.name': 'vllm-server', 'service.instance.id': 'vllm-a' });
-    const gw = gateway.tracer.startSpan('POST /v1/chat/completions', { kind: SpanKind.SERVER, attributes: { 'tenant.id': 'initech', 'gen_ai.usage.cache_read.input_tokens': 300 } });
-    const req = vllm.tracer.startSpan('llm_request', { kind: SpanKind.SERVER, attributes: { 'gen_ai.usage.prompt_tokens': 400, 'gen_ai.usage.completion_tokens': 8 } }, trace.setSpan(context.active(), gw));
+    const gw = gateway.tracer.startSpan('POST /v1/chat/completions', {
+      kind: SpanKind.SERVER,
+      attributes: { 'tenant.id': 'initech', 'gen_ai.usage.cache_read.input_tokens': 300 },
+    });
+    const req = vllm.tracer.startSpan(
+      'llm_request',
+      { kind: SpanKind.SERVER, attributes: { 'gen_ai.usage.prompt_tokens': 400, 'gen_ai.usage.completion_tokens': 8 } },
+      trace.setSpan(context.active(), gw),
+    );
     req.end();
     gw.end();
     await vllm.flush();
     await gateway.flush();
     const traceId = req.spanContext().traceId;
     const db = daemon.db!;
-    await waitFor(() => !!db.prepare('SELECT 1 FROM trace_usage WHERE trace_id = ?').get(traceId) && !!db.prepare('SELECT 1 FROM request_ledger WHERE trace_id = ?').get(traceId), 'ledger row and trace usage', 10_000);
+    await waitFor(
+      () =>
+        !!db.prepare('SELECT 1 FROM trace_usage WHERE trace_id = ?').get(traceId) &&
+        !!db.prepare('SELECT 1 FROM request_ledger WHERE trace_id = ?').get(traceId),
+      'ledger row and trace usage',
+      10_000,
+    );
     assert.equal(db.prepare('SELECT cached_tokens FROM trace_usage WHERE trace_id = ?').pluck().get(traceId), 300);
     const r = makeReport({ db: db.name, since: '1h', by: 'tenant', tenantKeys: ['tenant.id'] });
     const initech = r.rows.find((x) => x.key.tenant === 'initech');
@@ -221,7 +280,10 @@ describe('enrichment: request spans carry the scripted fleet numbers for their w
     const vllm = tracerFor({ 'service.name': 'vllm-server', 'service.instance.id': 'vllm-a' });
     db.exec('ALTER TABLE request_ledger RENAME TO request_ledger_off');
     try {
-      const req = vllm.tracer.startSpan('llm_request', { kind: SpanKind.SERVER, attributes: { 'gen_ai.usage.prompt_tokens': 5 } });
+      const req = vllm.tracer.startSpan('llm_request', {
+        kind: SpanKind.SERVER,
+        attributes: { 'gen_ai.usage.prompt_tokens': 5 },
+      });
       req.end();
       await vllm.flush();
       const spanId = req.spanContext().spanId;
@@ -234,16 +296,24 @@ describe('enrichment: request spans carry the scripted fleet numbers for their w
       assert.ok(copies() >= 2, 'a duplicate downstream, as after a crash');
       assert.equal(db.prepare('SELECT count(*) FROM request_ledger WHERE span_id = ?').pluck().get(spanId), 1);
     } finally {
-      if (db.prepare("SELECT 1 FROM sqlite_master WHERE name = 'request_ledger_off'").get()) db.exec('ALTER TABLE request_ledger_off RENAME TO request_ledger');
+      if (db.prepare("SELECT 1 FROM sqlite_master WHERE name = 'request_ledger_off'").get())
+        db.exec('ALTER TABLE request_ledger_off RENAME TO request_ledger');
     }
   });
 
   it('a config match on a dotted resource attribute (service.name) wins over every other rule', async () => {
     const vllm = tracerFor({ 'service.name': 'vllm-b-server', 'host.name': 'vllm-a' });
-    const req = vllm.tracer.startSpan('llm_request', { kind: SpanKind.SERVER, attributes: { 'gen_ai.usage.prompt_tokens': 50 } });
+    const req = vllm.tracer.startSpan('llm_request', {
+      kind: SpanKind.SERVER,
+      attributes: { 'gen_ai.usage.prompt_tokens': 50 },
+    });
     req.end();
     await vllm.flush();
-    await waitFor(() => sink.spans().some((x) => toHex(x.spanId) === req.spanContext().spanId), 'the span downstream', 10_000);
+    await waitFor(
+      () => sink.spans().some((x) => toHex(x.spanId) === req.spanContext().spanId),
+      'the span downstream',
+      10_000,
+    );
     const c = eventAttrs(sink.spans().find((x) => toHex(x.spanId) === req.spanContext().spanId)!, 'cachelens.cache')!;
     assert.equal(c['cachelens.match'], 'config');
     assert.equal(c['cachelens.instance'], 'vllm-b', 'host.name names vllm-a, but the config rule comes first');
@@ -252,27 +322,39 @@ describe('enrichment: request spans carry the scripted fleet numbers for their w
   it('an ambiguous peer falls back to fleet context; a dead target is enriched after max_wait and marked incomplete', async () => {
     const anon = tracerFor({ 'service.name': 'sglang' });
     const dead = tracerFor({ 'service.name': 'vllm', 'service.instance.id': 'vllm-c' });
-    const s1 = anon.tracer.startSpan(' Req 1a2b3c4d', { attributes: { 'gen_ai.usage.prompt_tokens': 10, 'gen_ai.usage.cached_tokens': 8 } });
+    const s1 = anon.tracer.startSpan(' Req 1a2b3c4d', {
+      attributes: { 'gen_ai.usage.prompt_tokens': 10, 'gen_ai.usage.cached_tokens': 8 },
+    });
     const s2 = dead.tracer.startSpan('llm_request', { kind: SpanKind.SERVER });
     s1.end();
     s2.end();
     const t0 = Date.now();
     await Promise.all([anon.flush(), dead.flush()]);
-    await waitFor(() => [s1, s2].every((s) => sink.spans().some((x) => toHex(x.spanId) === s.spanContext().spanId)), 'both spans downstream', 15_000);
+    await waitFor(
+      () => [s1, s2].every((s) => sink.spans().some((x) => toHex(x.spanId) === s.spanContext().spanId)),
+      'both spans downstream',
+      15_000,
+    );
     const got = (s: typeof s1) => sink.spans().find((x) => toHex(x.spanId) === s.spanContext().spanId)!;
     const c1 = eventAttrs(got(s1), 'cachelens.cache')!;
     assert.equal(c1['cachelens.match'], 'fleet');
     assert.equal(c1['cachelens.instance'], undefined);
     assert.equal(c1['cachelens.fleet.instances'], 2);
     assert.equal(c1['cachelens.prefix_cache.queries'], undefined, 'instance values are absent, never 0');
-    assert.equal(c1['cachelens.request.cache_read.input_tokens.estimate'], undefined, 'the span carries a real cached count');
+    assert.equal(
+      c1['cachelens.request.cache_read.input_tokens.estimate'],
+      undefined,
+      'the span carries a real cached count',
+    );
     const c2 = eventAttrs(got(s2), 'cachelens.cache')!;
     assert.equal(c2['cachelens.match'], 'resource');
     assert.equal(c2['cachelens.instance'], 'vllm-c');
     assert.equal(c2['cachelens.window.complete'], false);
     assert.equal(c2['cachelens.prefix_cache.hit_ratio'], undefined);
-    assert.ok(Date.now() - t0 >= 3500, 'the dead target\'s span waited for enrich.max_wait');
-    const row = daemon.db!.prepare('SELECT cached_tokens, match FROM request_ledger WHERE span_id = ?').get(s1.spanContext().spanId);
+    assert.ok(Date.now() - t0 >= 3500, "the dead target's span waited for enrich.max_wait");
+    const row = daemon
+      .db!.prepare('SELECT cached_tokens, match FROM request_ledger WHERE span_id = ?')
+      .get(s1.spanContext().spanId);
     assert.deepEqual(row, { cached_tokens: 8, match: 'fleet' });
   });
 });

@@ -28,13 +28,27 @@ function run(configPath: string): Run {
   let err = '';
   child.stderr!.on('data', (d) => (err += d));
   child.stdout!.on('data', (d) => (err += d));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null; ms: number }>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal, ms: Date.now() - t0 })));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null; ms: number }>((resolve) =>
+    child.on('exit', (code, signal) => resolve({ code, signal, ms: Date.now() - t0 })),
+  );
   return { child, stderr: () => err, exited };
 }
 
 function config(dir: string, grpcPort: number, httpPort: number, extra: string[] = []): string {
   const p = join(dir, 'cachelens.yaml');
-  writeFileSync(p, [`storage: {path: ${join(dir, 'store.db')}}`, 'scrape: {targets: []}', 'telemetry: {endpoint: "127.0.0.1:0"}', 'log: {level: info}', ...extra, ...(extra.some((l) => l.startsWith('receivers:')) ? [] : [`receivers: {grpc: {endpoint: "127.0.0.1:${grpcPort}"}, http: {endpoint: "127.0.0.1:${httpPort}"}}`])].join('\n'));
+  writeFileSync(
+    p,
+    [
+      `storage: {path: ${join(dir, 'store.db')}}`,
+      'scrape: {targets: []}',
+      'telemetry: {endpoint: "127.0.0.1:0"}',
+      'log: {level: info}',
+      ...extra,
+      ...(extra.some((l) => l.startsWith('receivers:'))
+        ? []
+        : [`receivers: {grpc: {endpoint: "127.0.0.1:${grpcPort}"}, http: {endpoint: "127.0.0.1:${httpPort}"}}`]),
+    ].join('\n'),
+  );
   return p;
 }
 
@@ -42,7 +56,11 @@ describe('faults against the real CLI', { timeout: 120_000 }, () => {
   it('a missing receivers.bearer_token_file stops the start with one line naming the key', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'cachelens-fault-'));
     const [g, h] = [await freePort(), await freePort()];
-    const r = run(config(dir, g, h, [`receivers: {grpc: {endpoint: "127.0.0.1:${g}"}, http: {endpoint: "127.0.0.1:${h}"}, bearer_token_file: ${join(dir, 'nope.token')}}`]));
+    const r = run(
+      config(dir, g, h, [
+        `receivers: {grpc: {endpoint: "127.0.0.1:${g}"}, http: {endpoint: "127.0.0.1:${h}"}, bearer_token_file: ${join(dir, 'nope.token')}}`,
+      ]),
+    );
     const { code, ms } = await r.exited;
     assert.notEqual(code, 0);
     assert.ok(ms < 5000, `exited after ${ms} ms`);
@@ -55,10 +73,19 @@ describe('faults against the real CLI', { timeout: 120_000 }, () => {
     const token = join(dir, 'otlp.token');
     writeFileSync(token, 's3cret\n');
     const [g, h] = [await freePort(), await freePort()];
-    const r = run(config(dir, g, h, [`receivers: {grpc: {endpoint: "127.0.0.1:${g}"}, http: {endpoint: "127.0.0.1:${h}"}, bearer_token_file: ${token}}`]));
+    const r = run(
+      config(dir, g, h, [
+        `receivers: {grpc: {endpoint: "127.0.0.1:${g}"}, http: {endpoint: "127.0.0.1:${h}"}, bearer_token_file: ${token}}`,
+      ]),
+    );
     try {
       await waitFor(() => r.stderr().includes('cachelens started'), 'the start', 20_000);
-      const post = () => fetch(`http://127.0.0.1:${h}/v1/traces`, { method: 'POST', headers: { 'content-type': 'application/x-protobuf', authorization: 'Bearer s3cret' }, body: Buffer.from(makeRequest(2).body) });
+      const post = () =>
+        fetch(`http://127.0.0.1:${h}/v1/traces`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/x-protobuf', authorization: 'Bearer s3cret' },
+          body: Buffer.from(makeRequest(2).body),
+        });
       assert.equal((await post()).status, 200);
       rmSync(token);
       for (let i = 0; i < 5; i++) assert.equal((await post()).status, 401);
@@ -104,12 +131,22 @@ describe('faults against the real CLI', { timeout: 120_000 }, () => {
     let r = run(cfg);
     await waitFor(() => r.stderr().includes('cachelens started'), 'the start', 20_000);
     const good = makeRequest(3);
-    for (let i = 0; i < 3; i++) assert.equal((await fetch(`http://127.0.0.1:${h}/v1/traces`, { method: 'POST', headers: { 'content-type': 'application/x-protobuf' }, body: Buffer.from(i === 2 ? good.body : makeRequest(2).body) })).status, 200);
+    for (let i = 0; i < 3; i++)
+      assert.equal(
+        (
+          await fetch(`http://127.0.0.1:${h}/v1/traces`, {
+            method: 'POST',
+            headers: { 'content-type': 'application/x-protobuf' },
+            body: Buffer.from(i === 2 ? good.body : makeRequest(2).body),
+          })
+        ).status,
+        200,
+      );
     r.child.kill('SIGTERM');
     assert.equal((await r.exited).code, 0);
     // Damage two rows: one loses its body, one gets garbage for a body.
     const spool = new Database(join(dir, 'cachelens-spool.db'));
-    const ids = (spool.prepare('SELECT id FROM spool ORDER BY id').pluck().all() as number[]);
+    const ids = spool.prepare('SELECT id FROM spool ORDER BY id').pluck().all() as number[];
     assert.equal(ids.length, 3);
     spool.prepare('DELETE FROM spool_body WHERE id = ?').run(ids[0]);
     spool.prepare('UPDATE spool_body SET body = ? WHERE id = ?').run(Buffer.from([0xff, 0xff, 0xff]), ids[1]);
@@ -118,8 +155,18 @@ describe('faults against the real CLI', { timeout: 120_000 }, () => {
     r = run(cfg);
     try {
       await waitFor(() => sink.spans().length >= 3, 'the undamaged row downstream', 20_000);
-      await waitFor(() => (r.stderr().match(/dropping an undecodable spool row/g)?.length ?? 0) >= 2, 'both damaged rows reported', 10_000);
-      assert.deepEqual(sink.spans().map((s) => Buffer.from(s.spanId).toString('hex')).sort(), [...good.spanIds].sort());
+      await waitFor(
+        () => (r.stderr().match(/dropping an undecodable spool row/g)?.length ?? 0) >= 2,
+        'both damaged rows reported',
+        10_000,
+      );
+      assert.deepEqual(
+        sink
+          .spans()
+          .map((s) => Buffer.from(s.spanId).toString('hex'))
+          .sort(),
+        [...good.spanIds].sort(),
+      );
     } finally {
       r.child.kill('SIGTERM');
       const { code, ms } = await r.exited;

@@ -12,7 +12,10 @@ const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const DEPCRUISE = join(ROOT, 'node_modules/.bin/depcruise');
 
 function cruise(cwd: string): { status: number | null; out: string } {
-  const r = spawnSync(DEPCRUISE, ['src', '--config', '.dependency-cruiser.cjs', '--output-type', 'err'], { cwd, encoding: 'utf8' });
+  const r = spawnSync(DEPCRUISE, ['src', '--config', '.dependency-cruiser.cjs', '--output-type', 'err'], {
+    cwd,
+    encoding: 'utf8',
+  });
   return { status: r.status, out: r.stdout + r.stderr };
 }
 
@@ -24,7 +27,8 @@ describe('one-way floors', () => {
 
   it('the check fails on an upward import (otlp → pipeline) and on a cycle', () => {
     const dir = mkdtempSync(join(tmpdir(), 'cachelens-floors-'));
-    for (const f of ['src', 'tsconfig.json', '.dependency-cruiser.cjs']) cpSync(join(ROOT, f), join(dir, f), { recursive: true });
+    for (const f of ['src', 'tsconfig.json', '.dependency-cruiser.cjs'])
+      cpSync(join(ROOT, f), join(dir, f), { recursive: true });
     appendFileSync(join(dir, 'src/otlp/wire.ts'), "\nimport '../pipeline/spool.ts';\n");
     appendFileSync(join(dir, 'src/config/endpoint.ts'), "\nimport './units.ts';\n");
     appendFileSync(join(dir, 'src/config/units.ts'), "\nimport './endpoint.ts';\n");

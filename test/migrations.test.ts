@@ -16,7 +16,16 @@ describe('migrations', () => {
     assert.equal(first.length, listMigrations().length);
     assert.equal(db.pragma('user_version', { simple: true }), listMigrations().length);
     const tables = db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").pluck().all();
-    for (const t of ['counter_deltas', 'counter_state', 'gauge_samples', 'rollup_minute', 'scrapes', 'series', 'targets']) assert.ok(tables.includes(t), t);
+    for (const t of [
+      'counter_deltas',
+      'counter_state',
+      'gauge_samples',
+      'rollup_minute',
+      'scrapes',
+      'series',
+      'targets',
+    ])
+      assert.ok(tables.includes(t), t);
     const schemaBefore = db.prepare('SELECT sql FROM sqlite_master ORDER BY name').pluck().all();
     assert.deepEqual(migrate(db), []);
     assert.deepEqual(db.prepare('SELECT sql FROM sqlite_master ORDER BY name').pluck().all(), schemaBefore);
@@ -26,21 +35,39 @@ describe('migrations', () => {
     const dir = mkdtempSync(join(tmpdir(), 'cachelens-mig-'));
     const upTo3 = join(dir, 'three');
     mkdirSync(upTo3);
-    for (const m of listMigrations().slice(0, 3)) writeFileSync(join(upTo3, `${String(m.version).padStart(3, '0')}_${m.name}.sql`), m.sql);
+    for (const m of listMigrations().slice(0, 3))
+      writeFileSync(join(upTo3, `${String(m.version).padStart(3, '0')}_${m.name}.sql`), m.sql);
     const db = new BetterSqlite3(join(dir, 'c.db'));
     migrate(db, upTo3);
-    const insert = db.prepare('INSERT INTO request_ledger (trace_id, span_id, start_ms, end_ms, span_name, match, prompt_tokens, window_complete, tenant_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)');
+    const insert = db.prepare(
+      'INSERT INTO request_ledger (trace_id, span_id, start_ms, end_ms, span_name, match, prompt_tokens, window_complete, tenant_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
+    );
     insert.run('t2', 's2', 2000.5, 2100, 'llm_request', 'fleet', 20, 0, null);
     insert.run('t1', 's1', 1000.25, 1100, 'llm_request', 'resource', 10, 1, '{"tenant.id":"acme"}');
-    db.prepare("INSERT INTO trace_tenants VALUES ('t1', 'tenant.id', 'gateway', 1), ('t2', 'tenant.id', 'globex', 1)").run();
+    db.prepare(
+      "INSERT INTO trace_tenants VALUES ('t1', 'tenant.id', 'gateway', 1), ('t2', 'tenant.id', 'globex', 1)",
+    ).run();
     const before = db.prepare('SELECT * FROM request_ledger ORDER BY start_ms').all();
     assert.equal(migrate(db).length, listMigrations().length - 3);
-    assert.deepEqual(db.prepare('SELECT * FROM request_ledger ORDER BY start_ms').all().map((r) => ({ ...(r as object) })), before.map((r) => ({ ...(r as object) })));
-    assert.deepEqual(db.prepare('SELECT trace_id, value FROM request_ledger_tenants ORDER BY trace_id').raw().all(), [['t1', 'acme'], ['t2', 'globex']]);
-    const plan = db.prepare('EXPLAIN QUERY PLAN SELECT * FROM request_ledger WHERE start_ms >= 1500').all() as Array<{ detail: string }>;
+    assert.deepEqual(
+      db
+        .prepare('SELECT * FROM request_ledger ORDER BY start_ms')
+        .all()
+        .map((r) => ({ ...(r as object) })),
+      before.map((r) => ({ ...(r as object) })),
+    );
+    assert.deepEqual(db.prepare('SELECT trace_id, value FROM request_ledger_tenants ORDER BY trace_id').raw().all(), [
+      ['t1', 'acme'],
+      ['t2', 'globex'],
+    ]);
+    const plan = db.prepare('EXPLAIN QUERY PLAN SELECT * FROM request_ledger WHERE start_ms >= 1500').all() as Array<{
+      detail: string;
+    }>;
     assert.match(plan.map((p) => p.detail).join(' '), /SEARCH request_ledger USING PRIMARY KEY \(start_ms>\?\)/);
     // a replayed span (same start and ids) replaces its row
-    db.prepare("INSERT OR REPLACE INTO request_ledger (start_ms, trace_id, span_id, end_ms, span_name, match, window_complete) VALUES (1000.25, 't1', 's1', 1100, 'llm_request', 'resource', 1)").run();
+    db.prepare(
+      "INSERT OR REPLACE INTO request_ledger (start_ms, trace_id, span_id, end_ms, span_name, match, window_complete) VALUES (1000.25, 't1', 's1', 1100, 'llm_request', 'resource', 1)",
+    ).run();
     assert.equal(db.prepare('SELECT count(*) FROM request_ledger').pluck().get(), 2);
     db.close();
   });
@@ -52,10 +79,14 @@ describe('migrations', () => {
     const path = join(dir, 'spool.db');
     const db = new BetterSqlite3(path);
     migrate(db, v1);
-    db.prepare('INSERT INTO spool (received_ms, not_before_ms, attempts, spans, bytes, peer, body) VALUES (1, 2, 3, 4, 5, ?, ?)').run('10.0.0.1', Buffer.from('hello'));
+    db.prepare(
+      'INSERT INTO spool (received_ms, not_before_ms, attempts, spans, bytes, peer, body) VALUES (1, 2, 3, 4, 5, ?, ?)',
+    ).run('10.0.0.1', Buffer.from('hello'));
     db.close();
     const spool = new Spool(path, { maxBytes: 1 << 20, fsync: true });
-    assert.deepEqual(spool.ready(10, 10), [{ id: 1, received_ms: 1, not_before_ms: 2, attempts: 3, spans: 4, bytes: 5, peer: '10.0.0.1' }]);
+    assert.deepEqual(spool.ready(10, 10), [
+      { id: 1, received_ms: 1, not_before_ms: 2, attempts: 3, spans: 4, bytes: 5, peer: '10.0.0.1' },
+    ]);
     assert.equal(Buffer.from(spool.body(1)!).toString(), 'hello');
     assert.equal(spool.bytes, 5);
     const id = await spool.append(Buffer.from('next'), 1, null, 0);

@@ -26,14 +26,33 @@ describe('OTLP/JSON 64-bit numbers', () => {
     assert.equal(longOf(span.events[0]!.timeUnixNano), 1544712660123456789n);
     assert.equal(longOf(span.attributes[0]!.value!.intValue), 9007199254740993n);
     assert.equal(BigInt.asIntN(64, longOf(span.attributes[1]!.value!.intValue)), -9007199254740993n);
-    assert.equal(span.attributes[2]!.value!.stringValue, '"intValue": 12345678901234567890', 'a string that looks like a key is left alone');
+    assert.equal(
+      span.attributes[2]!.value!.stringValue,
+      '"intValue": 12345678901234567890',
+      'a string that looks like a key is left alone',
+    );
   });
 });
 
 describe('span ids validated like the Collector validates them', () => {
   const reqWith = (span: Record<string, unknown>) =>
     ExportTraceServiceRequest.fromObject({
-      resourceSpans: [{ scopeSpans: [{ spans: [{ traceId: Buffer.from(TRACE, 'hex'), spanId: Buffer.from('0102030405060708', 'hex'), name: 'x', ...span }] }] }],
+      resourceSpans: [
+        {
+          scopeSpans: [
+            {
+              spans: [
+                {
+                  traceId: Buffer.from(TRACE, 'hex'),
+                  spanId: Buffer.from('0102030405060708', 'hex'),
+                  name: 'x',
+                  ...span,
+                },
+              ],
+            },
+          ],
+        },
+      ],
     }) as unknown as OtlpTraceRequest;
   it('a parent must be empty or 8 bytes; a link needs a 16-byte trace id and an 8-byte span id', () => {
     const cases: Array<[Record<string, unknown>, RegExp | undefined]> = [
@@ -41,7 +60,10 @@ describe('span ids validated like the Collector validates them', () => {
       [{ parentSpanId: Buffer.from('0102030405060708', 'hex') }, undefined],
       [{ parentSpanId: Buffer.from('010203', 'hex') }, /parent_span_id must be empty or 8 bytes \(got 3\)/],
       [{ links: [{ traceId: Buffer.from(TRACE, 'hex'), spanId: Buffer.from('0102030405060708', 'hex') }] }, undefined],
-      [{ links: [{ traceId: Buffer.from('0102', 'hex'), spanId: Buffer.from('0102030405060708', 'hex') }] }, /links\[0\] needs a 16-byte trace_id/],
+      [
+        { links: [{ traceId: Buffer.from('0102', 'hex'), spanId: Buffer.from('0102030405060708', 'hex') }] },
+        /links\[0\] needs a 16-byte trace_id/,
+      ],
       [{ links: [{ traceId: Buffer.from(TRACE, 'hex'), spanId: Buffer.alloc(8) }] }, /links\[0\]/],
       [{ links: [{ traceId: Buffer.from(TRACE, 'hex') }] }, /links\[0\]/],
     ];
@@ -58,7 +80,26 @@ describe('span ids validated like the Collector validates them', () => {
 describe('removeSpans: rejected spans cut out of the received bytes', () => {
   it('keeps unknown fields of the other spans and leaves no empty ScopeSpans behind', () => {
     const good = makeRequest(2);
-    const bad = ExportTraceServiceRequest.fromObject({ resourceSpans: [{ resource: { attributes: [{ key: 'service.name', value: { stringValue: 'b' } }] }, scopeSpans: [{ scope: { name: 'bad' }, spans: [{ traceId: Buffer.from(TRACE, 'hex'), spanId: Buffer.from('0102030405060708', 'hex'), parentSpanId: Buffer.from('0102', 'hex'), name: 'bad' }] }] }] });
+    const bad = ExportTraceServiceRequest.fromObject({
+      resourceSpans: [
+        {
+          resource: { attributes: [{ key: 'service.name', value: { stringValue: 'b' } }] },
+          scopeSpans: [
+            {
+              scope: { name: 'bad' },
+              spans: [
+                {
+                  traceId: Buffer.from(TRACE, 'hex'),
+                  spanId: Buffer.from('0102030405060708', 'hex'),
+                  parentSpanId: Buffer.from('0102', 'hex'),
+                  name: 'bad',
+                },
+              ],
+            },
+          ],
+        },
+      ],
+    });
     // A newer field cachelens's schema does not know (Resource.entity_refs is field 3), on the good resource.
     const unknown = new WireWriter().tag(3, 2).bytes(Buffer.from('entity-ref')).finish();
     const goodReq = decodeProtobuf(good.body);
@@ -78,7 +119,10 @@ describe('removeSpans: rejected spans cut out of the received bytes', () => {
     const after = decodeProtobuf(bytes);
     assert.equal(after.resourceSpans.length, 1, 'the emptied resource is gone');
     assert.equal(after.resourceSpans[0]!.scopeSpans.length, 1, 'no empty ScopeSpans');
-    assert.deepEqual(after.resourceSpans[0]!.scopeSpans[0]!.spans.map((s) => Buffer.from(s.spanId).toString('hex')), good.spanIds);
+    assert.deepEqual(
+      after.resourceSpans[0]!.scopeSpans[0]!.spans.map((s) => Buffer.from(s.spanId).toString('hex')),
+      good.spanIds,
+    );
     assert.ok(!bytes.includes(Buffer.from('bad')), 'nothing of the rejected span or its scope is left');
   });
 });
@@ -112,7 +156,7 @@ function varint(b: Uint8Array, pos: number): [number, number] {
   }
 }
 
-describe('a refused merged request never drops another client\'s spans', () => {
+describe("a refused merged request never drops another client's spans", () => {
   let sink: OtlpSink;
   before(async () => {
     sink = await new OtlpSink().start();
@@ -121,9 +165,14 @@ describe('a refused merged request never drops another client\'s spans', () => {
 
   it('splits the export back into its requests, bisects the bad one, and drops only the span that fails alone', async () => {
     // Like the Collector: one span it will not take refuses the whole request.
-    sink.rejectIf = (req) => (req.resourceSpans.some((rs) => rs.scopeSpans.some((ss) => ss.spans.some((s) => s.name === 'poison'))) ? { code: status.INVALID_ARGUMENT, message: 'invalid span' } : undefined);
+    sink.rejectIf = (req) =>
+      req.resourceSpans.some((rs) => rs.scopeSpans.some((ss) => ss.spans.some((s) => s.name === 'poison')))
+        ? { code: status.INVALID_ARGUMENT, message: 'invalid span' }
+        : undefined;
     sink.failAll = { code: status.UNAVAILABLE, message: 'down' };
-    const h = await startPipeline({ exporter: { endpoint: sink.endpoint, retry_initial_interval: '50ms', retry_max_interval: '100ms' } });
+    const h = await startPipeline({
+      exporter: { endpoint: sink.endpoint, retry_initial_interval: '50ms', retry_max_interval: '100ms' },
+    });
     try {
       const innocent = makeRequest(5, { name: 'innocent' });
       const guilty = (() => {
@@ -131,7 +180,12 @@ describe('a refused merged request never drops another client\'s spans', () => {
         r.resourceSpans[0]!.scopeSpans[0]!.spans[2]!.name = 'poison';
         return encodeRequest(r);
       })();
-      const post = (body: Uint8Array) => fetch(h.httpUrl, { method: 'POST', headers: { 'content-type': 'application/x-protobuf' }, body: Buffer.from(body) });
+      const post = (body: Uint8Array) =>
+        fetch(h.httpUrl, {
+          method: 'POST',
+          headers: { 'content-type': 'application/x-protobuf' },
+          body: Buffer.from(body),
+        });
       assert.equal((await post(innocent.body)).status, 200);
       assert.equal((await post(guilty)).status, 200);
       await waitFor(() => sink.attempts >= 1, 'a first (failed) attempt');

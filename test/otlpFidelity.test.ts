@@ -7,7 +7,13 @@ import { OTLPTraceExporter as HttpJsonExporter } from '@opentelemetry/exporter-t
 import { OTLPTraceExporter as HttpProtoExporter } from '@opentelemetry/exporter-trace-otlp-proto';
 import { ProtobufTraceSerializer } from '@opentelemetry/otlp-transformer';
 import { resourceFromAttributes } from '@opentelemetry/resources';
-import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor, type ReadableSpan, type SpanExporter } from '@opentelemetry/sdk-trace-base';
+import {
+  BasicTracerProvider,
+  InMemorySpanExporter,
+  SimpleSpanProcessor,
+  type ReadableSpan,
+  type SpanExporter,
+} from '@opentelemetry/sdk-trace-base';
 import { decodeProtobuf, encodeRequest } from '../src/otlp/decode.ts';
 import type { OtlpTraceRequest } from '../src/otlp/schema.ts';
 import { canonicalSpans, diffSpan } from './support/canonical.ts';
@@ -18,10 +24,17 @@ import { startPipeline, waitFor, type Harness } from './support/pipelineHarness.
 async function emitRichSpans(exporter: SpanExporter, label: string): Promise<ReadableSpan[]> {
   const memory = new InMemorySpanExporter();
   const provider = new BasicTracerProvider({
-    resource: resourceFromAttributes({ 'service.name': `fidelity-${label}`, 'service.instance.id': 'vllm-0', 'host.arch': 'amd64', 'process.pid': 4242 }),
+    resource: resourceFromAttributes({
+      'service.name': `fidelity-${label}`,
+      'service.instance.id': 'vllm-0',
+      'host.arch': 'amd64',
+      'process.pid': 4242,
+    }),
     spanProcessors: [new SimpleSpanProcessor(memory), new SimpleSpanProcessor(exporter)],
   });
-  const tracer = provider.getTracer('fidelity.scope', '1.2.3', { schemaUrl: 'https://opentelemetry.io/schemas/1.30.0' });
+  const tracer = provider.getTracer('fidelity.scope', '1.2.3', {
+    schemaUrl: 'https://opentelemetry.io/schemas/1.30.0',
+  });
   const remoteParent = trace.setSpanContext(context.active(), {
     traceId: '0af7651916cd43dd8448eb211c80319c',
     spanId: 'b7ad6b7169203331',
@@ -29,7 +42,17 @@ async function emitRichSpans(exporter: SpanExporter, label: string): Promise<Rea
     isRemote: true,
     traceState: new TraceState('vendor=abc,other=1'),
   });
-  const links: Link[] = [{ context: { traceId: '11112222333344445555666677778888', spanId: '1111222233334444', traceFlags: 1, traceState: new TraceState('l=2') }, attributes: { 'link.kind': 'retry', 'link.n': 2 } }];
+  const links: Link[] = [
+    {
+      context: {
+        traceId: '11112222333344445555666677778888',
+        spanId: '1111222233334444',
+        traceFlags: 1,
+        traceState: new TraceState('l=2'),
+      },
+      attributes: { 'link.kind': 'retry', 'link.n': 2 },
+    },
+  ];
   const root = tracer.startSpan(
     'llm_request',
     {
@@ -52,7 +75,11 @@ async function emitRichSpans(exporter: SpanExporter, label: string): Promise<Rea
   );
   root.addEvent('first_token', { 'token.index': 0, 'token.text': 'Hi' }, [1764000000, 223456789]);
   root.setStatus({ code: SpanStatusCode.ERROR, message: 'length limit' });
-  const child = tracer.startSpan('tokenize', { kind: SpanKind.INTERNAL, startTime: [1764000000, 130000000] }, trace.setSpan(context.active(), root));
+  const child = tracer.startSpan(
+    'tokenize',
+    { kind: SpanKind.INTERNAL, startTime: [1764000000, 130000000] },
+    trace.setSpan(context.active(), root),
+  );
   child.end([1764000000, 140000001]);
   root.end([1764000001, 999999999]);
   tracer.startSpan('client-call', { kind: SpanKind.CLIENT, startTime: [1764000002, 1] }).end([1764000002, 2]);
@@ -91,7 +118,10 @@ describe('OTLP fidelity: what downstream receives equals what the client sent, f
       assert.equal(sentSpans.length, 3);
       // What the SDK's gRPC and http/protobuf exporters put on the wire for these spans.
       const sent = canonicalSpans([decodeProtobuf(ProtobufTraceSerializer.serializeRequest(sentSpans)!)]);
-      await waitFor(() => [...sent.keys()].every((id) => canonicalSpans(sink.requests).has(id)), `${label} spans downstream`);
+      await waitFor(
+        () => [...sent.keys()].every((id) => canonicalSpans(sink.requests).has(id)),
+        `${label} spans downstream`,
+      );
       const got = canonicalSpans(sink.requests);
       for (const [id, s] of sent) {
         assert.deepEqual(diffSpan(s, got.get(id)!), [], `span ${s.name} (${id}) via ${label}`);
@@ -104,11 +134,22 @@ describe('OTLP fidelity: what downstream receives equals what the client sent, f
     const req = {
       resourceSpans: [
         {
-          resource: { attributes: [kv('service.name', { stringValue: 'crafted' }), kv('bytes.attr', { bytesValue: Buffer.from([0, 1, 254, 255]) })], droppedAttributesCount: 3 },
+          resource: {
+            attributes: [
+              kv('service.name', { stringValue: 'crafted' }),
+              kv('bytes.attr', { bytesValue: Buffer.from([0, 1, 254, 255]) }),
+            ],
+            droppedAttributesCount: 3,
+          },
           schemaUrl: 'https://opentelemetry.io/schemas/1.26.0',
           scopeSpans: [
             {
-              scope: { name: 'crafted.scope', version: '0.1', attributes: [kv('scope.attr', { intValue: 7 })], droppedAttributesCount: 1 },
+              scope: {
+                name: 'crafted.scope',
+                version: '0.1',
+                attributes: [kv('scope.attr', { intValue: 7 })],
+                droppedAttributesCount: 1,
+              },
               schemaUrl: 'https://example.com/scope-schema',
               spans: [
                 {
@@ -127,16 +168,43 @@ describe('OTLP fidelity: what downstream receives equals what the client sent, f
                     kv('int', { intValue: '-9007199254740991' }),
                     kv('double', { doubleValue: 3.25 }),
                     kv('bytes', { bytesValue: Buffer.from('cafe', 'hex') }),
-                    kv('array.mixed', { arrayValue: { values: [{ stringValue: 'x' }, { intValue: 1 }, { boolValue: true }, { doubleValue: 0.5 }] } }),
-                    kv('kvlist', { kvlistValue: { values: [kv('inner.s', { stringValue: 's' }), kv('inner.list', { arrayValue: { values: [{ intValue: 2 }] } })] } }),
+                    kv('array.mixed', {
+                      arrayValue: {
+                        values: [{ stringValue: 'x' }, { intValue: 1 }, { boolValue: true }, { doubleValue: 0.5 }],
+                      },
+                    }),
+                    kv('kvlist', {
+                      kvlistValue: {
+                        values: [
+                          kv('inner.s', { stringValue: 's' }),
+                          kv('inner.list', { arrayValue: { values: [{ intValue: 2 }] } }),
+                        ],
+                      },
+                    }),
                     // Beyond what a JS number or the SDK's attribute API can carry: kept because bytes are forwarded as received.
                     kv('int.big', { intValue: '9007199254740993' }),
                     kv('double.integral', { doubleValue: 2 }),
                   ],
                   droppedAttributesCount: 5,
-                  events: [{ timeUnixNano: '1764000000500000000', name: 'ev', attributes: [kv('e', { intValue: 1 })], droppedAttributesCount: 2 }],
+                  events: [
+                    {
+                      timeUnixNano: '1764000000500000000',
+                      name: 'ev',
+                      attributes: [kv('e', { intValue: 1 })],
+                      droppedAttributesCount: 2,
+                    },
+                  ],
                   droppedEventsCount: 6,
-                  links: [{ traceId: Buffer.from('5b8efff798038103d269b633813fc60d', 'hex'), spanId: Buffer.from('eee19b7ec3c1b175', 'hex'), traceState: 'lk=lv', attributes: [kv('l', { stringValue: 'x' })], droppedAttributesCount: 4, flags: 0x301 }],
+                  links: [
+                    {
+                      traceId: Buffer.from('5b8efff798038103d269b633813fc60d', 'hex'),
+                      spanId: Buffer.from('eee19b7ec3c1b175', 'hex'),
+                      traceState: 'lk=lv',
+                      attributes: [kv('l', { stringValue: 'x' })],
+                      droppedAttributesCount: 4,
+                      flags: 0x301,
+                    },
+                  ],
                   droppedLinksCount: 7,
                   status: { code: 1, message: '' },
                 },
@@ -157,6 +225,9 @@ describe('OTLP fidelity: what downstream receives equals what the client sent, f
     await waitFor(() => canonicalSpans(sink.requests).has('eee19b7ec3c1b174'), 'crafted span downstream');
     const got = canonicalSpans(sink.requests).get('eee19b7ec3c1b174')!;
     assert.deepEqual(diffSpan(sent.get('eee19b7ec3c1b174')!, got), []);
-    assert.ok(sink.raw.some((r) => r.equals(body)), 'downstream got the request bytes exactly as sent');
+    assert.ok(
+      sink.raw.some((r) => r.equals(body)),
+      'downstream got the request bytes exactly as sent',
+    );
   });
 });

@@ -14,7 +14,9 @@ interface Case {
   json: string;
   expect: { value: string | number } | { error: true };
 }
-const { cases } = JSON.parse(readFileSync(new URL('./conformance/otlp-json-cases.json', import.meta.url), 'utf8')) as { cases: Case[] };
+const { cases } = JSON.parse(readFileSync(new URL('./conformance/otlp-json-cases.json', import.meta.url), 'utf8')) as {
+  cases: Case[];
+};
 
 const TRACE = '0102030405060708090a0b0c0d0e0f10';
 const SPAN = '0102030405060708';
@@ -79,7 +81,20 @@ function readBack(span: OtlpSpan, field: string): string | number {
 describe('OTLP/JSON: the Collector pdata JSON cases', () => {
   it('covers every field type the trace request has', () => {
     assert.ok(cases.length >= 50, `${cases.length} cases`);
-    for (const f of ['intValue', 'startTimeUnixNano', 'droppedAttributesCount', 'doubleValue', 'kind', 'bytesValue', 'traceId', 'parentSpanId']) assert.ok(cases.some((c) => c.field === f), f);
+    for (const f of [
+      'intValue',
+      'startTimeUnixNano',
+      'droppedAttributesCount',
+      'doubleValue',
+      'kind',
+      'bytesValue',
+      'traceId',
+      'parentSpanId',
+    ])
+      assert.ok(
+        cases.some((c) => c.field === f),
+        f,
+      );
   });
   for (const c of cases) {
     it(c.id, () => {
@@ -97,9 +112,14 @@ describe('OTLP/JSON: the Collector pdata JSON cases', () => {
 describe('OTLP/JSON: opentelemetry-proto examples/trace.json', () => {
   it('is read field for field', () => {
     // open-telemetry/opentelemetry-proto@ac2c4b5d1f3a examples/trace.json, copied unchanged.
-    const req = decodeJson(readFileSync(new URL('./conformance/opentelemetry-proto-examples-trace.json', import.meta.url), 'utf8'));
+    const req = decodeJson(
+      readFileSync(new URL('./conformance/opentelemetry-proto-examples-trace.json', import.meta.url), 'utf8'),
+    );
     const rs = req.resourceSpans[0]!;
-    assert.deepEqual(rs.resource!.attributes.map((a) => [a.key, a.value!.stringValue]), [['service.name', 'my.service']]);
+    assert.deepEqual(
+      rs.resource!.attributes.map((a) => [a.key, a.value!.stringValue]),
+      [['service.name', 'my.service']],
+    );
     const ss = rs.scopeSpans[0]!;
     assert.equal(ss.scope!.name, 'my.library');
     assert.equal(ss.scope!.version, '1.0.0');
@@ -111,6 +131,9 @@ describe('OTLP/JSON: opentelemetry-proto examples/trace.json', () => {
     assert.equal(u64(s.startTimeUnixNano), '1544712660000000000');
     assert.equal(u64(s.endTimeUnixNano), '1544712661000000000');
     assert.equal(s.kind, 2);
-    assert.deepEqual(s.attributes.map((a) => [a.key, a.value!.stringValue]), [['my.span.attr', 'some value']]);
+    assert.deepEqual(
+      s.attributes.map((a) => [a.key, a.value!.stringValue]),
+      [['my.span.attr', 'some value']],
+    );
   });
 });

@@ -10,7 +10,10 @@ import { demoModelState, renderVllmExposition } from '../src/demo/vllmExposition
 const target = makeTarget('http://127.0.0.1:8000/metrics', {}, 'auto', {}, 'test');
 const signalsOf = (body: string) => {
   const r = normalizeBody(target, body);
-  return { r, byKey: new Map(aggregateSignals(r.signals, []).map((a) => [`${a.model}|${a.engine}|${a.signal}`, a.value])) };
+  return {
+    r,
+    byKey: new Map(aggregateSignals(r.signals, []).map((a) => [`${a.model}|${a.engine}|${a.signal}`, a.value])),
+  };
 };
 
 describe('lexSampleLine: what the held-out run found', () => {
@@ -26,25 +29,59 @@ describe('lexSampleLine: what the held-out run found', () => {
     assert.equal(byKey.get('m||requests_waiting'), 4);
   });
   it('refuses hex, binary and octal numbers, trailing words, and non-integer text-format timestamps', () => {
-    for (const line of ['a 0x10', 'a 0b1', 'a 0o1', 'a 0X1', 'a 0x1p-3', 'a 1_000', 'a 12 extra garbage', 'a 1 z', 'a 3.14 2.72', 'a 1 2 3', 'a true']) {
+    for (const line of [
+      'a 0x10',
+      'a 0b1',
+      'a 0o1',
+      'a 0X1',
+      'a 0x1p-3',
+      'a 1_000',
+      'a 12 extra garbage',
+      'a 1 z',
+      'a 3.14 2.72',
+      'a 1 2 3',
+      'a true',
+    ]) {
       const p = one(line);
       assert.equal(p.samples.length, 0, line);
       assert.equal(p.parseErrors, 1, line);
     }
   });
   it('refuses bad label sets instead of reading them as data', () => {
-    for (const line of ['a{a="1",,b="2"} 1', 'a{="1"} 1', 'a{b} 1', 'a{b=} 1', 'a{b="1",b="2"} 1', 'a{b="1"c="2"} 1', "a{b='1'} 1", 'a{,b="1"} 1', 'a{b="1} 1']) {
+    for (const line of [
+      'a{a="1",,b="2"} 1',
+      'a{="1"} 1',
+      'a{b} 1',
+      'a{b=} 1',
+      'a{b="1",b="2"} 1',
+      'a{b="1"c="2"} 1',
+      "a{b='1'} 1",
+      'a{,b="1"} 1',
+      'a{b="1} 1',
+    ]) {
       const p = one(line);
       assert.equal(p.samples.length, 0, line);
       assert.equal(p.parseErrors, 1, line);
     }
-    const { r, byKey } = signalsOf('vllm:num_requests_running{engine="0",,model_name="m"} 3\nvllm:num_requests_running{engine="1",model_name="m"} 2\n');
+    const { r, byKey } = signalsOf(
+      'vllm:num_requests_running{engine="0",,model_name="m"} 3\nvllm:num_requests_running{engine="1",model_name="m"} 2\n',
+    );
     assert.equal(byKey.get('m||requests_running'), 2);
     assert.equal(byKey.has('unknown||requests_running'), false, 'no sample lands on model "unknown"');
     assert.equal(r.parseErrors, 1);
   });
-  it('accepts every spelling of Inf and NaN that Go\'s ParseFloat accepts', () => {
-    for (const [text, value] of [['inf', Infinity], ['INF', Infinity], ['+inf', Infinity], ['-Inf', -Infinity], ['Infinity', Infinity], ['-infinity', -Infinity], ['nan', NaN], ['NAN', NaN], ['NaN', NaN]] as const) {
+  it("accepts every spelling of Inf and NaN that Go's ParseFloat accepts", () => {
+    for (const [text, value] of [
+      ['inf', Infinity],
+      ['INF', Infinity],
+      ['+inf', Infinity],
+      ['-Inf', -Infinity],
+      ['Infinity', Infinity],
+      ['-infinity', -Infinity],
+      ['nan', NaN],
+      ['NAN', NaN],
+      ['NaN', NaN],
+    ] as const) {
       const p = one(`a ${text}`);
       assert.equal(p.parseErrors, 0, text);
       assert.ok(Object.is(p.samples[0]!.value, value), text);
@@ -52,7 +89,10 @@ describe('lexSampleLine: what the held-out run found', () => {
     for (const text of ['+nan', 'infin', 'Inf1', 'in']) assert.equal(one(`a ${text}`).parseErrors, 1, text);
   });
   it('keeps the newest sample of a series written twice in one body', () => {
-    const p = parseExposition('a{x="1"} 1 2000\na{x="1"} 2 1000\na{x="2"} 5 1000\na{x="2"} 6\na{x="3"} 7 5\na{x="3"} 8 5\n', ALL);
+    const p = parseExposition(
+      'a{x="1"} 1 2000\na{x="1"} 2 1000\na{x="2"} 5 1000\na{x="2"} 6\na{x="3"} 7 5\na{x="3"} 8 5\n',
+      ALL,
+    );
     assert.deepEqual(
       p.samples.map((s) => [s.labels.x, s.value]),
       [
@@ -68,10 +108,25 @@ describe('lexSampleLine: what the held-out run found', () => {
 
 describe('parseExposition survives what real servers emit', () => {
   it('refuses a body over scrape.sample_limit before parsing it; unwanted families do not count', () => {
-    const lines = ['# TYPE vllm:num_requests_running gauge', ...Array.from({ length: 101 }, (_, i) => `vllm:num_requests_running{engine="${i}",model_name="m"} 1`)];
+    const lines = [
+      '# TYPE vllm:num_requests_running gauge',
+      ...Array.from({ length: 101 }, (_, i) => `vllm:num_requests_running{engine="${i}",model_name="m"} 1`),
+    ];
     const noise = Array.from({ length: 5000 }, (_, i) => `python_gc_objects_collected_total{generation="${i}"} 1`);
-    assert.throws(() => parseExposition([...lines, ...noise].join('\n') + '\n', new Set(['vllm:num_requests_running']), undefined, 100), /101 samples of the metrics cachelens reads exceed scrape\.sample_limit \(100\)/);
-    assert.equal(parseExposition([...lines.slice(0, 101), ...noise].join('\n') + '\n', new Set(['vllm:num_requests_running']), undefined, 100).samples.length, 100);
+    assert.throws(
+      () =>
+        parseExposition([...lines, ...noise].join('\n') + '\n', new Set(['vllm:num_requests_running']), undefined, 100),
+      /101 samples of the metrics cachelens reads exceed scrape\.sample_limit \(100\)/,
+    );
+    assert.equal(
+      parseExposition(
+        [...lines.slice(0, 101), ...noise].join('\n') + '\n',
+        new Set(['vllm:num_requests_running']),
+        undefined,
+        100,
+      ).samples.length,
+      100,
+    );
   });
   it('reads counters next to their _created companion series', () => {
     const { r, byKey } = signalsOf(renderVllmExposition([demoModelState('m')], { created: true }));
@@ -117,17 +172,23 @@ describe('parseExposition survives what real servers emit', () => {
     assert.ok(Number.isNaN(p.samples.find((s) => s.name === 'a')!.value));
     assert.equal(p.samples.find((s) => s.name === 'b')!.value, Infinity);
     assert.equal(p.samples.find((s) => s.name === 'c')!.value, -Infinity);
-    const { byKey } = signalsOf('vllm:kv_cache_usage_perc{model_name="m",engine="0"} 0.5\nvllm:prompt_tokens_total{model_name="m",engine="0"} NaN\nvllm:prompt_tokens_total{model_name="m",engine="1"} 7\n');
+    const { byKey } = signalsOf(
+      'vllm:kv_cache_usage_perc{model_name="m",engine="0"} 0.5\nvllm:prompt_tokens_total{model_name="m",engine="0"} NaN\nvllm:prompt_tokens_total{model_name="m",engine="1"} 7\n',
+    );
     assert.equal(byKey.get('m||prompt_tokens'), 7);
   });
 
   it('keeps label values holding commas, slashes and escaped quotes', () => {
-    const { byKey } = signalsOf('vllm:kv_cache_usage_perc{engine="0",model_name="org/model,v2 \\"beta\\" \\\\ x"} 0.25\n');
+    const { byKey } = signalsOf(
+      'vllm:kv_cache_usage_perc{engine="0",model_name="org/model,v2 \\"beta\\" \\\\ x"} 0.25\n',
+    );
     assert.equal(byKey.get('org/model,v2 "beta" \\ x||kv_cache_usage'), 0.25);
   });
 
   it('drops a last line cut mid-value and counts it, keeping the rest', () => {
-    const { r, byKey } = signalsOf('vllm:kv_cache_usage_perc{engine="0",model_name="m"} 0.25\nvllm:prompt_tokens_total{engine="0",model_name="m"} 12');
+    const { r, byKey } = signalsOf(
+      'vllm:kv_cache_usage_perc{engine="0",model_name="m"} 0.25\nvllm:prompt_tokens_total{engine="0",model_name="m"} 12',
+    );
     assert.equal(byKey.get('m||kv_cache_usage'), 0.25);
     assert.equal(byKey.has('m||prompt_tokens'), false, '12 may be the start of 1234: not trusted');
     assert.equal(r.parseErrors, 1);
@@ -135,16 +196,17 @@ describe('parseExposition survives what real servers emit', () => {
   });
 
   it('a broken family does not sink the rest of the scrape', () => {
-    const body = [
-      '$ curl http://localhost:8000/metrics',
-      'vllm:num_requests_running{engine="0",model_name="m"} 3',
-      'vllm:prompt_tokens_total{engine="0",model_name="m"} 12 extra garbage here',
-      'vllm:prompt_tokens_total{engine="1",model_name="m"} 30',
-      'vllm:generation_tokens_total{engine="0",model_name="m} 5',
-      'vllm:kv_cache_usage_perc{engine="0",model_name="m"} not-a-number',
-      'vllm:kv_cache_usage_perc{engine="1",model_name="m"} 0.5',
-      '...',
-    ].join('\n') + '\n';
+    const body =
+      [
+        '$ curl http://localhost:8000/metrics',
+        'vllm:num_requests_running{engine="0",model_name="m"} 3',
+        'vllm:prompt_tokens_total{engine="0",model_name="m"} 12 extra garbage here',
+        'vllm:prompt_tokens_total{engine="1",model_name="m"} 30',
+        'vllm:generation_tokens_total{engine="0",model_name="m} 5',
+        'vllm:kv_cache_usage_perc{engine="0",model_name="m"} not-a-number',
+        'vllm:kv_cache_usage_perc{engine="1",model_name="m"} 0.5',
+        '...',
+      ].join('\n') + '\n';
     const { r, byKey } = signalsOf(body);
     assert.equal(byKey.get('m||requests_running'), 3);
     assert.equal(byKey.get('m||kv_cache_usage'), 0.5);

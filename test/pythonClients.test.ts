@@ -27,12 +27,17 @@ function findPython(): { python: string; env: NodeJS.ProcessEnv } | { skip: stri
   for (const python of candidates) {
     const env = { ...process.env, PYTHONPATH: vendor, PYTHONDONTWRITEBYTECODE: '1' };
     try {
-      for (const w of readdirSync(wheels).filter((f) => f.endsWith('.whl'))) execFileSync(python, ['-m', 'zipfile', '-e', join(wheels, w), vendor], { stdio: 'ignore' });
+      for (const w of readdirSync(wheels).filter((f) => f.endsWith('.whl')))
+        execFileSync(python, ['-m', 'zipfile', '-e', join(wheels, w), vendor], { stdio: 'ignore' });
     } catch {
       tried.push(`${python}: not runnable`);
       continue;
     }
-    const probe = spawnSync(python, ['-c', 'import grpc, requests; from opentelemetry.proto.collector.trace.v1 import trace_service_pb2'], { env, encoding: 'utf8' });
+    const probe = spawnSync(
+      python,
+      ['-c', 'import grpc, requests; from opentelemetry.proto.collector.trace.v1 import trace_service_pb2'],
+      { env, encoding: 'utf8' },
+    );
     if (probe.status === 0) return { python, env };
     tried.push(`${python}: ${(probe.stderr || '').trim().split('\n').at(-1)}`);
   }
@@ -51,7 +56,9 @@ interface ClientResult {
   request: string;
 }
 
-describe('vLLM Python exporters (grpcio, requests, opentelemetry-proto)', { skip: 'skip' in found ? found.skip : false }, () => {
+describe('vLLM Python exporters (grpcio, requests, opentelemetry-proto)', {
+  skip: 'skip' in found ? found.skip : false,
+}, () => {
   const sink = new OtlpSink();
   let h: Harness;
 
@@ -95,21 +102,35 @@ describe('vLLM Python exporters (grpcio, requests, opentelemetry-proto)', { skip
 
       const sent = canonicalSpans([decodeProtobuf(Buffer.from(res.request, 'base64'))]);
       assert.equal(sent.size, 4);
-      await waitFor(() => [...sent.keys()].every((id) => canonicalSpans(sink.requests).has(id)), `the ${tag} spans downstream`);
+      await waitFor(
+        () => [...sent.keys()].every((id) => canonicalSpans(sink.requests).has(id)),
+        `the ${tag} spans downstream`,
+      );
       const got = canonicalSpans(sink.requests);
       for (const [id, s] of sent) {
         const g = got.get(id)!;
         const added = (g.events as Array<{ name: string }>).filter((e) => e.name.startsWith('cachelens.'));
-        const own = { ...g, events: (g.events as Array<{ name: string }>).filter((e) => !e.name.startsWith('cachelens.')) };
+        const own = {
+          ...g,
+          events: (g.events as Array<{ name: string }>).filter((e) => !e.name.startsWith('cachelens.')),
+        };
         assert.deepEqual(diffSpan(s, own), [], `span ${id} (${s.name as string}) changed on the way`);
-        if (s.name === 'llm_request') assert.deepEqual(added.map((e) => e.name), ['cachelens.cache', 'cachelens.scheduler']);
+        if (s.name === 'llm_request')
+          assert.deepEqual(
+            added.map((e) => e.name),
+            ['cachelens.cache', 'cachelens.scheduler'],
+          );
         else assert.equal(added.length, 0, 'the gateway span is not a request span');
       }
       // The tenant on the gateway span reaches the ledger row of its trace's request span.
       const first = decodeProtobuf(Buffer.from(res.request, 'base64')).resourceSpans[0]!.scopeSpans[0]!.spans[0]!;
-      const row = h.db.prepare('SELECT prompt_tokens, completion_tokens FROM request_ledger WHERE trace_id = ? AND span_id = ?').get(toHex(first.traceId), toHex(first.spanId));
+      const row = h.db
+        .prepare('SELECT prompt_tokens, completion_tokens FROM request_ledger WHERE trace_id = ? AND span_id = ?')
+        .get(toHex(first.traceId), toHex(first.spanId));
       assert.deepEqual({ ...(row as object) }, { prompt_tokens: 800, completion_tokens: 64 });
-      const tenant = h.db.prepare('SELECT value FROM trace_tenants WHERE trace_id = ? AND key = ?').get(toHex(first.traceId), 'tenant.id') as { value: string } | undefined;
+      const tenant = h.db
+        .prepare('SELECT value FROM trace_tenants WHERE trace_id = ? AND key = ?')
+        .get(toHex(first.traceId), 'tenant.id') as { value: string } | undefined;
       assert.equal(tenant?.value, `team-${tag}`);
     });
   }

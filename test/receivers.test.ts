@@ -9,22 +9,46 @@ import { startPipeline, waitFor, type Harness } from './support/pipelineHarness.
 
 const PATH = '/opentelemetry.proto.collector.trace.v1.TraceService/Export';
 
-function grpcExport(port: number, body: Uint8Array, opts: { gzip?: boolean; token?: string } = {}): Promise<{ err?: ServiceError; res?: Buffer }> {
-  const client = new Client(`127.0.0.1:${port}`, credentials.createInsecure(), opts.gzip ? { 'grpc.default_compression_algorithm': 2 } : {});
+function grpcExport(
+  port: number,
+  body: Uint8Array,
+  opts: { gzip?: boolean; token?: string } = {},
+): Promise<{ err?: ServiceError; res?: Buffer }> {
+  const client = new Client(
+    `127.0.0.1:${port}`,
+    credentials.createInsecure(),
+    opts.gzip ? { 'grpc.default_compression_algorithm': 2 } : {},
+  );
   const md = new Metadata();
   if (opts.token) md.set('authorization', `Bearer ${opts.token}`);
   return new Promise((resolve) => {
-    client.makeUnaryRequest(PATH, (b: Buffer) => b, (b: Buffer) => b, Buffer.from(body), md, (err, res) => {
-      client.close();
-      resolve({ err: err ?? undefined, res: res ?? undefined });
-    });
+    client.makeUnaryRequest(
+      PATH,
+      (b: Buffer) => b,
+      (b: Buffer) => b,
+      Buffer.from(body),
+      md,
+      (err, res) => {
+        client.close();
+        resolve({ err: err ?? undefined, res: res ?? undefined });
+      },
+    );
   });
 }
 
-const statusOf = (err: ServiceError) => RpcStatus.decode(err.metadata.get('grpc-status-details-bin')[0] as Buffer) as unknown as { code: number; message: string; details: Array<{ typeUrl: string; value: Uint8Array }> };
+const statusOf = (err: ServiceError) =>
+  RpcStatus.decode(err.metadata.get('grpc-status-details-bin')[0] as Buffer) as unknown as {
+    code: number;
+    message: string;
+    details: Array<{ typeUrl: string; value: Uint8Array }>;
+  };
 
 async function post(url: string, body: Uint8Array | string, headers: Record<string, string> = {}, method = 'POST') {
-  const res = await fetch(url, { method, headers: { 'content-type': 'application/x-protobuf', ...headers }, body: method === 'GET' ? undefined : Buffer.from(body) });
+  const res = await fetch(url, {
+    method,
+    headers: { 'content-type': 'application/x-protobuf', ...headers },
+    body: method === 'GET' ? undefined : Buffer.from(body),
+  });
   return { status: res.status, headers: res.headers, body: Buffer.from(await res.arrayBuffer()) };
 }
 
@@ -41,20 +65,56 @@ describe('receivers: OTLP status codes for bad input, nothing crashes', () => {
   });
 
   it('OTLP/JSON with a bad int64, enum or nested intValue is 400 naming the field, not silently 0', async () => {
-    const span = (o: object) => ({ traceId: '0102030405060708090a0b0c0d0e0f10', spanId: '0102030405060708', name: 'x', startTimeUnixNano: '1', endTimeUnixNano: '2', ...o });
+    const span = (o: object) => ({
+      traceId: '0102030405060708090a0b0c0d0e0f10',
+      spanId: '0102030405060708',
+      name: 'x',
+      startTimeUnixNano: '1',
+      endTimeUnixNano: '2',
+      ...o,
+    });
     const cases: Array<[object, RegExp]> = [
       [span({ startTimeUnixNano: 'yesterday' }), /spans\[0\]\.startTimeUnixNano: expected an unsigned integer/],
       [span({ kind: 'SERVERISH' }), /spans\[0\]\.kind: expected an integer or one of SPAN_KIND_UNSPECIFIED/],
       [span({ status: { code: 'BROKEN' } }), /spans\[0\]\.status\.code/],
-      [span({ attributes: [{ key: 'k', value: { kvlistValue: { values: [{ key: 'i', value: { intValue: '7x' } }] } } }] }), /attributes\[0\]\.value\.kvlistValue\.values\[0\]\.value\.intValue/],
+      [
+        span({
+          attributes: [{ key: 'k', value: { kvlistValue: { values: [{ key: 'i', value: { intValue: '7x' } }] } } }],
+        }),
+        /attributes\[0\]\.value\.kvlistValue\.values\[0\]\.value\.intValue/,
+      ],
       [span({ events: [{ name: 'e', timeUnixNano: 1.5 }] }), /events\[0\]\.timeUnixNano/],
     ];
     for (const [sp, re] of cases) {
-      const res = await fetch(h.httpUrl, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ resourceSpans: [{ scopeSpans: [{ spans: [sp] }] }] }) });
+      const res = await fetch(h.httpUrl, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ resourceSpans: [{ scopeSpans: [{ spans: [sp] }] }] }),
+      });
       assert.equal(res.status, 400);
-      assert.match((await res.json() as { message: string }).message, re);
+      assert.match(((await res.json()) as { message: string }).message, re);
     }
-    const ok = await fetch(h.httpUrl, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ resourceSpans: [{ scopeSpans: [{ spans: [span({ kind: 'SPAN_KIND_SERVER', status: { code: 2 }, attributes: [{ key: 'n', value: { intValue: -5 } }] })] }] }] }) });
+    const ok = await fetch(h.httpUrl, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({
+        resourceSpans: [
+          {
+            scopeSpans: [
+              {
+                spans: [
+                  span({
+                    kind: 'SPAN_KIND_SERVER',
+                    status: { code: 2 },
+                    attributes: [{ key: 'n', value: { intValue: -5 } }],
+                  }),
+                ],
+              },
+            ],
+          },
+        ],
+      }),
+    });
     assert.equal(ok.status, 200, 'enum names, integer codes and numeric intValue are fine');
   });
 
@@ -63,10 +123,34 @@ describe('receivers: OTLP status codes for bad input, nothing crashes', () => {
     for (let i = 0; i < 100; i++) v = { kvlistValue: { values: [{ key: `l${100 - i}`, value: v }] } };
     const now = String(BigInt(Date.now()) * 1_000_000n);
     const spanId = '0a0b0c0d0e0f0102';
-    const body = JSON.stringify({ resourceSpans: [{ resource: { attributes: [] }, scopeSpans: [{ spans: [{ traceId: '0102030405060708090a0b0c0d0e0f10', spanId, name: 'deep', kind: 1, startTimeUnixNano: now, endTimeUnixNano: now, attributes: [{ key: 'deep', value: v }] }] }] }] });
+    const body = JSON.stringify({
+      resourceSpans: [
+        {
+          resource: { attributes: [] },
+          scopeSpans: [
+            {
+              spans: [
+                {
+                  traceId: '0102030405060708090a0b0c0d0e0f10',
+                  spanId,
+                  name: 'deep',
+                  kind: 1,
+                  startTimeUnixNano: now,
+                  endTimeUnixNano: now,
+                  attributes: [{ key: 'deep', value: v }],
+                },
+              ],
+            },
+          ],
+        },
+      ],
+    });
     const res = await fetch(h.httpUrl, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
     assert.equal(res.status, 200, await res.text());
-    await waitFor(() => sink.spans().some((s) => Buffer.from(s.spanId).toString('hex') === spanId), 'the deep span downstream');
+    await waitFor(
+      () => sink.spans().some((s) => Buffer.from(s.spanId).toString('hex') === spanId),
+      'the deep span downstream',
+    );
     let got = sink.spans().find((s) => Buffer.from(s.spanId).toString('hex') === spanId)!.attributes[0]!.value;
     let depth = 0;
     while (got?.kvlistValue) {
@@ -92,10 +176,17 @@ describe('receivers: OTLP status codes for bad input, nothing crashes', () => {
     const { body } = makeRequest(20);
     assert.equal((await post(h.httpUrl, body.subarray(0, body.length - 7))).status, 400, 'truncated');
     assert.equal((await post(h.httpUrl, '{"resourceSpans": [', { 'content-type': 'application/json' })).status, 400);
-    const badHex = await post(h.httpUrl, JSON.stringify({ resourceSpans: [{ scopeSpans: [{ spans: [{ traceId: 'zz', spanId: '00' }] }] }] }), { 'content-type': 'application/json' });
+    const badHex = await post(
+      h.httpUrl,
+      JSON.stringify({ resourceSpans: [{ scopeSpans: [{ spans: [{ traceId: 'zz', spanId: '00' }] }] }] }),
+      { 'content-type': 'application/json' },
+    );
     assert.equal(badHex.status, 400);
     assert.match(JSON.parse(badHex.body.toString()).message, /traceId: expected a hex string/);
-    assert.equal((await post(h.httpUrl, gzipSync(Buffer.from('not protobuf at all')), { 'content-encoding': 'gzip' })).status, 400);
+    assert.equal(
+      (await post(h.httpUrl, gzipSync(Buffer.from('not protobuf at all')), { 'content-encoding': 'gzip' })).status,
+      400,
+    );
     assert.equal((await post(h.httpUrl, Buffer.from('\x1f\x8b garbage'), { 'content-encoding': 'gzip' })).status, 400);
 
     assert.equal((await post(h.httpUrl, Buffer.alloc(300 * 1024))).status, 413);
@@ -113,17 +204,34 @@ describe('receivers: OTLP status codes for bad input, nothing crashes', () => {
   it('partial success: spans with invalid ids are rejected and counted, the rest accepted', async () => {
     const good = makeRequest(2);
     const json = {
-      resourceSpans: [{ scopeSpans: [{ spans: [
-        { traceId: '5b8efff798038103d269b633813fc60c', spanId: 'eee19b7ec3c1b174', name: 'ok', startTimeUnixNano: '1', endTimeUnixNano: '2' },
-        { traceId: '0102', spanId: 'eee19b7ec3c1b175', name: 'short-trace-id' },
-      ] }] }],
+      resourceSpans: [
+        {
+          scopeSpans: [
+            {
+              spans: [
+                {
+                  traceId: '5b8efff798038103d269b633813fc60c',
+                  spanId: 'eee19b7ec3c1b174',
+                  name: 'ok',
+                  startTimeUnixNano: '1',
+                  endTimeUnixNano: '2',
+                },
+                { traceId: '0102', spanId: 'eee19b7ec3c1b175', name: 'short-trace-id' },
+              ],
+            },
+          ],
+        },
+      ],
     };
     const res = await post(h.httpUrl, JSON.stringify(json), { 'content-type': 'application/json' });
     assert.equal(res.status, 200);
     const body = JSON.parse(res.body.toString());
     assert.equal(body.partialSuccess.rejectedSpans, '1');
     assert.match(body.partialSuccess.errorMessage, /short-trace-id/);
-    await waitFor(() => sink.spans().some((s) => Buffer.from(s.spanId).toString('hex') === 'eee19b7ec3c1b174'), 'the valid span');
+    await waitFor(
+      () => sink.spans().some((s) => Buffer.from(s.spanId).toString('hex') === 'eee19b7ec3c1b174'),
+      'the valid span',
+    );
     assert.ok(!sink.spans().some((s) => Buffer.from(s.spanId).toString('hex') === 'eee19b7ec3c1b175'));
     const full = await post(h.httpUrl, good.body);
     assert.equal(full.body.length, 0, 'full success has no partial_success');
@@ -159,7 +267,10 @@ describe('spool bound and downstream failures', () => {
   it('a full spool answers 503 + Retry-After and UNAVAILABLE + RetryInfo; once downstream is back, everything arrives', async () => {
     const sink = await new OtlpSink().start();
     sink.failAll = { code: status.UNAVAILABLE, message: 'backend restarting' };
-    const h = await startPipeline({ exporter: { endpoint: sink.endpoint, retry_initial_interval: '100ms', retry_max_interval: '200ms' }, spool: { max_bytes: '40KiB' } });
+    const h = await startPipeline({
+      exporter: { endpoint: sink.endpoint, retry_initial_interval: '100ms', retry_max_interval: '200ms' },
+      spool: { max_bytes: '40KiB' },
+    });
     try {
       const accepted: string[] = [];
       let refusedHttp: Awaited<ReturnType<typeof post>> | undefined;
@@ -176,13 +287,19 @@ describe('spool bound and downstream failures', () => {
       assert.equal(g.err?.code, status.UNAVAILABLE);
       const retry = statusOf(g.err!).details.find((d) => d.typeUrl.endsWith('google.rpc.RetryInfo'))!;
       assert.ok(retry, 'RetryInfo attached');
-      assert.ok(Number((RetryInfo.decode(retry.value) as unknown as { retryDelay: { seconds: number } }).retryDelay.seconds) >= 1);
+      assert.ok(
+        Number((RetryInfo.decode(retry.value) as unknown as { retryDelay: { seconds: number } }).retryDelay.seconds) >=
+          1,
+      );
       assert.ok(h.pipeline.spool.bytes <= 40 * 1024);
       await waitFor(() => sink.attempts >= 3, 'retries against the failing backend');
       assert.equal(sink.spans().length, 0);
 
       sink.failAll = undefined;
-      await waitFor(() => accepted.every((id) => sink.spans().some((s) => Buffer.from(s.spanId).toString('hex') === id)), 'every accepted span downstream');
+      await waitFor(
+        () => accepted.every((id) => sink.spans().some((s) => Buffer.from(s.spanId).toString('hex') === id)),
+        'every accepted span downstream',
+      );
       await waitFor(() => h.pipeline.spool.counts().rows === 0, 'an empty spool');
       assert.equal((await post(h.httpUrl, makeRequest(10).body)).status, 200, 'accepting again');
     } finally {
@@ -197,7 +314,12 @@ describe('spool bound and downstream failures', () => {
     const req = makeRequest(4);
     const bad = req.spanIds[1]!;
     // Downstream refuses any request that holds this one span, as the Collector does for one bad id.
-    sink.rejectIf = (r) => (r.resourceSpans.some((rs) => rs.scopeSpans.some((ss) => ss.spans.some((sp) => Buffer.from(sp.spanId).toString('hex') === bad))) ? { code: status.INVALID_ARGUMENT, message: 'bad spans' } : undefined);
+    sink.rejectIf = (r) =>
+      r.resourceSpans.some((rs) =>
+        rs.scopeSpans.some((ss) => ss.spans.some((sp) => Buffer.from(sp.spanId).toString('hex') === bad)),
+      )
+        ? { code: status.INVALID_ARGUMENT, message: 'bad spans' }
+        : undefined;
     const h = await startPipeline({ exporter: { endpoint: sink.endpoint, retry_initial_interval: '10ms' } });
     try {
       const t0 = Date.now();
@@ -205,14 +327,32 @@ describe('spool bound and downstream failures', () => {
       await waitFor(() => sink.attempts >= 2, 'the retry after RetryInfo');
       assert.ok(Date.now() - t0 >= 1150, `waited ${Date.now() - t0} ms for RetryInfo's 1.2 s`);
       await waitFor(() => h.pipeline.spool.counts().rows === 0, 'the rejected span leaves the spool');
-      assert.deepEqual(sink.spans().map((sp) => Buffer.from(sp.spanId).toString('hex')).sort(), req.spanIds.filter((id) => id !== bad).sort(), 'the request is bisected: its other spans arrive');
-      const dropped = await h.pipeline.metrics.registry.getSingleMetricAsString('cachelens_exporter_dropped_spans_total');
+      assert.deepEqual(
+        sink
+          .spans()
+          .map((sp) => Buffer.from(sp.spanId).toString('hex'))
+          .sort(),
+        req.spanIds.filter((id) => id !== bad).sort(),
+        'the request is bisected: its other spans arrive',
+      );
+      const dropped = await h.pipeline.metrics.registry.getSingleMetricAsString(
+        'cachelens_exporter_dropped_spans_total',
+      );
       assert.match(dropped, /cachelens_exporter_dropped_spans_total 1/);
-      assert.ok(h.lines.some((l) => l.msg === 'downstream refused spans permanently, alone; dropped' && /INVALID_ARGUMENT/.test(String(l.reason))));
+      assert.ok(
+        h.lines.some(
+          (l) =>
+            l.msg === 'downstream refused spans permanently, alone; dropped' &&
+            /INVALID_ARGUMENT/.test(String(l.reason)),
+        ),
+      );
       // A later batch goes through normally.
       const r = makeRequest(3);
       await post(h.httpUrl, r.body);
-      await waitFor(() => r.spanIds.every((id) => sink.spans().some((s) => Buffer.from(s.spanId).toString('hex') === id)), 'the next batch');
+      await waitFor(
+        () => r.spanIds.every((id) => sink.spans().some((s) => Buffer.from(s.spanId).toString('hex') === id)),
+        'the next batch',
+      );
     } finally {
       await h.close();
       await sink.stop();

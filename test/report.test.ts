@@ -17,13 +17,30 @@ import { NOV3, NOV4, NOV5, buildDataset } from './support/reportDataset.ts';
 const K = 1000;
 const TENANT_KEYS = ['tenant.id'];
 
-function report(dbPath: string, by: string, prices?: string, extra: Partial<Parameters<typeof makeReport>[0]> = {}): Report {
-  return makeReport({ db: dbPath, since: '2026-11-03', until: '2026-11-05', by, prices, tenantKeys: TENANT_KEYS, nowMs: NOV5 + 3600_000, ...extra });
+function report(
+  dbPath: string,
+  by: string,
+  prices?: string,
+  extra: Partial<Parameters<typeof makeReport>[0]> = {},
+): Report {
+  return makeReport({
+    db: dbPath,
+    since: '2026-11-03',
+    until: '2026-11-05',
+    by,
+    prices,
+    tenantKeys: TENANT_KEYS,
+    nowMs: NOV5 + 3600_000,
+    ...extra,
+  });
 }
 
 function close(actual: number | null, expected: number, tolerance = 1e-9, what = ''): void {
   assert.ok(actual !== null, `${what}: expected ${expected}, got null`);
-  assert.ok(Math.abs(actual - expected) <= tolerance * Math.max(1, Math.abs(expected)), `${what}: expected ${expected}, got ${actual}`);
+  assert.ok(
+    Math.abs(actual - expected) <= tolerance * Math.max(1, Math.abs(expected)),
+    `${what}: expected ${expected}, got ${actual}`,
+  );
 }
 
 const row = (r: Report, key: Record<string, string>): ReportRow => {
@@ -79,7 +96,10 @@ describe('report: figures on a dataset worked out by hand', () => {
     assert.equal(r.totals.preemptions, 3);
     assert.equal(r.currency, null);
     assert.equal(r.totals.savings, null, 'no prices: no cost figures');
-    assert.ok(r.notes.some((n) => n.includes('--prices')), 'says how to add prices');
+    assert.ok(
+      r.notes.some((n) => n.includes('--prices')),
+      'says how to add prices',
+    );
     assert.ok(r.notes.some((n) => n.includes('1 counter reset')));
   });
 
@@ -117,23 +137,41 @@ describe('report: figures on a dataset worked out by hand', () => {
     assert.equal(acme.cached_prompt_tokens, 800 * K);
     assert.equal(acme.basis, 'mixed');
     // t1 on A Nov 3 at the old price; t3 on B Nov 3 at B's cost per processed token (0.20 / 1100k).
-    close(acme.cost_with_cache, (0.4 * 1 + 0.6 * 0.1 + 0.4 * 2) + (0.2 * 500) / 1100, 1e-12, 'acme with');
-    close(acme.cost_without_cache, (1 * 1 + 0.4 * 2) + (0.2 * 700) / 1100, 1e-12, 'acme without');
+    close(acme.cost_with_cache, 0.4 * 1 + 0.6 * 0.1 + 0.4 * 2 + (0.2 * 500) / 1100, 1e-12, 'acme with');
+    close(acme.cost_without_cache, 1 * 1 + 0.4 * 2 + (0.2 * 700) / 1100, 1e-12, 'acme without');
     const globex = row(r, { tenant: 'globex' });
     assert.equal(globex.requests, 2, 'both globex requests resolve through their gateway spans');
     assert.equal(globex.cached_measured_tokens, 250 * K, "t4: the gateway span's real count wins over the estimate");
     assert.equal(globex.cached_allocated_tokens, 300 * K);
     // Both on A Nov 4 at the new price.
-    close(globex.cost_with_cache, (0.7 * 2 + 0.3 * 0.5 + 0.5 * 4) + (0.25 * 2 + 0.25 * 0.5 + 0.1 * 4), 1e-12, 'globex with');
+    close(
+      globex.cost_with_cache,
+      0.7 * 2 + 0.3 * 0.5 + 0.5 * 4 + (0.25 * 2 + 0.25 * 0.5 + 0.1 * 4),
+      1e-12,
+      'globex with',
+    );
     const rest = row(r, { tenant: 'unattributed' });
     assert.equal(rest.source, 'unattributed');
     assert.equal(rest.requests, A.requests + B.requests - 4);
     assert.equal(rest.prompt_tokens, A.prompt + B.prompt - 3000 * K);
     assert.equal(rest.cached_prompt_tokens, A.cached + B.cached - 800 * K - 550 * K);
-    for (const f of ['requests', 'prompt_tokens', 'cached_prompt_tokens', 'generation_tokens', 'cost_with_cache', 'cost_without_cache', 'savings'] as const) {
+    for (const f of [
+      'requests',
+      'prompt_tokens',
+      'cached_prompt_tokens',
+      'generation_tokens',
+      'cost_with_cache',
+      'cost_without_cache',
+      'savings',
+    ] as const) {
       close(acme[f]! + globex[f]! + rest[f]!, r.totals[f]!, 1e-9, `${f} reconciles`);
     }
-    assert.deepEqual(r.reconciliation, { fleet_cached_prompt_tokens: A.cached + B.cached, tenant_measured: 850 * K, tenant_allocated: 500 * K, unattributed: A.cached + B.cached - 1350 * K });
+    assert.deepEqual(r.reconciliation, {
+      fleet_cached_prompt_tokens: A.cached + B.cached,
+      tenant_measured: 850 * K,
+      tenant_allocated: 500 * K,
+      unattributed: A.cached + B.cached - 1350 * K,
+    });
     assert.equal(r.rows[r.rows.length - 1]!.key.tenant, 'unattributed', 'the remainder sorts last');
   });
 
@@ -146,10 +184,16 @@ describe('report: figures on a dataset worked out by hand', () => {
 
   it('by hour and day: the buckets the deltas landed in', () => {
     const byHour = report(data.dbPath, 'hour');
-    assert.deepEqual(byHour.rows.map((x) => x.key.hour), ['2026-11-03T10:00Z', '2026-11-04T10:00Z']);
+    assert.deepEqual(
+      byHour.rows.map((x) => x.key.hour),
+      ['2026-11-03T10:00Z', '2026-11-04T10:00Z'],
+    );
     assert.equal(row(byHour, { hour: '2026-11-04T10:00Z' }).prompt_tokens, 3000 * K + 1200 * K);
     const byDay = report(data.dbPath, 'model,day', undefined, { since: '2026-11-04' });
-    assert.deepEqual(byDay.rows.map((x) => `${x.key.model} ${x.key.day}`), ['llama-8b 2026-11-04', 'qwen-7b 2026-11-04']);
+    assert.deepEqual(
+      byDay.rows.map((x) => `${x.key.model} ${x.key.day}`),
+      ['llama-8b 2026-11-04', 'qwen-7b 2026-11-04'],
+    );
   });
 
   it('compacted hours and days give the same report as the raw rows, and a late ledger row is seen at once', async () => {
@@ -165,19 +209,57 @@ describe('report: figures on a dataset worked out by hand', () => {
     // from the first hour with data, Nov 3 10:00, to the last closed one, Nov 5 01:00
     assert.deepEqual(done, { hours: 39, days: 2 });
     const segments = planSegments(db, { fromMs: NOV3, toMs: NOV5, bucketMs: 86_400_000 });
-    assert.deepEqual(segments, [{ source: 'day', fromMs: NOV3, toMs: NOV5 }], 'a by-day report reads two day rows per series, nothing raw');
+    assert.deepEqual(
+      segments,
+      [{ source: 'day', fromMs: NOV3, toMs: NOV5 }],
+      'a by-day report reads two day rows per series, nothing raw',
+    );
     // Sums over rollups add in another order: equal to the last few bits.
-    const rounded = (r: Report) => JSON.parse(JSON.stringify({ ...r, generated_at: '' }, (_k, v) => (typeof v === 'number' ? Number(v.toPrecision(12)) : v)));
+    const rounded = (r: Report) =>
+      JSON.parse(
+        JSON.stringify({ ...r, generated_at: '' }, (_k, v) => (typeof v === 'number' ? Number(v.toPrecision(12)) : v)),
+      );
     const compacted = variants();
     for (let i = 0; i < raw.length; i++) assert.deepEqual(rounded(compacted[i]!), rounded(raw[i]!));
 
     // A span from Nov 3 exported only now (a spool that drained late): its hour is read raw until redone.
-    new LedgerStore(db).write([{ traceId: 't9', spanId: 's9', startMs: NOV3 + 10 * HOUR_MS + 5000, endMs: NOV3 + 10 * HOUR_MS + 6000, spanName: 'llm_request', serviceName: 'vllm', targetId: data.ids.a, instance: '10.0.0.1:8000', model: 'llama-8b', match: 'resource', promptTokens: 100 * K, completionTokens: 10 * K, cachedTokens: 50 * K, cachedTokensEstimate: null, windowComplete: true, latency: {}, tenantJson: '{"tenant.id":"initech"}' }], []);
-    assert.equal(row(report(data.dbPath, 'tenant'), { tenant: 'initech' }).cached_measured_tokens, 50 * K, 'visible before the redo');
+    new LedgerStore(db).write(
+      [
+        {
+          traceId: 't9',
+          spanId: 's9',
+          startMs: NOV3 + 10 * HOUR_MS + 5000,
+          endMs: NOV3 + 10 * HOUR_MS + 6000,
+          spanName: 'llm_request',
+          serviceName: 'vllm',
+          targetId: data.ids.a,
+          instance: '10.0.0.1:8000',
+          model: 'llama-8b',
+          match: 'resource',
+          promptTokens: 100 * K,
+          completionTokens: 10 * K,
+          cachedTokens: 50 * K,
+          cachedTokensEstimate: null,
+          windowComplete: true,
+          latency: {},
+          tenantJson: '{"tenant.id":"initech"}',
+        },
+      ],
+      [],
+    );
+    assert.equal(
+      row(report(data.dbPath, 'tenant'), { tenant: 'initech' }).cached_measured_tokens,
+      50 * K,
+      'visible before the redo',
+    );
     await compactor.runOnce(NOV5 + 2 * HOUR_MS);
     assert.equal(db.prepare('SELECT count(*) FROM compaction_dirty').pluck().get(), 0);
     assert.equal(planSegments(db, { fromMs: NOV3, toMs: NOV5, bucketMs: 86_400_000 })[0]!.source, 'day');
-    assert.equal(row(report(data.dbPath, 'tenant'), { tenant: 'initech' }).cached_measured_tokens, 50 * K, 'and after it, from the rollups');
+    assert.equal(
+      row(report(data.dbPath, 'tenant'), { tenant: 'initech' }).cached_measured_tokens,
+      50 * K,
+      'and after it, from the rollups',
+    );
     db.close();
   });
 });
@@ -189,24 +271,68 @@ describe('report: trace-level facts and the time-keyed ledger', () => {
     const compactor = new Compactor(db, { tenantKeys: TENANT_KEYS, graceMs: 10 * 60_000, log: memoryLogger().log });
     const store = new LedgerStore(db);
     const min = 60_000;
-    const req = (spanId: string, startMs: number, prompt: number) => ({ traceId: 'tx', spanId, startMs, endMs: startMs + 1000, spanName: 'llm_request', serviceName: 'vllm', targetId: data.ids.a, instance: '10.0.0.1:8000', model: 'llama-8b', match: 'resource', promptTokens: prompt, completionTokens: 1, cachedTokens: null, cachedTokensEstimate: 1, windowComplete: true, latency: {}, tenantJson: null });
-    store.write([req('a', NOV4 + 11 * HOUR_MS + 50 * min, 100 * K), req('b', NOV4 + 12 * HOUR_MS + 20 * min, 300 * K)], []);
+    const req = (spanId: string, startMs: number, prompt: number) => ({
+      traceId: 'tx',
+      spanId,
+      startMs,
+      endMs: startMs + 1000,
+      spanName: 'llm_request',
+      serviceName: 'vllm',
+      targetId: data.ids.a,
+      instance: '10.0.0.1:8000',
+      model: 'llama-8b',
+      match: 'resource',
+      promptTokens: prompt,
+      completionTokens: 1,
+      cachedTokens: null,
+      cachedTokensEstimate: 1,
+      windowComplete: true,
+      latency: {},
+      tenantJson: null,
+    });
+    store.write(
+      [req('a', NOV4 + 11 * HOUR_MS + 50 * min, 100 * K), req('b', NOV4 + 12 * HOUR_MS + 20 * min, 300 * K)],
+      [],
+    );
     await compactor.runOnce(NOV5 + 2 * HOUR_MS);
     assert.equal(db.prepare('SELECT count(*) FROM compaction_dirty').pluck().get(), 0);
 
     // The gateway span (11:49–12:25) arrives after both hours were compacted.
-    const carrier = { spanStartMs: NOV4 + 11 * HOUR_MS + 49 * min, spanEndMs: NOV4 + 12 * HOUR_MS + 25 * min, seenMs: NOV5 + 2 * HOUR_MS };
-    store.write([], [{ traceId: 'tx', key: 'tenant.id', value: 'umbrella', ...carrier }], [{ traceId: 'tx', cachedTokens: 400 * K, ...carrier }]);
-    assert.deepEqual(db.prepare('SELECT bucket_ms FROM compaction_dirty ORDER BY 1').pluck().all(), [NOV4 + 11 * HOUR_MS, NOV4 + 12 * HOUR_MS], 'the two hours the carrier spans (± 5 min), no others');
+    const carrier = {
+      spanStartMs: NOV4 + 11 * HOUR_MS + 49 * min,
+      spanEndMs: NOV4 + 12 * HOUR_MS + 25 * min,
+      seenMs: NOV5 + 2 * HOUR_MS,
+    };
+    store.write(
+      [],
+      [{ traceId: 'tx', key: 'tenant.id', value: 'umbrella', ...carrier }],
+      [{ traceId: 'tx', cachedTokens: 400 * K, ...carrier }],
+    );
+    assert.deepEqual(
+      db.prepare('SELECT bucket_ms FROM compaction_dirty ORDER BY 1').pluck().all(),
+      [NOV4 + 11 * HOUR_MS, NOV4 + 12 * HOUR_MS],
+      'the two hours the carrier spans (± 5 min), no others',
+    );
     const raw = row(report(data.dbPath, 'tenant'), { tenant: 'umbrella' });
     assert.equal(raw.requests, 2);
     close(raw.cached_measured_tokens, 400 * K, 1e-12, 'the whole count, split 1:3 by prompt tokens');
     await compactor.runOnce(NOV5 + 2 * HOUR_MS);
     assert.equal(db.prepare('SELECT count(*) FROM compaction_dirty').pluck().get(), 0);
-    const hourly = (h: number) => db.prepare("SELECT cached_measured FROM ledger_rollup WHERE level = 'hour' AND bucket_ms = ? AND tenant = 'umbrella'").pluck().get(NOV4 + h * HOUR_MS);
+    const hourly = (h: number) =>
+      db
+        .prepare(
+          "SELECT cached_measured FROM ledger_rollup WHERE level = 'hour' AND bucket_ms = ? AND tenant = 'umbrella'",
+        )
+        .pluck()
+        .get(NOV4 + h * HOUR_MS);
     assert.equal(hourly(11), 100 * K, "11:00's request: a quarter, though its sibling is in the next hour");
     assert.equal(hourly(12), 300 * K);
-    close(row(report(data.dbPath, 'tenant'), { tenant: 'umbrella' }).cached_measured_tokens, 400 * K, 1e-12, 'compacted');
+    close(
+      row(report(data.dbPath, 'tenant'), { tenant: 'umbrella' }).cached_measured_tokens,
+      400 * K,
+      1e-12,
+      'compacted',
+    );
 
     // A carrier with a nonsense start marks at most a day of hours, not every hour since 1970.
     store.write([], [{ traceId: 'ty', key: 'tenant.id', value: 'x', spanStartMs: 0, spanEndMs: NOV4, seenMs: NOV5 }]);
@@ -221,16 +347,48 @@ describe('report: a reader next to the daemon', () => {
     const writer = openDatabase(data.dbPath, { busyTimeoutMs: 0 }); // would throw SQLITE_BUSY at once if blocked
     const ledger = new LedgerStore(writer);
     const reader = openDatabase(data.dbPath, { readonly: true });
-    const q = { fromMs: NOV3, toMs: NOV5, bucketMs: HOUR_MS, tenantKeys: TENANT_KEYS, ledger: true, ledgerPerTarget: true };
+    const q = {
+      fromMs: NOV3,
+      toMs: NOV5,
+      bucketMs: HOUR_MS,
+      tenantKeys: TENANT_KEYS,
+      ledger: true,
+      ledgerPerTarget: true,
+    };
     let writes = 0;
-    reader.transaction(() => {
-      const before = loadFacts(reader, q);
-      for (let i = 0; i < 200; i++) {
-        ledger.write([{ traceId: `w${i}`, spanId: 's', startMs: NOV3 + 10 * HOUR_MS + i, endMs: NOV3 + 10 * HOUR_MS + i + 1, spanName: 'llm_request', serviceName: null, targetId: data.ids.a, instance: null, model: 'llama-8b', match: 'resource', promptTokens: 10, completionTokens: 1, cachedTokens: null, cachedTokensEstimate: 5, windowComplete: true, latency: {}, tenantJson: null }], []);
-        writes++;
-      }
-      assert.deepEqual(loadFacts(reader, q).ledger, before.ledger, 'the reader still sees its snapshot');
-    }).deferred();
+    reader
+      .transaction(() => {
+        const before = loadFacts(reader, q);
+        for (let i = 0; i < 200; i++) {
+          ledger.write(
+            [
+              {
+                traceId: `w${i}`,
+                spanId: 's',
+                startMs: NOV3 + 10 * HOUR_MS + i,
+                endMs: NOV3 + 10 * HOUR_MS + i + 1,
+                spanName: 'llm_request',
+                serviceName: null,
+                targetId: data.ids.a,
+                instance: null,
+                model: 'llama-8b',
+                match: 'resource',
+                promptTokens: 10,
+                completionTokens: 1,
+                cachedTokens: null,
+                cachedTokensEstimate: 5,
+                windowComplete: true,
+                latency: {},
+                tenantJson: null,
+              },
+            ],
+            [],
+          );
+          writes++;
+        }
+        assert.deepEqual(loadFacts(reader, q).ledger, before.ledger, 'the reader still sees its snapshot');
+      })
+      .deferred();
     assert.equal(writes, 200);
     const after = loadFacts(reader, q).ledger.reduce((n, l) => n + l.requests, 0);
     assert.equal(after, 4 + 200, 'a new read sees every commit');
@@ -244,7 +402,25 @@ describe('report: formats', () => {
 
   it('table: aligned columns with units, human-sized numbers, a TOTAL row', async () => {
     const out = capture();
-    assert.equal(await main(['report', '--db', data.dbPath, '--since', '2026-11-03', '--until', '2026-11-05', '--by', 'model', '--prices', data.pricesPath], { out: out.stream, err: out.stream }), 0);
+    assert.equal(
+      await main(
+        [
+          'report',
+          '--db',
+          data.dbPath,
+          '--since',
+          '2026-11-03',
+          '--until',
+          '2026-11-05',
+          '--by',
+          'model',
+          '--prices',
+          data.pricesPath,
+        ],
+        { out: out.stream, err: out.stream },
+      ),
+      0,
+    );
     const lines = out.text().split('\n');
     const header = lines.find((l) => l.startsWith('model'))!;
     for (const h of ['prompt tok', 'hit %', 'KV p95 %', 'saved']) assert.ok(header.includes(h), h);
@@ -261,11 +437,31 @@ describe('report: formats', () => {
 
   it('csv: RFC 4180, one header row, raw numbers, CRLF records', () => {
     const out = capture();
-    return main(['report', '--db', data.dbPath, '--since', '2026-11-03', '--until', '2026-11-05', '--by', 'tenant', '--format', 'csv', '--prices', data.pricesPath], { out: out.stream, err: out.stream }).then(() => {
+    return main(
+      [
+        'report',
+        '--db',
+        data.dbPath,
+        '--since',
+        '2026-11-03',
+        '--until',
+        '2026-11-05',
+        '--by',
+        'tenant',
+        '--format',
+        'csv',
+        '--prices',
+        data.pricesPath,
+      ],
+      { out: out.stream, err: out.stream },
+    ).then(() => {
       const text = out.text();
       assert.ok(text.endsWith('\r\n'));
       const records = text.slice(0, -2).split('\r\n');
-      assert.equal(records[0], 'tenant,source,basis,requests,prompt_tokens,cached_prompt_tokens,cached_measured_tokens,cached_allocated_tokens,cache_hit_ratio,generation_tokens,preemptions,kv_cache_usage_mean,kv_cache_usage_p95,queue_depth_mean,queue_depth_p95,cost_without_cache,cost_with_cache,savings');
+      assert.equal(
+        records[0],
+        'tenant,source,basis,requests,prompt_tokens,cached_prompt_tokens,cached_measured_tokens,cached_allocated_tokens,cache_hit_ratio,generation_tokens,preemptions,kv_cache_usage_mean,kv_cache_usage_p95,queue_depth_mean,queue_depth_p95,cost_without_cache,cost_with_cache,savings',
+      );
       assert.equal(records.length, 1 + 3 + 1, 'header, acme, globex, unattributed, total');
       const acme = records[1]!.split(',');
       assert.deepEqual(acme.slice(0, 8), ['acme', 'tenant', 'mixed', '2', '1500000', '800000', '600000', '200000']);
@@ -276,22 +472,91 @@ describe('report: formats', () => {
   it('json: the documented schema', () => {
     const r = JSON.parse(JSON.stringify(report(data.dbPath, 'model', data.pricesPath))) as Report;
     assert.equal(r.schema, 'cachelens.report/v1');
-    assert.deepEqual(Object.keys(r), ['schema', 'generated_at', 'db', 'period', 'group_by', 'currency', 'prices_file', 'rows', 'totals', 'reconciliation', 'series', 'savings_by_model', 'savings_by_tenant', 'notes']);
-    assert.deepEqual(Object.keys(r.rows[0]!), ['key', 'source', 'basis', 'requests', 'prompt_tokens', 'cached_prompt_tokens', 'cached_measured_tokens', 'cached_allocated_tokens', 'cache_hit_ratio', 'generation_tokens', 'preemptions', 'kv_cache_usage_mean', 'kv_cache_usage_p95', 'queue_depth_mean', 'queue_depth_p95', 'cost_without_cache', 'cost_with_cache', 'savings']);
+    assert.deepEqual(Object.keys(r), [
+      'schema',
+      'generated_at',
+      'db',
+      'period',
+      'group_by',
+      'currency',
+      'prices_file',
+      'rows',
+      'totals',
+      'reconciliation',
+      'series',
+      'savings_by_model',
+      'savings_by_tenant',
+      'notes',
+    ]);
+    assert.deepEqual(Object.keys(r.rows[0]!), [
+      'key',
+      'source',
+      'basis',
+      'requests',
+      'prompt_tokens',
+      'cached_prompt_tokens',
+      'cached_measured_tokens',
+      'cached_allocated_tokens',
+      'cache_hit_ratio',
+      'generation_tokens',
+      'preemptions',
+      'kv_cache_usage_mean',
+      'kv_cache_usage_p95',
+      'queue_depth_mean',
+      'queue_depth_p95',
+      'cost_without_cache',
+      'cost_with_cache',
+      'savings',
+    ]);
     assert.equal(r.series.bucket, 'hour');
-    assert.deepEqual(r.series.points.map((p) => `${p.t} ${p.model}`), ['2026-11-03T10:00:00.000Z llama-8b', '2026-11-03T10:00:00.000Z qwen-7b', '2026-11-04T10:00:00.000Z llama-8b', '2026-11-04T10:00:00.000Z qwen-7b']);
+    assert.deepEqual(
+      r.series.points.map((p) => `${p.t} ${p.model}`),
+      [
+        '2026-11-03T10:00:00.000Z llama-8b',
+        '2026-11-03T10:00:00.000Z qwen-7b',
+        '2026-11-04T10:00:00.000Z llama-8b',
+        '2026-11-04T10:00:00.000Z qwen-7b',
+      ],
+    );
     const reportsDoc = readFileSync(new URL('../docs/reports.md', import.meta.url), 'utf8');
-    for (const k of [...Object.keys(r), ...Object.keys(r.rows[0]!)]) assert.ok(reportsDoc.includes(`\`${k}\``), `docs/reports.md documents the JSON field ${k}`);
+    for (const k of [...Object.keys(r), ...Object.keys(r.rows[0]!)])
+      assert.ok(reportsDoc.includes(`\`${k}\``), `docs/reports.md documents the JSON field ${k}`);
   });
 
   it('--out writes the file; html is one self-contained page', async () => {
     const out = join(data.dir, 'r.html');
     const io = capture();
-    assert.equal(await main(['report', '--db', data.dbPath, '--since', '2026-11-03', '--until', '2026-11-05', '--by', 'tenant', '--format', 'html', '--prices', data.pricesPath, '--out', out], { out: io.stream, err: io.stream }), 0);
+    assert.equal(
+      await main(
+        [
+          'report',
+          '--db',
+          data.dbPath,
+          '--since',
+          '2026-11-03',
+          '--until',
+          '2026-11-05',
+          '--by',
+          'tenant',
+          '--format',
+          'html',
+          '--prices',
+          data.pricesPath,
+          '--out',
+          out,
+        ],
+        { out: io.stream, err: io.stream },
+      ),
+      0,
+    );
     assert.equal(io.text(), '');
     const html = readFileSync(out, 'utf8');
     assert.ok(html.startsWith('<!doctype html>'));
-    assert.equal((html.match(/<svg /g) ?? []).length, 5, 'hit ratio, savings per model, savings per tenant, KV usage, queue depth');
+    assert.equal(
+      (html.match(/<svg /g) ?? []).length,
+      5,
+      'hit ratio, savings per model, savings per tenant, KV usage, queue depth',
+    );
     assert.doesNotMatch(html, /<script|https?:\/\/|src=|href=/i, 'nothing to fetch or run');
   });
 });
@@ -319,7 +584,11 @@ describe('report: bad input gets one line with the fix', () => {
     ['since after until', ['--since', '2026-11-05', '--until', '2026-11-01'], /is not before --until/],
     ['unknown format', ['--format', 'xml'], /--format xml: use one of table, csv, json, html/],
     ['missing DB', ['--db', '/nonexistent/x.db'], /no database at \/nonexistent\/x\.db; pass --db FILE/],
-    ['missing prices file', ['--prices', '/nonexistent/p.yaml'], /cannot read prices file \/nonexistent\/p\.yaml: ENOENT/],
+    [
+      'missing prices file',
+      ['--prices', '/nonexistent/p.yaml'],
+      /cannot read prices file \/nonexistent\/p\.yaml: ENOENT/,
+    ],
   ];
   for (const [name, args, re] of cases) {
     it(name, async () => {
@@ -333,10 +602,26 @@ describe('report: bad input gets one line with the fix', () => {
 
   const badPrices: Array<[string, string, RegExp]> = [
     ['not YAML', 'models: [\n  - match: x', /not valid YAML/],
-    ['a price that is not a number', 'models:\n  - match: "llama-*"\n    input: cheap\n    cached_input: 0.1\n    output: 2\n', /models\[0\]\.input: "cheap"; set it to a number ≥ 0/],
-    ['a missing cached price', 'models:\n  - match: "llama-*"\n    input: 1\n    output: 2\n', /models\[0\]\.cached_input: missing; set it to a number ≥ 0/],
-    ['a bad effective_from', 'models:\n  - match: "*"\n    input: 1\n    cached_input: 0\n    output: 1\n    effective_from: next tuesday\n', /effective_from: "next tuesday" is not a date; write it as YYYY-MM-DD/],
-    ['a misspelt key', 'instances:\n  - match: "*"\n    gpu_hours: 2\n', /instances\[0\]: unknown key "gpu_hours"; allowed: match, gpu_hour, gpus, effective_from/],
+    [
+      'a price that is not a number',
+      'models:\n  - match: "llama-*"\n    input: cheap\n    cached_input: 0.1\n    output: 2\n',
+      /models\[0\]\.input: "cheap"; set it to a number ≥ 0/,
+    ],
+    [
+      'a missing cached price',
+      'models:\n  - match: "llama-*"\n    input: 1\n    output: 2\n',
+      /models\[0\]\.cached_input: missing; set it to a number ≥ 0/,
+    ],
+    [
+      'a bad effective_from',
+      'models:\n  - match: "*"\n    input: 1\n    cached_input: 0\n    output: 1\n    effective_from: next tuesday\n',
+      /effective_from: "next tuesday" is not a date; write it as YYYY-MM-DD/,
+    ],
+    [
+      'a misspelt key',
+      'instances:\n  - match: "*"\n    gpu_hours: 2\n',
+      /instances\[0\]: unknown key "gpu_hours"; allowed: match, gpu_hour, gpus, effective_from/,
+    ],
   ];
   for (const [name, yaml, re] of badPrices) {
     it(`malformed prices file: ${name}`, async () => {
@@ -353,7 +638,13 @@ describe('report: bad input gets one line with the fix', () => {
   it('an empty period gets an empty report with a hint, in every format', async () => {
     for (const format of ['table', 'csv', 'json', 'html']) {
       const out = capture();
-      assert.equal(await main(['report', '--db', data.dbPath, '--since', '2026-10-01', '--until', '2026-10-02', '--format', format], { out: out.stream, err: out.stream }), 0);
+      assert.equal(
+        await main(
+          ['report', '--db', data.dbPath, '--since', '2026-10-01', '--until', '2026-10-02', '--format', format],
+          { out: out.stream, err: out.stream },
+        ),
+        0,
+      );
       if (format === 'csv') assert.equal(out.text().split('\r\n').filter(Boolean).length, 2, 'header and total');
       else assert.match(out.text(), /No data between 2026-10-01T00:00:00\.000Z and 2026-10-02T00:00:00\.000Z/);
     }

@@ -23,7 +23,6 @@ const body = (prompt: number, hits: number, kv: number) =>
     `vllm:kv_cache_usage_perc{engine="0",model_name="llama"} ${kv}`,
   ].join('\n') + '\n';
 
-
 describe('the daemon scrapes a real HTTP fleet on a schedule and stores exact deltas', () => {
   const server = new MetricsServer();
   const dir = mkdtempSync(join(tmpdir(), 'cachelens-sched-'));
@@ -50,7 +49,9 @@ describe('the daemon scrapes a real HTTP fleet on a schedule and stores exact de
       res.statusCode = 500;
       res.end('internal error');
     });
-    server.serve('/garbage', () => '\u0000\u0001<html><body>Bad Gateway</body></html>\n\u00ff\u00fe', { contentType: 'text/html' });
+    server.serve('/garbage', () => '\u0000\u0001<html><body>Bad Gateway</body></html>\n\u00ff\u00fe', {
+      contentType: 'text/html',
+    });
     server.serve('/huge', () => `# ${'x'.repeat(200_000)}\n`);
     server.route('/auth', (req, res) => {
       if (req.headers.authorization !== 'Bearer s3cret') {
@@ -88,9 +89,17 @@ describe('the daemon scrapes a real HTTP fleet on a schedule and stores exact de
     await daemon.start();
     await waitFor(() => requestsA >= scriptA.length, 'five scrapes of /a');
     // A file_sd edit (atomic rename, as config management does) adds a target without a restart.
-    writeFileSync(`${sdPath}.tmp`, JSON.stringify([{ targets: [`127.0.0.1:${server.port}`], labels: { __metrics_path__: '/discovered', model_name: 'ignored' } }]));
+    writeFileSync(
+      `${sdPath}.tmp`,
+      JSON.stringify([
+        { targets: [`127.0.0.1:${server.port}`], labels: { __metrics_path__: '/discovered', model_name: 'ignored' } },
+      ]),
+    );
     renameSync(`${sdPath}.tmp`, sdPath);
-    await waitFor(() => server.requests.filter((r) => r.path === '/discovered').length >= 2, 'two scrapes of the discovered target');
+    await waitFor(
+      () => server.requests.filter((r) => r.path === '/discovered').length >= 2,
+      'two scrapes of the discovered target',
+    );
     await daemon.shutdown();
     if (process.env.DEBUG_TEST) console.log(lines.filter((l) => (l.level as number) >= 40));
   });
@@ -104,28 +113,55 @@ describe('the daemon scrapes a real HTTP fleet on a schedule and stores exact de
          WHERE t.url = ? AND s.signal = ? AND s.engine = '' ORDER BY d.ts_ms`,
       )
       .all(server.url(path), signal) as Array<{ delta: number; interval_ms: number; resets: number }>;
-  const lastScrape = (url: string) => db().prepare('SELECT s.up, s.error FROM scrapes s JOIN targets t ON t.id = s.target_id WHERE t.url = ? ORDER BY s.ts_ms DESC LIMIT 1').get(url) as { up: number; error: string | null };
+  const lastScrape = (url: string) =>
+    db()
+      .prepare(
+        'SELECT s.up, s.error FROM scrapes s JOIN targets t ON t.id = s.target_id WHERE t.url = ? ORDER BY s.ts_ms DESC LIMIT 1',
+      )
+      .get(url) as { up: number; error: string | null };
 
   it('stores deltas between successful scrapes: +30, a reset counted as its new value, and one delta over the missed scrape', () => {
     const rows = deltas('/a', 'prompt_tokens').slice(0, 3);
-    assert.deepEqual(rows.map((r) => [r.delta, r.resets]), [[30, 0], [7, 1], [13, 0]]);
+    assert.deepEqual(
+      rows.map((r) => [r.delta, r.resets]),
+      [
+        [30, 0],
+        [7, 1],
+        [13, 0],
+      ],
+    );
     assert.ok(rows[0]!.interval_ms >= 900 && rows[0]!.interval_ms <= 1100, `interval ${rows[0]!.interval_ms}`);
     assert.ok(rows[2]!.interval_ms >= 1900 && rows[2]!.interval_ms <= 2100, `gap interval ${rows[2]!.interval_ms}`);
-    assert.deepEqual(deltas('/a', 'prefix_cache_hits').slice(0, 3).map((r) => r.delta), [15, 3, 7]);
+    assert.deepEqual(
+      deltas('/a', 'prefix_cache_hits')
+        .slice(0, 3)
+        .map((r) => r.delta),
+      [15, 3, 7],
+    );
   });
 
   it('stores gauges as samples, and the target with its labels', () => {
-    const g = db().prepare("SELECT count(*) n, min(value) lo, max(value) hi FROM gauge_samples gs JOIN series s ON s.id = gs.series_id WHERE s.signal = 'kv_cache_usage' AND s.model = 'llama' AND s.target_id = (SELECT id FROM targets WHERE url = ?)").get(server.url('/a')) as { n: number; lo: number; hi: number };
+    const g = db()
+      .prepare(
+        "SELECT count(*) n, min(value) lo, max(value) hi FROM gauge_samples gs JOIN series s ON s.id = gs.series_id WHERE s.signal = 'kv_cache_usage' AND s.model = 'llama' AND s.target_id = (SELECT id FROM targets WHERE url = ?)",
+      )
+      .get(server.url('/a')) as { n: number; lo: number; hi: number };
     assert.ok(g.n >= 4);
     assert.deepEqual([g.lo, g.hi], [0.25, 0.25]);
-    const t = db().prepare('SELECT instance, labels_json, profile FROM targets WHERE url = ?').get(server.url('/a')) as { instance: string; labels_json: string; profile: string };
+    const t = db()
+      .prepare('SELECT instance, labels_json, profile FROM targets WHERE url = ?')
+      .get(server.url('/a')) as { instance: string; labels_json: string; profile: string };
     assert.equal(t.instance, `127.0.0.1:${server.port}`);
     assert.deepEqual(JSON.parse(t.labels_json), { team: 'x', instance: `127.0.0.1:${server.port}` });
     assert.equal(t.profile, 'vllm');
   });
 
   it('rolls deltas up per minute', () => {
-    const sum = db().prepare("SELECT sum(r.delta_sum) s FROM rollup_minute r JOIN series s ON s.id = r.series_id WHERE s.signal = 'prompt_tokens' AND s.engine = '' AND s.target_id = (SELECT id FROM targets WHERE url = ?)").get(server.url('/a')) as { s: number };
+    const sum = db()
+      .prepare(
+        "SELECT sum(r.delta_sum) s FROM rollup_minute r JOIN series s ON s.id = r.series_id WHERE s.signal = 'prompt_tokens' AND s.engine = '' AND s.target_id = (SELECT id FROM targets WHERE url = ?)",
+      )
+      .get(server.url('/a')) as { s: number };
     const raw = deltas('/a', 'prompt_tokens').reduce((a, r) => a + r.delta, 0);
     assert.equal(sum.s, raw);
   });
@@ -153,15 +189,23 @@ describe('the daemon scrapes a real HTTP fleet on a schedule and stores exact de
   });
 
   it('a slow target never delays the others: each healthy target was scraped about once a second', () => {
-    const n = (db().prepare('SELECT count(*) FROM scrapes s JOIN targets t ON t.id = s.target_id WHERE t.url = ?').pluck().get(server.url('/gzip'))) as number;
-    const slow = (db().prepare('SELECT count(*) FROM scrapes s JOIN targets t ON t.id = s.target_id WHERE t.url = ?').pluck().get(server.url('/slow'))) as number;
+    const n = db()
+      .prepare('SELECT count(*) FROM scrapes s JOIN targets t ON t.id = s.target_id WHERE t.url = ?')
+      .pluck()
+      .get(server.url('/gzip')) as number;
+    const slow = db()
+      .prepare('SELECT count(*) FROM scrapes s JOIN targets t ON t.id = s.target_id WHERE t.url = ?')
+      .pluck()
+      .get(server.url('/slow')) as number;
     assert.ok(n >= 5, `gzip scrapes ${n}`);
     assert.ok(Math.abs(n - slow) <= 1, `gzip ${n} vs slow ${slow}`);
   });
 
   it('picks up a file_sd edit without a restart', () => {
     const rows = deltas('/discovered', 'prompt_tokens');
-    const t = db().prepare('SELECT labels_json FROM targets WHERE url = ?').get(server.url('/discovered')) as { labels_json: string };
+    const t = db().prepare('SELECT labels_json FROM targets WHERE url = ?').get(server.url('/discovered')) as {
+      labels_json: string;
+    };
     assert.deepEqual(JSON.parse(t.labels_json), { model_name: 'ignored', instance: `127.0.0.1:${server.port}` });
     assert.ok(rows.length >= 1 && rows.every((r) => r.delta === 0));
   });
@@ -196,12 +240,17 @@ describe('ScrapeScheduler', () => {
   it('spreads targets over the interval with stable offsets', () => {
     const { log } = memoryLogger();
     const s = new ScrapeScheduler({ intervalMs: 5000, timeoutMs: 4000, maxBodyBytes: 1, log, onRound: () => {} });
-    const targets = Array.from({ length: 200 }, (_, i) => makeTarget(`http://10.0.${i >> 8}.${i & 255}:8000/metrics`, {}, 'auto', {}, 't'));
+    const targets = Array.from({ length: 200 }, (_, i) =>
+      makeTarget(`http://10.0.${i >> 8}.${i & 255}:8000/metrics`, {}, 'auto', {}, 't'),
+    );
     s.setTargets(targets);
     const offsets = s.statuses().map((st) => st.offsetMs);
     const again = new ScrapeScheduler({ intervalMs: 5000, timeoutMs: 4000, maxBodyBytes: 1, log, onRound: () => {} });
     again.setTargets([...targets].reverse());
-    assert.deepEqual(new Map(again.statuses().map((st) => [st.target.key, st.offsetMs])), new Map(s.statuses().map((st) => [st.target.key, st.offsetMs])));
+    assert.deepEqual(
+      new Map(again.statuses().map((st) => [st.target.key, st.offsetMs])),
+      new Map(s.statuses().map((st) => [st.target.key, st.offsetMs])),
+    );
     const perSecond = [0, 0, 0, 0, 0];
     for (const o of offsets) perSecond[Math.floor(o / 1000)]!++;
     for (const n of perSecond) assert.ok(n > 20 && n < 60, `uneven spread ${perSecond}`);

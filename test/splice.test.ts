@@ -25,19 +25,36 @@ function request(): Uint8Array {
       events: [{ timeUnixNano: '1764000000500000000', name: 'own', attributes: [kv('e', { boolValue: true })] }],
     };
   };
-  const scope = (name: string) => ({ scope: { name }, schemaUrl: 'https://example.com/s', spans: [span(), span(), span()] });
-  const resource = (name: string) => ({ resource: { attributes: [kv('service.name', { stringValue: name })] }, scopeSpans: [scope(`${name}-a`), scope(`${name}-b`)] });
-  return encodeRequest(ExportTraceServiceRequest.fromObject({ resourceSpans: [resource('r1'), resource('r2')] }) as unknown as OtlpTraceRequest);
+  const scope = (name: string) => ({
+    scope: { name },
+    schemaUrl: 'https://example.com/s',
+    spans: [span(), span(), span()],
+  });
+  const resource = (name: string) => ({
+    resource: { attributes: [kv('service.name', { stringValue: name })] },
+    scopeSpans: [scope(`${name}-a`), scope(`${name}-b`)],
+  });
+  return encodeRequest(
+    ExportTraceServiceRequest.fromObject({
+      resourceSpans: [resource('r1'), resource('r2')],
+    }) as unknown as OtlpTraceRequest,
+  );
 }
 
-const spansOf = (req: OtlpTraceRequest): OtlpSpan[] => req.resourceSpans.flatMap((rs) => rs.scopeSpans.flatMap((ss) => ss.spans));
+const spansOf = (req: OtlpTraceRequest): OtlpSpan[] =>
+  req.resourceSpans.flatMap((rs) => rs.scopeSpans.flatMap((ss) => ss.spans));
 const join = (r: { chunks: Uint8Array[]; len: number }): Buffer => Buffer.concat(r.chunks, r.len);
 
 function extra(over: Partial<SpanExtra> = {}): SpanExtra {
   return {
     as: 'events',
     time: { low: 0x12345678, high: 0x187654 },
-    cache: { 'cachelens.match': 'resource', 'cachelens.prefix_cache.hits': 120, 'cachelens.prefix_cache.hit_ratio': 0.75, 'cachelens.window.complete': true },
+    cache: {
+      'cachelens.match': 'resource',
+      'cachelens.prefix_cache.hits': 120,
+      'cachelens.prefix_cache.hit_ratio': 0.75,
+      'cachelens.window.complete': true,
+    },
     scheduler: { 'cachelens.queue.waiting.max': 3, 'cachelens.preemptions': 0 },
     own: undefined,
     ...over,
@@ -55,8 +72,12 @@ describe('splicing encoded fields into forwarded spans', () => {
     const after = decodeProtobuf(out);
     // Structure kept: same resources, scopes and spans in the same order.
     assert.deepEqual(
-      after.resourceSpans.map((rs) => rs.scopeSpans.map((ss) => [ss.scope?.name, ss.schemaUrl, ss.spans.map((s) => s.name)])),
-      decodeProtobuf(body).resourceSpans.map((rs) => rs.scopeSpans.map((ss) => [ss.scope?.name, ss.schemaUrl, ss.spans.map((s) => s.name)])),
+      after.resourceSpans.map((rs) =>
+        rs.scopeSpans.map((ss) => [ss.scope?.name, ss.schemaUrl, ss.spans.map((s) => s.name)]),
+      ),
+      decodeProtobuf(body).resourceSpans.map((rs) =>
+        rs.scopeSpans.map((ss) => [ss.scope?.name, ss.schemaUrl, ss.spans.map((s) => s.name)]),
+      ),
     );
     spansOf(after).forEach((s, i) => {
       const orig = before[i]!;
@@ -115,7 +136,11 @@ describe('splicing encoded fields into forwarded spans', () => {
       assert.equal(s.events.length, as === 'attributes' ? 1 : 3, as);
       assert.equal('cachelens.preemptions' in attrs, as !== 'events', as);
       if (as !== 'events') assert.equal(attrs['cachelens.clock_skew_ms'], -3);
-      if (as !== 'attributes') assert.deepEqual(Object.keys(attributesToJs(s.events[1]!.attributes)), [...Object.keys(extra().cache), ...Object.keys(own)]);
+      if (as !== 'attributes')
+        assert.deepEqual(Object.keys(attributesToJs(s.events[1]!.attributes)), [
+          ...Object.keys(extra().cache),
+          ...Object.keys(own),
+        ]);
     }
   });
 

@@ -18,11 +18,18 @@ const result = (prompt: number, tsMs: number): ScrapeResult => ({
   startedMs: tsMs,
   durationMs: 3,
   up: true,
-  ...normalizeBody(target, `vllm:prompt_tokens_total{engine="0",model_name="m"} ${prompt}\nvllm:kv_cache_usage_perc{engine="0",model_name="m"} 0.5\n`),
+  ...normalizeBody(
+    target,
+    `vllm:prompt_tokens_total{engine="0",model_name="m"} ${prompt}\nvllm:kv_cache_usage_perc{engine="0",model_name="m"} 0.5\n`,
+  ),
 });
 const tmpDb = () => join(mkdtempSync(join(tmpdir(), 'cachelens-store-')), 'store.db');
 const promptDeltas = (path: string) =>
-  new BetterSqlite3(path, { readonly: true }).prepare("SELECT d.ts_ms, d.delta, d.interval_ms FROM counter_deltas d JOIN series s ON s.id = d.series_id WHERE s.signal = 'prompt_tokens' ORDER BY d.ts_ms").all() as Array<{ ts_ms: number; delta: number; interval_ms: number }>;
+  new BetterSqlite3(path, { readonly: true })
+    .prepare(
+      "SELECT d.ts_ms, d.delta, d.interval_ms FROM counter_deltas d JOIN series s ON s.id = d.series_id WHERE s.signal = 'prompt_tokens' ORDER BY d.ts_ms",
+    )
+    .all() as Array<{ ts_ms: number; delta: number; interval_ms: number }>;
 
 describe('the scrape store', () => {
   it('a locked database is logged and retried: no crash, no partial round, deltas stay exact', () => {
@@ -37,13 +44,28 @@ describe('the scrape store', () => {
     assert.equal(writer.write([result(150, 3000)]), undefined);
     assert.equal(writer.pendingResults, 2);
     assert.ok(lines.some((l) => String(l.msg).includes('database is locked by another writer')));
-    assert.equal(lines.filter((l) => String(l.msg).startsWith('cannot write')).length, 1, 'one log line per outage, not per retry');
-    assert.equal((other.prepare('SELECT count(*) FROM scrapes').pluck().get() as number), 1, 'nothing of the failed rounds was written');
+    assert.equal(
+      lines.filter((l) => String(l.msg).startsWith('cannot write')).length,
+      1,
+      'one log line per outage, not per retry',
+    );
+    assert.equal(
+      other.prepare('SELECT count(*) FROM scrapes').pluck().get() as number,
+      1,
+      'nothing of the failed rounds was written',
+    );
     other.exec('ROLLBACK');
     other.close();
     writer.write([result(160, 4000)]);
     assert.equal(writer.pendingResults, 0);
-    assert.deepEqual(promptDeltas(path).map((r) => [r.ts_ms, r.delta]), [[2000, 30], [3000, 20], [4000, 10]]);
+    assert.deepEqual(
+      promptDeltas(path).map((r) => [r.ts_ms, r.delta]),
+      [
+        [2000, 30],
+        [3000, 20],
+        [4000, 10],
+      ],
+    );
     db.close();
   });
 
@@ -58,13 +80,20 @@ describe('the scrape store', () => {
     let ts = 2000;
     for (let i = 0; i < 5000 && writer.failedWrites === 0; i++, ts += 1000) writer.write([result(100 + ts / 100, ts)]);
     assert.ok(writer.failedWrites > 0, 'the store never filled up');
-    assert.ok(lines.some((l) => String(l.msg).includes('disk full')), JSON.stringify(lines.at(-1)));
+    assert.ok(
+      lines.some((l) => String(l.msg).includes('disk full')),
+      JSON.stringify(lines.at(-1)),
+    );
     db.pragma('max_page_count = 1073741823');
     writer.write([result(100 + ts / 100, ts)]);
     assert.equal(writer.pendingResults, 0);
     assert.ok(lines.some((l) => String(l.msg).includes('writable again')));
     const rows = promptDeltas(path);
-    assert.equal(rows.reduce((a, r) => a + r.delta, 0), ts / 100, 'deltas add up to the counter growth across the outage');
+    assert.equal(
+      rows.reduce((a, r) => a + r.delta, 0),
+      ts / 100,
+      'deltas add up to the counter growth across the outage',
+    );
     assert.equal(db.pragma('integrity_check', { simple: true }), 'ok');
     db.close();
   });
@@ -83,7 +112,10 @@ describe('the scrape store', () => {
     other.close();
     writer.write([]);
     assert.equal(writer.droppedResults, 1);
-    assert.deepEqual(promptDeltas(path).map((r) => [r.ts_ms, r.delta, r.interval_ms]), [[3000, 50, 2000]]);
+    assert.deepEqual(
+      promptDeltas(path).map((r) => [r.ts_ms, r.delta, r.interval_ms]),
+      [[3000, 50, 2000]],
+    );
     db.close();
   });
 
@@ -95,7 +127,10 @@ describe('the scrape store', () => {
     db = openDatabase(path);
     new ScrapeStore(db).writeRound([result(175, 61_000)]);
     db.close();
-    assert.deepEqual(promptDeltas(path).map((r) => [r.delta, r.interval_ms]), [[75, 60_000]]);
+    assert.deepEqual(
+      promptDeltas(path).map((r) => [r.delta, r.interval_ms]),
+      [[75, 60_000]],
+    );
   });
 
   it('retention deletes raw rows past raw_retention and rollups past rollup_retention', async () => {

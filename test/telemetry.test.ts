@@ -51,8 +51,19 @@ describe('self-telemetry: /metrics, /healthz, /readyz', () => {
     const { config } = buildConfig(
       {
         storage: { path: join(mkdtempSync(join(tmpdir(), 'cachelens-tel-')), 'store.db') },
-        scrape: { interval: '1s', timeout: '500ms', targets: [{ url: fleet.url('/ok'), labels: { instance: 'vllm-ok' } }, { url: fleet.url('/down'), labels: { instance: 'vllm-down' } }] },
-        receivers: { grpc: { endpoint: '127.0.0.1:0' }, http: { endpoint: '127.0.0.1:0' }, bearer_token: 's3cret-token-value' },
+        scrape: {
+          interval: '1s',
+          timeout: '500ms',
+          targets: [
+            { url: fleet.url('/ok'), labels: { instance: 'vllm-ok' } },
+            { url: fleet.url('/down'), labels: { instance: 'vllm-down' } },
+          ],
+        },
+        receivers: {
+          grpc: { endpoint: '127.0.0.1:0' },
+          http: { endpoint: '127.0.0.1:0' },
+          bearer_token: 's3cret-token-value',
+        },
         telemetry: { endpoint: '127.0.0.1:0' },
         exporter: { endpoint: sink.endpoint, retry_initial_interval: '100ms' },
         spool: { max_bytes: '256KiB', high_water_percent: 50 },
@@ -64,7 +75,11 @@ describe('self-telemetry: /metrics, /healthz, /readyz', () => {
     await daemon.start();
     base = `http://127.0.0.1:${daemon.telemetry!.port}`;
     httpUrl = `http://127.0.0.1:${daemon.pipeline!.http!.port}/v1/traces`;
-    await waitFor(() => daemon.scheduler!.statuses().every((s) => s.up !== undefined), 'a scrape of each target', 10_000);
+    await waitFor(
+      () => daemon.scheduler!.statuses().every((s) => s.up !== undefined),
+      'a scrape of each target',
+      10_000,
+    );
   });
   after(async () => {
     await daemon.shutdown();
@@ -72,7 +87,12 @@ describe('self-telemetry: /metrics, /healthz, /readyz', () => {
     await fleet.stop();
   });
 
-  const post = (body: Uint8Array) => fetch(httpUrl, { method: 'POST', headers: { 'content-type': 'application/x-protobuf', authorization: 'Bearer s3cret-token-value' }, body: Buffer.from(body) });
+  const post = (body: Uint8Array) =>
+    fetch(httpUrl, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-protobuf', authorization: 'Bearer s3cret-token-value' },
+      body: Buffer.from(body),
+    });
 
   it('serves every named metric, and promtool check metrics passes', async (t) => {
     assert.equal((await post(makeRequest(20, { name: 'llm_request' }).body)).status, 200);
@@ -83,7 +103,10 @@ describe('self-telemetry: /metrics, /healthz, /readyz', () => {
     const text = await res.text();
     for (const name of REQUIRED) assert.match(text, new RegExp(`^# TYPE ${name} `, 'm'), name);
     // Prometheus gives cachelens itself `instance` and `job`: no self-metric may carry either.
-    assert.deepEqual(text.split('\n').filter((l) => /^[a-z_]+\{[^}]*\b(?:instance|job)="/.test(l)), []);
+    assert.deepEqual(
+      text.split('\n').filter((l) => /^[a-z_]+\{[^}]*\b(?:instance|job)="/.test(l)),
+      [],
+    );
     assert.match(text, /^cachelens_target_up\{target="vllm-ok"\} 1$/m);
     assert.match(text, /^cachelens_target_up\{target="vllm-down"\} 0$/m);
     // The down target's failures, by reason; the other reasons are exported at 0.
@@ -96,13 +119,19 @@ describe('self-telemetry: /metrics, /healthz, /readyz', () => {
     assert.doesNotMatch(text, /s3cret-token-value/, 'no secret in /metrics');
     if (NO_PROMTOOL) return t.skip(NO_PROMTOOL);
     const check = spawnSync('promtool', ['check', 'metrics'], { input: text, encoding: 'utf8' });
-    assert.ok(!check.error, `promtool not found (Debian package prometheus; .ci/run installs it): ${check.error?.message}`);
+    assert.ok(
+      !check.error,
+      `promtool not found (Debian package prometheus; .ci/run installs it): ${check.error?.message}`,
+    );
     assert.equal(check.status, 0, `promtool check metrics:\n${check.stdout}${check.stderr}`);
     assert.equal((check.stdout + check.stderr).trim(), '', 'no lint findings');
   });
 
   it('the promtool check can fail: it rejects a broken exposition', { skip: NO_PROMTOOL }, () => {
-    const check = spawnSync('promtool', ['check', 'metrics'], { input: '# TYPE x_total counter\nx_total{a="1"} one\n', encoding: 'utf8' });
+    const check = spawnSync('promtool', ['check', 'metrics'], {
+      input: '# TYPE x_total counter\nx_total{a="1"} one\n',
+      encoding: 'utf8',
+    });
     assert.notEqual(check.status, 0);
   });
 
@@ -116,7 +145,8 @@ describe('self-telemetry: /metrics, /healthz, /readyz', () => {
 
     // Downstream refuses (retryable): spans pile up in the spool past 50 % of its 256 KiB.
     sink.failAll = { code: 14, message: 'downstream unavailable' };
-    for (let i = 0; i < 40 && daemon.pipeline!.spool.bytes <= 128 * 1024; i++) await post(makeRequest(50, { attrs: 10 }).body);
+    for (let i = 0; i < 40 && daemon.pipeline!.spool.bytes <= 128 * 1024; i++)
+      await post(makeRequest(50, { attrs: 10 }).body);
     assert.ok(daemon.pipeline!.spool.bytes > 128 * 1024, `spool at ${daemon.pipeline!.spool.bytes} bytes`);
     const notReady = await fetch(`${base}/readyz`);
     assert.equal(notReady.status, 503);

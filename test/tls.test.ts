@@ -16,10 +16,40 @@ import { startPipeline, type Harness } from './support/pipelineHarness.ts';
 // A test CA and a server certificate for 127.0.0.1, made with openssl at test time.
 function makeCerts(dir: string) {
   const sh = (args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
-  sh(['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '1', '-subj', '/CN=cachelens test CA']);
+  sh([
+    'req',
+    '-x509',
+    '-newkey',
+    'rsa:2048',
+    '-nodes',
+    '-keyout',
+    'ca.key',
+    '-out',
+    'ca.pem',
+    '-days',
+    '1',
+    '-subj',
+    '/CN=cachelens test CA',
+  ]);
   sh(['req', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'server.key', '-out', 'server.csr', '-subj', '/CN=127.0.0.1']);
   writeFileSync(join(dir, 'ext.cnf'), 'subjectAltName=IP:127.0.0.1\n');
-  sh(['x509', '-req', '-in', 'server.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'server.pem', '-days', '1', '-extfile', 'ext.cnf']);
+  sh([
+    'x509',
+    '-req',
+    '-in',
+    'server.csr',
+    '-CA',
+    'ca.pem',
+    '-CAkey',
+    'ca.key',
+    '-CAcreateserial',
+    '-out',
+    'server.pem',
+    '-days',
+    '1',
+    '-extfile',
+    'ext.cnf',
+  ]);
 }
 
 describe('https targets', () => {
@@ -28,13 +58,16 @@ describe('https targets', () => {
   let url = '';
   before(async () => {
     makeCerts(dir);
-    server = https.createServer({ key: readFileSync(join(dir, 'server.key')), cert: readFileSync(join(dir, 'server.pem')) }, (req, res) => {
-      if (req.headers.authorization !== `Basic ${Buffer.from('scraper:pw').toString('base64')}`) {
-        res.statusCode = 401;
-        return res.end();
-      }
-      res.end('vllm:kv_cache_usage_perc{engine="0",model_name="m"} 0.5\n');
-    });
+    server = https.createServer(
+      { key: readFileSync(join(dir, 'server.key')), cert: readFileSync(join(dir, 'server.pem')) },
+      (req, res) => {
+        if (req.headers.authorization !== `Basic ${Buffer.from('scraper:pw').toString('base64')}`) {
+          res.statusCode = 401;
+          return res.end();
+        }
+        res.end('vllm:kv_cache_usage_perc{engine="0",model_name="m"} 0.5\n');
+      },
+    );
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     url = `https://127.0.0.1:${(server.address() as AddressInfo).port}/metrics`;
     writeFileSync(join(dir, 'pw'), 'pw\n');
@@ -43,12 +76,24 @@ describe('https targets', () => {
   const opts = { timeoutMs: 2000, maxBodyBytes: 1 << 20 };
 
   it('verifies the server against tls.ca_file and sends basic auth from a password file', async () => {
-    const r = await scrapeTarget(makeTarget(url, {}, 'auto', { tls: { ca_file: join(dir, 'ca.pem') }, basic_auth: { username: 'scraper', password_file: join(dir, 'pw') } }, 'test'), opts);
+    const r = await scrapeTarget(
+      makeTarget(
+        url,
+        {},
+        'auto',
+        { tls: { ca_file: join(dir, 'ca.pem') }, basic_auth: { username: 'scraper', password_file: join(dir, 'pw') } },
+        'test',
+      ),
+      opts,
+    );
     assert.equal(r.up, true, r.error);
     assert.equal(r.signals[0]?.value, 0.5);
   });
   it('fails with a certificate error when the CA is not trusted', async () => {
-    const r = await scrapeTarget(makeTarget(url, {}, 'auto', { basic_auth: { username: 'scraper', password: 'pw' } }, 'test'), opts);
+    const r = await scrapeTarget(
+      makeTarget(url, {}, 'auto', { basic_auth: { username: 'scraper', password: 'pw' } }, 'test'),
+      opts,
+    );
     assert.equal(r.up, false);
     assert.match(r.error!, /certificate/i);
   });
@@ -66,7 +111,10 @@ describe('OTLP receivers over TLS with a test CA', () => {
   before(async () => {
     makeCerts(dir);
     sink = await new OtlpSink().start();
-    h = await startPipeline({ exporter: { endpoint: sink.endpoint }, receivers: { tls: { cert_file: join(dir, 'server.pem'), key_file: join(dir, 'server.key') } } });
+    h = await startPipeline({
+      exporter: { endpoint: sink.endpoint },
+      receivers: { tls: { cert_file: join(dir, 'server.pem'), key_file: join(dir, 'server.key') } },
+    });
   });
   after(async () => {
     await h.close();
@@ -79,23 +127,42 @@ describe('OTLP receivers over TLS with a test CA', () => {
     const httpsUrl = h.httpUrl.replace('http://', 'https://');
     const post = (extra: https.RequestOptions) =>
       new Promise<number>((resolve, reject) => {
-        const req = https.request(httpsUrl, { method: 'POST', headers: { 'content-type': 'application/x-protobuf' }, ...extra }, (res) => {
-          res.resume();
-          resolve(res.statusCode ?? 0);
-        });
+        const req = https.request(
+          httpsUrl,
+          { method: 'POST', headers: { 'content-type': 'application/x-protobuf' }, ...extra },
+          (res) => {
+            res.resume();
+            resolve(res.statusCode ?? 0);
+          },
+        );
         req.on('error', reject);
         req.end(body);
       });
     assert.equal(await post({ ca }), 200);
-    await assert.rejects(post({}), /self-signed|unable to verify|certificate/i, 'a client without the CA refuses the server');
-    await assert.rejects(fetch(h.httpUrl, { method: 'POST', headers: { 'content-type': 'application/x-protobuf' }, body }), 'plain HTTP to a TLS listener fails');
+    await assert.rejects(
+      post({}),
+      /self-signed|unable to verify|certificate/i,
+      'a client without the CA refuses the server',
+    );
+    await assert.rejects(
+      fetch(h.httpUrl, { method: 'POST', headers: { 'content-type': 'application/x-protobuf' }, body }),
+      'plain HTTP to a TLS listener fails',
+    );
     const grpc = (creds: ReturnType<typeof credentials.createSsl>) =>
       new Promise<number>((resolve) => {
         const c = new Client(`127.0.0.1:${h.pipeline.grpc!.port}`, creds);
-        c.makeUnaryRequest('/opentelemetry.proto.collector.trace.v1.TraceService/Export', (b: Buffer) => b, (b: Buffer) => b, body, new Metadata(), { deadline: Date.now() + 5000 }, (err) => {
-          c.close();
-          resolve(err ? err.code : 0);
-        });
+        c.makeUnaryRequest(
+          '/opentelemetry.proto.collector.trace.v1.TraceService/Export',
+          (b: Buffer) => b,
+          (b: Buffer) => b,
+          body,
+          new Metadata(),
+          { deadline: Date.now() + 5000 },
+          (err) => {
+            c.close();
+            resolve(err ? err.code : 0);
+          },
+        );
       });
     assert.equal(await grpc(credentials.createSsl(ca)), 0);
     assert.notEqual(await grpc(credentials.createInsecure()), 0);

@@ -24,7 +24,13 @@ describe('usage attributes of a request span', () => {
       kv('gen_ai.response.model', str('served')),
       kv('unrelated', int(9)),
     ]);
-    assert.deepEqual(u, { promptTokens: 1, completionTokens: 40, cachedTokens: 7, latency: { ttft: 0.25, e2e: 1.5 }, requestModel: 'served' });
+    assert.deepEqual(u, {
+      promptTokens: 1,
+      completionTokens: 40,
+      cachedTokens: 7,
+      latency: { ttft: 0.25, e2e: 1.5 },
+      requestModel: 'served',
+    });
   });
   it('nothing known: no fields, an empty latency', () => {
     assert.deepEqual(readUsage([kv('gen_ai.request.model', str('')), kv('x', int(1))]), { latency: {} });

@@ -20,15 +20,19 @@ interface Gen {
   make: (rand: () => number) => Respond;
 }
 
-const text = (body: string | Buffer, type = 'text/plain; version=0.0.4'): Respond => (res) => {
-  res.writeHead(200, { 'Content-Type': type });
-  res.end(body);
-};
+const text =
+  (body: string | Buffer, type = 'text/plain; version=0.0.4'): Respond =>
+  (res) => {
+    res.writeHead(200, { 'Content-Type': type });
+    res.end(body);
+  };
 
 export async function badMetrics(opts: { cases: number; soakMs: number; seed?: number }): Promise<CaseResult> {
   const check = new Check();
   const rand = seededRandom(opts.seed ?? 7);
-  const captures = readdirSync(FIXTURES).filter((f) => f.endsWith('.prom')).map((f) => readFileSync(join(FIXTURES, f), 'utf8'));
+  const captures = readdirSync(FIXTURES)
+    .filter((f) => f.endsWith('.prom'))
+    .map((f) => readFileSync(join(FIXTURES, f), 'utf8'));
   const good = renderVllmExposition([demoModelState('m')]);
   const millionSamples = (() => {
     const lines = ['# TYPE vllm:num_requests_running gauge'];
@@ -42,26 +46,41 @@ export async function badMetrics(opts: { cases: number; soakMs: number; seed?: n
   })();
   const hugeLabels = `vllm:num_requests_running{${Array.from({ length: 5000 }, (_, i) => `l${i}="${'v'.repeat(20)}"`).join(',')},model_name="m"} 1\n`;
   const gens: Gen[] = [
-    { kind: 'random bytes', weight: 25, make: (r) => text(Buffer.from(Array.from({ length: Math.floor(r() * 4096) }, () => Math.floor(r() * 256)))) },
+    {
+      kind: 'random bytes',
+      weight: 25,
+      make: (r) => text(Buffer.from(Array.from({ length: Math.floor(r() * 4096) }, () => Math.floor(r() * 256)))),
+    },
     {
       kind: 'mutated real capture',
       weight: 40,
       make: (r) => {
         const body = Buffer.from(captures[Math.floor(r() * captures.length)]!);
         const mode = r();
-        if (mode < 0.5) for (let k = 0; k < 1 + r() * 20; k++) body[Math.floor(r() * body.length)] = Math.floor(r() * 256);
+        if (mode < 0.5)
+          for (let k = 0; k < 1 + r() * 20; k++) body[Math.floor(r() * body.length)] = Math.floor(r() * 256);
         return text(mode >= 0.5 ? body.subarray(0, Math.floor(r() * body.length)) : body);
       },
     },
     { kind: 'huge label set (5,000 labels)', weight: 3, make: () => text(hugeLabels) },
     { kind: '1e6-sample body (34 MB)', weight: 0.05, make: () => text(millionSamples) },
     { kind: '200k series of one metric (12 MB)', weight: 0.2, make: () => text(manySeries) },
-    { kind: 'wrong content type', weight: 5, make: (r) => text(r() < 0.5 ? '<html><body>502 Bad Gateway</body></html>' : good, ['text/html', 'application/json', 'application/octet-stream'][Math.floor(r() * 3)]) },
+    {
+      kind: 'wrong content type',
+      weight: 5,
+      make: (r) =>
+        text(
+          r() < 0.5 ? '<html><body>502 Bad Gateway</body></html>' : good,
+          ['text/html', 'application/json', 'application/octet-stream'][Math.floor(r() * 3)],
+        ),
+    },
     {
       kind: 'redirect',
       weight: 5,
       make: (r) => (res) => {
-        res.writeHead([301, 302, 307, 308][Math.floor(r() * 4)]!, { Location: r() < 0.5 ? '/metrics' : 'http://169.254.169.254/latest/meta-data' });
+        res.writeHead([301, 302, 307, 308][Math.floor(r() * 4)]!, {
+          Location: r() < 0.5 ? '/metrics' : 'http://169.254.169.254/latest/meta-data',
+        });
         res.end();
       },
     },
@@ -118,7 +137,10 @@ export async function badMetrics(opts: { cases: number; soakMs: number; seed?: n
       const t = makeTarget(base + path, {}, 'auto', {}, 'reliability');
       const t0 = Date.now();
       try {
-        const r = await Promise.race([scrapeTarget(t, { timeoutMs, maxBodyBytes: 16 * 1024 * 1024, sampleLimit: 20_000 }), sleep(timeoutMs + 5000).then(() => 'hung' as const)]);
+        const r = await Promise.race([
+          scrapeTarget(t, { timeoutMs, maxBodyBytes: 16 * 1024 * 1024, sampleLimit: 20_000 }),
+          sleep(timeoutMs + 5000).then(() => 'hung' as const),
+        ]);
         if (r === 'hung') hung++;
         else {
           const k = byKind.get(gen.kind) ?? { n: 0, up: 0, partial: 0, down: 0, reasons: new Set<string>() };
@@ -144,20 +166,42 @@ export async function badMetrics(opts: { cases: number; soakMs: number; seed?: n
   check.that(slowest <= timeoutMs + 1000, `slowest scrape took ${slowest} ms with a ${timeoutMs} ms timeout`);
 
   // The daemon beside the worst of them: a healthy target must keep its schedule.
-  const worst = { '/loris': gens.find((g) => g.kind.startsWith('slow loris'))!.make(rand), '/million': gens.find((g) => g.kind.startsWith('1e6'))!.make(rand), '/labels': gens.find((g) => g.kind.startsWith('huge'))!.make(rand), '/reset': gens.find((g) => g.kind === 'connection reset')!.make(rand), '/redirect': gens.find((g) => g.kind === 'redirect')!.make(rand) };
+  const worst = {
+    '/loris': gens.find((g) => g.kind.startsWith('slow loris'))!.make(rand),
+    '/million': gens.find((g) => g.kind.startsWith('1e6'))!.make(rand),
+    '/labels': gens.find((g) => g.kind.startsWith('huge'))!.make(rand),
+    '/reset': gens.find((g) => g.kind === 'connection reset')!.make(rand),
+    '/redirect': gens.find((g) => g.kind === 'redirect')!.make(rand),
+  };
   for (const [p, r] of Object.entries(worst)) responders.set(p, r);
-  const d = await new DaemonProcess({ scrape: { interval: '1s', timeout: '900ms', targets: [{ url: `${base}/healthy`, labels: { instance: 'healthy' } }, ...Object.keys(worst).map((p) => ({ url: base + p, labels: { instance: p.slice(1) } }))] } }).init();
+  const d = await new DaemonProcess({
+    scrape: {
+      interval: '1s',
+      timeout: '900ms',
+      targets: [
+        { url: `${base}/healthy`, labels: { instance: 'healthy' } },
+        ...Object.keys(worst).map((p) => ({ url: base + p, labels: { instance: p.slice(1) } })),
+      ],
+    },
+  }).init();
   d.start();
   await d.ready();
   const t0 = Date.now();
   await sleep(opts.soakMs);
   const exit = await d.stop();
   const db = new Database(join(d.dir, 'store.db'), { readonly: true });
-  const rows = db.prepare("SELECT t.instance, sum(s.up) AS up, count(*) AS n FROM scrapes s JOIN targets t ON t.id = s.target_id WHERE s.ts_ms >= ? GROUP BY t.instance").all(t0) as Array<{ instance: string; up: number; n: number }>;
+  const rows = db
+    .prepare(
+      'SELECT t.instance, sum(s.up) AS up, count(*) AS n FROM scrapes s JOIN targets t ON t.id = s.target_id WHERE s.ts_ms >= ? GROUP BY t.instance',
+    )
+    .all(t0) as Array<{ instance: string; up: number; n: number }>;
   db.close();
   const healthy = rows.find((r) => r.instance === 'healthy');
   const expected = Math.floor(opts.soakMs / 1000);
-  check.that(!!healthy && healthy.up >= expected - 2, `the healthy target was scraped ${healthy?.up ?? 0} times in ${expected} s beside the bad ones`);
+  check.that(
+    !!healthy && healthy.up >= expected - 2,
+    `the healthy target was scraped ${healthy?.up ?? 0} times in ${expected} s beside the bad ones`,
+  );
   check.that(exit === 0, `clean exit (got ${exit})`);
   server.closeAllConnections();
   server.close();
@@ -167,8 +211,14 @@ export async function badMetrics(opts: { cases: number; soakMs: number; seed?: n
     load: `${n} generated responses (${byKind.size} kinds) through the scraper, 16 at a time; then ${expected} s of the daemon scraping a slow loris, a 1e6-sample body, 5,000 labels, resets and redirects beside a healthy target`,
     lost: threw + hung,
     refused: `${[...byKind.values()].reduce((k, v) => k + v.down, 0)} up=0 with a reason, ${[...byKind.values()].reduce((k, v) => k + v.partial, 0)} partial parses with errors counted`,
-    recovered: `no throw, no hang (slowest ${slowest} ms, timeout ${timeoutMs} ms); healthy target up ${healthy?.up ?? 0}/${expected} scrapes; others: ${rows.filter((r) => r.instance !== 'healthy').map((r) => `${r.instance} up ${r.up}/${r.n}`).join(', ')}`,
-    notes: [...byKind].map(([k, v]) => `${k}: ${v.n} (up ${v.up}, partial ${v.partial}, down ${v.down}; e.g. ${[...v.reasons].slice(0, 2).join(' / ') || '–'})`),
+    recovered: `no throw, no hang (slowest ${slowest} ms, timeout ${timeoutMs} ms); healthy target up ${healthy?.up ?? 0}/${expected} scrapes; others: ${rows
+      .filter((r) => r.instance !== 'healthy')
+      .map((r) => `${r.instance} up ${r.up}/${r.n}`)
+      .join(', ')}`,
+    notes: [...byKind].map(
+      ([k, v]) =>
+        `${k}: ${v.n} (up ${v.up}, partial ${v.partial}, down ${v.down}; e.g. ${[...v.reasons].slice(0, 2).join(' / ') || '–'})`,
+    ),
     ok: check.failures.length === 0,
     failures: check.failures,
   };

@@ -7,17 +7,34 @@ type Expect = { codes: number[]; rejected?: number };
 interface Gen {
   kind: string;
   weight: number;
-  make: (rand: () => number, i: number) => { body: Uint8Array | string; contentType?: string; encoding?: string; grpc?: boolean; expect: Expect };
+  make: (
+    rand: () => number,
+    i: number,
+  ) => { body: Uint8Array | string; contentType?: string; encoding?: string; grpc?: boolean; expect: Expect };
 }
 
-const hex = (bytes: number, rand: () => number) => Array.from({ length: bytes * 2 }, () => '0123456789abcdef'[Math.floor(rand() * 16)]).join('');
+const hex = (bytes: number, rand: () => number) =>
+  Array.from({ length: bytes * 2 }, () => '0123456789abcdef'[Math.floor(rand() * 16)]).join('');
 const randomBytes = (n: number, rand: () => number) => Uint8Array.from({ length: n }, () => Math.floor(rand() * 256));
 
 function jsonSpan(rand: () => number, over: Record<string, unknown> = {}): Record<string, unknown> {
   const now = BigInt(Date.now()) * 1_000_000n;
-  return { traceId: hex(16, rand), spanId: hex(8, rand), name: 'fuzz', kind: 2, startTimeUnixNano: String(now - 1_000_000n), endTimeUnixNano: String(now), ...over };
+  return {
+    traceId: hex(16, rand),
+    spanId: hex(8, rand),
+    name: 'fuzz',
+    kind: 2,
+    startTimeUnixNano: String(now - 1_000_000n),
+    endTimeUnixNano: String(now),
+    ...over,
+  };
 }
-const jsonReq = (spans: unknown[], resourceAttrs: unknown[] = [{ key: 'service.name', value: { stringValue: 'fuzz' } }]) => ({ resourceSpans: [{ resource: { attributes: resourceAttrs }, scopeSpans: [{ scope: { name: 'fuzz' }, spans }] }] });
+const jsonReq = (
+  spans: unknown[],
+  resourceAttrs: unknown[] = [{ key: 'service.name', value: { stringValue: 'fuzz' } }],
+) => ({
+  resourceSpans: [{ resource: { attributes: resourceAttrs }, scopeSpans: [{ scope: { name: 'fuzz' }, spans }] }],
+});
 
 function nestedKvlist(depth: number): unknown {
   let v: unknown = { stringValue: 'bottom' };
@@ -31,14 +48,25 @@ const EVERY_TYPE = [
   { key: 'int', value: { intValue: '-9223372036854775808' } },
   { key: 'double', value: { doubleValue: 1e308 } },
   { key: 'bytes', value: { bytesValue: Buffer.from([0, 255, 1]).toString('base64') } },
-  { key: 'array', value: { arrayValue: { values: [{ stringValue: 'a' }, { intValue: '1' }, { arrayValue: { values: [] } }] } } },
+  {
+    key: 'array',
+    value: { arrayValue: { values: [{ stringValue: 'a' }, { intValue: '1' }, { arrayValue: { values: [] } }] } },
+  },
   { key: 'empty', value: {} },
   { key: 'kvlist100', value: nestedKvlist(100) },
 ];
 
 const GENERATORS: Gen[] = [
-  { kind: 'random bytes', weight: 20, make: (r) => ({ body: randomBytes(Math.floor(r() * 2048), r), expect: { codes: [200, 400] } }) },
-  { kind: 'random bytes over gRPC', weight: 8, make: (r) => ({ body: randomBytes(1 + Math.floor(r() * 2048), r), grpc: true, expect: { codes: [0, 3] } }) },
+  {
+    kind: 'random bytes',
+    weight: 20,
+    make: (r) => ({ body: randomBytes(Math.floor(r() * 2048), r), expect: { codes: [200, 400] } }),
+  },
+  {
+    kind: 'random bytes over gRPC',
+    weight: 8,
+    make: (r) => ({ body: randomBytes(1 + Math.floor(r() * 2048), r), grpc: true, expect: { codes: [0, 3] } }),
+  },
   {
     kind: 'mutated valid protobuf',
     weight: 20,
@@ -56,7 +84,11 @@ const GENERATORS: Gen[] = [
     weight: 12,
     make: (r) => {
       const text = JSON.stringify(jsonReq([jsonSpan(r), jsonSpan(r)]));
-      return { body: text.slice(0, 1 + Math.floor(r() * (text.length - 2))), contentType: 'application/json', expect: { codes: [400] } };
+      return {
+        body: text.slice(0, 1 + Math.floor(r() * (text.length - 2))),
+        contentType: 'application/json',
+        expect: { codes: [400] },
+      };
     },
   },
   {
@@ -75,7 +107,11 @@ const GENERATORS: Gen[] = [
         () => 'null',
       ];
       const v = wrong[Math.floor(r() * wrong.length)]!();
-      return { body: typeof v === 'string' ? v : JSON.stringify(v), contentType: 'application/json', expect: { codes: [400] } };
+      return {
+        body: typeof v === 'string' ? v : JSON.stringify(v),
+        contentType: 'application/json',
+        expect: { codes: [400] },
+      };
     },
   },
   {
@@ -83,28 +119,72 @@ const GENERATORS: Gen[] = [
     weight: 12,
     make: (r) => {
       const pick = Math.floor(r() * 5);
-      if (pick === 0) return { body: JSON.stringify(jsonReq([jsonSpan(r, { traceId: '' }), jsonSpan(r)])), contentType: 'application/json', expect: { codes: [200], rejected: 1 } };
-      if (pick === 1) return { body: JSON.stringify(jsonReq([jsonSpan(r, { spanId: hex(7, r) }), jsonSpan(r)])), contentType: 'application/json', expect: { codes: [200], rejected: 1 } };
-      if (pick === 2) return { body: JSON.stringify(jsonReq([jsonSpan(r, { traceId: '0'.repeat(32) })])), contentType: 'application/json', expect: { codes: [200], rejected: 1 } };
-      if (pick === 3) return { body: JSON.stringify(jsonReq([jsonSpan(r, { traceId: 'zz' + hex(15, r) })])), contentType: 'application/json', expect: { codes: [400] } };
-      return { body: JSON.stringify(jsonReq([jsonSpan(r, { spanId: hex(8, r).slice(1) })])), contentType: 'application/json', expect: { codes: [400] } };
+      if (pick === 0)
+        return {
+          body: JSON.stringify(jsonReq([jsonSpan(r, { traceId: '' }), jsonSpan(r)])),
+          contentType: 'application/json',
+          expect: { codes: [200], rejected: 1 },
+        };
+      if (pick === 1)
+        return {
+          body: JSON.stringify(jsonReq([jsonSpan(r, { spanId: hex(7, r) }), jsonSpan(r)])),
+          contentType: 'application/json',
+          expect: { codes: [200], rejected: 1 },
+        };
+      if (pick === 2)
+        return {
+          body: JSON.stringify(jsonReq([jsonSpan(r, { traceId: '0'.repeat(32) })])),
+          contentType: 'application/json',
+          expect: { codes: [200], rejected: 1 },
+        };
+      if (pick === 3)
+        return {
+          body: JSON.stringify(jsonReq([jsonSpan(r, { traceId: 'zz' + hex(15, r) })])),
+          contentType: 'application/json',
+          expect: { codes: [400] },
+        };
+      return {
+        body: JSON.stringify(jsonReq([jsonSpan(r, { spanId: hex(8, r).slice(1) })])),
+        contentType: 'application/json',
+        expect: { codes: [400] },
+      };
     },
   },
   {
     kind: 'every attribute type, kvlists 100 deep',
     weight: 10,
-    make: (r) => ({ body: JSON.stringify(jsonReq([jsonSpan(r, { attributes: EVERY_TYPE, events: [{ name: 'e', timeUnixNano: '1', attributes: EVERY_TYPE }] })], EVERY_TYPE)), contentType: 'application/json', expect: { codes: [200], rejected: 0 } }),
+    make: (r) => ({
+      body: JSON.stringify(
+        jsonReq(
+          [jsonSpan(r, { attributes: EVERY_TYPE, events: [{ name: 'e', timeUnixNano: '1', attributes: EVERY_TYPE }] })],
+          EVERY_TYPE,
+        ),
+      ),
+      contentType: 'application/json',
+      expect: { codes: [200], rejected: 0 },
+    }),
   },
   {
     kind: 'wrong Content-Type',
     weight: 3,
-    make: (r) => ({ body: makeRequest(1).body, contentType: ['text/plain', 'application/xml', 'application/grpc', '', 'multipart/form-data'][Math.floor(r() * 5)], expect: { codes: [415] } }),
+    make: (r) => ({
+      body: makeRequest(1).body,
+      contentType: ['text/plain', 'application/xml', 'application/grpc', '', 'multipart/form-data'][
+        Math.floor(r() * 5)
+      ],
+      expect: { codes: [415] },
+    }),
   },
   {
     kind: 'wrong Content-Encoding',
     weight: 3,
     make: (r) => {
-      if (r() < 0.5) return { body: makeRequest(1).body, encoding: ['br', 'zstd', 'compress', 'gzip, br'][Math.floor(r() * 4)], expect: { codes: [415] } };
+      if (r() < 0.5)
+        return {
+          body: makeRequest(1).body,
+          encoding: ['br', 'zstd', 'compress', 'gzip, br'][Math.floor(r() * 4)],
+          expect: { codes: [415] },
+        };
       return { body: makeRequest(1).body, encoding: 'gzip', expect: { codes: [400] } }; // says gzip, is not
     },
   },
@@ -135,7 +215,11 @@ export async function badOtlp(opts: { cases: number; seed?: number }): Promise<C
     if (contentType) headers['content-type'] = contentType;
     if (encoding) headers['content-encoding'] = encoding;
     try {
-      const res = await fetch(d.httpUrl, { method: 'POST', headers, body: typeof body === 'string' ? body : Buffer.from(body) });
+      const res = await fetch(d.httpUrl, {
+        method: 'POST',
+        headers,
+        body: typeof body === 'string' ? body : Buffer.from(body),
+      });
       return { status: res.status, text: await res.text() };
     } catch (err) {
       return { status: -1, text: (err as Error).message };
@@ -143,7 +227,9 @@ export async function badOtlp(opts: { cases: number; seed?: number }): Promise<C
   };
 
   // The heavy ones first, before the memory baseline.
-  const big = JSON.stringify(jsonReq([jsonSpan(rand, { attributes: [{ key: 'huge', value: { stringValue: 'x'.repeat(50 * 1024 * 1024) } }] })]));
+  const big = JSON.stringify(
+    jsonReq([jsonSpan(rand, { attributes: [{ key: 'huge', value: { stringValue: 'x'.repeat(50 * 1024 * 1024) } }] })]),
+  );
   for (let k = 0; k < 3; k++) {
     const r = await post(big, 'application/json');
     record('a single 50 MB string', String(r.status), r.status === 413, r.text.slice(0, 100));
@@ -151,7 +237,12 @@ export async function badOtlp(opts: { cases: number; seed?: number }): Promise<C
   const bomb = gzipSync(Buffer.alloc(1024 * 1024 * 1024), { level: 9 });
   for (let k = 0; k < 5; k++) {
     const r = await post(bomb, 'application/x-protobuf', 'gzip');
-    record(`gzip bomb (${(bomb.length / 1024).toFixed(0)} KB → 1 GiB)`, String(r.status), r.status === 413, r.text.slice(0, 100));
+    record(
+      `gzip bomb (${(bomb.length / 1024).toFixed(0)} KB → 1 GiB)`,
+      String(r.status),
+      r.status === 413,
+      r.text.slice(0, 100),
+    );
   }
   const total = GENERATORS.reduce((n, g) => n + g.weight, 0);
   const rssSamples: number[] = [];
@@ -168,7 +259,10 @@ export async function badOtlp(opts: { cases: number; seed?: number }): Promise<C
       const r = await post(c.body, c.contentType ?? 'application/x-protobuf', c.encoding);
       let ok = c.expect.codes.includes(r.status);
       if (ok && r.status === 200 && c.expect.rejected !== undefined && (c.contentType ?? '').includes('json')) {
-        const rejected = Number((JSON.parse(r.text) as { partialSuccess?: { rejectedSpans?: string | number } }).partialSuccess?.rejectedSpans ?? 0);
+        const rejected = Number(
+          (JSON.parse(r.text) as { partialSuccess?: { rejectedSpans?: string | number } }).partialSuccess
+            ?.rejectedSpans ?? 0,
+        );
         ok = rejected === c.expect.rejected;
       }
       record(gen.kind, String(r.status), ok, r.text.slice(0, 120));
@@ -177,7 +271,10 @@ export async function badOtlp(opts: { cases: number; seed?: number }): Promise<C
     if (i % 500 === 0) rssSamples.push(d.rssBytes() ?? 0);
   }
   const end = d.rssBytes() ?? 0;
-  const alive = await fetch(`http://127.0.0.1:${d.telemetryPort}/healthz`).then((r) => r.status === 200, () => false);
+  const alive = await fetch(`http://127.0.0.1:${d.telemetryPort}/healthz`).then(
+    (r) => r.status === 200,
+    () => false,
+  );
   // A valid request still goes through end to end after all that.
   const after = await client.batch(d, 'http', 10);
   const wrong = [...counts.values()].reduce((n, c) => n + c.wrong, 0);
@@ -186,12 +283,17 @@ export async function badOtlp(opts: { cases: number; seed?: number }): Promise<C
   check.that(alive && d.current!.child.exitCode === null, 'the daemon is alive after every case');
   check.that(after.acked, 'a valid request is accepted afterwards');
   const growthMb = (end - baseline) / 1024 / 1024;
-  check.that(growthMb < 64, `RSS grew ${growthMb.toFixed(1)} MB from case ${Math.floor(opts.cases / 5)} to the end (leak?)`);
+  check.that(
+    growthMb < 64,
+    `RSS grew ${growthMb.toFixed(1)} MB from case ${Math.floor(opts.cases / 5)} to the end (leak?)`,
+  );
   const exit = await d.stop();
   check.that(exit === 0, `clean exit (got ${exit})`);
   await sink.stop();
   client.close();
-  const byKind = [...counts].map(([k, c]) => `${k}: ${c.n} (${[...c.codes].map(([code, m]) => `${code}×${m}`).join(' ')})`);
+  const byKind = [...counts].map(
+    ([k, c]) => `${k}: ${c.n} (${[...c.codes].map(([code, m]) => `${code}×${m}`).join(' ')})`,
+  );
   return {
     name: 'bad OTLP input',
     load: `${n} generated requests over HTTP and gRPC, ${counts.size} kinds`,

@@ -17,12 +17,20 @@ export async function clockSkew(opts: { spansPerOffset: number }): Promise<CaseR
   const server = http.createServer((_req, res) => {
     scrapes++;
     res.writeHead(200, { 'Content-Type': 'text/plain; version=0.0.4' });
-    res.end(renderVllmExposition([{ ...demoModelState('m'), prefixCacheQueries: 1000 * scrapes, prefixCacheHits: 600 * scrapes }], { histograms: false }));
+    res.end(
+      renderVllmExposition(
+        [{ ...demoModelState('m'), prefixCacheQueries: 1000 * scrapes, prefixCacheHits: 600 * scrapes }],
+        { histograms: false },
+      ),
+    );
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/metrics`;
   const sink = await new OtlpSink().start();
-  const d = await new DaemonProcess({ scrape: { interval: '1s', timeout: '900ms', targets: [{ url, labels: { instance: 'vllm-skew' } }] }, exporter: { endpoint: sink.endpoint } }).init();
+  const d = await new DaemonProcess({
+    scrape: { interval: '1s', timeout: '900ms', targets: [{ url, labels: { instance: 'vllm-skew' } }] },
+    exporter: { endpoint: sink.endpoint },
+  }).init();
   d.start();
   await d.ready();
   await sleep(3000); // a few scrapes of history
@@ -37,19 +45,34 @@ export async function clockSkew(opts: { spansPerOffset: number }): Promise<CaseR
   ];
   const sent = new Map<string, string>();
   for (const o of offsets) {
-    const r = makeRequest(opts.spansPerOffset, { name: 'llm_request', resource: { 'service.instance.id': 'vllm-skew' } });
+    const r = makeRequest(opts.spansPerOffset, {
+      name: 'llm_request',
+      resource: { 'service.instance.id': 'vllm-skew' },
+    });
     const req = ExportTraceServiceRequest.decode(r.body) as unknown as OtlpTraceRequest;
     const now = Date.now();
     for (const s of req.resourceSpans[0]!.scopeSpans[0]!.spans) {
       s.startTimeUnixNano = String(BigInt(now + o.startOff) * 1_000_000n) as never;
       s.endTimeUnixNano = String(BigInt(now + o.endOff) * 1_000_000n) as never;
     }
-    const res = await fetch(d.httpUrl, { method: 'POST', headers: { 'content-type': 'application/x-protobuf' }, body: Buffer.from(encodeRequest(ExportTraceServiceRequest.fromObject(req as never) as unknown as OtlpTraceRequest)) });
+    const res = await fetch(d.httpUrl, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-protobuf' },
+      body: Buffer.from(
+        encodeRequest(ExportTraceServiceRequest.fromObject(req as never) as unknown as OtlpTraceRequest),
+      ),
+    });
     check.that(res.status === 200, `${o.label}: accepted (${res.status})`);
     for (const id of r.spanIds) sent.set(id, o.label);
   }
-  await waitUntil(() => sink.spans().filter((s) => sent.has(Buffer.from(s.spanId).toString('hex'))).length >= sent.size, 20_000);
-  const byLabel = new Map<string, { n: number; negative: number; complete: number; skewMarked: number; maxSkewS: number; hadValues: number }>();
+  await waitUntil(
+    () => sink.spans().filter((s) => sent.has(Buffer.from(s.spanId).toString('hex'))).length >= sent.size,
+    20_000,
+  );
+  const byLabel = new Map<
+    string,
+    { n: number; negative: number; complete: number; skewMarked: number; maxSkewS: number; hadValues: number }
+  >();
   for (const s of sink.spans()) {
     const label = sent.get(Buffer.from(s.spanId).toString('hex'));
     if (!label) continue;
@@ -68,16 +91,26 @@ export async function clockSkew(opts: { spansPerOffset: number }): Promise<CaseR
     if (a['cachelens.prefix_cache.queries'] !== undefined) b.hadValues++;
     byLabel.set(label, b);
   }
-  const get = (l: string) => byLabel.get(l) ?? { n: 0, negative: 0, complete: 0, skewMarked: 0, maxSkewS: 0, hadValues: 0 };
+  const get = (l: string) =>
+    byLabel.get(l) ?? { n: 0, negative: 0, complete: 0, skewMarked: 0, maxSkewS: 0, hadValues: 0 };
   const total = [...byLabel.values()].reduce((n, b) => n + b.n, 0);
   const negative = [...byLabel.values()].reduce((n, b) => n + b.negative, 0);
   check.that(total === sent.size, `${total} of ${sent.size} spans arrived downstream`);
   check.that(negative === 0, `${negative} windows ran backwards`);
-  for (const l of ['+10 min', '+2 min']) check.that(get(l).skewMarked === get(l).n && get(l).complete === 0, `${l}: every span marked with cachelens.clock_skew_ms and incomplete`);
-  for (const l of ['-5 min', '-2 days', 'in sync', 'end before start']) check.that(get(l).skewMarked === 0, `${l}: not marked as running ahead`);
-  for (const l of ['-5 min', '-2 days']) check.that(get(l).complete === 0, `${l}: incomplete (stamped before the first scrape)`);
+  for (const l of ['+10 min', '+2 min'])
+    check.that(
+      get(l).skewMarked === get(l).n && get(l).complete === 0,
+      `${l}: every span marked with cachelens.clock_skew_ms and incomplete`,
+    );
+  for (const l of ['-5 min', '-2 days', 'in sync', 'end before start'])
+    check.that(get(l).skewMarked === 0, `${l}: not marked as running ahead`);
+  for (const l of ['-5 min', '-2 days'])
+    check.that(get(l).complete === 0, `${l}: incomplete (stamped before the first scrape)`);
   check.that(get('in sync').complete === get('in sync').n, 'in-sync spans have complete windows');
-  check.that(get('end before start').complete === get('end before start').n, 'a span ending before it starts is read as a point at its start');
+  check.that(
+    get('end before start').complete === get('end before start').n,
+    'a span ending before it starts is read as a point at its start',
+  );
   const exit = await d.stop();
   check.that(exit === 0, `clean exit (got ${exit})`);
   await sink.stop();
@@ -88,7 +121,10 @@ export async function clockSkew(opts: { spansPerOffset: number }): Promise<CaseR
     lost: sent.size - total,
     refused: 'none (every span accepted and forwarded)',
     recovered: `${negative} negative windows; ahead-of-time spans marked (${get('+10 min').skewMarked + get('+2 min').skewMarked} with cachelens.clock_skew_ms, up to ${get('+10 min').maxSkewS.toFixed(0)} s) and incomplete`,
-    notes: [...byLabel].map(([l, b]) => `${l}: ${b.n} spans, ${b.complete} complete windows, ${b.skewMarked} marked ahead, ${b.hadValues} with instance values`),
+    notes: [...byLabel].map(
+      ([l, b]) =>
+        `${l}: ${b.n} spans, ${b.complete} complete windows, ${b.skewMarked} marked ahead, ${b.hadValues} with instance values`,
+    ),
     ok: check.failures.length === 0,
     failures: check.failures,
   };

@@ -5,7 +5,9 @@ import { AckingClient, Check, seededRandom, settle, DaemonProcess, OtlpSink, sle
 export async function crashLoop(opts: { kills: number; seed?: number }): Promise<CaseResult> {
   const check = new Check();
   const sink = await new OtlpSink().start();
-  const d = await new DaemonProcess({ exporter: { endpoint: sink.endpoint, retry_initial_interval: '100ms', retry_max_interval: '500ms' } }).init();
+  const d = await new DaemonProcess({
+    exporter: { endpoint: sink.endpoint, retry_initial_interval: '100ms', retry_max_interval: '500ms' },
+  }).init();
   const clients = [new AckingClient(), new AckingClient()];
   let stop = false;
   const t0 = Date.now();

@@ -28,12 +28,24 @@ export async function diskPressure(opts: { fullMs: number }): Promise<CaseResult
   const check = new Check();
   const mnt = mkdtempSync(join(tmpdir(), 'cachelens-tmpfs-'));
   // Root mounts directly; otherwise passwordless sudo, as CI machines have.
-  const asRoot = (args: string[]) => (process.getuid?.() === 0 ? execFileSync(args[0]!, args.slice(1), { stdio: 'pipe' }) : execFileSync('sudo', ['-n', ...args], { stdio: 'pipe' }));
+  const asRoot = (args: string[]) =>
+    process.getuid?.() === 0
+      ? execFileSync(args[0]!, args.slice(1), { stdio: 'pipe' })
+      : execFileSync('sudo', ['-n', ...args], { stdio: 'pipe' });
   try {
     asRoot(['mount', '-t', 'tmpfs', '-o', `size=48m,uid=${process.getuid?.() ?? 0}`, 'tmpfs', mnt]);
   } catch (err) {
     rmSync(mnt, { recursive: true, force: true });
-    return { name: 'disk pressure (tmpfs)', load: 'not run', lost: 0, refused: '–', recovered: '–', notes: [`skipped: cannot mount a tmpfs here (${(err as Error).message.split('\n')[0]}); run as root`], ok: true, failures: [] };
+    return {
+      name: 'disk pressure (tmpfs)',
+      load: 'not run',
+      lost: 0,
+      refused: '–',
+      recovered: '–',
+      notes: [`skipped: cannot mount a tmpfs here (${(err as Error).message.split('\n')[0]}); run as root`],
+      ok: true,
+      failures: [],
+    };
   }
   let scrapes = 0;
   const target = http.createServer((_req, res) => {
@@ -44,7 +56,15 @@ export async function diskPressure(opts: { fullMs: number }): Promise<CaseResult
   await new Promise<void>((r) => target.listen(0, '127.0.0.1', () => r()));
   const sink = await new OtlpSink().start();
   const d = await new DaemonProcess(
-    { scrape: { interval: '1s', timeout: '900ms', targets: [{ url: `http://127.0.0.1:${(target.address() as AddressInfo).port}/metrics` }] }, exporter: { endpoint: sink.endpoint, retry_initial_interval: '100ms', retry_max_interval: '500ms' }, spool: { max_bytes: '1GiB' } },
+    {
+      scrape: {
+        interval: '1s',
+        timeout: '900ms',
+        targets: [{ url: `http://127.0.0.1:${(target.address() as AddressInfo).port}/metrics` }],
+      },
+      exporter: { endpoint: sink.endpoint, retry_initial_interval: '100ms', retry_max_interval: '500ms' },
+      spool: { max_bytes: '1GiB' },
+    },
     mnt,
   ).init();
   const client = new AckingClient();
@@ -66,10 +86,16 @@ export async function diskPressure(opts: { fullMs: number }): Promise<CaseResult
       await sleep(50);
     }
     const refusedWhileFull = client.refusedRetryable;
-    const alive = await fetch(`http://127.0.0.1:${d.telemetryPort}/healthz`).then((r) => r.status === 200, () => false);
+    const alive = await fetch(`http://127.0.0.1:${d.telemetryPort}/healthz`).then(
+      (r) => r.status === 200,
+      () => false,
+    );
     check.that(alive && d.current!.child.exitCode === null, 'the daemon stays up with the disk full');
     check.that(refusedWhileFull > 0, 'requests were refused while the disk was full');
-    check.that(client.refusedOther === 0, `every refusal was retryable (${[...codes].map(([k, v]) => `${k}×${v}`).join(', ')})`);
+    check.that(
+      client.refusedOther === 0,
+      `every refusal was retryable (${[...codes].map(([k, v]) => `${k}×${v}`).join(', ')})`,
+    );
     const scrapeErrors = d.current!.stderr.filter((l) => /SQLITE_FULL|full|disk/i.test(l)).length;
     // Space returns: the ballast goes, downstream comes back.
     rmSync(ballast);
@@ -89,7 +115,8 @@ export async function diskPressure(opts: { fullMs: number }): Promise<CaseResult
     const integrity = ['store.db', 'cachelens-spool.db'].map((f) => {
       const db = new Database(join(mnt, f), { readonly: true });
       const r = db.pragma('integrity_check', { simple: true });
-      const stored = f === 'store.db' ? (db.prepare('SELECT count(*) FROM scrapes WHERE ts_ms > ?').pluck().get(back) as number) : 0;
+      const stored =
+        f === 'store.db' ? (db.prepare('SELECT count(*) FROM scrapes WHERE ts_ms > ?').pluck().get(back) as number) : 0;
       db.close();
       return { f, r, stored };
     });

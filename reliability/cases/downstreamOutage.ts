@@ -61,8 +61,14 @@ export async function downstreamOutage(opts: { outageMs: number; flapMs: number 
   const { lost } = await settle(sink, acked, 60_000);
   check.that(lost === 0, `${lost} acknowledged spans never arrived`);
   check.that(refusedDuringOutage > 0, 'the spool filled and clients were refused');
-  check.that(clients.every((c) => c.refusedOther === 0), `every refusal was retryable (${[...codes].map(([k, v]) => `${k}×${v}`).join(', ')})`);
-  check.that(readyWhileFull === 503, `/readyz was 503 with the spool above its high-water mark (got ${readyWhileFull})`);
+  check.that(
+    clients.every((c) => c.refusedOther === 0),
+    `every refusal was retryable (${[...codes].map(([k, v]) => `${k}×${v}`).join(', ')})`,
+  );
+  check.that(
+    readyWhileFull === 503,
+    `/readyz was 503 with the spool above its high-water mark (got ${readyWhileFull})`,
+  );
   const exit = await d.stop();
   check.that(exit === 0, `clean exit (got ${exit})`);
   await sink.stop();
@@ -74,7 +80,9 @@ export async function downstreamOutage(opts: { outageMs: number; flapMs: number 
     lost,
     refused: `${refusedDuringOutage} requests refused while the spool was full, all retryable (${[...codes].map(([k, v]) => `${k} ×${v}`).join(', ')})`,
     recovered: `backlog of ${backlog} spans drained in ${(drainMs / 1000).toFixed(1)} s (${Math.round(rate)} spans/s); ${acked.size} acknowledged spans all delivered`,
-    notes: [`spool peaked at ${spoolPeak} spans during the outage; /readyz answered ${readyWhileFull} while it was full`],
+    notes: [
+      `spool peaked at ${spoolPeak} spans during the outage; /readyz answered ${readyWhileFull} while it was full`,
+    ],
     ok: check.failures.length === 0,
     failures: check.failures,
   };

@@ -8,7 +8,18 @@ import { status as GrpcStatus } from '@grpc/grpc-js';
 import { decodeProtobuf, encodeRequest } from '../../src/otlp/decode.ts';
 import { parseExposition } from '../../src/scrape/parseExposition.ts';
 import { ALL } from '../../src/scrape/splitExposition.ts';
-import { AckingClient, Check, DaemonProcess, delivered, makeRequest, OtlpSink, settle, sleep, waitUntil, type CaseResult } from '../lib.ts';
+import {
+  AckingClient,
+  Check,
+  DaemonProcess,
+  delivered,
+  makeRequest,
+  OtlpSink,
+  settle,
+  sleep,
+  waitUntil,
+  type CaseResult,
+} from '../lib.ts';
 
 const ROOT = new URL('../../', import.meta.url);
 
@@ -16,9 +27,14 @@ const ROOT = new URL('../../', import.meta.url);
 export async function poisonedBatch(opts: { requests: number }): Promise<CaseResult> {
   const check = new Check();
   const sink = await new OtlpSink().start();
-  sink.rejectIf = (req) => (req.resourceSpans.some((rs) => rs.scopeSpans.some((ss) => ss.spans.some((s) => s.name === 'poison'))) ? { code: GrpcStatus.INVALID_ARGUMENT, message: 'invalid span' } : undefined);
+  sink.rejectIf = (req) =>
+    req.resourceSpans.some((rs) => rs.scopeSpans.some((ss) => ss.spans.some((s) => s.name === 'poison')))
+      ? { code: GrpcStatus.INVALID_ARGUMENT, message: 'invalid span' }
+      : undefined;
   sink.failAll = { code: GrpcStatus.UNAVAILABLE, message: 'down' };
-  const d = await new DaemonProcess({ exporter: { endpoint: sink.endpoint, retry_initial_interval: '100ms', retry_max_interval: '300ms' } }).init();
+  const d = await new DaemonProcess({
+    exporter: { endpoint: sink.endpoint, retry_initial_interval: '100ms', retry_max_interval: '300ms' },
+  }).init();
   d.start();
   await d.ready();
   const innocent = new AckingClient();
@@ -37,7 +53,9 @@ export async function poisonedBatch(opts: { requests: number }): Promise<CaseRes
       }
       const body = encodeRequest(r);
       const out = i % 2 ? await guilty.sendHttp(d.httpUrl, body) : await guilty.sendGrpc(d.grpcAddr, body);
-      if (out.acked) for (const ss of r.resourceSpans[0]!.scopeSpans) for (const s of ss.spans) guilty.acked.add(Buffer.from(s.spanId).toString('hex'));
+      if (out.acked)
+        for (const ss of r.resourceSpans[0]!.scopeSpans)
+          for (const s of ss.spans) guilty.acked.add(Buffer.from(s.spanId).toString('hex'));
       if (i === Math.floor(opts.requests / 2)) sink.failAll = undefined; // the backlog goes out merged, and is refused
     }
     sink.failAll = undefined;
@@ -83,17 +101,30 @@ export async function startupFaults(): Promise<CaseResult> {
   const code1 = await missing.current!.exited;
   const ms1 = Date.now() - t0;
   check.that(code1 !== 0 && code1 !== null, `missing token file: exit ${code1}`);
-  check.that(missing.current!.stderr.some((l) => /receivers\.bearer_token_file: \/nonexistent\/otlp\.token: no such file/.test(l)), `missing token file: the key is named (${missing.current!.stderr.slice(-2).join(' | ')})`);
+  check.that(
+    missing.current!.stderr.some((l) =>
+      /receivers\.bearer_token_file: \/nonexistent\/otlp\.token: no such file/.test(l),
+    ),
+    `missing token file: the key is named (${missing.current!.stderr.slice(-2).join(' | ')})`,
+  );
   check.that(ms1 < 5000, `missing token file: exited after ${ms1} ms`);
 
   // 2. A token file that vanishes while running: 401s, one log line, still running, fine once back.
   const tokenDir = new DaemonProcess({});
   const token = join(tokenDir.dir, 'otlp.token');
   writeFileSync(token, 's3cret\n');
-  const running = await new DaemonProcess({ receivers: { bearer_token_file: token }, log: { level: 'info' } }, tokenDir.dir).init();
+  const running = await new DaemonProcess(
+    { receivers: { bearer_token_file: token }, log: { level: 'info' } },
+    tokenDir.dir,
+  ).init();
   running.start();
   await running.ready();
-  const post = () => fetch(running.httpUrl, { method: 'POST', headers: { 'content-type': 'application/x-protobuf', authorization: 'Bearer s3cret' }, body: Buffer.from(makeRequest(2).body) }).then((r) => r.status);
+  const post = () =>
+    fetch(running.httpUrl, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-protobuf', authorization: 'Bearer s3cret' },
+      body: Buffer.from(makeRequest(2).body),
+    }).then((r) => r.status);
   const before = await post();
   rmSync(token);
   const during: number[] = [];
@@ -102,7 +133,10 @@ export async function startupFaults(): Promise<CaseResult> {
   const after = await post();
   const logLines = running.current!.stderr.filter((l) => l.includes('bearer token file unreadable')).length;
   check.that(before === 200 && after === 200, `token file: ${before} before, ${after} once back`);
-  check.that(during.every((s) => s === 401), `token file gone: ${[...new Set(during)].join(',')} instead of 401`);
+  check.that(
+    during.every((s) => s === 401),
+    `token file gone: ${[...new Set(during)].join(',')} instead of 401`,
+  );
   check.that(logLines === 1, `token file gone: logged ${logLines} times for 50 requests`);
   check.that(running.current!.child.exitCode === null, 'token file gone: the daemon kept running');
   const stopCode = await running.stop();
@@ -120,7 +154,12 @@ export async function startupFaults(): Promise<CaseResult> {
   if (code3 === 'hung') await taken.kill9();
   check.that(code3 !== 'hung' && code3 !== 0 && code3 !== -1, `port in use: exit ${code3}`);
   check.that(ms3 < 5000, `port in use: exited after ${ms3} ms`);
-  check.that(taken.current!.stderr.some((l) => /receivers\.http\.endpoint 127\.0\.0\.1:\d+: cannot listen \(EADDRINUSE\)/.test(l)), `port in use: the key is named (${taken.current!.stderr.slice(-2).join(' | ')})`);
+  check.that(
+    taken.current!.stderr.some((l) =>
+      /receivers\.http\.endpoint 127\.0\.0\.1:\d+: cannot listen \(EADDRINUSE\)/.test(l),
+    ),
+    `port in use: the key is named (${taken.current!.stderr.slice(-2).join(' | ')})`,
+  );
 
   // 4. Damaged spool rows: some lose their body, some get garbage; the rest is delivered, nothing spins.
   const sink = await new OtlpSink().start();
@@ -141,7 +180,8 @@ export async function startupFaults(): Promise<CaseResult> {
   const damaged = new Set<number>();
   ids.forEach((id, k) => {
     if (k % 10 === 3) db.prepare('DELETE FROM spool_body WHERE id = ?').run(id);
-    else if (k % 10 === 7) db.prepare('UPDATE spool_body SET body = ? WHERE id = ?').run(Buffer.from('not a protobuf request \xff'), id);
+    else if (k % 10 === 7)
+      db.prepare('UPDATE spool_body SET body = ? WHERE id = ?').run(Buffer.from('not a protobuf request \xff'), id);
     else return;
     damaged.add(k);
   });
@@ -151,14 +191,20 @@ export async function startupFaults(): Promise<CaseResult> {
   await spooled.ready();
   const good = new Set(rowsSpans.filter((_, k) => !damaged.has(k)).flat());
   const settled = await settle(sink, good, 30_000);
-  await waitUntil(async () => (await spooled.metric('cachelens_exporter_dropped_spans_total')) === damaged.size * 10, 10_000);
+  await waitUntil(
+    async () => (await spooled.metric('cachelens_exporter_dropped_spans_total')) === damaged.size * 10,
+    10_000,
+  );
   const droppedDamaged = await spooled.metric('cachelens_exporter_dropped_spans_total');
   // The damaged rows are gone and the rest sent: a loop spinning on a bad row would leave rows behind.
   const left = new Database(join(spooled.dir, 'cachelens-spool.db'), { readonly: true });
   const rowsLeft = left.prepare('SELECT count(*) FROM spool').pluck().get() as number;
   left.close();
   check.that(settled.lost === 0, `damaged spool: ${settled.lost} spans of undamaged rows lost`);
-  check.that(droppedDamaged === damaged.size * 10, `damaged spool: dropped ${droppedDamaged}, damaged ${damaged.size * 10}`);
+  check.that(
+    droppedDamaged === damaged.size * 10,
+    `damaged spool: dropped ${droppedDamaged}, damaged ${damaged.size * 10}`,
+  );
   check.that(rowsLeft === 0, `damaged spool: ${rowsLeft} rows left`);
   const code4 = await spooled.stop();
   check.that(code4 === 0, `damaged spool: SIGTERM exit ${code4}`);
@@ -180,7 +226,12 @@ export async function startupFaults(): Promise<CaseResult> {
 interface ExpositionCase {
   input: string;
   bytes?: 'latin1';
-  expect: { samples?: Array<[string, Record<string, string>, number | string]>; error?: true; good?: number; tolerated?: string };
+  expect: {
+    samples?: Array<[string, Record<string, string>, number | string]>;
+    error?: true;
+    good?: number;
+    tolerated?: string;
+  };
 }
 interface JsonCase {
   field: string;
@@ -191,15 +242,23 @@ interface JsonCase {
 /** The upstream corpora: the exposition cases through the parser, the OTLP/JSON ones through the real daemon's HTTP receiver. */
 export async function corpora(): Promise<CaseResult> {
   const check = new Check();
-  const expo = JSON.parse(readFileSync(new URL('test/conformance/exposition-cases.json', ROOT), 'utf8')) as ExpositionCase[];
+  const expo = JSON.parse(
+    readFileSync(new URL('test/conformance/exposition-cases.json', ROOT), 'utf8'),
+  ) as ExpositionCase[];
   let expoMisreads = 0;
   for (const c of expo) {
     const body = c.bytes ? new TextDecoder().decode(Buffer.from(c.input, 'latin1')) : c.input;
     const p = parseExposition(body, ALL);
-    const ok = c.expect.samples ? p.parseErrors === 0 && p.samples.length === c.expect.samples.length : c.expect.error ? p.parseErrors >= 1 && p.samples.length === (c.expect.good ?? 0) : p.parseErrors === 0;
+    const ok = c.expect.samples
+      ? p.parseErrors === 0 && p.samples.length === c.expect.samples.length
+      : c.expect.error
+        ? p.parseErrors >= 1 && p.samples.length === (c.expect.good ?? 0)
+        : p.parseErrors === 0;
     if (!ok) expoMisreads++;
   }
-  const { cases } = JSON.parse(readFileSync(new URL('test/conformance/otlp-json-cases.json', ROOT), 'utf8')) as { cases: JsonCase[] };
+  const { cases } = JSON.parse(readFileSync(new URL('test/conformance/otlp-json-cases.json', ROOT), 'utf8')) as {
+    cases: JsonCase[];
+  };
   const sink = await new OtlpSink().start();
   const d = await new DaemonProcess({ exporter: { endpoint: sink.endpoint } }).init();
   d.start();
@@ -225,7 +284,11 @@ export async function corpora(): Promise<CaseResult> {
         doubleValue: `"traceId":"${trace}","spanId":"${spanId}","attributes":[{"key":"k","value":{"doubleValue":${c.json}}}]`,
         bytesValue: `"traceId":"${trace}","spanId":"${spanId}","attributes":[{"key":"k","value":{"bytesValue":${c.json}}}]`,
       };
-      const res = await fetch(d.httpUrl, { method: 'POST', headers: { 'content-type': 'application/json' }, body: `{"resourceSpans":[{"scopeSpans":[{"spans":[{"name":"x",${place[c.field]}}]}]}]}` });
+      const res = await fetch(d.httpUrl, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: `{"resourceSpans":[{"scopeSpans":[{"spans":[{"name":"x",${place[c.field]}}]}]}]}`,
+      });
       await res.arrayBuffer();
       const want = 'error' in c.expect ? 400 : 200;
       if (res.status !== want) jsonMisreads++;

@@ -13,7 +13,10 @@ export async function sigtermLoop(opts: { stops: number; seed?: number }): Promi
   const check = new Check();
   const sink = await new OtlpSink().start();
   // A 12 s cycle: the Llama burst runs from 3.6 s to 6.6 s of each, so some stops land mid-burst.
-  const fleet = new FleetServer(new Fleet(demoScenario(12_000), Date.now(), 7, 12_000), { host: '127.0.0.1', basePort: 0 });
+  const fleet = new FleetServer(new Fleet(demoScenario(12_000), Date.now(), 7, 12_000), {
+    host: '127.0.0.1',
+    basePort: 0,
+  });
   await fleet.start();
   const broken = new MetricsServer();
   await broken.start();
@@ -32,7 +35,12 @@ export async function sigtermLoop(opts: { stops: number; seed?: number }): Promi
         { url: broken.url('/metrics'), labels: { instance: 'vllm-500' } },
       ],
     },
-    exporter: { endpoint: sink.endpoint, retry_initial_interval: '100ms', retry_max_interval: '500ms', shutdown_timeout: '2s' },
+    exporter: {
+      endpoint: sink.endpoint,
+      retry_initial_interval: '100ms',
+      retry_max_interval: '500ms',
+      shutdown_timeout: '2s',
+    },
     enrich: { max_wait: '2s' },
   }).init();
   fleet.run(`http://127.0.0.1:${d.grpcPort}`);
@@ -41,7 +49,10 @@ export async function sigtermLoop(opts: { stops: number; seed?: number }): Promi
   // Request spans and others, over both transports, through every start and stop.
   const loops = (['grpc', 'http'] as const).map(async (transport, i) => {
     while (!stopLoad) {
-      await clients[i]!.batch(d, transport, 10, { name: i ? 'llm_request' : 'background', resource: { 'service.instance.id': 'vllm-0' } });
+      await clients[i]!.batch(d, transport, 10, {
+        name: i ? 'llm_request' : 'background',
+        resource: { 'service.instance.id': 'vllm-0' },
+      });
       await sleep(30);
     }
   });
@@ -68,9 +79,14 @@ export async function sigtermLoop(opts: { stops: number; seed?: number }): Promi
       stopMs.push(ms);
       check.that(code === 0, `stop ${k + 1}: exit ${code}`);
     }
-    const traceLines = handle.stderr.filter((l) => /^\s+at \S/.test(l) || /\b(?:TypeError|RangeError|ReferenceError|Uncaught|unhandled)/i.test(l));
+    const traceLines = handle.stderr.filter(
+      (l) => /^\s+at \S/.test(l) || /\b(?:TypeError|RangeError|ReferenceError|Uncaught|unhandled)/i.test(l),
+    );
     if (traceLines.length) traces++;
-    check.that(traceLines.length === 0, `stop ${k + 1}: a stack trace or uncaught error: ${traceLines.slice(0, 3).join(' | ')}`);
+    check.that(
+      traceLines.length === 0,
+      `stop ${k + 1}: a stack trace or uncaught error: ${traceLines.slice(0, 3).join(' | ')}`,
+    );
   }
   // The last start sends whatever the stops left in the spool.
   d.start();

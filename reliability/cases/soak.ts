@@ -26,14 +26,30 @@ export async function soak(opts: { durationMs: number; spansPerSecond: number })
     if (i < FLAPPING && Math.floor((Date.now() - t0) / 10_000) % 2 === 1) return req.socket.destroy();
     counts[i]!++;
     res.writeHead(200, { 'Content-Type': 'text/plain; version=0.0.4' });
-    res.end(renderVllmExposition([{ ...demoModelState(`model-${i % 4}`), promptTokens: 1000 * counts[i]!, prefixCacheQueries: 1000 * counts[i]!, prefixCacheHits: 400 * counts[i]! }]));
+    res.end(
+      renderVllmExposition([
+        {
+          ...demoModelState(`model-${i % 4}`),
+          promptTokens: 1000 * counts[i]!,
+          prefixCacheQueries: 1000 * counts[i]!,
+          prefixCacheHits: 400 * counts[i]!,
+        },
+      ]),
+    );
   });
   server.keepAliveTimeout = 60_000;
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
   const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   const sink = await new OtlpSink().start();
   const d = await new DaemonProcess({
-    scrape: { interval: '5s', timeout: '2s', targets: Array.from({ length: TARGETS }, (_, i) => ({ url: `${base}/t/${i}`, labels: { instance: `vllm-${i}` } })) },
+    scrape: {
+      interval: '5s',
+      timeout: '2s',
+      targets: Array.from({ length: TARGETS }, (_, i) => ({
+        url: `${base}/t/${i}`,
+        labels: { instance: `vllm-${i}` },
+      })),
+    },
     exporter: { endpoint: sink.endpoint },
   }).init();
   d.start();
@@ -50,7 +66,14 @@ export async function soak(opts: { durationMs: number; spansPerSecond: number })
     while (!stop) {
       // Half request spans matched to a scraped instance, half other spans: a fixed rate.
       const i = sentBatches % TARGETS;
-      await client.batch(d, sentBatches % 2 ? 'grpc' : 'http', batch, sentBatches % 2 ? { name: 'llm_request', resource: { 'service.instance.id': `vllm-${i}` } } : { name: 'background' });
+      await client.batch(
+        d,
+        sentBatches % 2 ? 'grpc' : 'http',
+        batch,
+        sentBatches % 2
+          ? { name: 'llm_request', resource: { 'service.instance.id': `vllm-${i}` } }
+          : { name: 'background' },
+      );
       sentBatches++;
       const due = start + (sentBatches / perSecond) * 1000;
       await sleep(Math.max(0, due - Date.now()));
@@ -68,7 +91,10 @@ export async function soak(opts: { durationMs: number; spansPerSecond: number })
   await sender;
   const acked = client.acked;
   const { lost } = await settle(sink, acked, 30_000);
-  const up = (await fetch(`http://127.0.0.1:${d.telemetryPort}/metrics`).then((r) => r.text())).match(/^cachelens_target_up\{[^}]*\} 1$/gm)?.length ?? 0;
+  const up =
+    (await fetch(`http://127.0.0.1:${d.telemetryPort}/metrics`).then((r) => r.text())).match(
+      /^cachelens_target_up\{[^}]*\} 1$/gm,
+    )?.length ?? 0;
   const exit = await d.stop();
   await sink.stop();
   server.close();
@@ -83,8 +109,13 @@ export async function soak(opts: { durationMs: number; spansPerSecond: number })
   // minute here. The long form judges the slope of its second half; the short form bounds the growth.
   const secondHalf = rss.filter(([m]) => m >= minutes / 2);
   const lateSlope = slope(secondHalf);
-  if (minutes >= 10) check.that(lateSlope < 1, `RSS slope over the second half ${lateSlope.toFixed(2)} MB/min (flat is < 1)`);
-  else check.that(last - first < 40, `RSS grew ${(last - first).toFixed(0)} MB after warm-up (bound 40 MB for the warm-up of caches)`);
+  if (minutes >= 10)
+    check.that(lateSlope < 1, `RSS slope over the second half ${lateSlope.toFixed(2)} MB/min (flat is < 1)`);
+  else
+    check.that(
+      last - first < 40,
+      `RSS grew ${(last - first).toFixed(0)} MB after warm-up (bound 40 MB for the warm-up of caches)`,
+    );
   const rate = (acked.size / (opts.durationMs / 1000)).toFixed(0);
   return {
     name: `soak (${minutes} min)`,
@@ -92,7 +123,13 @@ export async function soak(opts: { durationMs: number; spansPerSecond: number })
     lost,
     refused: `${client.refusedRetryable + client.refusedOther} requests refused`,
     recovered: `RSS ${first.toFixed(0)} → ${last.toFixed(0)} MB after ${(warmupMs / 1000).toFixed(0)} s warm-up, slope ${mbPerMin.toFixed(2)} MB/min (second half ${lateSlope.toFixed(2)}); spool depth max ${spoolMax} spans; ${acked.size} spans all delivered`,
-    notes: [`${up} of ${TARGETS} targets up at the end (flapping ones may be down)`, `RSS (MB) by minute: ${rss.filter((_, i) => i % 15 === 0).map(([m, v]) => `${m.toFixed(1)}: ${v.toFixed(0)}`).join(', ')}`],
+    notes: [
+      `${up} of ${TARGETS} targets up at the end (flapping ones may be down)`,
+      `RSS (MB) by minute: ${rss
+        .filter((_, i) => i % 15 === 0)
+        .map(([m, v]) => `${m.toFixed(1)}: ${v.toFixed(0)}`)
+        .join(', ')}`,
+    ],
     ok: check.failures.length === 0,
     failures: check.failures,
   };

@@ -42,7 +42,12 @@ export class Daemon {
    */
   async start(): Promise<void> {
     const problems = checkConfigFiles(this.config);
-    if (problems.length) throw new Error(problems.length === 1 ? problems[0]! : `${problems.length} files named in the config cannot be read: ${problems.join('; ')}`);
+    if (problems.length)
+      throw new Error(
+        problems.length === 1
+          ? problems[0]!
+          : `${problems.length} files named in the config cannot be read: ${problems.join('; ')}`,
+      );
     try {
       await this.startParts();
     } catch (err) {
@@ -77,20 +82,51 @@ export class Daemon {
     const pipeline = this.pipeline;
     const listening = await pipeline.start();
     registerProcessMetrics(this.registry);
-    registerScrapeMetrics(this.registry, { targets: () => scheduler.statuses(), skippedScrapes: () => scheduler.skippedTotal, failures: () => scheduler.failures });
-    registerSpoolMetrics(this.registry, () => (pipeline.listening ? { spans: pipeline.spool.counts().spans, bytes: pipeline.spool.bytes } : undefined));
+    registerScrapeMetrics(this.registry, {
+      targets: () => scheduler.statuses(),
+      skippedScrapes: () => scheduler.skippedTotal,
+      failures: () => scheduler.failures,
+    });
+    registerSpoolMetrics(this.registry, () =>
+      pipeline.listening ? { spans: pipeline.spool.counts().spans, bytes: pipeline.spool.bytes } : undefined,
+    );
     let telemetryAt: string | null = null;
     if (this.config.telemetry.enabled) {
       const highWater = (this.config.spool.high_water_percent / 100) * pipeline.spool.maxBytes;
-      this.telemetry = new TelemetryServer(parseEndpoint(this.config.telemetry.endpoint), this.registry, [
-        { name: 'database', problem: () => (this.db?.open ? undefined : `${storage.path} is not open`) },
-        { name: 'receivers', problem: () => (pipeline.listening ? undefined : 'OTLP listeners are not bound (starting or shutting down)') },
-        { name: 'spool', problem: () => (pipeline.spool.bytes <= highWater ? undefined : `spool holds ${pipeline.spool.bytes} bytes, above ${this.config.spool.high_water_percent}% of spool.max_bytes (${pipeline.spool.maxBytes}); downstream is slower than intake`) },
-      ], this.log);
+      this.telemetry = new TelemetryServer(
+        parseEndpoint(this.config.telemetry.endpoint),
+        this.registry,
+        [
+          { name: 'database', problem: () => (this.db?.open ? undefined : `${storage.path} is not open`) },
+          {
+            name: 'receivers',
+            problem: () =>
+              pipeline.listening ? undefined : 'OTLP listeners are not bound (starting or shutting down)',
+          },
+          {
+            name: 'spool',
+            problem: () =>
+              pipeline.spool.bytes <= highWater
+                ? undefined
+                : `spool holds ${pipeline.spool.bytes} bytes, above ${this.config.spool.high_water_percent}% of spool.max_bytes (${pipeline.spool.maxBytes}); downstream is slower than intake`,
+          },
+        ],
+        this.log,
+      );
       telemetryAt = await this.telemetry.start();
     }
-    this.retention = new Retention(this.db, storage.raw_retention, storage.rollup_retention, this.log, storage.ledger_retention);
-    this.compactor = new Compactor(this.db, { tenantKeys: this.config.ledger.tenant_attributes, graceMs: storage.compaction_delay, log: this.log });
+    this.retention = new Retention(
+      this.db,
+      storage.raw_retention,
+      storage.rollup_retention,
+      this.log,
+      storage.ledger_retention,
+    );
+    this.compactor = new Compactor(this.db, {
+      tenantKeys: this.config.ledger.tenant_attributes,
+      graceMs: storage.compaction_delay,
+      log: this.log,
+    });
     // Compaction first, so retention never deletes ledger rows the rollups do not hold yet.
     const housekeeping = async () => {
       await this.compactor?.runOnce();
@@ -100,7 +136,16 @@ export class Daemon {
       this.housekeepingRun ??= housekeeping().finally(() => (this.housekeepingRun = undefined));
     }, storage.retention_check_interval);
     this.log.info(
-      { db: storage.path, targets: scheduler.statuses().length, interval: `${scrape.interval / 1000}s`, timeout: `${scrape.timeout / 1000}s`, otlp_grpc: listening.grpc, otlp_http: listening.http, telemetry: telemetryAt, exporter: this.pipeline.endpoint ?? null },
+      {
+        db: storage.path,
+        targets: scheduler.statuses().length,
+        interval: `${scrape.interval / 1000}s`,
+        timeout: `${scrape.timeout / 1000}s`,
+        otlp_grpc: listening.grpc,
+        otlp_http: listening.http,
+        telemetry: telemetryAt,
+        exporter: this.pipeline.endpoint ?? null,
+      },
       'cachelens started',
     );
   }
@@ -123,7 +168,11 @@ export class Daemon {
       this.pipeline?.queue.scrapesWritten();
       await this.pipeline?.shutdown();
       await this.telemetry?.shutdown();
-      if (this.writer?.pendingResults) this.log.warn({ pending: this.writer.pendingResults }, 'exiting with unwritten scrape results (gauges lost; counters stay exact)');
+      if (this.writer?.pendingResults)
+        this.log.warn(
+          { pending: this.writer.pendingResults },
+          'exiting with unwritten scrape results (gauges lost; counters stay exact)',
+        );
       if (this.db?.open) this.db.close();
       this.log.info('cachelens stopped');
     })();

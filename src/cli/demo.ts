@@ -45,7 +45,8 @@ interface Shown {
   startMs: number;
 }
 
-const toMap = (kvs: Array<{ key: string; value?: Parameters<typeof anyValueToJs>[0] }>): Attrs => new Map(kvs.map((kv) => [kv.key, anyValueToJs(kv.value)]));
+const toMap = (kvs: Array<{ key: string; value?: Parameters<typeof anyValueToJs>[0] }>): Attrs =>
+  new Map(kvs.map((kv) => [kv.key, anyValueToJs(kv.value)]));
 const pct = (v: JsAttrValue) => (typeof v === 'number' ? `${(v * 100).toFixed(0)}%` : 'n/a');
 const num = (v: JsAttrValue) => (typeof v === 'number' ? Math.round(v).toLocaleString('en-US') : 'n/a');
 const secs = (v: JsAttrValue) => (typeof v === 'number' ? `${v.toFixed(2)} s` : 'n/a');
@@ -54,7 +55,10 @@ function describe(s: Shown, title: string): string {
   const a = s.attrs;
   const c = s.cache;
   const q = s.sched;
-  const windowS = ((Number(c.get('cachelens.window.end_unix_nano')) - Number(c.get('cachelens.window.start_unix_nano'))) / 1e9).toFixed(1);
+  const windowS = (
+    (Number(c.get('cachelens.window.end_unix_nano')) - Number(c.get('cachelens.window.start_unix_nano'))) /
+    1e9
+  ).toFixed(1);
   const lines = [
     `── ${title} ${'─'.repeat(Math.max(4, 76 - title.length))}`,
     `llm_request ${a.get('gen_ai.request.id')}  ${c.get('cachelens.instance')} · ${c.get('cachelens.model')}`,
@@ -102,7 +106,11 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
   const { config } = buildConfig(
     {
       storage: { path: dbPath },
-      scrape: { interval: '1s', timeout: '900ms', targets: server.urls.map((u) => ({ url: u.url, labels: { instance: u.instance } })) },
+      scrape: {
+        interval: '1s',
+        timeout: '900ms',
+        targets: server.urls.map((u) => ({ url: u.url, labels: { instance: u.instance } })),
+      },
       receivers: { grpc: { endpoint: '127.0.0.1:0' }, http: { endpoint: '127.0.0.1:0' } },
       telemetry: { endpoint: '127.0.0.1:0' },
       exporter: { endpoint: sinkUrl },
@@ -128,14 +136,25 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
   // Start the traffic once every instance has been scraped, so even the first spans find their target.
   const db = daemon.db!;
   for (const until = Date.now() + 10_000; Date.now() < until; await new Promise((r) => setTimeout(r, 100))) {
-    if ((db.prepare('SELECT count(DISTINCT target_id) FROM scrapes WHERE up = 1').pluck().get() as number) >= server.urls.length) break;
+    if (
+      (db.prepare('SELECT count(DISTINCT target_id) FROM scrapes WHERE up = 1').pluck().get() as number) >=
+      server.urls.length
+    )
+      break;
   }
   server.run(grpcUrl);
   const t0 = Date.now();
   const progress = setInterval(() => {
     const t = ((Date.now() - t0) / 1000).toFixed(0).padStart(3);
-    const inst = fleet.instances.map((i) => `${i.spec.name} kv ${(i.counters.kvCacheUsage * 100).toFixed(0).padStart(3)}% queue ${String(i.counters.requestsWaiting).padStart(2)}`).join(' │ ');
-    out.write(`  ${t}s ${fleet.phaseAt(Date.now()).padEnd(6)} ${inst} │ ${requests} requests, ${sink.spans.length} enriched downstream\n`);
+    const inst = fleet.instances
+      .map(
+        (i) =>
+          `${i.spec.name} kv ${(i.counters.kvCacheUsage * 100).toFixed(0).padStart(3)}% queue ${String(i.counters.requestsWaiting).padStart(2)}`,
+      )
+      .join(' │ ');
+    out.write(
+      `  ${t}s ${fleet.phaseAt(Date.now()).padEnd(6)} ${inst} │ ${requests} requests, ${sink.spans.length} enriched downstream\n`,
+    );
   }, 5000);
   await new Promise((r) => setTimeout(r, opts.durationMs));
   clearInterval(progress);
@@ -152,27 +171,67 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
     const cache = ev('cachelens.cache');
     const sched = ev('cachelens.scheduler');
     if (!cache || !sched) return [];
-    return [{ captured, attrs: toMap(captured.span.attributes), cache: toMap(cache.attributes), sched: toMap(sched.attributes), startMs: nanosToMs(captured.span.startTimeUnixNano) }];
+    return [
+      {
+        captured,
+        attrs: toMap(captured.span.attributes),
+        cache: toMap(cache.attributes),
+        sched: toMap(sched.attributes),
+        startMs: nanosToMs(captured.span.startTimeUnixNano),
+      },
+    ];
   });
   const byMatch = new Map<string, number>();
-  for (const s of shown) byMatch.set(String(s.cache.get('cachelens.match')), (byMatch.get(String(s.cache.get('cachelens.match'))) ?? 0) + 1);
+  for (const s of shown)
+    byMatch.set(String(s.cache.get('cachelens.match')), (byMatch.get(String(s.cache.get('cachelens.match'))) ?? 0) + 1);
   const incomplete = shown.filter((s) => !s.cache.get('cachelens.window.complete')).length;
-  out.write(`\n${requests} requests finished; downstream received ${sink.received} spans, ${shown.length} llm_request spans enriched (${[...byMatch].map(([m, n]) => `${n} matched by ${m}`).join(', ')}), ${incomplete} with an incomplete window.\n\n`);
+  out.write(
+    `\n${requests} requests finished; downstream received ${sink.received} spans, ${shown.length} llm_request spans enriched (${[...byMatch].map(([m, n]) => `${n} matched by ${m}`).join(', ')}), ${incomplete} with an incomplete window.\n\n`,
+  );
 
   const burst = scenario.phases[0]!;
   const inPhase = (s: Shown, from: number, to: number) => s.startMs - t0 >= from && s.startMs - t0 < to;
   const n = (v: JsAttrValue) => (typeof v === 'number' ? v : -1);
-  const best = (list: Shown[], score: (s: Shown) => number) => list.reduce<Shown | undefined>((b, s) => (!b || score(s) > score(b) ? s : b), undefined);
+  const best = (list: Shown[], score: (s: Shown) => number) =>
+    list.reduce<Shown | undefined>((b, s) => (!b || score(s) > score(b) ? s : b), undefined);
   const picks: Array<[string, Shown | undefined]> = [
-    ['a warm cache (steady traffic)', best(shown.filter((s) => inPhase(s, 0, burst.fromMs) && s.cache.get('cachelens.window.complete')), (s) => n(s.cache.get('cachelens.prefix_cache.hit_ratio')))],
-    ['a long queue and a full KV cache (the burst)', best(shown.filter((s) => inPhase(s, burst.fromMs, burst.toMs + 5000)), (s) => n(s.sched.get('cachelens.queue.waiting.max')) * 10 + n(s.sched.get('cachelens.preemptions')))],
-    ['a cold cache (vllm-1 just restarted)', restartAtMs ? shown.filter((s) => s.cache.get('cachelens.instance') === 'vllm-1' && s.startMs >= restartAtMs + scenario.restarts[0]!.downMs).sort((x, y) => x.startMs - y.startMs)[0] : undefined],
+    [
+      'a warm cache (steady traffic)',
+      best(
+        shown.filter((s) => inPhase(s, 0, burst.fromMs) && s.cache.get('cachelens.window.complete')),
+        (s) => n(s.cache.get('cachelens.prefix_cache.hit_ratio')),
+      ),
+    ],
+    [
+      'a long queue and a full KV cache (the burst)',
+      best(
+        shown.filter((s) => inPhase(s, burst.fromMs, burst.toMs + 5000)),
+        (s) => n(s.sched.get('cachelens.queue.waiting.max')) * 10 + n(s.sched.get('cachelens.preemptions')),
+      ),
+    ],
+    [
+      'a cold cache (vllm-1 just restarted)',
+      restartAtMs
+        ? shown
+            .filter(
+              (s) =>
+                s.cache.get('cachelens.instance') === 'vllm-1' &&
+                s.startMs >= restartAtMs + scenario.restarts[0]!.downMs,
+            )
+            .sort((x, y) => x.startMs - y.startMs)[0]
+        : undefined,
+    ],
   ];
   for (const [title, s] of picks) if (s) out.write(describe(s, title) + '\n');
   const first = picks.find(([, s]) => s)?.[1];
   if (first) out.write(`The events on the first span, as your trace backend receives them:\n${rawEvents(first)}\n`);
 
-  const period = { db: dbPath, since: new Date(t0 - 60_000).toISOString(), prices: pricesPath, tenantKeys: config.ledger.tenant_attributes };
+  const period = {
+    db: dbPath,
+    since: new Date(t0 - 60_000).toISOString(),
+    prices: pricesPath,
+    tenantKeys: config.ledger.tenant_attributes,
+  };
   out.write('Report by model (cachelens report --by model):\n');
   out.write(renderReport(makeReport({ ...period, by: 'model' }), 'table'));
   out.write('\nReport by tenant (cachelens report --by tenant), from the request ledger:\n');
@@ -191,7 +250,11 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
 }
 
 /** The simulated fleet alone, until SIGTERM: /metrics on port, port+1, port+2 and spans to an OTLP/gRPC endpoint. */
-export async function runFleetOnly(listen: string, otlp: string | undefined, out: NodeJS.WritableStream): Promise<void> {
+export async function runFleetOnly(
+  listen: string,
+  otlp: string | undefined,
+  out: NodeJS.WritableStream,
+): Promise<void> {
   const { host, port } = parseEndpoint(listen);
   // The script (a burst and a restart) repeats every 10 minutes.
   const cycleMs = 600_000;

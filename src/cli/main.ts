@@ -52,7 +52,10 @@ function displayConfig(node: unknown, spec: Spec): unknown {
   return node;
 }
 
-export async function main(argv: string[], io: { out: NodeJS.WritableStream; err: NodeJS.WritableStream } = { out: process.stdout, err: process.stderr }): Promise<number> {
+export async function main(
+  argv: string[],
+  io: { out: NodeJS.WritableStream; err: NodeJS.WritableStream } = { out: process.stdout, err: process.stderr },
+): Promise<number> {
   const [command, ...rest] = argv;
   const { values, positionals } = parseArgs({
     args: rest,
@@ -112,7 +115,16 @@ export async function main(argv: string[], io: { out: NodeJS.WritableStream; err
       // The config is optional here: it names the DB and the tenant attributes; --db wins.
       const { config } = loadConfig(values.config);
       return runReport(
-        { db: values.db ?? config.storage.path, since: values.since, until: values.until, by: values.by, format: values.format, prices: values.prices, out: values.out, tenantKeys: config.ledger.tenant_attributes },
+        {
+          db: values.db ?? config.storage.path,
+          since: values.since,
+          until: values.until,
+          by: values.by,
+          format: values.format,
+          prices: values.prices,
+          out: values.out,
+          tenantKeys: config.ledger.tenant_attributes,
+        },
         io,
       );
     }
@@ -123,14 +135,18 @@ export async function main(argv: string[], io: { out: NodeJS.WritableStream; err
         return 0;
       }
       const durationMs = parseDurationMs(values.duration ?? '45s');
-      if (durationMs === undefined || durationMs < 10_000) throw new UsageError(`--duration ${values.duration}: use a duration of at least 10s, such as 45s or 2m`);
+      if (durationMs === undefined || durationMs < 10_000)
+        throw new UsageError(`--duration ${values.duration}: use a duration of at least 10s, such as 45s or 2m`);
       const logLevel = values['log-level'] ?? 'error';
-      if (!(LOG_LEVELS as readonly string[]).includes(logLevel)) throw new UsageError(`--log-level ${logLevel}: use one of ${LOG_LEVELS.join(', ')}`);
+      if (!(LOG_LEVELS as readonly string[]).includes(logLevel))
+        throw new UsageError(`--log-level ${logLevel}: use one of ${LOG_LEVELS.join(', ')}`);
       return runDemo({ durationMs, dir: values.dir, logLevel, out: io.out, err: io.err });
     }
     case 'check-config': {
       const { config, source, envApplied } = loadConfig(values.config);
-      io.out.write(`# effective config (from ${source}${envApplied.length ? `; env: ${envApplied.join(', ')}` : ''})\n`);
+      io.out.write(
+        `# effective config (from ${source}${envApplied.length ? `; env: ${envApplied.join(', ')}` : ''})\n`,
+      );
       io.out.write(toYaml(displayConfig(config, CONFIG_SCHEMA)));
       return 0;
     }
@@ -139,7 +155,11 @@ export async function main(argv: string[], io: { out: NodeJS.WritableStream; err
       const db = openDatabase(path, { migrate: false });
       const applied = migrate(db);
       db.close();
-      io.out.write(applied.length ? applied.map((m) => `applied ${String(m.version).padStart(3, '0')}_${m.name}\n`).join('') : `${path}: up to date (version ${listMigrations().length})\n`);
+      io.out.write(
+        applied.length
+          ? applied.map((m) => `applied ${String(m.version).padStart(3, '0')}_${m.name}\n`).join('')
+          : `${path}: up to date (version ${listMigrations().length})\n`,
+      );
       return 0;
     }
     case undefined:
@@ -159,7 +179,8 @@ export async function runCli(argv: string[]): Promise<void> {
     process.exitCode = await main(argv);
   } catch (err) {
     if (err instanceof UserError) process.stderr.write(err.describe());
-    else if ((err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) process.stderr.write(new UsageError((err as Error).message).describe());
+    else if ((err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS'))
+      process.stderr.write(new UsageError((err as Error).message).describe());
     else process.stderr.write(`cachelens: ${(err as Error).message}\n`);
     process.exitCode = 2;
     // Whatever a failed start left running must not keep the process alive: exit within 5 s.

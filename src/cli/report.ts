@@ -35,28 +35,41 @@ export interface ReportOptions {
 
 export function parseBy(text: string | undefined): Dimension[] {
   if (text === undefined || text.trim() === '') return [];
-  const dims = text.split(',').map((s) => s.trim()).filter(Boolean);
-  for (const d of dims) if (!(DIMENSIONS as readonly string[]).includes(d)) throw new ReportError(`--by ${d}: unknown; use one or more of ${DIMENSIONS.join(', ')}, comma-separated (--by model,day)`);
-  if (new Set(dims).size !== dims.length) throw new ReportError(`--by ${text}: a dimension is listed twice; list each once`);
-  if (dims.includes('day') && dims.includes('hour')) throw new ReportError('--by day,hour: pick one of day or hour (an hour already names its day)');
+  const dims = text
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+  for (const d of dims)
+    if (!(DIMENSIONS as readonly string[]).includes(d))
+      throw new ReportError(
+        `--by ${d}: unknown; use one or more of ${DIMENSIONS.join(', ')}, comma-separated (--by model,day)`,
+      );
+  if (new Set(dims).size !== dims.length)
+    throw new ReportError(`--by ${text}: a dimension is listed twice; list each once`);
+  if (dims.includes('day') && dims.includes('hour'))
+    throw new ReportError('--by day,hour: pick one of day or hour (an hour already names its day)');
   return dims as Dimension[];
 }
 
 function parseFormat(text: string | undefined): ReportFormat {
   const f = text ?? 'table';
-  if (!(REPORT_FORMATS as readonly string[]).includes(f)) throw new ReportError(`--format ${f}: use one of ${REPORT_FORMATS.join(', ')}`);
+  if (!(REPORT_FORMATS as readonly string[]).includes(f))
+    throw new ReportError(`--format ${f}: use one of ${REPORT_FORMATS.join(', ')}`);
   return f as ReportFormat;
 }
 
 function openForReading(path: string): Database {
-  if (path !== ':memory:' && !existsSync(path)) throw new ReportError(`no database at ${path}; pass --db FILE, or set storage.path in the config the daemon uses`);
+  if (path !== ':memory:' && !existsSync(path))
+    throw new ReportError(`no database at ${path}; pass --db FILE, or set storage.path in the config the daemon uses`);
   // Read-only: a WAL reader sees the last commit and never blocks the daemon's writer.
   const db = openDatabase(path, { readonly: true });
   const version = db.pragma('user_version', { simple: true }) as number;
   const want = listMigrations().length;
   if (version < want) {
     db.close();
-    throw new ReportError(`${path} is at schema version ${version}, reports need ${want}; run \`cachelens migrate --db ${path}\` (or start the daemon once)`);
+    throw new ReportError(
+      `${path} is at schema version ${version}, reports need ${want}; run \`cachelens migrate --db ${path}\` (or start the daemon once)`,
+    );
   }
   return db;
 }
@@ -82,9 +95,24 @@ export function makeReport(opts: ReportOptions): Report {
     // The ledger only where tenant rows or the tenant chart need it, and per instance only where asked.
     const ledger = by.includes('tenant') || opts.format === 'html';
     const ledgerPerTarget = by.includes('instance') || (prices?.instances.length ?? 0) > 0;
-    const read = db.transaction(() => ({ ...loadFacts(db, { fromMs, toMs, bucketMs, tenantKeys: opts.tenantKeys, ledger, ledgerPerTarget }), hitsInBlocks: modelsWithHitsInBlocks(db, fromMs, toMs) }));
+    const read = db.transaction(() => ({
+      ...loadFacts(db, { fromMs, toMs, bucketMs, tenantKeys: opts.tenantKeys, ledger, ledgerPerTarget }),
+      hitsInBlocks: modelsWithHitsInBlocks(db, fromMs, toMs),
+    }));
     const facts = read.deferred();
-    return buildReport({ db: opts.db, fromMs, toMs, by, bucketMs, fleet: facts.fleet, ledger: facts.ledger, hitsInBlocks: facts.hitsInBlocks, targets: targetInfo(db), prices, nowMs });
+    return buildReport({
+      db: opts.db,
+      fromMs,
+      toMs,
+      by,
+      bucketMs,
+      fleet: facts.fleet,
+      ledger: facts.ledger,
+      hitsInBlocks: facts.hitsInBlocks,
+      targets: targetInfo(db),
+      prices,
+      nowMs,
+    });
   } finally {
     db.close();
   }
@@ -110,7 +138,9 @@ export function runReport(opts: ReportOptions & { out?: string }, io: { out: Nod
     try {
       writeFileSync(opts.out, text);
     } catch (err) {
-      throw new ReportError(`cannot write ${opts.out}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}; pick a writable --out path`);
+      throw new ReportError(
+        `cannot write ${opts.out}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}; pick a writable --out path`,
+      );
     }
   } else io.out.write(text);
   return 0;

@@ -21,7 +21,13 @@ export interface AuthOptions {
   bearer_token?: string;
   bearer_token_file?: string;
   basic_auth?: { username?: string; password?: string; password_file?: string };
-  tls?: { ca_file?: string; cert_file?: string; key_file?: string; server_name?: string; insecure_skip_verify?: boolean };
+  tls?: {
+    ca_file?: string;
+    cert_file?: string;
+    key_file?: string;
+    server_name?: string;
+    insecure_skip_verify?: boolean;
+  };
 }
 
 export interface StaticTargetConfig extends AuthOptions {
@@ -84,8 +90,10 @@ export interface LoadedConfig {
 function crossChecks(c: Config): string[] {
   const problems: string[] = [];
   const { interval, timeout } = c.scrape;
-  if (interval < 1000 || interval % 1000 !== 0) problems.push(`scrape.interval: ${interval}ms must be a whole number of seconds, at least 1s`);
-  if (timeout >= interval) problems.push(`scrape.timeout: ${timeout}ms must be shorter than scrape.interval (${interval}ms)`);
+  if (interval < 1000 || interval % 1000 !== 0)
+    problems.push(`scrape.interval: ${interval}ms must be a whole number of seconds, at least 1s`);
+  if (timeout >= interval)
+    problems.push(`scrape.timeout: ${timeout}ms must be shorter than scrape.interval (${interval}ms)`);
   if (timeout <= 0) problems.push('scrape.timeout: must be positive');
   problems.push(...checkSpanNames(c.enrich.span_names));
   if (c.exporter.max_batch_spans < 1) problems.push('exporter.max_batch_spans: must be at least 1');
@@ -95,7 +103,9 @@ function crossChecks(c: Config): string[] {
     try {
       new URL(c.exporter.endpoint.includes('://') ? c.exporter.endpoint : `http://${c.exporter.endpoint}`);
     } catch {
-      problems.push(`exporter.endpoint: ${JSON.stringify(c.exporter.endpoint)} is not an endpoint like http://collector:4317`);
+      problems.push(
+        `exporter.endpoint: ${JSON.stringify(c.exporter.endpoint)} is not an endpoint like http://collector:4317`,
+      );
     }
   }
   c.scrape.targets.forEach((t, i) => {
@@ -110,15 +120,20 @@ function crossChecks(c: Config): string[] {
       problems.push(`scrape.targets[${i}].url: ${JSON.stringify(t.url)} is not a URL like http://host:8000/metrics`);
       return;
     }
-    if (u.protocol !== 'http:' && u.protocol !== 'https:') problems.push(`scrape.targets[${i}].url: scheme ${u.protocol} is not http or https`);
+    if (u.protocol !== 'http:' && u.protocol !== 'https:')
+      problems.push(`scrape.targets[${i}].url: scheme ${u.protocol} is not http or https`);
   });
   return problems;
 }
 
 /** Builds a config from a parsed YAML object plus the environment. Throws ConfigError listing every fault. */
-export function buildConfig(raw: unknown, env: NodeJS.ProcessEnv = process.env): { config: Config; envApplied: string[] } {
+export function buildConfig(
+  raw: unknown,
+  env: NodeJS.ProcessEnv = process.env,
+): { config: Config; envApplied: string[] } {
   const obj = raw === null || raw === undefined ? {} : raw;
-  if (typeof obj !== 'object' || Array.isArray(obj)) throw new ConfigError(['(top level): the config file must be a YAML map of keys']);
+  if (typeof obj !== 'object' || Array.isArray(obj))
+    throw new ConfigError(['(top level): the config file must be a YAML map of keys']);
   const envApplied = applyEnvOverrides(obj as Record<string, unknown>, env);
   const { value, problems } = validateConfigObject(obj);
   if (problems.length) throw new ConfigError(problems);
@@ -137,7 +152,9 @@ export function loadConfig(path: string | undefined, env: NodeJS.ProcessEnv = pr
     try {
       text = readFileSync(chosen, 'utf8');
     } catch (err) {
-      throw new ConfigError([`${chosen}: cannot read config file (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`]);
+      throw new ConfigError([
+        `${chosen}: cannot read config file (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`,
+      ]);
     }
     try {
       raw = parseYaml(text);

@@ -27,7 +27,9 @@ export function configTableRows(): string[] {
       rows.push(`| \`${path}\` | list | see below | – | ${cell(spec.doc)} |`);
       for (const [k, c] of Object.entries(spec.item.fields)) walk(c, `${path}[].${k}`);
     } else {
-      rows.push(`| \`${path}\` | ${cell(typeOf(spec))} | ${cell(defaultOf(spec))} | ${spec.env ? `\`${spec.env}\`` : '–'} | ${cell(spec.doc)} |`);
+      rows.push(
+        `| \`${path}\` | ${cell(typeOf(spec))} | ${cell(defaultOf(spec))} | ${spec.env ? `\`${spec.env}\`` : '–'} | ${cell(spec.doc)} |`,
+      );
     }
   };
   walk(CONFIG_SCHEMA, '');

@@ -2,7 +2,14 @@
  * vLLM's `llm_request`; SGLang's request root span ("Req <rid>", with an optional prefill/decode
  * role); TGI's handler spans. Entries wrapped in slashes are regular expressions.
  */
-export const DEFAULT_REQUEST_SPAN_NAMES = ['llm_request', '/^(?:prefill |decode )? ?Req \\S+$/', 'generate', 'generate_stream', 'chat_completions', 'completions'];
+export const DEFAULT_REQUEST_SPAN_NAMES = [
+  'llm_request',
+  '/^(?:prefill |decode )? ?Req \\S+$/',
+  'generate',
+  'generate_stream',
+  'chat_completions',
+  'completions',
+];
 
 /** The pattern of a `/regex/` entry of enrich.span_names, or undefined for an exact name. */
 export function spanNamePattern(entry: string): string | undefined {

@@ -71,7 +71,11 @@ function validateLeaf(spec: LeafSpec, value: unknown, path: string, problems: st
       return undefined;
     case 'stringList':
       if (Array.isArray(value) && value.every((v) => typeof v === 'string')) return value;
-      if (typeof value === 'string') return value.split(',').map((s) => s.trim()).filter(Boolean);
+      if (typeof value === 'string')
+        return value
+          .split(',')
+          .map((s) => s.trim())
+          .filter(Boolean);
       problems.push(`${path}: ${show(value)} is not a list of strings`);
       return undefined;
     case 'stringMap':
@@ -80,7 +84,8 @@ function validateLeaf(spec: LeafSpec, value: unknown, path: string, problems: st
         for (const [k, v] of Object.entries(value)) {
           const keys = spec.keys ?? 'label';
           if (!KEY_RULES[keys].re.test(k)) problems.push(`${path}.${k}: is not a valid ${KEY_RULES[keys].what}`);
-          else if (typeof v !== 'string' && typeof v !== 'number' && typeof v !== 'boolean') problems.push(`${path}.${k}: ${show(v)} is not a string`);
+          else if (typeof v !== 'string' && typeof v !== 'number' && typeof v !== 'boolean')
+            problems.push(`${path}.${k}: ${show(v)} is not a string`);
           else out[k] = String(v);
         }
         return out;
@@ -99,16 +104,21 @@ const KEY_RULES = {
 } as const;
 
 function validateNode(spec: Spec, value: unknown, path: string, problems: string[]): unknown {
-  if (spec.kind === 'object') return spec.optional && (value === undefined || value === null) ? undefined : validateObject(spec, value, path, problems);
+  if (spec.kind === 'object')
+    return spec.optional && (value === undefined || value === null)
+      ? undefined
+      : validateObject(spec, value, path, problems);
   if (spec.kind === 'list') {
-    if (value === undefined || value === null) return structuredClone(spec.default).map((v, i) => validateObject(spec.item, v, `${path}[${i}]`, problems));
+    if (value === undefined || value === null)
+      return structuredClone(spec.default).map((v, i) => validateObject(spec.item, v, `${path}[${i}]`, problems));
     if (!Array.isArray(value)) {
       problems.push(`${path}: ${show(value)} is not a list`);
       return [];
     }
     return value.map((v, i) => validateObject(spec.item, v, `${path}[${i}]`, problems));
   }
-  if (value === undefined || value === null) return spec.default === undefined ? undefined : validateLeaf(spec, spec.default, path, problems);
+  if (value === undefined || value === null)
+    return spec.default === undefined ? undefined : validateLeaf(spec, spec.default, path, problems);
   return validateLeaf(spec, value, path, problems);
 }
 
@@ -124,7 +134,9 @@ function validateObject(spec: ObjectSpec, value: unknown, path: string, problems
   for (const key of Object.keys(given)) {
     if (!(key in spec.fields)) {
       const near = nearestName(key, known);
-      problems.push(`${prefix}${key}: unknown key${near ? `; did you mean ${prefix}${near}?` : `; valid keys here: ${known.join(', ')}`}`);
+      problems.push(
+        `${prefix}${key}: unknown key${near ? `; did you mean ${prefix}${near}?` : `; valid keys here: ${known.join(', ')}`}`,
+      );
     }
   }
   for (const [key, child] of Object.entries(spec.fields)) {
@@ -154,7 +166,11 @@ export function applyEnvOverrides(raw: Record<string, unknown>, env: NodeJS.Proc
   const targets = env.CACHELENS_SCRAPE_TARGETS;
   if (targets) {
     const scrape = (raw.scrape ??= {}) as Record<string, unknown>;
-    scrape.targets = targets.split(',').map((u) => u.trim()).filter(Boolean).map((url) => ({ url }));
+    scrape.targets = targets
+      .split(',')
+      .map((u) => u.trim())
+      .filter(Boolean)
+      .map((url) => ({ url }));
     applied.push('CACHELENS_SCRAPE_TARGETS → scrape.targets');
   }
   return applied;

@@ -9,7 +9,6 @@ import { ScrapeTimelines } from './timelines.ts';
 import { requestFacts, type RequestFacts } from './requestFacts.ts';
 import { WindowContexts, type EventAttrs } from './windowContext.ts';
 
-
 export interface EnrichOptions {
   maxWaitMs: number;
   as: EnrichAs;
@@ -38,7 +37,16 @@ export interface SpanExtra {
 
 export type Prepared =
   | { ready: false; retryAtMs: number }
-  | { ready: true; extras: Map<number, SpanExtra>; ledger: LedgerRow[]; tenants: TenantRow[]; traceUsage: TraceUsageRow[]; requestSpans: number; incomplete: number; byMatch: Map<string, number> };
+  | {
+      ready: true;
+      extras: Map<number, SpanExtra>;
+      ledger: LedgerRow[];
+      tenants: TenantRow[];
+      traceUsage: TraceUsageRow[];
+      requestSpans: number;
+      incomplete: number;
+      byMatch: Map<string, number>;
+    };
 
 export const CACHE_EVENT = 'cachelens.cache';
 export const SCHEDULER_EVENT = 'cachelens.scheduler';
@@ -100,10 +108,25 @@ export class Enricher {
         const startMs = nanosToMs(span.start);
         // An end before the start is read as the start, so a window never runs backwards.
         const endMs = Math.max(startMs, nanosToMs(span.end));
-        for (const key in span.tenants) tenants.push({ traceId, key, value: span.tenants[key]!, seenMs: nowMs, spanStartMs: startMs, spanEndMs: endMs });
+        for (const key in span.tenants)
+          tenants.push({
+            traceId,
+            key,
+            value: span.tenants[key]!,
+            seenMs: nowMs,
+            spanStartMs: startMs,
+            spanEndMs: endMs,
+          });
         if (!span.request) {
           // A gateway or client span with the real count: the report credits it to the trace's request span.
-          if (usage.cachedTokens !== undefined) traceUsage.push({ traceId, cachedTokens: usage.cachedTokens, seenMs: nowMs, spanStartMs: startMs, spanEndMs: endMs });
+          if (usage.cachedTokens !== undefined)
+            traceUsage.push({
+              traceId,
+              cachedTokens: usage.cachedTokens,
+              seenMs: nowMs,
+              spanStartMs: startMs,
+              spanEndMs: endMs,
+            });
           continue;
         }
         requestSpans++;
@@ -113,7 +136,15 @@ export class Enricher {
         const skewMs = endMs - receivedMs > CLOCK_SKEW_TOLERANCE_MS ? Math.round(endMs - receivedMs) : undefined;
         const models = this.modelsFor(match, usage.requestModel);
         const fleet = this.fleetFor(models);
-        const found = this.windows.lookup(match.rule, match.target, models, fleet, startMs, endMs, mayWait && skewMs === undefined);
+        const found = this.windows.lookup(
+          match.rule,
+          match.target,
+          models,
+          fleet,
+          startMs,
+          endMs,
+          mayWait && skewMs === undefined,
+        );
         if (found.wait) return { ready: false, retryAtMs: Math.min(receivedMs + this.opts.maxWaitMs, nowMs + 1000) };
         const ctx = found.ctx;
         if (!ctx.complete) incomplete++;
@@ -121,12 +152,27 @@ export class Enricher {
 
         let spanOwn: EventAttrs | undefined;
         let estimate: number | undefined;
-        if (usage.cachedTokens === undefined && !tracesWithCount.has(traceId) && usage.promptTokens !== undefined && ctx.windowCachedTokens !== undefined && ctx.windowPromptTokens) {
-          estimate = Math.min(usage.promptTokens, (ctx.windowCachedTokens * usage.promptTokens) / ctx.windowPromptTokens);
+        if (
+          usage.cachedTokens === undefined &&
+          !tracesWithCount.has(traceId) &&
+          usage.promptTokens !== undefined &&
+          ctx.windowCachedTokens !== undefined &&
+          ctx.windowPromptTokens
+        ) {
+          estimate = Math.min(
+            usage.promptTokens,
+            (ctx.windowCachedTokens * usage.promptTokens) / ctx.windowPromptTokens,
+          );
           spanOwn = { [ESTIMATE_KEY]: estimate };
         }
         if (skewMs !== undefined) spanOwn = { ...spanOwn, [SKEW_KEY]: skewMs };
-        extras.set(span.index, { as: this.opts.as, time: span.start, cache: ctx.cache, scheduler: ctx.scheduler, own: spanOwn });
+        extras.set(span.index, {
+          as: this.opts.as,
+          time: span.start,
+          cache: ctx.cache,
+          scheduler: ctx.scheduler,
+          own: spanOwn,
+        });
         const serviceName = resourceAttrs['service.name'];
         ledger.push({
           traceId,

@@ -38,11 +38,16 @@ export function normalizePeer(peer: string | null | undefined): string | undefin
 }
 
 /** The first rule that holds: config match, service.instance.id, host.name, peer address, else the fleet. */
-export function matchSpan(resource: Record<string, JsAttrValue>, peer: string | undefined, targets: readonly MatchTarget[]): Match {
+export function matchSpan(
+  resource: Record<string, JsAttrValue>,
+  peer: string | undefined,
+  targets: readonly MatchTarget[],
+): Match {
   for (const t of targets) {
     if (!t.match) continue;
     const entries = Object.entries(t.match);
-    if (entries.length && entries.every(([k, v]) => resource[k] !== undefined && String(resource[k]) === v)) return { rule: 'config', target: t };
+    if (entries.length && entries.every(([k, v]) => resource[k] !== undefined && String(resource[k]) === v))
+      return { rule: 'config', target: t };
   }
   for (const key of ['service.instance.id', 'host.name']) {
     const v = resource[key];

@@ -77,7 +77,11 @@ function intern(s: string): string {
  */
 const BYTES_PER_KEPT_SPAN = 1000;
 
-export function requestFacts(req: OtlpTraceRequest, selector: SpanSelector, tenantKeys: ReadonlySet<string>): RequestFacts {
+export function requestFacts(
+  req: OtlpTraceRequest,
+  selector: SpanSelector,
+  tenantKeys: ReadonlySet<string>,
+): RequestFacts {
   const resources: ResourceFacts[] = [];
   const tracesWithCount = new Set<string>();
   let index = 0;

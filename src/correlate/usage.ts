@@ -5,7 +5,12 @@ import { anyValueToJs } from '../otlp/decode.ts';
 const PROMPT_KEYS = ['gen_ai.usage.input_tokens', 'gen_ai.usage.prompt_tokens', 'llm.token_count.prompt'];
 const COMPLETION_KEYS = ['gen_ai.usage.output_tokens', 'gen_ai.usage.completion_tokens', 'llm.token_count.completion'];
 // semconv ≥1.40; OpenLLMetry legacy; OpenInference; SGLang's root span.
-export const CACHED_KEYS = ['gen_ai.usage.cache_read.input_tokens', 'gen_ai.usage.cache_read_input_tokens', 'llm.token_count.prompt_details.cache_read', 'gen_ai.usage.cached_tokens'];
+export const CACHED_KEYS = [
+  'gen_ai.usage.cache_read.input_tokens',
+  'gen_ai.usage.cache_read_input_tokens',
+  'llm.token_count.prompt_details.cache_read',
+  'gen_ai.usage.cached_tokens',
+];
 const LATENCY_KEYS = {
   ttft: 'gen_ai.latency.time_to_first_token',
   e2e: 'gen_ai.latency.e2e',
@@ -30,7 +35,8 @@ const want = (keys: readonly string[], field: Field) => keys.forEach((k, rank) =
 want(PROMPT_KEYS, 'promptTokens');
 want(COMPLETION_KEYS, 'completionTokens');
 want(CACHED_KEYS, 'cachedTokens');
-for (const [field, key] of Object.entries(LATENCY_KEYS) as Array<[keyof typeof LATENCY_KEYS, string]>) want([key], field);
+for (const [field, key] of Object.entries(LATENCY_KEYS) as Array<[keyof typeof LATENCY_KEYS, string]>)
+  want([key], field);
 want(['gen_ai.response.model', 'gen_ai.request.model'], 'requestModel');
 const CACHED = new Set(CACHED_KEYS);
 

@@ -18,7 +18,8 @@ export interface WindowContext {
 
 export type WindowLookup = { wait: true } | { wait: false; ctx: WindowContext };
 
-const ratio = (hits: number | undefined, queries: number | undefined): number | undefined => (hits !== undefined && queries !== undefined && queries > 0 ? hits / queries : undefined);
+const ratio = (hits: number | undefined, queries: number | undefined): number | undefined =>
+  hits !== undefined && queries !== undefined && queries > 0 ? hits / queries : undefined;
 
 function put(attrs: EventAttrs, key: string, v: number | string | boolean | bigint | undefined): void {
   // An unknown value is left out, never written as 0.
@@ -48,7 +49,15 @@ export class WindowContexts {
     this.cache.clear();
   }
 
-  lookup(rule: MatchRule, target: MatchTarget | undefined, models: string[] | null, fleet: readonly MatchTarget[], startMs: number, endMs: number, mayWait: boolean): WindowLookup {
+  lookup(
+    rule: MatchRule,
+    target: MatchTarget | undefined,
+    models: string[] | null,
+    fleet: readonly MatchTarget[],
+    startMs: number,
+    endMs: number,
+    mayWait: boolean,
+  ): WindowLookup {
     let from: number | undefined;
     let to: number | undefined;
     let hasStart: boolean;
@@ -91,7 +100,16 @@ export class WindowContexts {
     return { wait: false, ctx };
   }
 
-  private compute(rule: MatchRule, target: MatchTarget | undefined, models: string[] | null, fleet: readonly MatchTarget[], from: number | undefined, to: number | undefined, hasStart: boolean, complete: boolean): WindowContext {
+  private compute(
+    rule: MatchRule,
+    target: MatchTarget | undefined,
+    models: string[] | null,
+    fleet: readonly MatchTarget[],
+    from: number | undefined,
+    to: number | undefined,
+    hasStart: boolean,
+    complete: boolean,
+  ): WindowContext {
     const cache: EventAttrs = {};
     const scheduler: EventAttrs = {};
     put(cache, 'cachelens.match', rule);
@@ -104,7 +122,14 @@ export class WindowContexts {
 
     const empty: WindowSignals = { counters: {}, gaugeStart: {}, gaugeMax: {} };
     const inst = target ? this.queries.windowSignals([target.id], models, from, to) : empty;
-    const fl = fleet.length ? this.queries.windowSignals(fleet.map((t) => t.id), models, from, to) : empty;
+    const fl = fleet.length
+      ? this.queries.windowSignals(
+          fleet.map((t) => t.id),
+          models,
+          from,
+          to,
+        )
+      : empty;
     const c = (s: Signal): number | undefined => inst.counters[s];
     const startGauge = (s: Signal): number | undefined => (hasStart ? inst.gaugeStart[s] : undefined);
 
@@ -115,7 +140,11 @@ export class WindowContexts {
     put(cache, 'cachelens.prompt_tokens.cached', c('prompt_tokens_cached'));
     put(cache, 'cachelens.kv_cache.usage.start', startGauge('kv_cache_usage'));
     put(cache, 'cachelens.kv_cache.usage.max', inst.gaugeMax.kv_cache_usage);
-    put(cache, 'cachelens.fleet.prefix_cache.hit_ratio', ratio(fl.counters.prefix_cache_hits, fl.counters.prefix_cache_queries));
+    put(
+      cache,
+      'cachelens.fleet.prefix_cache.hit_ratio',
+      ratio(fl.counters.prefix_cache_hits, fl.counters.prefix_cache_queries),
+    );
     put(cache, 'cachelens.fleet.kv_cache.usage.max', fl.gaugeMax.kv_cache_usage);
     put(cache, 'cachelens.fleet.instances', fleet.length);
 
@@ -123,12 +152,29 @@ export class WindowContexts {
     put(scheduler, 'cachelens.queue.waiting.max', inst.gaugeMax.requests_waiting);
     put(scheduler, 'cachelens.requests.running.start', startGauge('requests_running'));
     put(scheduler, 'cachelens.preemptions', c('preemptions'));
-    if (fleet.length) put(scheduler, 'cachelens.fleet.queue.waiting.start', this.queries.gaugeSumAt(fleet.map((t) => t.id), models, 'requests_waiting', from, this.lookbackMs));
+    if (fleet.length)
+      put(
+        scheduler,
+        'cachelens.fleet.queue.waiting.start',
+        this.queries.gaugeSumAt(
+          fleet.map((t) => t.id),
+          models,
+          'requests_waiting',
+          from,
+          this.lookbackMs,
+        ),
+      );
     put(scheduler, 'cachelens.fleet.preemptions', fl.counters.preemptions);
 
     const own = target ? inst : fl;
     // The reports' source (report/build.ts cachedOf): prompt_tokens_cached, else prefix-cache hits in
     // tokens, so vLLM 0.12–0.15 and SGLang without cached_tokens_total get an estimate too.
-    return { complete, cache, scheduler, windowPromptTokens: own.counters.prompt_tokens, windowCachedTokens: own.counters.prompt_tokens_cached ?? own.counters.prefix_cache_hits };
+    return {
+      complete,
+      cache,
+      scheduler,
+      windowPromptTokens: own.counters.prompt_tokens,
+      windowCachedTokens: own.counters.prompt_tokens_cached ?? own.counters.prefix_cache_hits,
+    };
   }
 }

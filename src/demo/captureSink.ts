@@ -33,7 +33,9 @@ export class CaptureSink {
         cb(null, Buffer.alloc(0));
       },
     });
-    this.port = await new Promise<number>((resolve, reject) => this.server!.bindAsync('127.0.0.1:0', ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))));
+    this.port = await new Promise<number>((resolve, reject) =>
+      this.server!.bindAsync('127.0.0.1:0', ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))),
+    );
     return `http://127.0.0.1:${this.port}`;
   }
 

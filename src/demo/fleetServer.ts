@@ -77,7 +77,14 @@ export class FleetServer {
   run(otlpEndpoint?: string): void {
     if (otlpEndpoint) {
       for (const [i, inst] of this.fleet.instances.entries()) {
-        this.tracers.set(inst.spec.name, this.tracer(otlpEndpoint, { 'service.name': 'vllm', 'service.instance.id': inst.spec.name, 'vllm.process_id': 1000 + i }));
+        this.tracers.set(
+          inst.spec.name,
+          this.tracer(otlpEndpoint, {
+            'service.name': 'vllm',
+            'service.instance.id': inst.spec.name,
+            'vllm.process_id': 1000 + i,
+          }),
+        );
       }
       this.gateway = this.tracer(otlpEndpoint, { 'service.name': 'api-gateway' });
     }
@@ -98,7 +105,11 @@ export class FleetServer {
     const vllm = this.tracers.get(r.instance);
     if (!vllm || !this.gateway || r.finishMs === undefined) return;
     const s = (ms: number | undefined) => ((ms ?? r.arrivalMs) - r.arrivalMs) / 1000;
-    const gw = this.gateway.startSpan('POST /v1/chat/completions', { kind: SpanKind.SERVER, startTime: r.arrivalMs - 3, attributes: { 'tenant.id': r.tenant, 'http.request.method': 'POST', 'http.route': '/v1/chat/completions' } });
+    const gw = this.gateway.startSpan('POST /v1/chat/completions', {
+      kind: SpanKind.SERVER,
+      startTime: r.arrivalMs - 3,
+      attributes: { 'tenant.id': r.tenant, 'http.request.method': 'POST', 'http.route': '/v1/chat/completions' },
+    });
     // The attributes vLLM V1 sets in OutputProcessor.do_tracing (shared/research/inference-servers.md §2).
     const span = vllm.startSpan(
       'llm_request',

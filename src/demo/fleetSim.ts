@@ -251,9 +251,30 @@ export function demoScenario(durationMs: number): FleetScenario {
   const qwen = 'Qwen/Qwen2.5-7B-Instruct';
   return {
     instances: [
-      { name: 'vllm-0', model: llama, kvCapacityTokens: 40_000, maxRunning: 48, prefillTokensPerSec: 24_000, decodeTokensPerSec: 70 },
-      { name: 'vllm-1', model: llama, kvCapacityTokens: 40_000, maxRunning: 48, prefillTokensPerSec: 24_000, decodeTokensPerSec: 70 },
-      { name: 'vllm-2', model: qwen, kvCapacityTokens: 45_000, maxRunning: 32, prefillTokensPerSec: 20_000, decodeTokensPerSec: 80 },
+      {
+        name: 'vllm-0',
+        model: llama,
+        kvCapacityTokens: 40_000,
+        maxRunning: 48,
+        prefillTokensPerSec: 24_000,
+        decodeTokensPerSec: 70,
+      },
+      {
+        name: 'vllm-1',
+        model: llama,
+        kvCapacityTokens: 40_000,
+        maxRunning: 48,
+        prefillTokensPerSec: 24_000,
+        decodeTokensPerSec: 70,
+      },
+      {
+        name: 'vllm-2',
+        model: qwen,
+        kvCapacityTokens: 45_000,
+        maxRunning: 32,
+        prefillTokensPerSec: 20_000,
+        decodeTokensPerSec: 80,
+      },
     ],
     workloads: [
       { model: llama, rate: 4 },
@@ -261,9 +282,22 @@ export function demoScenario(durationMs: number): FleetScenario {
     ],
     tenants: [
       // A chat product: one long system prompt, reused by almost every request.
-      { tenant: 'acme', share: 0.45, prefixes: [{ id: 'acme-system', tokens: 1_800, weight: 6 }, { id: 'acme-tools', tokens: 2_600, weight: 2 }], uniqueShare: 0.05 },
+      {
+        tenant: 'acme',
+        share: 0.45,
+        prefixes: [
+          { id: 'acme-system', tokens: 1_800, weight: 6 },
+          { id: 'acme-tools', tokens: 2_600, weight: 2 },
+        ],
+        uniqueShare: 0.05,
+      },
       // Retrieval over a handful of documents.
-      { tenant: 'globex', share: 0.35, prefixes: [1, 2, 3, 4, 5, 6].map((i) => ({ id: `globex-doc-${i}`, tokens: 1_200 + 400 * i, weight: 7 - i })), uniqueShare: 0.2 },
+      {
+        tenant: 'globex',
+        share: 0.35,
+        prefixes: [1, 2, 3, 4, 5, 6].map((i) => ({ id: `globex-doc-${i}`, tokens: 1_200 + 400 * i, weight: 7 - i })),
+        uniqueShare: 0.2,
+      },
       // Batch jobs with one-off prompts: little to reuse.
       { tenant: 'initech', share: 0.2, prefixes: [{ id: 'initech-header', tokens: 300, weight: 1 }], uniqueShare: 0.8 },
     ],
@@ -310,7 +344,8 @@ export class Fleet {
 
   private rateAt(model: string, t: number): number {
     let rate = this.scenario.workloads.find((w) => w.model === model)?.rate ?? 0;
-    for (const p of this.scenario.phases) if (t >= p.fromMs && t < p.toMs && p.models.includes(model)) rate *= p.rateFactor;
+    for (const p of this.scenario.phases)
+      if (t >= p.fromMs && t < p.toMs && p.models.includes(model)) rate *= p.rateFactor;
     return rate;
   }
 
@@ -324,7 +359,9 @@ export class Fleet {
     const tenant = this.pick(this.scenario.tenants.map((t) => ({ ...t, weight: t.share })));
     const id = `chatcmpl-${(++this.seq).toString(16).padStart(8, '0')}`;
     const unique = this.random() < tenant.uniqueShare;
-    const prefix = unique ? { id: `${id}-own`, tokens: 200 + Math.floor(this.random() * 1_500) } : this.pick(tenant.prefixes);
+    const prefix = unique
+      ? { id: `${id}-own`, tokens: 200 + Math.floor(this.random() * 1_500) }
+      : this.pick(tenant.prefixes);
     const suffix = 40 + Math.floor(this.random() * 360);
     const maxTokens = 512;
     const outputTarget = this.random() < 0.05 ? maxTokens : 20 + Math.floor(this.random() * 200);
@@ -384,7 +421,8 @@ export class Fleet {
         p *= expected / n;
         s += p;
       }
-      for (let k = 0; k < n; k++) this.route(this.newRequest(w.model, this.lastMs + Math.floor(this.random() * dt)), nowMs);
+      for (let k = 0; k < n; k++)
+        this.route(this.newRequest(w.model, this.lastMs + Math.floor(this.random() * dt)), nowMs);
     }
     const finished = this.instances.flatMap((i) => i.step(nowMs, dt));
     this.lastMs = nowMs;

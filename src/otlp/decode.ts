@@ -1,5 +1,11 @@
 import type protobuf from 'protobufjs';
-import { ExportTraceServiceRequest, type AnyValue, type KeyValue, type LongLike, type OtlpTraceRequest } from './schema.ts';
+import {
+  ExportTraceServiceRequest,
+  type AnyValue,
+  type KeyValue,
+  type LongLike,
+  type OtlpTraceRequest,
+} from './schema.ts';
 
 /** A body that is not a valid OTLP trace request; the message is sent back to the client. */
 export class OtlpDecodeError extends Error {}
@@ -17,7 +23,8 @@ const HEX_RE = /^[0-9a-fA-F]*$/;
 function hexField(obj: Record<string, unknown>, key: string, where: string): void {
   const v = obj[key];
   if (v === undefined || v === null || v === '') return;
-  if (typeof v !== 'string' || v.length % 2 !== 0 || !HEX_RE.test(v)) throw new OtlpDecodeError(`${where}.${key}: expected a hex string, got ${JSON.stringify(v).slice(0, 60)}`);
+  if (typeof v !== 'string' || v.length % 2 !== 0 || !HEX_RE.test(v))
+    throw new OtlpDecodeError(`${where}.${key}: expected a hex string, got ${JSON.stringify(v).slice(0, 60)}`);
   obj[key] = Buffer.from(v, 'hex');
 }
 
@@ -28,7 +35,9 @@ function intField(obj: Record<string, unknown>, key: string, where: string): voi
   const v = obj[key];
   if (v === undefined || v === null) return;
   if (typeof v === 'number' ? Number.isInteger(v) : typeof v === 'string' && INT_RE.test(v)) return;
-  throw new OtlpDecodeError(`${where}.${key}: expected an integer (number or decimal string), got ${JSON.stringify(v).slice(0, 60)}`);
+  throw new OtlpDecodeError(
+    `${where}.${key}: expected an integer (number or decimal string), got ${JSON.stringify(v).slice(0, 60)}`,
+  );
 }
 
 // fixed64 times and uint32 counts: a negative one is refused, as the Collector's ReadUint64/ReadUint32 do.
@@ -36,8 +45,14 @@ const UINT_RE = /^\d+$/;
 function uintField(obj: Record<string, unknown>, key: string, where: string, max: bigint): void {
   const v = obj[key];
   if (v === undefined || v === null) return;
-  const ok = typeof v === 'number' ? Number.isInteger(v) && v >= 0 && BigInt(v) <= max : typeof v === 'string' && UINT_RE.test(v) && BigInt(v) <= max;
-  if (!ok) throw new OtlpDecodeError(`${where}.${key}: expected an unsigned integer (number or decimal string) up to ${max}, got ${JSON.stringify(v).slice(0, 60)}`);
+  const ok =
+    typeof v === 'number'
+      ? Number.isInteger(v) && v >= 0 && BigInt(v) <= max
+      : typeof v === 'string' && UINT_RE.test(v) && BigInt(v) <= max;
+  if (!ok)
+    throw new OtlpDecodeError(
+      `${where}.${key}: expected an unsigned integer (number or decimal string) up to ${max}, got ${JSON.stringify(v).slice(0, 60)}`,
+    );
 }
 const U32 = 0xffffffffn;
 const U64 = 0xffffffffffffffffn;
@@ -46,8 +61,11 @@ const U64 = 0xffffffffffffffffn;
 const DOUBLE_STRING_RE = /^(?:[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|NaN|-?Infinity)$/;
 function doubleField(obj: Record<string, unknown>, key: string, where: string): void {
   const v = obj[key];
-  if (v === undefined || v === null || typeof v === 'number' || (typeof v === 'string' && DOUBLE_STRING_RE.test(v))) return;
-  throw new OtlpDecodeError(`${where}.${key}: expected a number, or a string holding one, "NaN" or "±Infinity", got ${JSON.stringify(v).slice(0, 60)}`);
+  if (v === undefined || v === null || typeof v === 'number' || (typeof v === 'string' && DOUBLE_STRING_RE.test(v)))
+    return;
+  throw new OtlpDecodeError(
+    `${where}.${key}: expected a number, or a string holding one, "NaN" or "±Infinity", got ${JSON.stringify(v).slice(0, 60)}`,
+  );
 }
 
 const checkCounts = (obj: Record<string, unknown>, where: string, keys: readonly string[]) => {
@@ -56,11 +74,26 @@ const checkCounts = (obj: Record<string, unknown>, where: string, keys: readonly
 
 function enumField(obj: Record<string, unknown>, key: string, names: readonly string[], where: string): void {
   const v = obj[key];
-  if (v === undefined || v === null || (typeof v === 'number' && Number.isInteger(v)) || (typeof v === 'string' && names.includes(v))) return;
-  throw new OtlpDecodeError(`${where}.${key}: expected an integer or one of ${names.join(', ')}, got ${JSON.stringify(v).slice(0, 60)}`);
+  if (
+    v === undefined ||
+    v === null ||
+    (typeof v === 'number' && Number.isInteger(v)) ||
+    (typeof v === 'string' && names.includes(v))
+  )
+    return;
+  throw new OtlpDecodeError(
+    `${where}.${key}: expected an integer or one of ${names.join(', ')}, got ${JSON.stringify(v).slice(0, 60)}`,
+  );
 }
 
-const SPAN_KINDS = ['SPAN_KIND_UNSPECIFIED', 'SPAN_KIND_INTERNAL', 'SPAN_KIND_SERVER', 'SPAN_KIND_CLIENT', 'SPAN_KIND_PRODUCER', 'SPAN_KIND_CONSUMER'] as const;
+const SPAN_KINDS = [
+  'SPAN_KIND_UNSPECIFIED',
+  'SPAN_KIND_INTERNAL',
+  'SPAN_KIND_SERVER',
+  'SPAN_KIND_CLIENT',
+  'SPAN_KIND_PRODUCER',
+  'SPAN_KIND_CONSUMER',
+] as const;
 const STATUS_CODES = ['STATUS_CODE_UNSET', 'STATUS_CODE_OK', 'STATUS_CODE_ERROR'] as const;
 
 /** intValue anywhere inside attribute values, kvlists and arrays included. */
@@ -74,7 +107,10 @@ function checkAnyValue(v: unknown, where: string, depth: number): void {
   intField(av, 'intValue', where);
   doubleField(av, 'doubleValue', where);
   const arr = av.arrayValue as Record<string, unknown> | undefined;
-  if (arr && typeof arr === 'object') asArray(arr.values, `${where}.arrayValue.values`).forEach((x, j) => checkAnyValue(x, `${where}.arrayValue.values[${j}]`, depth + 1));
+  if (arr && typeof arr === 'object')
+    asArray(arr.values, `${where}.arrayValue.values`).forEach((x, j) =>
+      checkAnyValue(x, `${where}.arrayValue.values[${j}]`, depth + 1),
+    );
   const kvl = av.kvlistValue as Record<string, unknown> | undefined;
   if (kvl && typeof kvl === 'object') checkAttributes(kvl.values, `${where}.kvlistValue.values`, depth + 1);
 }
@@ -88,7 +124,8 @@ function asArray(v: unknown, where: string): Array<Record<string, unknown>> {
 // JSON.parse reads every number as a double, so 1544712660123456789 would arrive as …768. The 64-bit
 // fields given as bare JSON numbers are quoted first; fromObject reads a decimal string exactly. A
 // key inside a JSON string has its quotes escaped, so the pattern cannot match there.
-const INT64_NUMBER_RE = /("(?:startTimeUnixNano|endTimeUnixNano|timeUnixNano|intValue)"\s*:\s*)(-?\d{16,})(?=\s*[,}\]])/g;
+const INT64_NUMBER_RE =
+  /("(?:startTimeUnixNano|endTimeUnixNano|timeUnixNano|intValue)"\s*:\s*)(-?\d{16,})(?=\s*[,}\]])/g;
 
 /** OTLP/JSON: lowerCamelCase keys, hex trace/span ids (not base64), int64 as number or string. */
 export function decodeJson(text: string): OtlpTraceRequest {
@@ -98,11 +135,13 @@ export function decodeJson(text: string): OtlpTraceRequest {
   } catch (err) {
     throw new OtlpDecodeError(`invalid JSON: ${(err as Error).message}`);
   }
-  if (typeof obj !== 'object' || obj === null || Array.isArray(obj)) throw new OtlpDecodeError('invalid OTLP JSON: the body must be an ExportTraceServiceRequest object');
+  if (typeof obj !== 'object' || obj === null || Array.isArray(obj))
+    throw new OtlpDecodeError('invalid OTLP JSON: the body must be an ExportTraceServiceRequest object');
   const req = obj as Record<string, unknown>;
   asArray(req.resourceSpans, 'resourceSpans').forEach((rs, i) => {
     if (typeof rs !== 'object' || rs === null) return;
-    if (rs.resource && typeof rs.resource === 'object') checkAttributes((rs.resource as Record<string, unknown>).attributes, `resourceSpans[${i}].resource.attributes`);
+    if (rs.resource && typeof rs.resource === 'object')
+      checkAttributes((rs.resource as Record<string, unknown>).attributes, `resourceSpans[${i}].resource.attributes`);
     asArray(rs.scopeSpans, `resourceSpans[${i}].scopeSpans`).forEach((ss, j) => {
       if (typeof ss !== 'object' || ss === null) return;
       asArray(ss.spans, `resourceSpans[${i}].scopeSpans[${j}].spans`).forEach((s, k) => {
@@ -115,7 +154,8 @@ export function decodeJson(text: string): OtlpTraceRequest {
         uintField(s, 'endTimeUnixNano', where, U64);
         checkCounts(s, where, ['droppedAttributesCount', 'droppedEventsCount', 'droppedLinksCount', 'flags']);
         enumField(s, 'kind', SPAN_KINDS, where);
-        if (s.status && typeof s.status === 'object') enumField(s.status as Record<string, unknown>, 'code', STATUS_CODES, `${where}.status`);
+        if (s.status && typeof s.status === 'object')
+          enumField(s.status as Record<string, unknown>, 'code', STATUS_CODES, `${where}.status`);
         checkAttributes(s.attributes, `${where}.attributes`);
         asArray(s.events, `${where}.events`).forEach((e, n) => {
           if (typeof e !== 'object' || e === null) return;
@@ -159,12 +199,20 @@ const validTraceId = (b: Uint8Array | undefined): boolean => !!b && b.length ===
 const validSpanId = (b: Uint8Array | undefined): boolean => !!b && b.length === 8 && !isZero(b);
 
 /** Why a backend would refuse this span's ids (the Collector's pdata checks), or undefined. */
-export function spanIdProblem(s: { traceId: Uint8Array; spanId: Uint8Array; parentSpanId?: Uint8Array; links?: Array<{ traceId: Uint8Array; spanId: Uint8Array }> }): string | undefined {
-  if (!validTraceId(s.traceId) || !validSpanId(s.spanId)) return `trace_id must be 16 bytes and span_id 8 bytes, not all zero (got ${s.traceId.length} and ${s.spanId.length})`;
+export function spanIdProblem(s: {
+  traceId: Uint8Array;
+  spanId: Uint8Array;
+  parentSpanId?: Uint8Array;
+  links?: Array<{ traceId: Uint8Array; spanId: Uint8Array }>;
+}): string | undefined {
+  if (!validTraceId(s.traceId) || !validSpanId(s.spanId))
+    return `trace_id must be 16 bytes and span_id 8 bytes, not all zero (got ${s.traceId.length} and ${s.spanId.length})`;
   const parent = s.parentSpanId;
-  if (parent && parent.length !== 0 && parent.length !== 8) return `parent_span_id must be empty or 8 bytes (got ${parent.length})`;
+  if (parent && parent.length !== 0 && parent.length !== 8)
+    return `parent_span_id must be empty or 8 bytes (got ${parent.length})`;
   for (const [i, l] of (s.links ?? []).entries()) {
-    if (!validTraceId(l.traceId) || !validSpanId(l.spanId)) return `links[${i}] needs a 16-byte trace_id and an 8-byte span_id, not all zero (got ${l.traceId?.length ?? 0} and ${l.spanId?.length ?? 0})`;
+    if (!validTraceId(l.traceId) || !validSpanId(l.spanId))
+      return `links[${i}] needs a 16-byte trace_id and an 8-byte span_id, not all zero (got ${l.traceId?.length ?? 0} and ${l.spanId?.length ?? 0})`;
   }
   return undefined;
 }
@@ -232,7 +280,14 @@ function longToNumber(v: LongLike | number): number {
   return v.unsigned ? (v.high >>> 0) * TWO_32 + (v.low >>> 0) : v.high * TWO_32 + (v.low >>> 0);
 }
 
-export type JsAttrValue = string | number | boolean | Uint8Array | JsAttrValue[] | { [k: string]: JsAttrValue } | undefined;
+export type JsAttrValue =
+  | string
+  | number
+  | boolean
+  | Uint8Array
+  | JsAttrValue[]
+  | { [k: string]: JsAttrValue }
+  | undefined;
 
 /** AnyValue → the JS value the OTLP serializer maps back to the same AnyValue (docs/architecture.md, Forwarding, says what survives). */
 export function anyValueToJs(v: AnyValue | undefined): JsAttrValue {

@@ -84,4 +84,3 @@ export interface OtlpResourceSpans {
 export interface OtlpTraceRequest {
   resourceSpans: OtlpResourceSpans[];
 }
-

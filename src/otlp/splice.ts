@@ -58,7 +58,8 @@ function rewrite(body: Uint8Array, start: number, end: number, level: number, cu
       if (level === PATH.length - 1) {
         const edit = cur.edit(cur.span++);
         if (edit === DROP) drop = true;
-        else if (edit) child = { chunks: [body.subarray(childStart, next), edit], len: next - childStart + edit.length };
+        else if (edit)
+          child = { chunks: [body.subarray(childStart, next), edit], len: next - childStart + edit.length };
       } else {
         const walked = rewrite(body, childStart, next, level + 1, cur);
         // A message the walk emptied goes too; one that arrived empty stays as it was.
@@ -92,7 +93,11 @@ function rewrite(body: Uint8Array, start: number, end: number, level: number, cu
  * they sit in a message, so events or attributes appended after a span's own fields extend its
  * lists. Returns the pieces to send, in order; their concatenation is the new request.
  */
-export function spliceSpans(body: Uint8Array, adds: ReadonlyArray<Uint8Array | undefined>, expectedSpans: number): Rewritten {
+export function spliceSpans(
+  body: Uint8Array,
+  adds: ReadonlyArray<Uint8Array | undefined>,
+  expectedSpans: number,
+): Rewritten {
   if (!adds.some((a) => a !== undefined)) return { chunks: [body], len: body.length };
   const cur: Cursor = { span: 0, edit: (i) => adds[i] };
   const out = rewrite(body, 0, body.length, 0, cur);

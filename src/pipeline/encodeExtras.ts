@@ -33,7 +33,12 @@ function encodeKeyValue(w: WireWriter, key: string, v: string | number | boolean
   if (typeof v === 'number' && !Number.isInteger(v)) {
     // A span's own estimate, once per span: written in place, no scratch writers.
     const k = keyField(key);
-    w.uvarint(k.length + 2 + ANY_DOUBLE_BYTES).raw(k).tag(KV_VALUE, WIRE_LEN).uvarint(ANY_DOUBLE_BYTES).tag(ANY_DOUBLE, WIRE_I64).double(v);
+    w.uvarint(k.length + 2 + ANY_DOUBLE_BYTES)
+      .raw(k)
+      .tag(KV_VALUE, WIRE_LEN)
+      .uvarint(ANY_DOUBLE_BYTES)
+      .tag(ANY_DOUBLE, WIRE_I64)
+      .double(v);
     return;
   }
   const any = new WireWriter();
@@ -111,7 +116,12 @@ export class ExtraEncoder {
       this.out.raw(this.block(extra.scheduler, SPAN_ATTRIBUTES));
     }
     if (extra.as !== 'attributes') {
-      this.event(extra, CACHE_NAME, this.block(extra.cache, EVENT_ATTRIBUTES), hasOwn ? this.ownBlock(extra.own!, EVENT_ATTRIBUTES) : undefined);
+      this.event(
+        extra,
+        CACHE_NAME,
+        this.block(extra.cache, EVENT_ATTRIBUTES),
+        hasOwn ? this.ownBlock(extra.own!, EVENT_ATTRIBUTES) : undefined,
+      );
       this.event(extra, SCHEDULER_NAME, this.block(extra.scheduler, EVENT_ATTRIBUTES), undefined);
     }
   }

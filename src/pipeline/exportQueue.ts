@@ -154,7 +154,10 @@ export class ExportQueue {
   private pump(): void {
     if (this.closed) return;
     const now = Date.now();
-    if (now < this.pausedUntil) return this.schedule(this.pausedUntil);
+    if (now < this.pausedUntil) {
+      this.schedule(this.pausedUntil);
+      return;
+    }
     this.enricher.refresh(now);
     while (this.inFlightRequests < this.opts.maxInFlight) {
       const rows = this.spool.ready(now, 64 + this.inFlight.size).filter((r) => !this.inFlight.has(r.id));
@@ -180,8 +183,8 @@ export class ExportQueue {
           dropped++;
           continue;
         }
-        let prepared;
-        let spliced;
+        let prepared: ReturnType<Enricher['prepare']>;
+        let spliced: ReturnType<typeof spliceSpans>;
         try {
           const facts = this.factsOf(row, body);
           prepared = this.enricher.prepare(facts, row.peer, row.received_ms, now);
@@ -248,7 +251,10 @@ export class ExportQueue {
       return true;
     } catch (err) {
       const e = err as Error & { code?: string };
-      this.log.error({ err: e.message, code: e.code, rows: batch.rows.length }, 'request ledger write failed; the spans stay in the spool and are sent again');
+      this.log.error(
+        { err: e.message, code: e.code, rows: batch.rows.length },
+        'request ledger write failed; the spans stay in the spool and are sent again',
+      );
       return false;
     }
   }
@@ -279,7 +285,15 @@ export class ExportQueue {
           this.spool.postpone(ids, 0, true);
           this.metrics?.sendFailed.inc(spanCount);
           if (this.backoff.consecutiveFailures === 1 || this.backoff.consecutiveFailures % 20 === 0) {
-            this.log.warn({ reason: verdict.reason, spans: spanCount, retry_in_ms: Math.round(delay), failures: this.backoff.consecutiveFailures }, 'downstream export failed; spans stay in the spool and will be retried');
+            this.log.warn(
+              {
+                reason: verdict.reason,
+                spans: spanCount,
+                retry_in_ms: Math.round(delay),
+                failures: this.backoff.consecutiveFailures,
+              },
+              'downstream export failed; spans stay in the spool and will be retried',
+            );
           }
         } else this.rejected(group, verdict.reason);
       }
@@ -295,7 +309,10 @@ export class ExportQueue {
   private rejected(group: SpoolRow[], reason: string): void {
     if (group.length > 1) {
       for (const r of group) this.solo.add(r.id);
-      this.log.warn({ reason, requests: group.length, spans: group.reduce((n, r) => n + r.spans, 0) }, 'downstream refused a merged request; sending its requests one by one');
+      this.log.warn(
+        { reason, requests: group.length, spans: group.reduce((n, r) => n + r.spans, 0) },
+        'downstream refused a merged request; sending its requests one by one',
+      );
       return;
     }
     const row = group[0]!;
@@ -313,13 +330,19 @@ export class ExportQueue {
         for (const id of this.spool.split(row, [half(0, mid), half(mid, row.spans)])) this.solo.add(id);
         return;
       } catch (err) {
-        this.log.error({ err: (err as Error).message, spool_id: row.id }, 'cannot split a refused request; dropping it whole');
+        this.log.error(
+          { err: (err as Error).message, spool_id: row.id },
+          'cannot split a refused request; dropping it whole',
+        );
       }
     }
     this.forget([row.id]);
     this.spool.delete([row.id]);
     this.metrics?.dropped.inc(row.spans);
-    this.log.error({ reason, spans: row.spans, peer: row.peer }, 'downstream refused spans permanently, alone; dropped');
+    this.log.error(
+      { reason, spans: row.spans, peer: row.peer },
+      'downstream refused spans permanently, alone; dropped',
+    );
   }
 
   private finish(group: SpoolRow[], ids: number[], ledger: LedgerBatch): void {

@@ -2,14 +2,17 @@ import { credentials, Metadata, type ChannelCredentials } from '@grpc/grpc-js';
 import type { ExportResult } from '@opentelemetry/core';
 import { OTLPExporterBase } from '@opentelemetry/otlp-exporter-base';
 import { convertLegacyOtlpGrpcOptions, createOtlpGrpcExportDelegate } from '@opentelemetry/otlp-grpc-exporter-base';
-import { ProtobufTraceSerializer, type IExporterMetricsHelper, type ISerializer } from '@opentelemetry/otlp-transformer';
+import {
+  ProtobufTraceSerializer,
+  type IExporterMetricsHelper,
+  type ISerializer,
+} from '@opentelemetry/otlp-transformer';
 import { readFileSync } from 'node:fs';
 import type { ExporterConfig } from '../config/config.ts';
 
-
 /** The endpoint spans go to: config, else the standard OTLP environment variables. */
 export function resolveEndpoint(cfg: ExporterConfig, env: NodeJS.ProcessEnv = process.env): string | undefined {
-  const pick = (v: string | undefined): string | undefined => (v && v.trim() ? v.trim() : undefined);
+  const pick = (v: string | undefined): string | undefined => (v?.trim() ? v.trim() : undefined);
   return pick(cfg.endpoint) ?? pick(env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT) ?? pick(env.OTEL_EXPORTER_OTLP_ENDPOINT);
 }
 
@@ -68,6 +71,14 @@ export function createDownstreamExporter(cfg: ExporterConfig, endpoint: string):
     'TRACES',
   );
   return new OTLPExporterBase(
-    createOtlpGrpcExportDelegate(options, batchSerializer, 'otlp_grpc_span_exporter', batchMetrics, undefined, 'TraceExportService', '/opentelemetry.proto.collector.trace.v1.TraceService/Export'),
+    createOtlpGrpcExportDelegate(
+      options,
+      batchSerializer,
+      'otlp_grpc_span_exporter',
+      batchMetrics,
+      undefined,
+      'TraceExportService',
+      '/opentelemetry.proto.collector.trace.v1.TraceService/Export',
+    ),
   );
 }

@@ -19,13 +19,45 @@ export class PipelineMetrics {
 
   constructor(readonly registry: Registry = new Registry()) {
     const r = [registry];
-    this.accepted = new Counter({ name: 'cachelens_receiver_accepted_spans_total', help: 'Spans written to the spool and acknowledged.', labelNames: ['transport'], registers: r });
-    this.refused = new Counter({ name: 'cachelens_receiver_refused_requests_total', help: 'Requests refused before acknowledgement (spool full, too large, malformed, unauthenticated, wrong route).', labelNames: ['transport', 'reason'], registers: r });
-    this.rejected = new Counter({ name: 'cachelens_receiver_rejected_spans_total', help: 'Spans left out of an accepted request (partial success: invalid ids).', labelNames: ['transport'], registers: r });
-    this.sent = new Counter({ name: 'cachelens_exporter_sent_spans_total', help: 'Spans downstream acknowledged.', registers: r });
-    this.sendFailed = new Counter({ name: 'cachelens_exporter_send_failed_spans_total', help: 'Spans in export attempts that failed and will be retried.', registers: r });
-    this.dropped = new Counter({ name: 'cachelens_exporter_dropped_spans_total', help: 'Spans downstream rejected permanently (non-retryable status).', registers: r });
-    this.enriched = new Counter({ name: 'cachelens_spans_enriched_total', help: 'Request spans given fleet context, by how they were matched to an instance (config, resource, peer, fleet).', labelNames: ['match'], registers: r });
+    this.accepted = new Counter({
+      name: 'cachelens_receiver_accepted_spans_total',
+      help: 'Spans written to the spool and acknowledged.',
+      labelNames: ['transport'],
+      registers: r,
+    });
+    this.refused = new Counter({
+      name: 'cachelens_receiver_refused_requests_total',
+      help: 'Requests refused before acknowledgement (spool full, too large, malformed, unauthenticated, wrong route).',
+      labelNames: ['transport', 'reason'],
+      registers: r,
+    });
+    this.rejected = new Counter({
+      name: 'cachelens_receiver_rejected_spans_total',
+      help: 'Spans left out of an accepted request (partial success: invalid ids).',
+      labelNames: ['transport'],
+      registers: r,
+    });
+    this.sent = new Counter({
+      name: 'cachelens_exporter_sent_spans_total',
+      help: 'Spans downstream acknowledged.',
+      registers: r,
+    });
+    this.sendFailed = new Counter({
+      name: 'cachelens_exporter_send_failed_spans_total',
+      help: 'Spans in export attempts that failed and will be retried.',
+      registers: r,
+    });
+    this.dropped = new Counter({
+      name: 'cachelens_exporter_dropped_spans_total',
+      help: 'Spans downstream rejected permanently (non-retryable status).',
+      registers: r,
+    });
+    this.enriched = new Counter({
+      name: 'cachelens_spans_enriched_total',
+      help: 'Request spans given fleet context, by how they were matched to an instance (config, resource, peer, fleet).',
+      labelNames: ['match'],
+      registers: r,
+    });
     this.enrichWait = new Histogram({
       name: 'cachelens_enrich_wait_seconds',
       help: 'Time from acknowledgement to enrichment of a request batch: mostly the wait for the scrape that closes its window.',
@@ -40,12 +72,19 @@ export class PipelineMetrics {
       for (const reason of REFUSAL_REASONS) this.refused.inc({ transport, reason }, 0);
     }
     for (const match of MATCH_RULES) this.enriched.inc({ match }, 0);
-    this.incomplete = new Counter({ name: 'cachelens_enrich_incomplete_windows_total', help: 'Request spans enriched after enrich.max_wait without a closing scrape.', registers: r });
+    this.incomplete = new Counter({
+      name: 'cachelens_enrich_incomplete_windows_total',
+      help: 'Request spans enriched after enrich.max_wait without a closing scrape.',
+      registers: r,
+    });
   }
 }
 
 /** The spool's depth, read at scrape time; absent while the spool is closed. */
-export function registerSpoolMetrics(registry: Registry, spool: () => { spans: number; bytes: number } | undefined): void {
+export function registerSpoolMetrics(
+  registry: Registry,
+  spool: () => { spans: number; bytes: number } | undefined,
+): void {
   new Gauge({
     name: 'cachelens_spool_spans',
     help: 'Spans acknowledged and waiting in the spool for enrichment or export.',

@@ -3,7 +3,16 @@ import { RetryInfo, RpcStatus } from '../otlp/schema.ts';
 
 // The OTLP spec's retryable set, plus auth failures: those are a config error someone will fix,
 // so spans wait in the bounded spool instead of being thrown away.
-const RETRYABLE = new Set<number>([GRPC.CANCELLED, GRPC.DEADLINE_EXCEEDED, GRPC.ABORTED, GRPC.OUT_OF_RANGE, GRPC.UNAVAILABLE, GRPC.DATA_LOSS, GRPC.UNAUTHENTICATED, GRPC.PERMISSION_DENIED]);
+const RETRYABLE = new Set<number>([
+  GRPC.CANCELLED,
+  GRPC.DEADLINE_EXCEEDED,
+  GRPC.ABORTED,
+  GRPC.OUT_OF_RANGE,
+  GRPC.UNAVAILABLE,
+  GRPC.DATA_LOSS,
+  GRPC.UNAUTHENTICATED,
+  GRPC.PERMISSION_DENIED,
+]);
 
 export interface FailureVerdict {
   retryable: boolean;
@@ -25,7 +34,9 @@ function retryInfoMs(err: GrpcLikeError): number | undefined {
     const status = RpcStatus.decode(raw) as unknown as { details: Array<{ typeUrl: string; value: Uint8Array }> };
     for (const d of status.details) {
       if (!d.typeUrl.endsWith('google.rpc.RetryInfo')) continue;
-      const info = RetryInfo.decode(d.value) as unknown as { retryDelay?: { seconds?: number | { toNumber(): number }; nanos?: number } };
+      const info = RetryInfo.decode(d.value) as unknown as {
+        retryDelay?: { seconds?: number | { toNumber(): number }; nanos?: number };
+      };
       const s = info.retryDelay?.seconds;
       const seconds = typeof s === 'number' ? s : (s?.toNumber() ?? 0);
       return seconds * 1000 + (info.retryDelay?.nanos ?? 0) / 1e6;

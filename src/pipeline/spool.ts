@@ -75,9 +75,13 @@ export class Spool {
     this.db.pragma(`synchronous = ${opts.fsync ? 'FULL' : 'NORMAL'}`);
     migrate(this.db, SPOOL_MIGRATIONS);
     this.usedBytes = (this.db.prepare('SELECT coalesce(sum(bytes), 0) AS b FROM spool').get() as { b: number }).b;
-    this.insert = this.db.prepare('INSERT INTO spool (received_ms, not_before_ms, spans, bytes, peer) VALUES (?, ?, ?, ?, ?)');
+    this.insert = this.db.prepare(
+      'INSERT INTO spool (received_ms, not_before_ms, spans, bytes, peer) VALUES (?, ?, ?, ?, ?)',
+    );
     this.insertBody = this.db.prepare('INSERT INTO spool_body (id, body) VALUES (?, ?)');
-    this.selectReady = this.db.prepare('SELECT id, received_ms, not_before_ms, attempts, spans, bytes, peer FROM spool WHERE not_before_ms <= ? ORDER BY id LIMIT ?');
+    this.selectReady = this.db.prepare(
+      'SELECT id, received_ms, not_before_ms, attempts, spans, bytes, peer FROM spool WHERE not_before_ms <= ? ORDER BY id LIMIT ?',
+    );
     this.selectBody = this.db.prepare('SELECT body FROM spool_body WHERE id = ?').pluck();
     this.deleteOne = this.db.prepare('DELETE FROM spool WHERE id = ? RETURNING bytes').pluck();
     this.deleteBody = this.db.prepare('DELETE FROM spool_body WHERE id = ?');
@@ -97,10 +101,17 @@ export class Spool {
   /** Resolves with the row id once the row is committed; throws SpoolFullError before queuing when over the bound. */
   append(body: Uint8Array, spans: number, peer: string | null, notBeforeMs: number): Promise<number> {
     if (this.bytes + body.length > this.opts.maxBytes) {
-      return Promise.reject(new SpoolFullError(`spool full (${this.bytes} of ${this.opts.maxBytes} bytes; downstream slower than intake)`, 5000));
+      return Promise.reject(
+        new SpoolFullError(
+          `spool full (${this.bytes} of ${this.opts.maxBytes} bytes; downstream slower than intake)`,
+          5000,
+        ),
+      );
     }
     this.pendingBytes += body.length;
-    const p = new Promise<number>((resolve, reject) => this.pending.push({ body, spans, peer, notBeforeMs, resolve, reject }));
+    const p = new Promise<number>((resolve, reject) =>
+      this.pending.push({ body, spans, peer, notBeforeMs, resolve, reject }),
+    );
     if (!this.flushScheduled) {
       this.flushScheduled = true;
       setImmediate(() => this.flush());
@@ -187,7 +198,10 @@ export class Spool {
   }
 
   postpone(ids: readonly number[], notBeforeMs: number, countAttempt: boolean): void {
-    this.postponeEach(ids.map((id) => [id, notBeforeMs]), countAttempt);
+    this.postponeEach(
+      ids.map((id) => [id, notBeforeMs]),
+      countAttempt,
+    );
   }
 
   /** Each row to its own time, in one transaction. */
@@ -217,7 +231,10 @@ export class Spool {
   }
 
   counts(): { rows: number; spans: number } {
-    return this.db.prepare('SELECT count(*) AS rows, coalesce(sum(spans), 0) AS spans FROM spool').get() as { rows: number; spans: number };
+    return this.db.prepare('SELECT count(*) AS rows, coalesce(sum(spans), 0) AS spans FROM spool').get() as {
+      rows: number;
+      spans: number;
+    };
   }
 
   close(): void {

@@ -34,9 +34,13 @@ export class TracePipeline {
   ) {
     this.metrics = metrics ?? new PipelineMetrics();
     const { spool, exporter, enrich, ledger, scrape } = config;
-    this.spool = new Spool(spool.path || defaultSpoolPath(config.storage.path), { maxBytes: spool.max_bytes, fsync: spool.fsync });
+    this.spool = new Spool(spool.path || defaultSpoolPath(config.storage.path), {
+      maxBytes: spool.max_bytes,
+      fsync: spool.fsync,
+    });
     const targetMatch = new Map<string, Record<string, string>>();
-    for (const t of scrape.targets) if (Object.keys(t.match ?? {}).length) targetMatch.set(new URL(t.url).toString(), t.match);
+    for (const t of scrape.targets)
+      if (Object.keys(t.match ?? {}).length) targetMatch.set(new URL(t.url).toString(), t.match);
     const enricher = new Enricher(new FleetQueries(db), {
       maxWaitMs: enrich.max_wait ?? 2 * scrape.interval,
       as: enrich.as,
@@ -52,7 +56,13 @@ export class TracePipeline {
       enricher,
       new LedgerStore(db),
       downstream,
-      { maxBatchSpans: exporter.max_batch_spans, maxInFlight: exporter.max_in_flight, retryInitialMs: exporter.retry_initial_interval, retryMaxMs: exporter.retry_max_interval, factsCacheBytes: 64 * 1024 * 1024 },
+      {
+        maxBatchSpans: exporter.max_batch_spans,
+        maxInFlight: exporter.max_in_flight,
+        retryInitialMs: exporter.retry_initial_interval,
+        retryMaxMs: exporter.retry_max_interval,
+        factsCacheBytes: 64 * 1024 * 1024,
+      },
       log,
       this.metrics,
     );
@@ -61,9 +71,16 @@ export class TracePipeline {
 
   async start(): Promise<{ grpc?: string; http?: string }> {
     const r = this.config.receivers;
-    const common = { maxRequestBytes: r.max_request_bytes, tls: r.tls, auth: { bearer_token: r.bearer_token, bearer_token_file: r.bearer_token_file } };
+    const common = {
+      maxRequestBytes: r.max_request_bytes,
+      tls: r.tls,
+      auth: { bearer_token: r.bearer_token, bearer_token_file: r.bearer_token_file },
+    };
     const out: { grpc?: string; http?: string } = {};
-    if (!this.endpoint) this.log.warn('no exporter.endpoint and no OTEL_EXPORTER_OTLP_TRACES_ENDPOINT / OTEL_EXPORTER_OTLP_ENDPOINT: spans are enriched and written to the request ledger but not forwarded');
+    if (!this.endpoint)
+      this.log.warn(
+        'no exporter.endpoint and no OTEL_EXPORTER_OTLP_TRACES_ENDPOINT / OTEL_EXPORTER_OTLP_ENDPOINT: spans are enriched and written to the request ledger but not forwarded',
+      );
     const pending = this.spool.counts();
     if (pending.rows) this.log.info({ rows: pending.rows, spans: pending.spans }, 'resuming export of spooled spans');
     this.queue.start();

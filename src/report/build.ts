@@ -54,7 +54,12 @@ export interface Report {
   prices_file: string | null;
   rows: ReportRow[];
   totals: ReportRow;
-  reconciliation: { fleet_cached_prompt_tokens: number | null; tenant_measured: number; tenant_allocated: number; unattributed: number | null } | null;
+  reconciliation: {
+    fleet_cached_prompt_tokens: number | null;
+    tenant_measured: number;
+    tenant_allocated: number;
+    unattributed: number | null;
+  } | null;
   series: { bucket: 'minute' | 'hour' | 'day'; points: SeriesPoint[] };
   savings_by_model: Array<{ model: string; savings: number | null }>;
   savings_by_tenant: Array<{ tenant: string; savings: number | null }>;
@@ -96,7 +101,12 @@ interface Cost {
 }
 
 /** Costs of token counts under a per-1M-token model price. Prompt tokens include the cached ones. */
-function tokenCost(p: { input: number; cachedInput: number; output: number }, prompt: number, cached: number, gen: number): Cost {
+function tokenCost(
+  p: { input: number; cachedInput: number; output: number },
+  prompt: number,
+  cached: number,
+  gen: number,
+): Cost {
   return {
     without: (prompt * p.input + gen * p.output) / 1e6,
     with: ((prompt - cached) * p.input + cached * p.cachedInput + gen * p.output) / 1e6,
@@ -115,7 +125,7 @@ class Pricer {
 
   constructor(
     private readonly prices: Prices,
-    private readonly targets: Map<number, TargetInfo>,
+    targets: Map<number, TargetInfo>,
     fleet: readonly FleetFact[],
   ) {
     const byTargetBucket = new Map<string, FleetFact[]>();
@@ -135,8 +145,17 @@ class Pricer {
       }
       const minutes = Math.max(...facts.map((f) => f.minutes));
       const cost = (p.gpuHour * p.gpus * minutes) / 60;
-      const processed = facts.reduce((s, f) => s + processedTokens(f.counters.prompt_tokens ?? 0, fleetCached(f) ?? 0, f.counters.generation_tokens ?? 0), 0);
-      this.perToken.set(k, processed > 0 ? { costPerToken: cost / processed, idleShare: 0 } : { costPerToken: 0, idleShare: cost / facts.length });
+      const processed = facts.reduce(
+        (s, f) =>
+          s + processedTokens(f.counters.prompt_tokens ?? 0, fleetCached(f) ?? 0, f.counters.generation_tokens ?? 0),
+        0,
+      );
+      this.perToken.set(
+        k,
+        processed > 0
+          ? { costPerToken: cost / processed, idleShare: 0 }
+          : { costPerToken: 0, idleShare: cost / facts.length },
+      );
     }
   }
 
@@ -148,14 +167,33 @@ class Pricer {
   }
 
   ledger(l: LedgerFact): Cost | null {
-    return this.price(l.targetId, l.model, l.bucketMs, l.promptTokens, l.cachedMeasured + l.cachedAllocated, l.completionTokens, false);
+    return this.price(
+      l.targetId,
+      l.model,
+      l.bucketMs,
+      l.promptTokens,
+      l.cachedMeasured + l.cachedAllocated,
+      l.completionTokens,
+      false,
+    );
   }
 
-  private price(targetId: number, model: string, bucketMs: number, prompt: number, cached: number, gen: number, idle: boolean): Cost | null {
+  private price(
+    targetId: number,
+    model: string,
+    bucketMs: number,
+    prompt: number,
+    cached: number,
+    gen: number,
+    idle: boolean,
+  ): Cost | null {
     const gpu = this.perToken.get(`${targetId}\u0000${bucketMs}`);
     if (gpu) {
       const extra = idle ? gpu.idleShare : 0;
-      return { without: gpu.costPerToken * (prompt + gen) + extra, with: gpu.costPerToken * processedTokens(prompt, cached, gen) + extra };
+      return {
+        without: gpu.costPerToken * (prompt + gen) + extra,
+        with: gpu.costPerToken * processedTokens(prompt, cached, gen) + extra,
+      };
     }
     const p = model ? modelPriceAt(this.prices, model, bucketMs) : undefined;
     if (!p) {
@@ -247,7 +285,11 @@ class Acc {
 
 const sub = (a: number | null, b: number | null) => (a === null && b === null ? null : (a ?? 0) - (b ?? 0));
 
-function fleetKey(f: FleetFact, dims: readonly Dimension[], targets: Map<number, TargetInfo>): Partial<Record<Dimension, string>> {
+function fleetKey(
+  f: FleetFact,
+  dims: readonly Dimension[],
+  targets: Map<number, TargetInfo>,
+): Partial<Record<Dimension, string>> {
   const key: Partial<Record<Dimension, string>> = {};
   for (const d of dims) {
     if (d === 'model') key.model = f.model || UNKNOWN_MODEL;
@@ -258,7 +300,11 @@ function fleetKey(f: FleetFact, dims: readonly Dimension[], targets: Map<number,
   return key;
 }
 
-function ledgerKey(l: LedgerFact, dims: readonly Dimension[], targets: Map<number, TargetInfo>): Partial<Record<Dimension, string>> {
+function ledgerKey(
+  l: LedgerFact,
+  dims: readonly Dimension[],
+  targets: Map<number, TargetInfo>,
+): Partial<Record<Dimension, string>> {
   const key: Partial<Record<Dimension, string>> = {};
   for (const d of dims) {
     if (d === 'model') key.model = l.model || UNKNOWN_MODEL;
@@ -270,9 +316,14 @@ function ledgerKey(l: LedgerFact, dims: readonly Dimension[], targets: Map<numbe
   return key;
 }
 
-const keyString = (key: Partial<Record<Dimension, string>>, dims: readonly Dimension[]) => dims.map((d) => key[d] ?? '').join('\u0000');
+const keyString = (key: Partial<Record<Dimension, string>>, dims: readonly Dimension[]) =>
+  dims.map((d) => key[d] ?? '').join('\u0000');
 
-function group<T>(items: readonly T[], keyOf: (x: T) => Partial<Record<Dimension, string>>, dims: readonly Dimension[]): Map<string, { key: Partial<Record<Dimension, string>>; items: T[] }> {
+function group<T>(
+  items: readonly T[],
+  keyOf: (x: T) => Partial<Record<Dimension, string>>,
+  dims: readonly Dimension[],
+): Map<string, { key: Partial<Record<Dimension, string>>; items: T[] }> {
   const out = new Map<string, { key: Partial<Record<Dimension, string>>; items: T[] }>();
   for (const x of items) {
     const key = keyOf(x);
@@ -320,15 +371,21 @@ export function buildReport(input: BuildInput): Report {
     for (const f of facts) a.addFleet(f, fleetCost.get(f) ?? null);
     return a;
   };
-  const fleetRow = (key: Partial<Record<Dimension, string>>, a: Acc): ReportRow => ({ key, source: 'fleet', basis: 'exact', ...a.figures(priced) });
+  const fleetRow = (key: Partial<Record<Dimension, string>>, a: Acc): ReportRow => ({
+    key,
+    source: 'fleet',
+    basis: 'exact',
+    ...a.figures(priced),
+  });
 
   const totalsAcc = fleetAcc(input.fleet);
   const totals = fleetRow({}, totalsAcc);
-  let rows: ReportRow[] = [];
+  const rows: ReportRow[] = [];
   let reconciliation: Report['reconciliation'] = null;
 
   if (!by.includes('tenant')) {
-    for (const g of group(input.fleet, (f) => fleetKey(f, by, targets), by).values()) rows.push(fleetRow(g.key, fleetAcc(g.items)));
+    for (const g of group(input.fleet, (f) => fleetKey(f, by, targets), by).values())
+      rows.push(fleetRow(g.key, fleetAcc(g.items)));
   } else {
     // Tenant rows come from the ledger; per group of the other dimensions, what the fleet counted and
     // no tenant's requests account for is the `unattributed` row, so every column reconciles.
@@ -342,7 +399,15 @@ export function buildReport(input: BuildInput): Report {
       const a = ledgerAcc(g.items);
       measured += a.measured;
       allocated += a.allocated;
-      rows.push({ key: g.key, source: 'tenant', basis: basisOf(a.measured, a.allocated), ...a.figures(priced), cached_measured_tokens: a.measured, cached_allocated_tokens: a.allocated, preemptions: null });
+      rows.push({
+        key: g.key,
+        source: 'tenant',
+        basis: basisOf(a.measured, a.allocated),
+        ...a.figures(priced),
+        cached_measured_tokens: a.measured,
+        cached_allocated_tokens: a.allocated,
+        preemptions: null,
+      });
       const otherKey: Partial<Record<Dimension, string>> = {};
       for (const d of others) otherKey[d] = g.key[d];
       const ok = keyString(otherKey, others);
@@ -376,19 +441,40 @@ export function buildReport(input: BuildInput): Report {
         savings: priced ? sub(fa.savings, t?.savings ?? null) : null,
       });
     }
-    const unattributed = totals.cached_prompt_tokens === null ? null : totals.cached_prompt_tokens - measured - allocated;
-    reconciliation = { fleet_cached_prompt_tokens: totals.cached_prompt_tokens, tenant_measured: measured, tenant_allocated: allocated, unattributed };
-    if (!input.ledger.length && input.fleet.length) notes.push('No request spans in the ledger for this period: every token is unattributed. Point the inference servers\' OTLP traces at cachelens (docs/architecture.md, The trace pipeline) and list tenant attributes under ledger.tenant_attributes.');
-    if (unattributed !== null && unattributed < 0) notes.push('Tenants were credited more cached tokens than the fleet counted (a negative unattributed figure): allocated estimates from overlapping windows overshoot; measured counts do not.');
+    const unattributed =
+      totals.cached_prompt_tokens === null ? null : totals.cached_prompt_tokens - measured - allocated;
+    reconciliation = {
+      fleet_cached_prompt_tokens: totals.cached_prompt_tokens,
+      tenant_measured: measured,
+      tenant_allocated: allocated,
+      unattributed,
+    };
+    if (!input.ledger.length && input.fleet.length)
+      notes.push(
+        "No request spans in the ledger for this period: every token is unattributed. Point the inference servers' OTLP traces at cachelens (docs/architecture.md, The trace pipeline) and list tenant attributes under ledger.tenant_attributes.",
+      );
+    if (unattributed !== null && unattributed < 0)
+      notes.push(
+        'Tenants were credited more cached tokens than the fleet counted (a negative unattributed figure): allocated estimates from overlapping windows overshoot; measured counts do not.',
+      );
   }
   rows.sort(compareKeys(by));
   totals.basis = 'exact';
 
   // Chart data: per model and bucket, from the fleet.
   const series: SeriesPoint[] = [];
-  for (const g of group(input.fleet, (f) => ({ hour: String(f.bucketMs), model: f.model || UNKNOWN_MODEL }), ['hour', 'model']).values()) {
+  for (const g of group(input.fleet, (f) => ({ hour: String(f.bucketMs), model: f.model || UNKNOWN_MODEL }), [
+    'hour',
+    'model',
+  ]).values()) {
     const fig = fleetAcc(g.items).figures(false);
-    series.push({ t: iso(Number(g.key.hour)), model: g.key.model!, cache_hit_ratio: fig.cache_hit_ratio, kv_cache_usage_mean: fig.kv_cache_usage_mean, queue_depth_mean: fig.queue_depth_mean });
+    series.push({
+      t: iso(Number(g.key.hour)),
+      model: g.key.model!,
+      cache_hit_ratio: fig.cache_hit_ratio,
+      kv_cache_usage_mean: fig.kv_cache_usage_mean,
+      queue_depth_mean: fig.queue_depth_mean,
+    });
   }
   series.sort((a, b) => (a.t === b.t ? (a.model < b.model ? -1 : 1) : a.t < b.t ? -1 : 1));
   const savingsByModel = [...group(input.fleet, (f) => ({ model: f.model || UNKNOWN_MODEL }), ['model']).values()]
@@ -399,15 +485,36 @@ export function buildReport(input: BuildInput): Report {
     .sort((a, b) => (b.savings ?? 0) - (a.savings ?? 0));
 
   if (!input.fleet.length && !input.ledger.length) {
-    notes.push(`No data between ${iso(input.fromMs)} and ${iso(input.toMs)} in ${input.db}. Widen --since, or check that the daemon is scraping (cachelens scrape --once lists what each target exposes).`);
+    notes.push(
+      `No data between ${iso(input.fromMs)} and ${iso(input.toMs)} in ${input.db}. Widen --since, or check that the daemon is scraping (cachelens scrape --once lists what each target exposes).`,
+    );
   }
-  if (!prices) notes.push('No prices: the cost columns are left out. Pass --prices prices.yaml with per-model token prices or per-instance GPU-hour prices (docs/reports.md, Prices).');
-  else if (pricer!.unpricedModels.size) notes.push(`No price matches ${[...pricer!.unpricedModels].sort().join(', ')}: their tokens are left out of the cost columns. Add a models: entry whose match covers them in ${prices.file}.`);
+  if (!prices)
+    notes.push(
+      'No prices: the cost columns are left out. Pass --prices prices.yaml with per-model token prices or per-instance GPU-hour prices (docs/reports.md, Prices).',
+    );
+  else if (pricer!.unpricedModels.size)
+    notes.push(
+      `No price matches ${[...pricer!.unpricedModels].sort().join(', ')}: their tokens are left out of the cost columns. Add a models: entry whose match covers them in ${prices.file}.`,
+    );
   const resets = input.fleet.reduce((s, f) => s + f.resets, 0);
-  if (resets) notes.push(`${resets} counter reset${resets === 1 ? '' : 's'} (server restarts) in the period; deltas across them are exact.`);
-  const viaHits = new Set(input.fleet.filter((f) => f.counters.prompt_tokens_cached === null && f.counters.prefix_cache_hits !== null).map((f) => f.model));
-  if (input.hitsInBlocks?.length) notes.push(`Prefix-cache hits of ${input.hitsInBlocks.join(', ')} are counted in blocks (vLLM before 0.9) and no block size was exposed (vllm:cache_config_info): they are left out of the token and cache figures, not added to tokens.`);
-  if (viaHits.size) notes.push(`Cached prompt tokens for ${[...viaHits].sort().join(', ')} come from prefix-cache hits (the server exposes no cached-prompt-token counter).`);
+  if (resets)
+    notes.push(
+      `${resets} counter reset${resets === 1 ? '' : 's'} (server restarts) in the period; deltas across them are exact.`,
+    );
+  const viaHits = new Set(
+    input.fleet
+      .filter((f) => f.counters.prompt_tokens_cached === null && f.counters.prefix_cache_hits !== null)
+      .map((f) => f.model),
+  );
+  if (input.hitsInBlocks?.length)
+    notes.push(
+      `Prefix-cache hits of ${input.hitsInBlocks.join(', ')} are counted in blocks (vLLM before 0.9) and no block size was exposed (vllm:cache_config_info): they are left out of the token and cache figures, not added to tokens.`,
+    );
+  if (viaHits.size)
+    notes.push(
+      `Cached prompt tokens for ${[...viaHits].sort().join(', ')} come from prefix-cache hits (the server exposes no cached-prompt-token counter).`,
+    );
 
   return {
     schema: REPORT_SCHEMA,
@@ -420,7 +527,10 @@ export function buildReport(input: BuildInput): Report {
     rows,
     totals,
     reconciliation,
-    series: { bucket: input.bucketMs === MINUTE_MS ? 'minute' : input.bucketMs === HOUR_MS ? 'hour' : 'day', points: series },
+    series: {
+      bucket: input.bucketMs === MINUTE_MS ? 'minute' : input.bucketMs === HOUR_MS ? 'hour' : 'day',
+      points: series,
+    },
     savings_by_model: savingsByModel,
     savings_by_tenant: savingsByTenant,
     notes,

@@ -18,9 +18,17 @@ interface Line {
   points: Array<[number, number | null]>;
 }
 
-function lineChart(title: string, lines: Line[], fromMs: number, toMs: number, yFormat: (v: number) => string, yMaxHint?: number): string {
+function lineChart(
+  title: string,
+  lines: Line[],
+  fromMs: number,
+  toMs: number,
+  yFormat: (v: number) => string,
+  yMaxHint?: number,
+): string {
   const values = lines.flatMap((l) => l.points.map((p) => p[1]).filter((v): v is number => v !== null));
-  if (!values.length) return `<figure><figcaption>${escapeHtml(title)}</figcaption><p class="empty">No data in this period.</p></figure>`;
+  if (!values.length)
+    return `<figure><figcaption>${escapeHtml(title)}</figcaption><p class="empty">No data in this period.</p></figure>`;
   const yMax = Math.max(yMaxHint ?? 0, ...values) || 1;
   const x = (t: number) => M.l + ((t - fromMs) / Math.max(1, toMs - fromMs)) * (W - M.l - M.r);
   const y = (v: number) => H - M.b - (v / yMax) * (H - M.t - M.b);
@@ -28,18 +36,26 @@ function lineChart(title: string, lines: Line[], fromMs: number, toMs: number, y
   for (let i = 0; i <= 4; i++) {
     const v = (yMax * i) / 4;
     parts.push(`<line class="grid" x1="${M.l}" x2="${W - M.r}" y1="${y(v).toFixed(1)}" y2="${y(v).toFixed(1)}"/>`);
-    parts.push(`<text class="tick" x="${M.l - 6}" y="${(y(v) + 4).toFixed(1)}" text-anchor="end">${escapeHtml(yFormat(v))}</text>`);
+    parts.push(
+      `<text class="tick" x="${M.l - 6}" y="${(y(v) + 4).toFixed(1)}" text-anchor="end">${escapeHtml(yFormat(v))}</text>`,
+    );
   }
   for (let i = 0; i <= 4; i++) {
     const t = fromMs + ((toMs - fromMs) * i) / 4;
-    const label = new Date(t).toISOString().slice(5, toMs - fromMs > 3 * 86_400_000 ? 10 : 16).replace('T', ' ');
-    parts.push(`<text class="tick" x="${x(t).toFixed(1)}" y="${H - M.b + 18}" text-anchor="${i === 0 ? 'start' : i === 4 ? 'end' : 'middle'}">${escapeHtml(label)}</text>`);
+    const label = new Date(t)
+      .toISOString()
+      .slice(5, toMs - fromMs > 3 * 86_400_000 ? 10 : 16)
+      .replace('T', ' ');
+    parts.push(
+      `<text class="tick" x="${x(t).toFixed(1)}" y="${H - M.b + 18}" text-anchor="${i === 0 ? 'start' : i === 4 ? 'end' : 'middle'}">${escapeHtml(label)}</text>`,
+    );
   }
   lines.forEach((l, i) => {
     const color = PALETTE[i % PALETTE.length]!;
     let run: string[] = [];
     const flush = () => {
-      if (run.length > 1) parts.push(`<polyline fill="none" stroke="${color}" stroke-width="2" points="${run.join(' ')}"/>`);
+      if (run.length > 1)
+        parts.push(`<polyline fill="none" stroke="${color}" stroke-width="2" points="${run.join(' ')}"/>`);
       run = [];
     };
     for (const [t, v] of l.points) {
@@ -49,18 +65,28 @@ function lineChart(title: string, lines: Line[], fromMs: number, toMs: number, y
       }
       const pt = `${x(t).toFixed(1)},${y(v).toFixed(1)}`;
       run.push(pt);
-      parts.push(`<circle cx="${x(t).toFixed(1)}" cy="${y(v).toFixed(1)}" r="2.5" fill="${color}"><title>${escapeHtml(`${l.name} ${new Date(t).toISOString()}: ${yFormat(v)}`)}</title></circle>`);
+      parts.push(
+        `<circle cx="${x(t).toFixed(1)}" cy="${y(v).toFixed(1)}" r="2.5" fill="${color}"><title>${escapeHtml(`${l.name} ${new Date(t).toISOString()}: ${yFormat(v)}`)}</title></circle>`,
+      );
     }
     flush();
   });
   parts.push(`<line class="axis" x1="${M.l}" x2="${W - M.r}" y1="${H - M.b}" y2="${H - M.b}"/>`);
-  const legend = lines.map((l, i) => `<span><i style="background:${PALETTE[i % PALETTE.length]}"></i>${escapeHtml(l.name)}</span>`).join('');
+  const legend = lines
+    .map((l, i) => `<span><i style="background:${PALETTE[i % PALETTE.length]}"></i>${escapeHtml(l.name)}</span>`)
+    .join('');
   return `<figure><figcaption>${escapeHtml(title)}</figcaption><svg viewBox="0 0 ${W} ${H}" width="${W}" height="${H}" role="img" aria-label="${escapeHtml(title)}">${parts.join('')}</svg><div class="legend">${legend}</div></figure>`;
 }
 
-function barChart(title: string, bars: Array<{ name: string; value: number | null }>, format: (v: number) => string, emptyHint: string): string {
+function barChart(
+  title: string,
+  bars: Array<{ name: string; value: number | null }>,
+  format: (v: number) => string,
+  emptyHint: string,
+): string {
   const shown = bars.filter((b): b is { name: string; value: number } => b.value !== null).slice(0, 20);
-  if (!shown.length) return `<figure><figcaption>${escapeHtml(title)}</figcaption><p class="empty">${escapeHtml(emptyHint)}</p></figure>`;
+  if (!shown.length)
+    return `<figure><figcaption>${escapeHtml(title)}</figcaption><p class="empty">${escapeHtml(emptyHint)}</p></figure>`;
   const rowH = 24;
   const h = shown.length * rowH + 8;
   const labelW = 220;
@@ -80,7 +106,13 @@ const BUCKET_MS = { minute: 60_000, hour: 3_600_000, day: 86_400_000 } as const;
  * A point sits at the middle of its bucket, kept inside the period: a bucket that starts before the
  * period (an hour bucket of a 10-minute report) would otherwise fall off the chart's left edge.
  */
-function linesBy(points: SeriesPoint[], field: 'cache_hit_ratio' | 'kv_cache_usage_mean' | 'queue_depth_mean', bucket: keyof typeof BUCKET_MS, fromMs: number, toMs: number): Line[] {
+function linesBy(
+  points: SeriesPoint[],
+  field: 'cache_hit_ratio' | 'kv_cache_usage_mean' | 'queue_depth_mean',
+  bucket: keyof typeof BUCKET_MS,
+  fromMs: number,
+  toMs: number,
+): Line[] {
   const byModel = new Map<string, Array<[number, number | null]>>();
   for (const p of points) {
     const list = byModel.get(p.model) ?? [];
@@ -104,11 +136,41 @@ export function formatHtml(report: Report): string {
   const money = (v: number) => formatMoney(v, report.currency ?? 'USD');
   const noPrices = 'No prices: pass --prices prices.yaml to see savings.';
   const charts = [
-    lineChart('Prefix-cache hit ratio over time, per model', linesBy(pts, 'cache_hit_ratio', report.series.bucket, fromMs, toMs), fromMs, toMs, (v) => `${(v * 100).toFixed(0)}%`, 1),
-    barChart('Savings per model', report.savings_by_model.map((s) => ({ name: s.model, value: s.savings })), money, report.currency ? 'No priced tokens in this period.' : noPrices),
-    barChart('Savings per tenant', report.savings_by_tenant.map((s) => ({ name: s.tenant, value: s.savings })), money, report.currency ? 'No request spans with tenants in this period.' : noPrices),
-    lineChart('KV-cache usage over time (mean, per model)', linesBy(pts, 'kv_cache_usage_mean', report.series.bucket, fromMs, toMs), fromMs, toMs, (v) => `${(v * 100).toFixed(0)}%`, 1),
-    lineChart('Queue depth over time (requests waiting per instance, mean, per model)', linesBy(pts, 'queue_depth_mean', report.series.bucket, fromMs, toMs), fromMs, toMs, (v) => humanNumber(Number(v.toFixed(1)))),
+    lineChart(
+      'Prefix-cache hit ratio over time, per model',
+      linesBy(pts, 'cache_hit_ratio', report.series.bucket, fromMs, toMs),
+      fromMs,
+      toMs,
+      (v) => `${(v * 100).toFixed(0)}%`,
+      1,
+    ),
+    barChart(
+      'Savings per model',
+      report.savings_by_model.map((s) => ({ name: s.model, value: s.savings })),
+      money,
+      report.currency ? 'No priced tokens in this period.' : noPrices,
+    ),
+    barChart(
+      'Savings per tenant',
+      report.savings_by_tenant.map((s) => ({ name: s.tenant, value: s.savings })),
+      money,
+      report.currency ? 'No request spans with tenants in this period.' : noPrices,
+    ),
+    lineChart(
+      'KV-cache usage over time (mean, per model)',
+      linesBy(pts, 'kv_cache_usage_mean', report.series.bucket, fromMs, toMs),
+      fromMs,
+      toMs,
+      (v) => `${(v * 100).toFixed(0)}%`,
+      1,
+    ),
+    lineChart(
+      'Queue depth over time (requests waiting per instance, mean, per model)',
+      linesBy(pts, 'queue_depth_mean', report.series.bucket, fromMs, toMs),
+      fromMs,
+      toMs,
+      (v) => humanNumber(Number(v.toFixed(1))),
+    ),
   ];
   const cols = columnsFor(report);
   const dims = report.group_by;
@@ -116,12 +178,18 @@ export function formatHtml(report: Report): string {
   const head = `<tr>${[...(dims.length ? dims : ['']), ...(basis ? ['basis'] : [])].map((d) => `<th>${escapeHtml(d)}</th>`).join('')}${cols.map((c) => `<th>${escapeHtml(c.header)}</th>`).join('')}</tr>`;
   const body = rowsWithTotal(report)
     .map((r) => {
-      const keys = dims.length ? dims.map((d, i) => ('total' in r ? (i === 0 ? 'TOTAL' : '') : (r.key[d] ?? ''))) : ['TOTAL'];
-      const cells = [...keys, ...(basis ? ['total' in r ? 'exact' : r.basis] : [])].map((k) => `<td>${escapeHtml(k)}</td>`).join('');
+      const keys = dims.length
+        ? dims.map((d, i) => ('total' in r ? (i === 0 ? 'TOTAL' : '') : (r.key[d] ?? '')))
+        : ['TOTAL'];
+      const cells = [...keys, ...(basis ? ['total' in r ? 'exact' : r.basis] : [])]
+        .map((k) => `<td>${escapeHtml(k)}</td>`)
+        .join('');
       return `<tr${'total' in r ? ' class="total"' : ''}>${cells}${cols.map((c) => `<td class="n">${escapeHtml(formatCell(r[c.field], c.kind, report.currency))}</td>`).join('')}</tr>`;
     })
     .join('\n');
-  const notes = report.notes.length ? `<ul class="notes">${report.notes.map((n) => `<li>${escapeHtml(n)}</li>`).join('')}</ul>` : '';
+  const notes = report.notes.length
+    ? `<ul class="notes">${report.notes.map((n) => `<li>${escapeHtml(n)}</li>`).join('')}</ul>`
+    : '';
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'">

@@ -6,7 +6,12 @@ import { columnsFor, rowsWithTotal, showsBasis, type ColumnKind } from './column
 export function humanNumber(n: number): string {
   const abs = Math.abs(n);
   if (abs < 1000) return Number.isInteger(n) ? String(n) : n.toFixed(abs < 10 ? 2 : 1);
-  for (const [div, suffix] of [[1e12, 'T'], [1e9, 'B'], [1e6, 'M'], [1e3, 'k']] as const) {
+  for (const [div, suffix] of [
+    [1e12, 'T'],
+    [1e9, 'B'],
+    [1e6, 'M'],
+    [1e3, 'k'],
+  ] as const) {
     if (abs >= div) {
       const v = n / div;
       return `${Math.abs(v) >= 100 ? v.toFixed(0) : Math.abs(v) >= 10 ? v.toFixed(1) : v.toFixed(2)}${suffix}`;
@@ -16,7 +21,9 @@ export function humanNumber(n: number): string {
 }
 
 export function formatMoney(n: number, currency: string): string {
-  const fixed = Math.abs(n).toFixed(2).replace(/\B(?=(\d{3})+(?!\d))/g, ',');
+  const fixed = Math.abs(n)
+    .toFixed(2)
+    .replace(/\B(?=(\d{3})+(?!\d))/g, ',');
   const sign = n < 0 ? '-' : '';
   return currency === 'USD' ? `${sign}$${fixed}` : `${sign}${fixed} ${currency}`;
 }
@@ -56,13 +63,18 @@ export function formatText(report: Report): string {
   if (!dims.length) body.forEach((row) => row.unshift('TOTAL'));
   const first = dims.length ? 0 : 1;
   const numeric = header.map((_, i) => i).filter((i) => i >= dims.length + first + (showsBasis(report) ? 1 : 0));
-  const out = [`cachelens report  ${report.period.since} → ${report.period.until}${dims.length ? `  by ${dims.join(', ')}` : ''}`];
+  const out = [
+    `cachelens report  ${report.period.since} → ${report.period.until}${dims.length ? `  by ${dims.join(', ')}` : ''}`,
+  ];
   if (!report.rows.length && !report.totals.requests && !report.totals.prompt_tokens) out.push('', '(no data)');
   else out.push('', formatTable(dims.length ? header : ['', ...header], body, numeric).trimEnd());
   if (report.reconciliation) {
     const r = report.reconciliation;
     const f = (n: number | null) => (n === null ? '–' : humanNumber(Math.round(n)));
-    out.push('', `cached prompt tokens: fleet ${f(r.fleet_cached_prompt_tokens)} = tenants measured ${f(r.tenant_measured)} + allocated ${f(r.tenant_allocated)} + unattributed ${f(r.unattributed)}`);
+    out.push(
+      '',
+      `cached prompt tokens: fleet ${f(r.fleet_cached_prompt_tokens)} = tenants measured ${f(r.tenant_measured)} + allocated ${f(r.tenant_allocated)} + unattributed ${f(r.unattributed)}`,
+    );
   }
   if (report.notes.length) out.push('', ...report.notes.map((n) => `note: ${n}`));
   return out.join('\n') + '\n';

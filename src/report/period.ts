@@ -21,14 +21,25 @@ export function parseInstant(text: string, nowMs: number, flag: string): number 
   let ms = NaN;
   if (DATE_RE.test(s)) ms = Date.parse(`${s}T00:00:00Z`);
   // A timestamp without a zone is UTC, like every time the report prints.
-  else if (TIMESTAMP_RE.test(s)) ms = Date.parse(/Z$|[+-]\d{2}:?\d{2}$/.test(s) ? s.replace(' ', 'T') : `${s.replace(' ', 'T')}Z`);
-  if (!Number.isFinite(ms)) throw new PeriodError(`${flag} ${JSON.stringify(text)}: not a time; use a duration back from now (7d, 12h, 30m, 2w), a UTC date (2026-11-01) or an ISO timestamp (2026-11-01T12:00:00Z)`);
+  else if (TIMESTAMP_RE.test(s))
+    ms = Date.parse(/Z$|[+-]\d{2}:?\d{2}$/.test(s) ? s.replace(' ', 'T') : `${s.replace(' ', 'T')}Z`);
+  if (!Number.isFinite(ms))
+    throw new PeriodError(
+      `${flag} ${JSON.stringify(text)}: not a time; use a duration back from now (7d, 12h, 30m, 2w), a UTC date (2026-11-01) or an ISO timestamp (2026-11-01T12:00:00Z)`,
+    );
   return ms;
 }
 
-export function parsePeriod(since: string | undefined, until: string | undefined, nowMs: number): { fromMs: number; toMs: number } {
+export function parsePeriod(
+  since: string | undefined,
+  until: string | undefined,
+  nowMs: number,
+): { fromMs: number; toMs: number } {
   const toMs = until === undefined ? nowMs : parseInstant(until, nowMs, '--until');
   const fromMs = parseInstant(since ?? '7d', nowMs, '--since');
-  if (fromMs >= toMs) throw new PeriodError(`--since ${new Date(fromMs).toISOString()} is not before --until ${new Date(toMs).toISOString()}; pick a --since earlier than --until`);
+  if (fromMs >= toMs)
+    throw new PeriodError(
+      `--since ${new Date(fromMs).toISOString()} is not before --until ${new Date(toMs).toISOString()}; pick a --since earlier than --until`,
+    );
   return { fromMs, toMs };
 }

@@ -43,7 +43,21 @@ export function aggregateSignals(samples: SignalSample[], deltas: SeriesDelta[])
   const add = (s: SignalSample, engine: string) => {
     const key = `${s.model}\u0000${engine}\u0000${s.signal}`;
     let a = accs.get(key);
-    if (!a) accs.set(key, (a = { model: s.model, engine, signal: s.signal, kind: s.kind, unit: s.unit, sum: 0, n: 0, resets: 0, engines: new Set() }));
+    if (!a)
+      accs.set(
+        key,
+        (a = {
+          model: s.model,
+          engine,
+          signal: s.signal,
+          kind: s.kind,
+          unit: s.unit,
+          sum: 0,
+          n: 0,
+          resets: 0,
+          engines: new Set(),
+        }),
+      );
     a.sum += s.value;
     a.n++;
     a.engines.add(s.engine);
@@ -60,13 +74,21 @@ export function aggregateSignals(samples: SignalSample[], deltas: SeriesDelta[])
     if (s.engine !== '') add(s, s.engine);
   }
   const enginesPerModel = new Map<string, number>();
-  for (const a of accs.values()) if (a.engine === '') enginesPerModel.set(a.model, Math.max(enginesPerModel.get(a.model) ?? 0, a.engines.size));
+  for (const a of accs.values())
+    if (a.engine === '') enginesPerModel.set(a.model, Math.max(enginesPerModel.get(a.model) ?? 0, a.engines.size));
   const out: AggregatedSignal[] = [];
   for (const a of accs.values()) {
     if (a.engine !== '' && (enginesPerModel.get(a.model) ?? 0) < 2) continue;
     // Within one engine several series (finished_reason, cache_source) are parts of one total.
     const value = a.kind === 'gauge' && MEAN_SIGNALS.has(a.signal) ? a.sum / a.n : a.sum;
-    const row: AggregatedSignal = { model: a.model, engine: a.engine, signal: a.signal, kind: a.kind, unit: a.unit, value };
+    const row: AggregatedSignal = {
+      model: a.model,
+      engine: a.engine,
+      signal: a.signal,
+      kind: a.kind,
+      unit: a.unit,
+      value,
+    };
     if (a.delta !== undefined) Object.assign(row, { delta: a.delta, intervalMs: a.intervalMs, resets: a.resets });
     out.push(row);
   }

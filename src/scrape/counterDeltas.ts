@@ -30,7 +30,12 @@ const CREATED_TOLERANCE_S = 0.001;
  * A counter that went down was reset: its delta is the new value, as Prometheus counts it.
  * `targetSeenBeforeMs` is the previous successful scrape of the target (undefined on its first scrape).
  */
-export function computeCounterDeltas(samples: SignalSample[], prev: ReadonlyMap<string, CounterState>, tsMs: number, targetSeenBeforeMs?: number): DeltaResult {
+export function computeCounterDeltas(
+  samples: SignalSample[],
+  prev: ReadonlyMap<string, CounterState>,
+  tsMs: number,
+  targetSeenBeforeMs?: number,
+): DeltaResult {
   const deltas: SeriesDelta[] = [];
   const nextState = new Map<string, CounterState>();
   let baselines = 0;
@@ -40,12 +45,19 @@ export function computeCounterDeltas(samples: SignalSample[], prev: ReadonlyMap<
     const p = prev.get(s.seriesKey);
     if (!p) {
       // A series born since the target's last scrape (per its _created) counted all of its value in that gap.
-      if (targetSeenBeforeMs !== undefined && s.createdSeconds !== undefined && s.createdSeconds * 1000 >= targetSeenBeforeMs) {
+      if (
+        targetSeenBeforeMs !== undefined &&
+        s.createdSeconds !== undefined &&
+        s.createdSeconds * 1000 >= targetSeenBeforeMs
+      ) {
         deltas.push({ sample: s, delta: s.value, intervalMs: tsMs - targetSeenBeforeMs, reset: false });
       } else baselines++;
       continue;
     }
-    const createdChanged = p.createdSeconds !== undefined && s.createdSeconds !== undefined && Math.abs(p.createdSeconds - s.createdSeconds) > CREATED_TOLERANCE_S;
+    const createdChanged =
+      p.createdSeconds !== undefined &&
+      s.createdSeconds !== undefined &&
+      Math.abs(p.createdSeconds - s.createdSeconds) > CREATED_TOLERANCE_S;
     const reset = s.value < p.value || createdChanged;
     deltas.push({ sample: s, delta: reset ? s.value : s.value - p.value, intervalMs: tsMs - p.tsMs, reset });
   }

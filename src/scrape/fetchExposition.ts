@@ -11,7 +11,18 @@ const httpAgent = new http.Agent({ keepAlive: true, maxSockets: Infinity, maxFre
 const httpsAgents = new Map<string, https.Agent>();
 
 /** Why a scrape failed: the `reason` label of cachelens_scrape_failures_total. */
-export const SCRAPE_FAILURE_REASONS = ['connect', 'timeout', 'http_status', 'too_large', 'decode', 'auth_file', 'redirect', 'sample_limit', 'not_exposition', 'unexpected'] as const;
+export const SCRAPE_FAILURE_REASONS = [
+  'connect',
+  'timeout',
+  'http_status',
+  'too_large',
+  'decode',
+  'auth_file',
+  'redirect',
+  'sample_limit',
+  'not_exposition',
+  'unexpected',
+] as const;
 export type ScrapeFailureReason = (typeof SCRAPE_FAILURE_REASONS)[number];
 
 /** A failed scrape: the message is the target's last error, the reason labels the failure counter. */
@@ -36,7 +47,10 @@ function readSecretFile(path: string, what: string): string {
   try {
     return readFileSync(path, 'utf8').trim();
   } catch (err) {
-    throw new ScrapeError(`cannot read ${what} ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, 'auth_file');
+    throw new ScrapeError(
+      `cannot read ${what} ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+      'auth_file',
+    );
   }
 }
 
@@ -91,14 +105,25 @@ export function fetchExposition(t: Target, timeoutMs: number, maxBodyBytes: numb
     const authorization = authorizationHeader(t);
     if (authorization) headers.Authorization = authorization;
     const isHttps = t.url.protocol === 'https:';
-    const req = (isHttps ? https : http).request(t.url, { method: 'GET', headers, agent: isHttps ? httpsAgentFor(t) : httpAgent });
+    const req = (isHttps ? https : http).request(t.url, {
+      method: 'GET',
+      headers,
+      agent: isHttps ? httpsAgentFor(t) : httpAgent,
+    });
     const timer = setTimeout(() => fail(new ScrapeError(`timed out after ${timeoutMs}ms`, 'timeout')), timeoutMs);
-    req.on('error', (err: NodeJS.ErrnoException) => fail(new ScrapeError(`${err.code ?? 'error'}: ${err.message}`, 'connect')));
+    req.on('error', (err: NodeJS.ErrnoException) =>
+      fail(new ScrapeError(`${err.code ?? 'error'}: ${err.message}`, 'connect')),
+    );
     req.on('response', (res) => {
       const status = res.statusCode ?? 0;
       if (status >= 300 && status < 400) {
         res.resume();
-        return fail(new ScrapeError(`HTTP ${status} redirect to ${res.headers.location ?? '(no location)'} (redirects are not followed; configure the final URL)`, 'redirect'));
+        return fail(
+          new ScrapeError(
+            `HTTP ${status} redirect to ${res.headers.location ?? '(no location)'} (redirects are not followed; configure the final URL)`,
+            'redirect',
+          ),
+        );
       }
       if (status !== 200) {
         res.resume();
@@ -108,7 +133,8 @@ export function fetchExposition(t: Target, timeoutMs: number, maxBodyBytes: numb
       let stream: NodeJS.ReadableStream = res;
       if (encoding === 'gzip' || encoding === 'x-gzip') stream = res.pipe(zlib.createGunzip());
       else if (encoding === 'deflate') stream = res.pipe(zlib.createInflate());
-      else if (encoding !== '' && encoding !== 'identity') return fail(new ScrapeError(`unsupported Content-Encoding ${encoding}`, 'decode'));
+      else if (encoding !== '' && encoding !== 'identity')
+        return fail(new ScrapeError(`unsupported Content-Encoding ${encoding}`, 'decode'));
       const chunks: Buffer[] = [];
       let bytes = 0;
       stream.on('data', (chunk: Buffer) => {
@@ -120,12 +146,19 @@ export function fetchExposition(t: Target, timeoutMs: number, maxBodyBytes: numb
         }
         chunks.push(chunk);
       });
-      stream.on('error', (err: Error) => fail(new ScrapeError(`cannot decode ${encoding || 'body'}: ${err.message}`, 'decode')));
+      stream.on('error', (err: Error) =>
+        fail(new ScrapeError(`cannot decode ${encoding || 'body'}: ${err.message}`, 'decode')),
+      );
       stream.on('end', () => {
         if (settled) return;
         settled = true;
         clearTimeout(timer);
-        resolve({ body: Buffer.concat(chunks, bytes).toString('utf8'), status, contentType: String(res.headers['content-type'] ?? ''), bodyBytes: bytes });
+        resolve({
+          body: Buffer.concat(chunks, bytes).toString('utf8'),
+          status,
+          contentType: String(res.headers['content-type'] ?? ''),
+          bodyBytes: bytes,
+        });
       });
     });
     req.end();

@@ -16,7 +16,9 @@ export function readFileSd(path: string, defaultProfile: string, auth: AuthOptio
   try {
     text = readFileSync(path, 'utf8');
   } catch (err) {
-    throw new FileSdError(`${path}: cannot read file_sd file (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+    throw new FileSdError(
+      `${path}: cannot read file_sd file (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`,
+    );
   }
   let doc: unknown;
   try {
@@ -44,7 +46,9 @@ export function readFileSd(path: string, defaultProfile: string, auth: AuthOptio
       try {
         out.push(makeTarget(`${scheme}://${hostPort.trim()}${metricsPath}`, kept, profile, auth, path));
       } catch {
-        throw new FileSdError(`${path}: group [${gi}] target [${ti}] ${JSON.stringify(hostPort)} does not make a valid URL`);
+        throw new FileSdError(
+          `${path}: group [${gi}] target [${ti}] ${JSON.stringify(hostPort)} does not make a valid URL`,
+        );
       }
     });
   });

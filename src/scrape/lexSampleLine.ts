@@ -75,7 +75,8 @@ export function lexSampleLine(line: string, openMetrics = false): LexedSample {
   const afterName = i;
   while (i < n && isBlank(line.charCodeAt(i))) i++;
   // expfmt reads `name{…}1` (the test's `}-Inf`); after a bare name the blank is what ends the name.
-  if (i === afterName && line.charCodeAt(i - 1) !== 125) throw new LexError(i >= n ? 'no value' : `expected a blank before the value, got ${JSON.stringify(line[i])}`);
+  if (i === afterName && line.charCodeAt(i - 1) !== 125)
+    throw new LexError(i >= n ? 'no value' : `expected a blank before the value, got ${JSON.stringify(line[i])}`);
   if (i >= n) throw new LexError('no value');
   let end = i;
   while (end < n && !isBlank(line.charCodeAt(end))) end++;
@@ -89,14 +90,18 @@ export function lexSampleLine(line: string, openMetrics = false): LexedSample {
     end = i;
     while (end < n && !isBlank(line.charCodeAt(end))) end++;
     const text = line.slice(i, end);
-    if (!(openMetrics ? TIMESTAMP_S : TIMESTAMP_MS).test(text)) throw new LexError(`timestamp ${JSON.stringify(text.slice(0, 40))} is not ${openMetrics ? "a number" : "an integer of milliseconds"}`);
+    if (!(openMetrics ? TIMESTAMP_S : TIMESTAMP_MS).test(text))
+      throw new LexError(
+        `timestamp ${JSON.stringify(text.slice(0, 40))} is not ${openMetrics ? 'a number' : 'an integer of milliseconds'}`,
+      );
     timestamp = Number(text);
     i = end;
     while (i < n && isBlank(line.charCodeAt(i))) i++;
   }
   if (i < n) {
     // Only an OpenMetrics exemplar may follow: " # {labels} value [timestamp]".
-    if (!openMetrics || line.charCodeAt(i) !== 35 || !isBlank(line.charCodeAt(i - 1))) throw new LexError(`unexpected ${JSON.stringify(line.slice(i, i + 20))} after the value`);
+    if (!openMetrics || line.charCodeAt(i) !== 35 || !isBlank(line.charCodeAt(i - 1)))
+      throw new LexError(`unexpected ${JSON.stringify(line.slice(i, i + 20))} after the value`);
     lexExemplar(line, i + 1);
   }
   return { name, labels, value, timestamp };
@@ -132,7 +137,13 @@ function lexQuoted(line: string, i: number): { text: string; end: number } {
 }
 
 /** Reads `name="value", ...}` from just after `{`. */
-function lexLabels(line: string, i: number, labels: Record<string, string>, nameMayBeQuoted: boolean, exemplar: boolean): { end: number; quotedName?: string } {
+function lexLabels(
+  line: string,
+  i: number,
+  labels: Record<string, string>,
+  nameMayBeQuoted: boolean,
+  exemplar: boolean,
+): { end: number; quotedName?: string } {
   const n = line.length;
   const blanks = () => {
     if (exemplar) return; // OpenMetrics allows no blanks inside an exemplar's braces
@@ -163,7 +174,8 @@ function lexLabels(line: string, i: number, labels: Record<string, string>, name
     } else {
       const start = i;
       const c0 = line.charCodeAt(i);
-      if (c0 >= 128 || !NAME_START[c0] || c0 === 58) throw new LexError(`invalid label name start ${JSON.stringify(line[i])}`);
+      if (c0 >= 128 || !NAME_START[c0] || c0 === 58)
+        throw new LexError(`invalid label name start ${JSON.stringify(line[i])}`);
       i++;
       while (i < n) {
         const c = line.charCodeAt(i);
@@ -180,7 +192,7 @@ function lexLabels(line: string, i: number, labels: Record<string, string>, name
     const v = lexQuoted(line, i);
     i = v.end;
     if (labelName === '__name__' && !exemplar) throw new LexError('label __name__ is reserved');
-    if (Object.prototype.hasOwnProperty.call(labels, labelName)) throw new LexError(`duplicate label ${JSON.stringify(labelName)}`);
+    if (Object.hasOwn(labels, labelName)) throw new LexError(`duplicate label ${JSON.stringify(labelName)}`);
     labels[labelName] = v.text;
     count += [...labelName].length + [...v.text].length;
     blanks();
@@ -194,17 +206,23 @@ function lexLabels(line: string, i: number, labels: Record<string, string>, name
       if (exemplar && count > 128) throw new LexError('exemplar labels longer than 128 characters');
       return { end: i + 1, quotedName };
     }
-    throw new LexError(i >= n ? 'unterminated label set' : `expected "," or "}" after label ${JSON.stringify(labelName)}`);
+    throw new LexError(
+      i >= n ? 'unterminated label set' : `expected "," or "}" after label ${JSON.stringify(labelName)}`,
+    );
   }
 }
 
 function lexExemplar(line: string, i: number): void {
-  if (line.charCodeAt(i) !== 32 || line.charCodeAt(i + 1) !== 123) throw new LexError('an exemplar is "# {labels} value"');
+  if (line.charCodeAt(i) !== 32 || line.charCodeAt(i + 1) !== 123)
+    throw new LexError('an exemplar is "# {labels} value"');
   const labels: Record<string, string> = {};
   i = lexLabels(line, i + 2, labels, false, true).end;
   const parts = line.slice(i).split(' ');
   // " value" or " value timestamp", one space each, nothing after
-  if (parts[0] !== '' || parts.length < 2 || parts.length > 3 || parts.some((p, k) => k > 0 && p === '')) throw new LexError('an exemplar is "# {labels} value [timestamp]"');
-  if (parseGoFloat(parts[1]!) === undefined) throw new LexError(`exemplar value ${JSON.stringify(parts[1])} is not a number`);
-  if (parts.length === 3 && !TIMESTAMP_S.test(parts[2]!)) throw new LexError(`exemplar timestamp ${JSON.stringify(parts[2])} is not a number`);
+  if (parts[0] !== '' || parts.length < 2 || parts.length > 3 || parts.some((p, k) => k > 0 && p === ''))
+    throw new LexError('an exemplar is "# {labels} value [timestamp]"');
+  if (parseGoFloat(parts[1]!) === undefined)
+    throw new LexError(`exemplar value ${JSON.stringify(parts[1])} is not a number`);
+  if (parts.length === 3 && !TIMESTAMP_S.test(parts[2]!))
+    throw new LexError(`exemplar timestamp ${JSON.stringify(parts[2])} is not a number`);
 }

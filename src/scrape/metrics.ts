@@ -8,7 +8,14 @@ import type { TargetStatus } from './scheduler.ts';
  * those are the labels Prometheus gives cachelens itself, and with honor_labels: false an `instance`
  * here would become `exported_instance`.
  */
-export function registerScrapeMetrics(registry: Registry, src: { targets: () => readonly TargetStatus[]; skippedScrapes: () => number; failures: () => ReadonlyMap<ScrapeFailureReason, number> }): void {
+export function registerScrapeMetrics(
+  registry: Registry,
+  src: {
+    targets: () => readonly TargetStatus[];
+    skippedScrapes: () => number;
+    failures: () => ReadonlyMap<ScrapeFailureReason, number>;
+  },
+): void {
   const r = [registry];
   new Gauge({
     name: 'cachelens_target_up',
@@ -27,7 +34,8 @@ export function registerScrapeMetrics(registry: Registry, src: { targets: () => 
     registers: r,
     collect() {
       this.reset();
-      for (const t of src.targets()) if (t.lastDurationMs !== undefined) this.set({ target: t.target.instance }, t.lastDurationMs / 1000);
+      for (const t of src.targets())
+        if (t.lastDurationMs !== undefined) this.set({ target: t.target.instance }, t.lastDurationMs / 1000);
     },
   });
   new Counter({

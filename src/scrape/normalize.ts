@@ -12,7 +12,12 @@ export const UNKNOWN_MODEL = 'unknown';
  * Maps parsed samples onto signals with one profile. For each signal the first row with samples wins.
  * NaN and "not available" values are dropped here, so they never enter a sum.
  */
-export function normalizeSamples(profile: Profile, samples: Sample[], help: Map<string, string>, targetLabels: Record<string, string>): SignalSample[] {
+export function normalizeSamples(
+  profile: Profile,
+  samples: Sample[],
+  help: Map<string, string>,
+  targetLabels: Record<string, string>,
+): SignalSample[] {
   const byName = new Map<string, Sample[]>();
   for (const s of samples) {
     const list = byName.get(s.name);
@@ -20,7 +25,9 @@ export function normalizeSamples(profile: Profile, samples: Sample[], help: Map<
     else byName.set(s.name, [s]);
   }
   const fallbackModel = targetLabels.model_name ?? targetLabels.model ?? UNKNOWN_MODEL;
-  const blockSizes = profile.blockSize ? blockSizesByEngine(byName.get(profile.blockSize.metric) ?? [], profile.blockSize.label, profile.engineLabel) : undefined;
+  const blockSizes = profile.blockSize
+    ? blockSizesByEngine(byName.get(profile.blockSize.metric) ?? [], profile.blockSize.label, profile.engineLabel)
+    : undefined;
   const out: SignalSample[] = [];
   const done = new Set<string>();
   for (const row of profile.rows) {
@@ -30,14 +37,16 @@ export function normalizeSamples(profile: Profile, samples: Sample[], help: Map<
     done.add(row.signal);
     const companion = createdCompanion(row.metric);
     const created = new Map<string, number>();
-    if (row.kind === 'counter' && companion) for (const c of byName.get(companion) ?? []) if (Number.isFinite(c.value)) created.set(labelKey(c.labels, 'le'), c.value);
+    if (row.kind === 'counter' && companion)
+      for (const c of byName.get(companion) ?? [])
+        if (Number.isFinite(c.value)) created.set(labelKey(c.labels, 'le'), c.value);
     let unit = row.unit;
     if (row.unitFromHelp) {
       const text = help.get(row.metric) ?? help.get(row.metric.replace(/_total$/, ''));
       if (text && row.unitFromHelp.pattern.test(text)) unit = row.unitFromHelp.unit;
     }
     for (const s of rowSamples) {
-      if (row.skipLabel && row.skipLabel.pattern.test(s.labels[row.skipLabel.name] ?? '')) continue;
+      if (row.skipLabel?.pattern.test(s.labels[row.skipLabel.name] ?? '')) continue;
       let value = s.value;
       if (Number.isNaN(value)) continue;
       if (row.unknownBelow !== undefined && value < row.unknownBelow) continue;
@@ -81,7 +90,11 @@ export function normalizeSamples(profile: Profile, samples: Sample[], help: Map<
 }
 
 /** Block size per engine from an info-style series (`vllm:cache_config_info{block_size="16",engine="0"} 1`). */
-function blockSizesByEngine(samples: readonly Sample[], label: string, engineLabel: string | undefined): Map<string, number> {
+function blockSizesByEngine(
+  samples: readonly Sample[],
+  label: string,
+  engineLabel: string | undefined,
+): Map<string, number> {
   const out = new Map<string, number>();
   for (const s of samples) {
     const size = Number(s.labels[label]);

@@ -1,7 +1,7 @@
 import { ScrapeError } from './fetchExposition.ts';
 import { LexError, lexSampleLine } from './lexSampleLine.ts';
 import type { Sample } from './types.ts';
-import { ALL, splitExposition } from './splitExposition.ts';
+import { type ALL, splitExposition } from './splitExposition.ts';
 import { labelKey } from './labelKey.ts';
 
 // parse-prometheus-text-format 1.1.1 was replaced by lexSampleLine: on the upstream conformance
@@ -26,13 +26,22 @@ export interface ParsedExposition {
  * keeps its newest sample: the greatest timestamp, a sample without one counting as newest (it is
  * "now"), the later line on a tie. One stored value per series per scrape is all a delta needs.
  */
-export function parseExposition(body: string, wanted: ReadonlySet<string> | typeof ALL, wantHelp?: ReadonlySet<string>, sampleLimit?: number): ParsedExposition {
+export function parseExposition(
+  body: string,
+  wanted: ReadonlySet<string> | typeof ALL,
+  wantHelp?: ReadonlySet<string>,
+  sampleLimit?: number,
+): ParsedExposition {
   const split = splitExposition(body, wanted, wantHelp);
   if (sampleLimit !== undefined) {
     let kept = 0;
     for (const lines of split.linesByName.values()) kept += lines.length;
     // Checked before lexing: 400k such lines would hold the event loop for seconds.
-    if (kept > sampleLimit) throw new ScrapeError(`${kept} samples of the metrics cachelens reads exceed scrape.sample_limit (${sampleLimit}); is a label exploding?`, 'sample_limit');
+    if (kept > sampleLimit)
+      throw new ScrapeError(
+        `${kept} samples of the metrics cachelens reads exceed scrape.sample_limit (${sampleLimit}); is a label exploding?`,
+        'sample_limit',
+      );
   }
   const openMetrics = split.eof; // an OpenMetrics body ends with # EOF
   const samples: Sample[] = [];
@@ -71,6 +80,14 @@ export function parseExposition(body: string, wanted: ReadonlySet<string> | type
     parseErrors++;
     firstError ??= 'body ends mid-line (no final newline); last line ignored';
   }
-  return { samples, present: split.present, help: split.help, sampleLines: split.sampleLines, parseErrors, firstError, duplicateSamples, truncated: split.truncated };
+  return {
+    samples,
+    present: split.present,
+    help: split.help,
+    sampleLines: split.sampleLines,
+    parseErrors,
+    firstError,
+    duplicateSamples,
+    truncated: split.truncated,
+  };
 }
-

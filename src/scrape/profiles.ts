@@ -34,8 +34,20 @@ export interface Profile {
   detect: { all?: string[]; none?: string[]; any?: string[]; anyPrefix?: string };
 }
 
-const counter = (signal: Signal, metric: string, unit: string, extra: Partial<ProfileRow> = {}): ProfileRow => ({ signal, metric, kind: 'counter', unit, ...extra });
-const gauge = (signal: Signal, metric: string, unit: string, extra: Partial<ProfileRow> = {}): ProfileRow => ({ signal, metric, kind: 'gauge', unit, ...extra });
+const counter = (signal: Signal, metric: string, unit: string, extra: Partial<ProfileRow> = {}): ProfileRow => ({
+  signal,
+  metric,
+  kind: 'counter',
+  unit,
+  ...extra,
+});
+const gauge = (signal: Signal, metric: string, unit: string, extra: Partial<ProfileRow> = {}): ProfileRow => ({
+  signal,
+  metric,
+  kind: 'gauge',
+  unit,
+  ...extra,
+});
 
 const VLLM_COMMON: ProfileRow[] = [
   counter('prompt_tokens', 'vllm:prompt_tokens_total', 'tokens'),
@@ -63,7 +75,10 @@ export const PROFILES: Profile[] = [
     modelLabels: ['model_name'],
     engineLabel: 'engine',
     rows: VLLM_V1,
-    detect: { all: ['vllm:kv_cache_usage_perc'], none: ['vllm:gpu_cache_usage_perc', 'vllm:gpu_prefix_cache_queries_total', 'vllm:gpu_prefix_cache_hits_total'] },
+    detect: {
+      all: ['vllm:kv_cache_usage_perc'],
+      none: ['vllm:gpu_cache_usage_perc', 'vllm:gpu_prefix_cache_queries_total', 'vllm:gpu_prefix_cache_hits_total'],
+    },
   },
   {
     name: 'vllm-0.9',
@@ -75,12 +90,15 @@ export const PROFILES: Profile[] = [
   },
   {
     name: 'vllm-v0',
-    description: 'vLLM V0 and V1 <= 0.9.1 (gpu_cache_usage_perc, gpu_prefix_cache_*; prefix counters in blocks before 0.9.0)',
+    description:
+      'vLLM V0 and V1 <= 0.9.1 (gpu_cache_usage_perc, gpu_prefix_cache_*; prefix counters in blocks before 0.9.0)',
     modelLabels: ['model_name'],
     engineLabel: 'engine',
     blockSize: { metric: 'vllm:cache_config_info', label: 'block_size' },
     rows: [
-      counter('prefix_cache_queries', 'vllm:gpu_prefix_cache_queries_total', 'tokens', { unitFromHelp: BLOCKS_BEFORE_0_9 }),
+      counter('prefix_cache_queries', 'vllm:gpu_prefix_cache_queries_total', 'tokens', {
+        unitFromHelp: BLOCKS_BEFORE_0_9,
+      }),
       counter('prefix_cache_hits', 'vllm:gpu_prefix_cache_hits_total', 'tokens', { unitFromHelp: BLOCKS_BEFORE_0_9 }),
       ...VLLM_COMMON,
       gauge('kv_cache_usage', 'vllm:gpu_cache_usage_perc', 'ratio'),
@@ -96,16 +114,35 @@ export const PROFILES: Profile[] = [
     modelLabels: ['model_name'],
     engineLabel: 'dp_rank',
     rows: [
-      counter('prompt_tokens', 'sglang:prompt_tokens_total', 'tokens', { skipLabel: { name: 'priority', pattern: /./ } }),
-      counter('prompt_tokens_cached', 'sglang:cached_tokens_total', 'tokens', { skipLabel: { name: 'priority', pattern: /./ } }),
-      counter('generation_tokens', 'sglang:generation_tokens_total', 'tokens', { skipLabel: { name: 'priority', pattern: /./ } }),
-      counter('requests_finished', 'sglang:num_requests_total', 'requests', { skipLabel: { name: 'priority', pattern: /./ } }),
+      counter('prompt_tokens', 'sglang:prompt_tokens_total', 'tokens', {
+        skipLabel: { name: 'priority', pattern: /./ },
+      }),
+      counter('prompt_tokens_cached', 'sglang:cached_tokens_total', 'tokens', {
+        skipLabel: { name: 'priority', pattern: /./ },
+      }),
+      counter('generation_tokens', 'sglang:generation_tokens_total', 'tokens', {
+        skipLabel: { name: 'priority', pattern: /./ },
+      }),
+      counter('requests_finished', 'sglang:num_requests_total', 'requests', {
+        skipLabel: { name: 'priority', pattern: /./ },
+      }),
       gauge('requests_waiting', 'sglang:num_queue_reqs', 'requests', { skipLabel: { name: 'priority', pattern: /./ } }),
-      gauge('requests_running', 'sglang:num_running_reqs', 'requests', { skipLabel: { name: 'priority', pattern: /./ } }),
+      gauge('requests_running', 'sglang:num_running_reqs', 'requests', {
+        skipLabel: { name: 'priority', pattern: /./ },
+      }),
       gauge('kv_cache_usage', 'sglang:token_usage', 'ratio'),
       gauge('cache_hit_rate', 'sglang:cache_hit_rate', 'ratio'),
     ],
-    detect: { any: ['sglang:num_running_reqs', 'sglang:num_queue_reqs', 'sglang:prompt_tokens_total', 'sglang:token_usage', 'sglang:cache_hit_rate'], none: ['sglang:num_requests_running'] },
+    detect: {
+      any: [
+        'sglang:num_running_reqs',
+        'sglang:num_queue_reqs',
+        'sglang:prompt_tokens_total',
+        'sglang:token_usage',
+        'sglang:cache_hit_rate',
+      ],
+      none: ['sglang:num_requests_running'],
+    },
   },
   {
     name: 'sglang-0.3',
@@ -123,7 +160,8 @@ export const PROFILES: Profile[] = [
   },
   {
     name: 'tgi',
-    description: 'Hugging Face TGI (tgi_* names, counters without _total, no model label: set labels.model_name on the target)',
+    description:
+      'Hugging Face TGI (tgi_* names, counters without _total, no model label: set labels.model_name on the target)',
     modelLabels: [],
     rows: [
       counter('requests_finished', 'tgi_request_success', 'requests'),
@@ -149,9 +187,16 @@ export function createdCompanion(metric: string): string | undefined {
 
 /** Every sample name any profile reads, with `_created` companions: what the splitter keeps. */
 export const WANTED_SAMPLE_NAMES: ReadonlySet<string> = new Set(
-  PROFILES.flatMap((p) => [...p.rows.flatMap((r) => [r.metric, createdCompanion(r.metric)].filter((n): n is string => n !== undefined)), ...(p.blockSize ? [p.blockSize.metric] : [])]),
+  PROFILES.flatMap((p) => [
+    ...p.rows.flatMap((r) => [r.metric, createdCompanion(r.metric)].filter((n): n is string => n !== undefined)),
+    ...(p.blockSize ? [p.blockSize.metric] : []),
+  ]),
 );
-export const HELP_NAMES: ReadonlySet<string> = new Set(PROFILES.flatMap((p) => p.rows.filter((r) => r.unitFromHelp).map((r) => r.metric.replace(/_total$/, ''))).flatMap((n) => [n, `${n}_total`]));
+export const HELP_NAMES: ReadonlySet<string> = new Set(
+  PROFILES.flatMap((p) => p.rows.filter((r) => r.unitFromHelp).map((r) => r.metric.replace(/_total$/, ''))).flatMap(
+    (n) => [n, `${n}_total`],
+  ),
+);
 
 export function detectProfile(present: ReadonlySet<string>): Profile | undefined {
   for (const p of PROFILES) {

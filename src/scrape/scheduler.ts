@@ -4,7 +4,7 @@ import type { ScrapeFailureReason } from './fetchExposition.ts';
 import { scrapeTarget, type ScrapeOptions, type ScrapeResult } from './scrapeTarget.ts';
 import { scrapeOffsetMs, type Target } from './target.ts';
 
-/** What cachelens knows of each target right now (also exported as self-metrics later). */
+/** What cachelens knows of each target right now; src/scrape/metrics.ts exports it as self-metrics. */
 export interface TargetStatus {
   target: Target;
   offsetMs: number;
@@ -67,7 +67,12 @@ export class ScrapeScheduler {
         continue;
       }
       const offsetMs = scrapeOffsetMs(t, this.opts.intervalMs);
-      this.slots.set(t.key, { status: { target: t, offsetMs, scrapes: 0, skipped: 0 }, nextDueMs: this.nextPhase(now, offsetMs), inFlight: false, timers: new Set() });
+      this.slots.set(t.key, {
+        status: { target: t, offsetMs, scrapes: 0, skipped: 0 },
+        nextDueMs: this.nextPhase(now, offsetMs),
+        inFlight: false,
+        timers: new Set(),
+      });
     }
   }
 
@@ -103,10 +108,13 @@ export class ScrapeScheduler {
       // After a stall (event loop blocked, laptop asleep) jump to the next phase instead of a burst.
       if (slot.nextDueMs < now - this.opts.intervalMs) slot.nextDueMs = this.nextPhase(now, slot.status.offsetMs);
       while (slot.nextDueMs < horizon) {
-        const timer = setTimeout(() => {
-          slot.timers.delete(timer);
-          this.fire(slot);
-        }, Math.max(0, slot.nextDueMs - now));
+        const timer = setTimeout(
+          () => {
+            slot.timers.delete(timer);
+            this.fire(slot);
+          },
+          Math.max(0, slot.nextDueMs - now),
+        );
         slot.timers.add(timer);
         slot.nextDueMs += this.opts.intervalMs;
       }
@@ -126,15 +134,29 @@ export class ScrapeScheduler {
     if (slot.inFlight) {
       slot.status.skipped++;
       this.skippedTotal++;
-      this.opts.log.warn({ target: slot.status.target.key, skipped: slot.status.skipped }, 'scrape skipped: previous scrape of this target still running');
+      this.opts.log.warn(
+        { target: slot.status.target.key, skipped: slot.status.skipped },
+        'scrape skipped: previous scrape of this target still running',
+      );
       return;
     }
     slot.inFlight = true;
     const p = scrapeTarget(slot.status.target, this.opts).then((r) => {
       slot.inFlight = false;
       const st = slot.status;
-      if (st.up !== r.up) this.opts.log[r.up ? 'info' : 'warn']({ target: st.target.key, error: r.error }, r.up ? 'target up' : 'target down');
-      Object.assign(st, { up: r.up, lastScrapeMs: r.startedMs, lastDurationMs: r.durationMs, lastSamples: r.samples, lastError: r.error, profile: r.profile ?? st.profile });
+      if (st.up !== r.up)
+        this.opts.log[r.up ? 'info' : 'warn'](
+          { target: st.target.key, error: r.error },
+          r.up ? 'target up' : 'target down',
+        );
+      Object.assign(st, {
+        up: r.up,
+        lastScrapeMs: r.startedMs,
+        lastDurationMs: r.durationMs,
+        lastSamples: r.samples,
+        lastError: r.error,
+        profile: r.profile ?? st.profile,
+      });
       st.scrapes++;
       if (r.failure) this.failures.set(r.failure, (this.failures.get(r.failure) ?? 0) + 1);
       if (this.slots.has(st.target.key)) this.completed.push(r);

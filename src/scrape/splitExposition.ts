@@ -23,8 +23,20 @@ export interface SplitExposition {
   eof: boolean;
 }
 
-export function splitExposition(body: string, wanted: ReadonlySet<string> | typeof ALL, wantHelp: ReadonlySet<string> = new Set()): SplitExposition {
-  const out: SplitExposition = { present: new Set(), help: new Map(), linesByName: new Map(), sampleLines: 0, invalidLines: 0, truncated: false, eof: false };
+export function splitExposition(
+  body: string,
+  wanted: ReadonlySet<string> | typeof ALL,
+  wantHelp: ReadonlySet<string> = new Set(),
+): SplitExposition {
+  const out: SplitExposition = {
+    present: new Set(),
+    help: new Map(),
+    linesByName: new Map(),
+    sampleLines: 0,
+    invalidLines: 0,
+    truncated: false,
+    eof: false,
+  };
   // The format requires a final LF; without one the last line may be cut mid-value, so it is not trusted.
   // (An OpenMetrics body stops at `# EOF`, which the loop reaches first.)
   const end = body.length;
@@ -61,7 +73,8 @@ export function splitExposition(body: string, wanted: ReadonlySet<string> | type
         const name = body.slice(from + 7, nameEnd === -1 || nameEnd > lineEnd ? lineEnd : nameEnd);
         if (SAMPLE_NAME_RE.test(name)) {
           out.present.add(name);
-          if (isHelp && wantHelp.has(name) && nameEnd !== -1 && nameEnd < lineEnd) out.help.set(name, body.slice(nameEnd + 1, lineEnd));
+          if (isHelp && wantHelp.has(name) && nameEnd !== -1 && nameEnd < lineEnd)
+            out.help.set(name, body.slice(nameEnd + 1, lineEnd));
         }
       } else if (from === pos && lineEnd - pos === 5 && body.startsWith('# EOF', pos)) {
         out.eof = true;

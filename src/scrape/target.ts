@@ -18,7 +18,13 @@ export function defaultInstance(url: URL): string {
   return `${url.hostname.includes(':') ? `[${url.hostname}]` : url.hostname}:${port}`;
 }
 
-export function makeTarget(urlText: string, labels: Record<string, string>, profile: string, auth: AuthOptions, source: string): Target {
+export function makeTarget(
+  urlText: string,
+  labels: Record<string, string>,
+  profile: string,
+  auth: AuthOptions,
+  source: string,
+): Target {
   const url = new URL(urlText);
   const instance = labels.instance ?? defaultInstance(url);
   return { url, key: url.toString(), instance, labels: { ...labels, instance }, profile, auth, source };

@@ -9,7 +9,12 @@ export function staticTargets(config: Config): Target[] {
   const { bearer_token, bearer_token_file, basic_auth, tls } = config.scrape;
   const defaults = { bearer_token, bearer_token_file, basic_auth, tls };
   return config.scrape.targets.map((t) => {
-    const own = { bearer_token: t.bearer_token, bearer_token_file: t.bearer_token_file, basic_auth: t.basic_auth, tls: t.tls };
+    const own = {
+      bearer_token: t.bearer_token,
+      bearer_token_file: t.bearer_token_file,
+      basic_auth: t.basic_auth,
+      tls: t.tls,
+    };
     const hasOwn = Object.values(own).some((v) => v !== undefined);
     return makeTarget(t.url, t.labels, t.profile ?? config.scrape.profile, hasOwn ? own : defaults, 'config');
   });
@@ -43,13 +48,22 @@ export class TargetDiscovery {
     const { bearer_token, bearer_token_file, basic_auth, tls } = this.config.scrape;
     for (const path of this.config.scrape.file_sd) {
       try {
-        this.fromFiles.set(path, readFileSd(path, this.config.scrape.profile, { bearer_token, bearer_token_file, basic_auth, tls }));
+        this.fromFiles.set(
+          path,
+          readFileSd(path, this.config.scrape.profile, { bearer_token, bearer_token_file, basic_auth, tls }),
+        );
       } catch (err) {
-        this.log.error({ file: path, err: (err as Error).message }, 'file_sd read failed; keeping its previous targets');
+        this.log.error(
+          { file: path, err: (err as Error).message },
+          'file_sd read failed; keeping its previous targets',
+        );
       }
     }
     const targets = this.targets();
-    const keys = targets.map((t) => `${t.key}|${JSON.stringify(t.labels)}|${t.profile}`).sort().join('\n');
+    const keys = targets
+      .map((t) => `${t.key}|${JSON.stringify(t.labels)}|${t.profile}`)
+      .sort()
+      .join('\n');
     if (keys !== this.lastKeys) {
       this.lastKeys = keys;
       this.log.info({ targets: targets.length, files: this.config.scrape.file_sd.length }, 'targets updated');
@@ -74,13 +88,19 @@ export class TargetDiscovery {
           clearTimeout(this.debounce);
           this.debounce = setTimeout(() => this.refresh(), 100);
         });
-        w.on('error', (err) => this.log.warn({ dir, err: err.message }, 'file_sd watch failed; relying on the refresh interval'));
+        w.on('error', (err) =>
+          this.log.warn({ dir, err: err.message }, 'file_sd watch failed; relying on the refresh interval'),
+        );
         this.watchers.push(w);
       } catch (err) {
-        this.log.warn({ dir, err: (err as Error).message }, 'cannot watch file_sd directory; relying on the refresh interval');
+        this.log.warn(
+          { dir, err: (err as Error).message },
+          'cannot watch file_sd directory; relying on the refresh interval',
+        );
       }
     }
-    if (this.config.scrape.file_sd.length) this.timer = setInterval(() => this.refresh(), this.config.scrape.file_sd_refresh_interval).unref();
+    if (this.config.scrape.file_sd.length)
+      this.timer = setInterval(() => this.refresh(), this.config.scrape.file_sd_refresh_interval).unref();
   }
 
   shutdown(): void {

@@ -28,8 +28,12 @@ export class FleetQueries {
       scrapesSince: db.prepare('SELECT target_id, ts_ms FROM scrapes WHERE up = 1 AND id > ? ORDER BY id'),
       maxScrapeId: db.prepare('SELECT coalesce(max(id), 0) FROM scrapes').pluck(),
       scrapesFrom: db.prepare('SELECT id, target_id, ts_ms FROM scrapes WHERE up = 1 AND ts_ms >= ? ORDER BY id'),
-      scrapeAtOrBefore: db.prepare('SELECT max(ts_ms) FROM scrapes WHERE target_id = ? AND up = 1 AND ts_ms <= ?').pluck(),
-      scrapeAtOrAfter: db.prepare('SELECT min(ts_ms) FROM scrapes WHERE target_id = ? AND up = 1 AND ts_ms >= ?').pluck(),
+      scrapeAtOrBefore: db
+        .prepare('SELECT max(ts_ms) FROM scrapes WHERE target_id = ? AND up = 1 AND ts_ms <= ?')
+        .pluck(),
+      scrapeAtOrAfter: db
+        .prepare('SELECT min(ts_ms) FROM scrapes WHERE target_id = ? AND up = 1 AND ts_ms >= ?')
+        .pluck(),
     };
   }
 
@@ -40,13 +44,15 @@ export class FleetQueries {
       list.push(r.model);
       models.set(r.target_id, list);
     }
-    return (this.st.targets!.all() as Array<{ id: number; url: string; instance: string; labels_json: string }>).map((r) => ({
-      id: r.id,
-      url: r.url,
-      instance: r.instance,
-      labels: JSON.parse(r.labels_json) as Record<string, string>,
-      models: models.get(r.id) ?? [],
-    }));
+    return (this.st.targets!.all() as Array<{ id: number; url: string; instance: string; labels_json: string }>).map(
+      (r) => ({
+        id: r.id,
+        url: r.url,
+        instance: r.instance,
+        labels: JSON.parse(r.labels_json) as Record<string, string>,
+        models: models.get(r.id) ?? [],
+      }),
+    );
   }
 
   /** Successful scrapes with id > afterId, oldest first; the correlator keeps them as per-target timelines. */
@@ -76,14 +82,21 @@ export class FleetQueries {
    * Counter deltas with ts in (fromMs, toMs], gauge samples at fromMs and their max over [fromMs, toMs],
    * for the combined series of the given targets and models.
    */
-  windowSignals(targetIds: readonly number[], models: readonly string[] | null, fromMs: number, toMs: number): WindowSignals {
+  windowSignals(
+    targetIds: readonly number[],
+    models: readonly string[] | null,
+    fromMs: number,
+    toMs: number,
+  ): WindowSignals {
     const tPh = targetIds.map(() => '?').join(',');
     const mClause = models ? ` AND s.model IN (${models.map(() => '?').join(',')})` : '';
     const params = [...targetIds, ...(models ?? [])];
     const out: WindowSignals = { counters: {}, gaugeStart: {}, gaugeMax: {} };
     const counters = this.db
       // Counters in blocks (older stores) never enter a window's token figures.
-      .prepare(`SELECT s.signal, sum(d.delta) AS v FROM counter_deltas d JOIN series s ON s.id = d.series_id WHERE s.target_id IN (${tPh}) AND s.engine = '' AND s.unit <> 'blocks'${mClause} AND d.ts_ms > ? AND d.ts_ms <= ? GROUP BY s.signal`)
+      .prepare(
+        `SELECT s.signal, sum(d.delta) AS v FROM counter_deltas d JOIN series s ON s.id = d.series_id WHERE s.target_id IN (${tPh}) AND s.engine = '' AND s.unit <> 'blocks'${mClause} AND d.ts_ms > ? AND d.ts_ms <= ? GROUP BY s.signal`,
+      )
       .all(...params, fromMs, toMs) as Array<{ signal: Signal; v: number }>;
     for (const r of counters) out.counters[r.signal] = r.v;
     const gauges = this.db
@@ -100,7 +113,13 @@ export class FleetQueries {
   }
 
   /** Each target's latest gauge sample at or before atMs (within lookbackMs), summed over targets. */
-  gaugeSumAt(targetIds: readonly number[], models: readonly string[] | null, signal: Signal, atMs: number, lookbackMs: number): number | undefined {
+  gaugeSumAt(
+    targetIds: readonly number[],
+    models: readonly string[] | null,
+    signal: Signal,
+    atMs: number,
+    lookbackMs: number,
+  ): number | undefined {
     const tPh = targetIds.map(() => '?').join(',');
     const mClause = models ? ` AND s.model IN (${models.map(() => '?').join(',')})` : '';
     const row = this.db

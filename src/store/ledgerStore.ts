@@ -59,7 +59,8 @@ export class LedgerStore {
   constructor(private readonly db: Database) {
     // A replay (the same span sent again) replaces its row, except that a row found with an incomplete
     // window never replaces one that had its complete window: a retry never makes the ledger poorer.
-    this.upsert = db.prepare(`INSERT INTO request_ledger (start_ms, trace_id, span_id, end_ms, span_name, service_name, target_id, instance, model, match,
+    this.upsert =
+      db.prepare(`INSERT INTO request_ledger (start_ms, trace_id, span_id, end_ms, span_name, service_name, target_id, instance, model, match,
       prompt_tokens, completion_tokens, cached_tokens, cached_tokens_estimate, window_complete,
       latency_ttft_s, latency_e2e_s, latency_queue_s, latency_prefill_s, latency_decode_s, latency_inference_s, tenant_json)
       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
@@ -89,14 +90,40 @@ export class LedgerStore {
       // taken from the carrier span's own times, at most a day of them (a start of 0 is not 50 years).
       const lateTrace = (c: CarrierSpan) => {
         const to = Math.min(done - 1, c.spanEndMs + CARRIER_SLACK_MS);
-        for (let h = Math.floor(Math.max(c.spanStartMs - CARRIER_SLACK_MS, to - MAX_CARRIER_MS) / HOUR_MS) * HOUR_MS; h <= to; h += HOUR_MS) this.markDirty.run(h);
+        for (
+          let h = Math.floor(Math.max(c.spanStartMs - CARRIER_SLACK_MS, to - MAX_CARRIER_MS) / HOUR_MS) * HOUR_MS;
+          h <= to;
+          h += HOUR_MS
+        )
+          this.markDirty.run(h);
       };
       for (const u of traceUsage) if (this.usage.run(u.traceId, u.cachedTokens, u.seenMs).changes) lateTrace(u);
       for (const r of rows) {
         const l = r.latency;
-        this.upsert.run(r.startMs, r.traceId, r.spanId, r.endMs, r.spanName, r.serviceName, r.targetId, r.instance, r.model, r.match,
-          r.promptTokens, r.completionTokens, r.cachedTokens, r.cachedTokensEstimate, r.windowComplete ? 1 : 0,
-          l.ttft ?? null, l.e2e ?? null, l.queue ?? null, l.prefill ?? null, l.decode ?? null, l.inference ?? null, r.tenantJson);
+        this.upsert.run(
+          r.startMs,
+          r.traceId,
+          r.spanId,
+          r.endMs,
+          r.spanName,
+          r.serviceName,
+          r.targetId,
+          r.instance,
+          r.model,
+          r.match,
+          r.promptTokens,
+          r.completionTokens,
+          r.cachedTokens,
+          r.cachedTokensEstimate,
+          r.windowComplete ? 1 : 0,
+          l.ttft ?? null,
+          l.e2e ?? null,
+          l.queue ?? null,
+          l.prefill ?? null,
+          l.decode ?? null,
+          l.inference ?? null,
+          r.tenantJson,
+        );
       }
       for (const t of tenants) if (this.tenant.run(t.traceId, t.key, t.value, t.seenMs).changes) lateTrace(t);
     })();

@@ -20,7 +20,10 @@ export function listMigrations(dir = MIGRATIONS_DIR): Migration[] {
     out.push({ version: Number(m[1]), name: m[2]!, sql: readFileSync(join(dir, file), 'utf8') });
   }
   out.forEach((m, i) => {
-    if (m.version !== i + 1) throw new Error(`migrations: expected version ${i + 1}, found ${String(m.version).padStart(3, '0')}_${m.name}.sql (numbers must run 001, 002, … without gaps)`);
+    if (m.version !== i + 1)
+      throw new Error(
+        `migrations: expected version ${i + 1}, found ${String(m.version).padStart(3, '0')}_${m.name}.sql (numbers must run 001, 002, … without gaps)`,
+      );
   });
   return out;
 }
@@ -29,7 +32,10 @@ export function listMigrations(dir = MIGRATIONS_DIR): Migration[] {
 export function migrate(db: Database, dir = MIGRATIONS_DIR): Migration[] {
   const current = db.pragma('user_version', { simple: true }) as number;
   const all = listMigrations(dir);
-  if (current > all.length) throw new Error(`database schema version ${current} is newer than this cachelens (knows ${all.length}); upgrade cachelens`);
+  if (current > all.length)
+    throw new Error(
+      `database schema version ${current} is newer than this cachelens (knows ${all.length}); upgrade cachelens`,
+    );
   const applied: Migration[] = [];
   for (const m of all.slice(current)) {
     db.transaction(() => {

@@ -14,7 +14,11 @@ export function openDatabase(path: string, opts: OpenOptions = {}): Database {
   if (!opts.readonly && path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
   let db: Database;
   try {
-    db = new BetterSqlite3(path, { readonly: opts.readonly ?? false, fileMustExist: opts.readonly ?? false, timeout: opts.busyTimeoutMs ?? 200 });
+    db = new BetterSqlite3(path, {
+      readonly: opts.readonly ?? false,
+      fileMustExist: opts.readonly ?? false,
+      timeout: opts.busyTimeoutMs ?? 200,
+    });
   } catch (err) {
     throw new Error(`cannot open database ${path}: ${(err as Error).message}`);
   }

@@ -49,10 +49,22 @@ export function planSegments(db: Database, q: Pick<FactQuery, 'fromMs' | 'toMs' 
   };
   let t = q.fromMs;
   while (t < q.toMs) {
-    if (q.bucketMs === DAY_MS && t % DAY_MS === 0 && t + DAY_MS <= q.toMs && t + DAY_MS <= dayDone && !dirtyDays.has(t)) {
+    if (
+      q.bucketMs === DAY_MS &&
+      t % DAY_MS === 0 &&
+      t + DAY_MS <= q.toMs &&
+      t + DAY_MS <= dayDone &&
+      !dirtyDays.has(t)
+    ) {
       push('day', t, t + DAY_MS);
       t += DAY_MS;
-    } else if (q.bucketMs >= HOUR_MS && t % HOUR_MS === 0 && t + HOUR_MS <= q.toMs && t + HOUR_MS <= hourDone && !dirty.has(t)) {
+    } else if (
+      q.bucketMs >= HOUR_MS &&
+      t % HOUR_MS === 0 &&
+      t + HOUR_MS <= q.toMs &&
+      t + HOUR_MS <= hourDone &&
+      !dirty.has(t)
+    ) {
       push('hour', t, t + HOUR_MS);
       t += HOUR_MS;
     } else {
@@ -65,12 +77,18 @@ export function planSegments(db: Database, q: Pick<FactQuery, 'fromMs' | 'toMs' 
 }
 
 /** Fleet and ledger facts for the period, bucketed by `bucketMs`, from whichever tables hold them. */
-export function loadFacts(db: Database, q: FactQuery): { fleet: FleetFact[]; ledger: LedgerFact[]; segments: Segment[] } {
+export function loadFacts(
+  db: Database,
+  q: FactQuery,
+): { fleet: FleetFact[]; ledger: LedgerFact[]; segments: Segment[] } {
   const segments = planSegments(db, q);
   const fleet = new Map<string, FleetFact>();
   const ledger = new Map<string, LedgerFact>();
   for (const s of segments) {
-    const f = s.source === 'raw' ? fleetFromMinutes(db, s.fromMs, s.toMs, q.bucketMs) : fleetFromRollup(db, s.source, s.fromMs, s.toMs, q.bucketMs);
+    const f =
+      s.source === 'raw'
+        ? fleetFromMinutes(db, s.fromMs, s.toMs, q.bucketMs)
+        : fleetFromRollup(db, s.source, s.fromMs, s.toMs, q.bucketMs);
     for (const x of f) {
       const key = `${x.bucketMs}\u0000${x.targetId}\u0000${x.model}`;
       const have = fleet.get(key);
@@ -78,7 +96,10 @@ export function loadFacts(db: Database, q: FactQuery): { fleet: FleetFact[]; led
       else fleet.set(key, x);
     }
     if (!q.ledger) continue;
-    const l = s.source === 'raw' ? ledgerFromRaw(db, s.fromMs, s.toMs, q.bucketMs, q.tenantKeys, q.ledgerPerTarget) : ledgerFromRollup(db, s.source, s.fromMs, s.toMs, q.bucketMs, q.ledgerPerTarget);
+    const l =
+      s.source === 'raw'
+        ? ledgerFromRaw(db, s.fromMs, s.toMs, q.bucketMs, q.tenantKeys, q.ledgerPerTarget)
+        : ledgerFromRollup(db, s.source, s.fromMs, s.toMs, q.bucketMs, q.ledgerPerTarget);
     for (const x of l) {
       const key = `${x.bucketMs}\u0000${x.targetId}\u0000${x.model}\u0000${x.tenant}`;
       const have = ledger.get(key);

@@ -34,7 +34,7 @@ export class Retention {
     try {
       const rawCutoff = nowMs - this.rawRetentionMs;
       const rollupCutoff = nowMs - this.rollupRetentionMs;
-      const ids = (this.db.prepare('SELECT id FROM series ORDER BY id').pluck().all() as number[]);
+      const ids = this.db.prepare('SELECT id FROM series ORDER BY id').pluck().all() as number[];
       const delDeltas = this.db.prepare('DELETE FROM counter_deltas WHERE series_id = ? AND ts_ms < ?');
       const delGauges = this.db.prepare('DELETE FROM gauge_samples WHERE series_id = ? AND ts_ms < ?');
       const delRollups = this.db.prepare('DELETE FROM rollup_minute WHERE series_id = ? AND minute_ms < ?');
@@ -48,7 +48,9 @@ export class Retention {
         })();
         await yieldToEventLoop();
       }
-      const delScrapes = this.db.prepare('DELETE FROM scrapes WHERE id IN (SELECT id FROM scrapes WHERE ts_ms < ? LIMIT ?)');
+      const delScrapes = this.db.prepare(
+        'DELETE FROM scrapes WHERE id IN (SELECT id FROM scrapes WHERE ts_ms < ? LIMIT ?)',
+      );
       for (;;) {
         const n = delScrapes.run(rawCutoff, SCRAPES_PER_BATCH).changes;
         res.scrapesDeleted += n;
@@ -56,7 +58,10 @@ export class Retention {
         await yieldToEventLoop();
       }
       for (const table of ['fleet_rollup', 'ledger_rollup']) {
-        const buckets = this.db.prepare(`SELECT DISTINCT level, bucket_ms FROM ${table} WHERE bucket_ms < ?`).raw().all(rollupCutoff) as Array<[string, number]>;
+        const buckets = this.db
+          .prepare(`SELECT DISTINCT level, bucket_ms FROM ${table} WHERE bucket_ms < ?`)
+          .raw()
+          .all(rollupCutoff) as Array<[string, number]>;
         const del = this.db.prepare(`DELETE FROM ${table} WHERE level = ? AND bucket_ms = ?`);
         for (const [level, bucket] of buckets) {
           res.rollupDeleted += del.run(level, bucket).changes;
@@ -64,7 +69,10 @@ export class Retention {
         }
       }
       // Ledger rows go only once the compactor has them in the hourly rollups reports read instead.
-      const hourDone = (this.db.prepare("SELECT done_until_ms FROM compaction WHERE level = 'hour'").pluck().get() as number | undefined) ?? -Infinity;
+      const hourDone =
+        (this.db.prepare("SELECT done_until_ms FROM compaction WHERE level = 'hour'").pluck().get() as
+          | number
+          | undefined) ?? -Infinity;
       const ledgerCutoff = Math.min(nowMs - this.ledgerRetentionMs, hourDone);
       if (Number.isFinite(ledgerCutoff)) {
         for (const sql of [
@@ -82,10 +90,14 @@ export class Retention {
           }
         }
       }
-      if (res.rawDeleted + res.rollupDeleted + res.scrapesDeleted + res.ledgerDeleted > 0) this.log.debug(res, 'retention pass');
+      if (res.rawDeleted + res.rollupDeleted + res.scrapesDeleted + res.ledgerDeleted > 0)
+        this.log.debug(res, 'retention pass');
       return res;
     } catch (err) {
-      this.log.error({ err: (err as Error).message, code: (err as { code?: string }).code }, 'retention pass failed; will retry');
+      this.log.error(
+        { err: (err as Error).message, code: (err as { code?: string }).code },
+        'retention pass failed; will retry',
+      );
       return undefined;
     } finally {
       this.running = false;

@@ -9,7 +9,15 @@ export type Level = 'hour' | 'day';
 export const floorTo = (ms: number, size: number) => Math.floor(ms / size) * size;
 
 /** Counter signals a fact sums; null where the server never exposed the signal in the bucket. */
-export const FACT_COUNTERS = ['requests', 'prompt_tokens', 'prompt_tokens_cached', 'prefix_cache_hits', 'prefix_cache_queries', 'generation_tokens', 'preemptions'] as const;
+export const FACT_COUNTERS = [
+  'requests',
+  'prompt_tokens',
+  'prompt_tokens_cached',
+  'prefix_cache_hits',
+  'prefix_cache_queries',
+  'generation_tokens',
+  'preemptions',
+] as const;
 export type FactCounter = (typeof FACT_COUNTERS)[number];
 const SIGNAL_TO_COUNTER: Record<string, FactCounter> = {
   requests_finished: 'requests',
@@ -100,7 +108,9 @@ export function fleetFromMinutes(db: Database, fromMs: number, toMs: number, buc
        WHERE s.engine = '' AND s.unit <> 'blocks' AND r.minute_ms >= ? AND r.minute_ms < ?`,
     )
     .raw()
-    .iterate(fromMs, toMs) as Iterable<[number, string, string, number, number | null, number | null, number | null, number | null]>;
+    .iterate(fromMs, toMs) as Iterable<
+    [number, string, string, number, number | null, number | null, number | null, number | null]
+  >;
   for (const [t, m, sig, ms, d, rs, gs, gc] of rows) {
     const bucket = floorTo(ms, bucketSizeMs);
     const key = `${bucket}\u0000${t}\u0000${m}`;
@@ -130,9 +140,18 @@ export function fleetFromMinutes(db: Database, fromMs: number, toMs: number, buc
 const FLEET_COLS = `bucket_ms, target_id, model, minutes, ${FACT_COUNTERS.join(', ')}, resets, kv_sum, kv_count, kv_sketch, queue_sum, queue_count, queue_sketch`;
 
 /** Fleet facts from compacted rows of `level` with bucket in [fromMs, toMs), re-bucketed to `bucketSizeMs`. */
-export function fleetFromRollup(db: Database, level: Level, fromMs: number, toMs: number, bucketSizeMs: number): FleetFact[] {
+export function fleetFromRollup(
+  db: Database,
+  level: Level,
+  fromMs: number,
+  toMs: number,
+  bucketSizeMs: number,
+): FleetFact[] {
   const facts = new Map<string, FleetFact>();
-  const rows = db.prepare(`SELECT ${FLEET_COLS} FROM fleet_rollup WHERE level = ? AND bucket_ms >= ? AND bucket_ms < ?`).raw().iterate(level, fromMs, toMs) as Iterable<unknown[]>;
+  const rows = db
+    .prepare(`SELECT ${FLEET_COLS} FROM fleet_rollup WHERE level = ? AND bucket_ms >= ? AND bucket_ms < ?`)
+    .raw()
+    .iterate(level, fromMs, toMs) as Iterable<unknown[]>;
   for (const row of rows) {
     const f = rowToFleetFact(row);
     f.bucketMs = floorTo(f.bucketMs, bucketSizeMs);
@@ -160,10 +179,27 @@ function rowToFleetFact(row: unknown[]): FleetFact {
 }
 
 export function writeFleetRollup(db: Database, level: Level, facts: readonly FleetFact[]): void {
-  const insert = db.prepare(`INSERT OR REPLACE INTO fleet_rollup (level, ${FLEET_COLS}) VALUES (${Array(4 + FACT_COUNTERS.length + 8).fill('?').join(', ')})`);
+  const insert = db.prepare(
+    `INSERT OR REPLACE INTO fleet_rollup (level, ${FLEET_COLS}) VALUES (${Array(4 + FACT_COUNTERS.length + 8)
+      .fill('?')
+      .join(', ')})`,
+  );
   for (const f of facts) {
-    insert.run(level, f.bucketMs, f.targetId, f.model, f.minutes, ...FACT_COUNTERS.map((c) => f.counters[c]), f.resets,
-      f.kv.count ? f.kv.sum : null, f.kv.count, encodeSketch(f.kv.sketch), f.queue.count ? f.queue.sum : null, f.queue.count, encodeSketch(f.queue.sketch));
+    insert.run(
+      level,
+      f.bucketMs,
+      f.targetId,
+      f.model,
+      f.minutes,
+      ...FACT_COUNTERS.map((c) => f.counters[c]),
+      f.resets,
+      f.kv.count ? f.kv.sum : null,
+      f.kv.count,
+      encodeSketch(f.kv.sketch),
+      f.queue.count ? f.queue.sum : null,
+      f.queue.count,
+      encodeSketch(f.queue.sketch),
+    );
   }
 }
 
@@ -176,7 +212,10 @@ function tenantExpr(keys: readonly string[]): { sql: string; params: Record<stri
   const parts: string[] = [];
   const params: Record<string, string> = {};
   keys.forEach((k, i) => {
-    parts.push(`CAST(json_extract(l.tenant_json, @path${i}) AS TEXT)`, `(SELECT t.value FROM trace_tenants t WHERE t.trace_id = l.trace_id AND t.key = @key${i})`);
+    parts.push(
+      `CAST(json_extract(l.tenant_json, @path${i}) AS TEXT)`,
+      `(SELECT t.value FROM trace_tenants t WHERE t.trace_id = l.trace_id AND t.key = @key${i})`,
+    );
     params[`path${i}`] = `$."${k.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`;
     params[`key${i}`] = k;
   });
@@ -195,7 +234,14 @@ export const TRACE_REACH_MS = HOUR_MS;
  * spans within TRACE_REACH_MS by prompt tokens) carried one; else allocated, from the window estimate
  * the enricher stored.
  */
-export function ledgerFromRaw(db: Database, fromMs: number, toMs: number, bucketSizeMs: number, tenantKeys: readonly string[], perTarget = true): LedgerFact[] {
+export function ledgerFromRaw(
+  db: Database,
+  fromMs: number,
+  toMs: number,
+  bucketSizeMs: number,
+  tenantKeys: readonly string[],
+  perTarget = true,
+): LedgerFact[] {
   const tenant = tenantExpr(tenantKeys);
   const sql = `
     WITH shares AS (
@@ -214,16 +260,53 @@ export function ledgerFromRaw(db: Database, fromMs: number, toMs: number, bucket
     SELECT bucket, target_id, model, tenant, count(*), sum(prompt), sum(completion),
       coalesce(sum(measured), 0), count(measured), coalesce(sum(CASE WHEN measured IS NULL THEN estimate END), 0), count(CASE WHEN measured IS NULL THEN estimate END)
     FROM rows GROUP BY bucket, target_id, model, tenant`;
-  const rows = db.prepare(sql).raw().all({ size: bucketSizeMs, from: fromMs, to: toMs, reach: TRACE_REACH_MS, ...tenant.params }) as Array<[number, number, string, string, number, number, number, number, number, number, number]>;
-  return rows.map(([bucketMs, targetId, model, tenantName, requests, promptTokens, completionTokens, cachedMeasured, requestsMeasured, cachedAllocated, requestsAllocated]) => ({
-    bucketMs, targetId, model, tenant: tenantName, requests, promptTokens, completionTokens, cachedMeasured, requestsMeasured, cachedAllocated, requestsAllocated,
-  }));
+  const rows = db
+    .prepare(sql)
+    .raw()
+    .all({ size: bucketSizeMs, from: fromMs, to: toMs, reach: TRACE_REACH_MS, ...tenant.params }) as Array<
+    [number, number, string, string, number, number, number, number, number, number, number]
+  >;
+  return rows.map(
+    ([
+      bucketMs,
+      targetId,
+      model,
+      tenantName,
+      requests,
+      promptTokens,
+      completionTokens,
+      cachedMeasured,
+      requestsMeasured,
+      cachedAllocated,
+      requestsAllocated,
+    ]) => ({
+      bucketMs,
+      targetId,
+      model,
+      tenant: tenantName,
+      requests,
+      promptTokens,
+      completionTokens,
+      cachedMeasured,
+      requestsMeasured,
+      cachedAllocated,
+      requestsAllocated,
+    }),
+  );
 }
 
-const LEDGER_COLS = 'bucket_ms, target_id, model, tenant, requests, prompt_tokens, completion_tokens, cached_measured, requests_measured, cached_allocated, requests_allocated';
+const LEDGER_COLS =
+  'bucket_ms, target_id, model, tenant, requests, prompt_tokens, completion_tokens, cached_measured, requests_measured, cached_allocated, requests_allocated';
 
 /** `perTarget` false folds instances together (target 0): far fewer rows when no instance is asked for. */
-export function ledgerFromRollup(db: Database, level: Level, fromMs: number, toMs: number, bucketSizeMs: number, perTarget = true): LedgerFact[] {
+export function ledgerFromRollup(
+  db: Database,
+  level: Level,
+  fromMs: number,
+  toMs: number,
+  bucketSizeMs: number,
+  perTarget = true,
+): LedgerFact[] {
   const rows = db
     .prepare(
       `SELECT CAST(bucket_ms / @size AS INTEGER) * @size, target_id, model, tenant, sum(requests), sum(prompt_tokens), sum(completion_tokens), sum(cached_measured),
@@ -231,15 +314,60 @@ export function ledgerFromRollup(db: Database, level: Level, fromMs: number, toM
        FROM ledger_rollup WHERE level = @level AND bucket_ms >= @from AND bucket_ms < @to GROUP BY 1, 2, 3, 4`,
     )
     .raw()
-    .all({ size: bucketSizeMs, level: perTarget ? level : `${level}_all`, from: fromMs, to: toMs }) as Array<[number, number, string, string, number, number, number, number, number, number, number]>;
-  return rows.map(([bucketMs, targetId, model, tenant, requests, promptTokens, completionTokens, cachedMeasured, requestsMeasured, cachedAllocated, requestsAllocated]) => ({
-    bucketMs, targetId, model, tenant, requests, promptTokens, completionTokens, cachedMeasured, requestsMeasured, cachedAllocated, requestsAllocated,
-  }));
+    .all({ size: bucketSizeMs, level: perTarget ? level : `${level}_all`, from: fromMs, to: toMs }) as Array<
+    [number, number, string, string, number, number, number, number, number, number, number]
+  >;
+  return rows.map(
+    ([
+      bucketMs,
+      targetId,
+      model,
+      tenant,
+      requests,
+      promptTokens,
+      completionTokens,
+      cachedMeasured,
+      requestsMeasured,
+      cachedAllocated,
+      requestsAllocated,
+    ]) => ({
+      bucketMs,
+      targetId,
+      model,
+      tenant,
+      requests,
+      promptTokens,
+      completionTokens,
+      cachedMeasured,
+      requestsMeasured,
+      cachedAllocated,
+      requestsAllocated,
+    }),
+  );
 }
 
-export function writeLedgerRollup(db: Database, level: Level | 'hour_all' | 'day_all', facts: readonly LedgerFact[]): void {
-  const insert = db.prepare(`INSERT OR REPLACE INTO ledger_rollup (level, ${LEDGER_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`);
+export function writeLedgerRollup(
+  db: Database,
+  level: Level | 'hour_all' | 'day_all',
+  facts: readonly LedgerFact[],
+): void {
+  const insert = db.prepare(
+    `INSERT OR REPLACE INTO ledger_rollup (level, ${LEDGER_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+  );
   for (const f of facts) {
-    insert.run(level, f.bucketMs, f.targetId, f.model, f.tenant, f.requests, f.promptTokens, f.completionTokens, f.cachedMeasured, f.requestsMeasured, f.cachedAllocated, f.requestsAllocated);
+    insert.run(
+      level,
+      f.bucketMs,
+      f.targetId,
+      f.model,
+      f.tenant,
+      f.requests,
+      f.promptTokens,
+      f.completionTokens,
+      f.cachedMeasured,
+      f.requestsMeasured,
+      f.cachedAllocated,
+      f.requestsAllocated,
+    );
   }
 }

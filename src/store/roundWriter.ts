@@ -5,7 +5,8 @@ import type { RoundSummary, ScrapeStore } from './scrapeStore.ts';
 function describeDbError(err: unknown): string {
   const code = (err as { code?: string }).code ?? '';
   if (code.startsWith('SQLITE_BUSY') || code.startsWith('SQLITE_LOCKED')) return 'database is locked by another writer';
-  if (code === 'SQLITE_FULL' || code === 'SQLITE_IOERR_WRITE' || /disk|full/i.test((err as Error).message)) return 'disk full or not writable';
+  if (code === 'SQLITE_FULL' || code === 'SQLITE_IOERR_WRITE' || /disk|full/i.test((err as Error).message))
+    return 'disk full or not writable';
   if (code === 'SQLITE_READONLY') return 'database is read-only';
   return (err as Error).message;
 }
@@ -38,19 +39,35 @@ export class RoundWriter {
       const drop = this.pending.length - this.maxPending;
       this.pending.splice(0, drop);
       this.droppedResults += drop;
-      this.log.error({ db: this.path, dropped: drop, droppedTotal: this.droppedResults }, 'dropped the oldest unwritten scrape results (counters stay exact; gauges for those scrapes are lost)');
+      this.log.error(
+        { db: this.path, dropped: drop, droppedTotal: this.droppedResults },
+        'dropped the oldest unwritten scrape results (counters stay exact; gauges for those scrapes are lost)',
+      );
     }
     if (this.pending.length === 0) return undefined;
     try {
       const summary = this.store.writeRound(this.pending);
-      if (this.lastError) this.log.info({ db: this.path, results: this.pending.length }, 'database writable again; queued rounds written');
+      if (this.lastError)
+        this.log.info(
+          { db: this.path, results: this.pending.length },
+          'database writable again; queued rounds written',
+        );
       this.pending = [];
       this.lastError = undefined;
       return summary;
     } catch (err) {
       this.failedWrites++;
       const why = describeDbError(err);
-      if (why !== this.lastError) this.log.error({ db: this.path, err: (err as Error).message, code: (err as { code?: string }).code, pending: this.pending.length }, `cannot write scrape round: ${why}; keeping it and retrying`);
+      if (why !== this.lastError)
+        this.log.error(
+          {
+            db: this.path,
+            err: (err as Error).message,
+            code: (err as { code?: string }).code,
+            pending: this.pending.length,
+          },
+          `cannot write scrape round: ${why}; keeping it and retrying`,
+        );
       this.lastError = why;
       return undefined;
     }

@@ -4,7 +4,6 @@ import { computeCounterDeltas, type CounterState } from '../scrape/counterDeltas
 import type { ScrapeResult } from '../scrape/scrapeTarget.ts';
 import { MINUTE_MS } from './rollups.ts';
 
-
 export interface RoundSummary {
   scrapes: number;
   deltas: number;
@@ -34,11 +33,17 @@ export class ScrapeStore {
            profile = coalesce(excluded.profile, targets.profile), last_seen_ms = excluded.last_seen_ms
          RETURNING id`,
       ),
-      insertScrape: db.prepare('INSERT INTO scrapes (target_id, ts_ms, duration_ms, up, samples, parse_errors, profile, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?)'),
+      insertScrape: db.prepare(
+        'INSERT INTO scrapes (target_id, ts_ms, duration_ms, up, samples, parse_errors, profile, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
+      ),
       selectSeries: db.prepare('SELECT id FROM series WHERE target_id = ? AND model = ? AND engine = ? AND signal = ?'),
-      insertSeries: db.prepare('INSERT INTO series (target_id, model, engine, signal, kind, unit) VALUES (?, ?, ?, ?, ?, ?) RETURNING id'),
+      insertSeries: db.prepare(
+        'INSERT INTO series (target_id, model, engine, signal, kind, unit) VALUES (?, ?, ?, ?, ?, ?) RETURNING id',
+      ),
       updateSeriesUnit: db.prepare('UPDATE series SET unit = ? WHERE id = ? AND unit <> ?'),
-      insertDelta: db.prepare('INSERT OR REPLACE INTO counter_deltas (series_id, ts_ms, interval_ms, delta, value, resets) VALUES (?, ?, ?, ?, ?, ?)'),
+      insertDelta: db.prepare(
+        'INSERT OR REPLACE INTO counter_deltas (series_id, ts_ms, interval_ms, delta, value, resets) VALUES (?, ?, ?, ?, ?, ?)',
+      ),
       insertGauge: db.prepare('INSERT OR REPLACE INTO gauge_samples (series_id, ts_ms, value) VALUES (?, ?, ?)'),
       rollupCounter: db.prepare(
         `INSERT INTO rollup_minute (series_id, minute_ms, delta_sum, resets) VALUES (?, ?, ?, ?)
@@ -50,14 +55,19 @@ export class ScrapeStore {
            gauge_max = max(coalesce(gauge_max, excluded.gauge_max), excluded.gauge_max), gauge_sum = coalesce(gauge_sum, 0) + excluded.gauge_sum,
            gauge_count = coalesce(gauge_count, 0) + 1, gauge_last = excluded.gauge_last`,
       ),
-      upsertState: db.prepare('INSERT OR REPLACE INTO counter_state (target_id, series_key, value, created_seconds, ts_ms) VALUES (?, ?, ?, ?, ?)'),
+      upsertState: db.prepare(
+        'INSERT OR REPLACE INTO counter_state (target_id, series_key, value, created_seconds, ts_ms) VALUES (?, ?, ?, ?, ?)',
+      ),
     };
     this.loadState();
   }
 
   private loadState(): void {
-    for (const row of this.db.prepare('SELECT id, url FROM targets').all() as Array<{ id: number; url: string }>) this.targetIds.set(row.url, row.id);
-    for (const row of this.db.prepare('SELECT target_id, series_key, value, created_seconds, ts_ms FROM counter_state').iterate() as Iterable<{
+    for (const row of this.db.prepare('SELECT id, url FROM targets').all() as Array<{ id: number; url: string }>)
+      this.targetIds.set(row.url, row.id);
+    for (const row of this.db
+      .prepare('SELECT target_id, series_key, value, created_seconds, ts_ms FROM counter_state')
+      .iterate() as Iterable<{
       target_id: number;
       series_key: string;
       value: number;
@@ -75,7 +85,8 @@ export class ScrapeStore {
     const key = `${targetId}\u0000${s.model}\u0000${s.engine}\u0000${s.signal}`;
     let cached = this.seriesIds.get(key);
     if (cached === undefined) {
-      const row = (this.stmt.selectSeries!.get(targetId, s.model, s.engine, s.signal) ?? this.stmt.insertSeries!.get(targetId, s.model, s.engine, s.signal, s.kind, s.unit)) as { id: number };
+      const row = (this.stmt.selectSeries!.get(targetId, s.model, s.engine, s.signal) ??
+        this.stmt.insertSeries!.get(targetId, s.model, s.engine, s.signal, s.kind, s.unit)) as { id: number };
       cached = { id: row.id, unit: '' };
       this.seriesIds.set(key, cached);
     }
@@ -96,10 +107,25 @@ export class ScrapeStore {
     const seriesIdsBefore = new Map(this.seriesIds);
     const write = this.db.transaction(() => {
       for (const r of results) {
-        const targetRow = this.stmt.upsertTarget!.get({ url: r.target.key, instance: r.target.instance, labels: JSON.stringify(r.target.labels), profile: r.profile ?? null, ts: r.startedMs }) as { id: number };
+        const targetRow = this.stmt.upsertTarget!.get({
+          url: r.target.key,
+          instance: r.target.instance,
+          labels: JSON.stringify(r.target.labels),
+          profile: r.profile ?? null,
+          ts: r.startedMs,
+        }) as { id: number };
         const targetId = targetRow.id;
         pendingTargetIds.set(r.target.key, targetId);
-        this.stmt.insertScrape!.run(targetId, r.startedMs, r.durationMs, r.up ? 1 : 0, r.samples, r.parseErrors, r.profile ?? null, r.error ?? null);
+        this.stmt.insertScrape!.run(
+          targetId,
+          r.startedMs,
+          r.durationMs,
+          r.up ? 1 : 0,
+          r.samples,
+          r.parseErrors,
+          r.profile ?? null,
+          r.error ?? null,
+        );
         if (!r.up) continue;
         const prev = pendingState.get(targetId) ?? this.state.get(targetId) ?? new Map<string, CounterState>();
         const seenBefore = pendingUp.get(targetId) ?? this.lastUpMs.get(targetId);

@@ -7,7 +7,8 @@ import type { Logger } from './logger.ts';
 export function registerProcessMetrics(registry: Registry): void {
   collectDefaultMetrics({ register: registry });
   // prom-client names these gauges *_total, which promtool's lint rejects (a _total suffix means counter).
-  for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) registry.removeSingleMetric(name);
+  for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total'])
+    registry.removeSingleMetric(name);
 }
 
 export interface ReadinessCheck {
@@ -54,13 +55,17 @@ export class TelemetryServer {
           if (p) problems[c.name] = p;
         }
         const ready = Object.keys(problems).length === 0;
-        res.writeHead(ready ? 200 : 503, { 'content-type': 'application/json' }).end(JSON.stringify(ready ? { status: 'ready' } : { status: 'not ready', problems }) + '\n');
+        res
+          .writeHead(ready ? 200 : 503, { 'content-type': 'application/json' })
+          .end(JSON.stringify(ready ? { status: 'ready' } : { status: 'not ready', problems }) + '\n');
       } else {
         res.writeHead(404, { 'content-type': 'text/plain' }).end('not found: try /metrics, /healthz or /readyz\n');
       }
     });
     await new Promise<void>((resolve, reject) => {
-      this.server!.once('error', (err: NodeJS.ErrnoException) => reject(new Error(`telemetry.endpoint ${host}:${port}: cannot listen (${err.code ?? err.message})`)));
+      this.server!.once('error', (err: NodeJS.ErrnoException) =>
+        reject(new Error(`telemetry.endpoint ${host}:${port}: cannot listen (${err.code ?? err.message})`)),
+      );
       this.server!.listen(port, host, () => resolve());
     });
     this.port = (this.server.address() as AddressInfo).port;

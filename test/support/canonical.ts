@@ -24,7 +24,8 @@ export function canonValue(v: AnyValue | undefined): unknown {
   return { empty: true };
 }
 
-export const canonAttrs = (kvs: readonly KeyValue[]): Array<[string, unknown]> => kvs.map((kv) => [kv.key, canonValue(kv.value)]);
+export const canonAttrs = (kvs: readonly KeyValue[]): Array<[string, unknown]> =>
+  kvs.map((kv) => [kv.key, canonValue(kv.value)]);
 
 export interface CanonSpan {
   [field: string]: unknown;
@@ -57,9 +58,21 @@ export function canonicalSpans(reqs: readonly OtlpTraceRequest[]): Map<string, C
             end_time_unix_nano: long(s.endTimeUnixNano),
             attributes: canonAttrs(s.attributes),
             dropped_attributes_count: s.droppedAttributesCount ?? 0,
-            events: s.events.map((e) => ({ time_unix_nano: long(e.timeUnixNano), name: e.name, attributes: canonAttrs(e.attributes), dropped_attributes_count: e.droppedAttributesCount ?? 0 })),
+            events: s.events.map((e) => ({
+              time_unix_nano: long(e.timeUnixNano),
+              name: e.name,
+              attributes: canonAttrs(e.attributes),
+              dropped_attributes_count: e.droppedAttributesCount ?? 0,
+            })),
             dropped_events_count: s.droppedEventsCount ?? 0,
-            links: s.links.map((l) => ({ trace_id: toHex(l.traceId), span_id: toHex(l.spanId), trace_state: l.traceState ?? '', attributes: canonAttrs(l.attributes), dropped_attributes_count: l.droppedAttributesCount ?? 0, flags: l.flags ?? 0 })),
+            links: s.links.map((l) => ({
+              trace_id: toHex(l.traceId),
+              span_id: toHex(l.spanId),
+              trace_state: l.traceState ?? '',
+              attributes: canonAttrs(l.attributes),
+              dropped_attributes_count: l.droppedAttributesCount ?? 0,
+              flags: l.flags ?? 0,
+            })),
             dropped_links_count: s.droppedLinksCount ?? 0,
             'status.code': s.status?.code ?? 0,
             'status.message': s.status?.message ?? '',
@@ -72,7 +85,8 @@ export function canonicalSpans(reqs: readonly OtlpTraceRequest[]): Map<string, C
 export function diffSpan(sent: CanonSpan, got: CanonSpan): Array<{ field: string; sent: unknown; got: unknown }> {
   const diffs: Array<{ field: string; sent: unknown; got: unknown }> = [];
   for (const field of new Set([...Object.keys(sent), ...Object.keys(got)])) {
-    if (JSON.stringify(sent[field]) !== JSON.stringify(got[field])) diffs.push({ field, sent: sent[field], got: got[field] });
+    if (JSON.stringify(sent[field]) !== JSON.stringify(got[field]))
+      diffs.push({ field, sent: sent[field], got: got[field] });
   }
   return diffs;
 }

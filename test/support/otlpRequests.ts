@@ -3,7 +3,10 @@ import { encodeRequest } from '../../src/otlp/decode.ts';
 import { ExportTraceServiceRequest, type OtlpTraceRequest } from '../../src/otlp/schema.ts';
 
 /** A protobuf ExportTraceServiceRequest of n spans with ~15 attributes each, and their span ids. */
-export function makeRequest(n: number, opts: { name?: string; attrs?: number; resource?: Record<string, string> } = {}): { body: Uint8Array; spanIds: string[] } {
+export function makeRequest(
+  n: number,
+  opts: { name?: string; attrs?: number; resource?: Record<string, string> } = {},
+): { body: Uint8Array; spanIds: string[] } {
   const traceId = randomBytes(16);
   const now = BigInt(Date.now()) * 1_000_000n;
   const spanIds: string[] = [];
@@ -12,9 +15,38 @@ export function makeRequest(n: number, opts: { name?: string; attrs?: number; re
     const spanId = randomBytes(8);
     spanIds.push(spanId.toString('hex'));
     const attributes = [];
-    for (let a = 0; a < (opts.attrs ?? 15); a++) attributes.push({ key: `attr.${a}`, value: a % 3 === 0 ? { intValue: a * 1000 + i } : a % 3 === 1 ? { stringValue: `value-${a}-${i}` } : { doubleValue: a + 0.5 } });
-    spans.push({ traceId, spanId, name: opts.name ?? 'llm_request', kind: 2, startTimeUnixNano: String(now - 2_000_000_000n), endTimeUnixNano: String(now - 1_000_000_000n), attributes });
+    for (let a = 0; a < (opts.attrs ?? 15); a++)
+      attributes.push({
+        key: `attr.${a}`,
+        value:
+          a % 3 === 0
+            ? { intValue: a * 1000 + i }
+            : a % 3 === 1
+              ? { stringValue: `value-${a}-${i}` }
+              : { doubleValue: a + 0.5 },
+      });
+    spans.push({
+      traceId,
+      spanId,
+      name: opts.name ?? 'llm_request',
+      kind: 2,
+      startTimeUnixNano: String(now - 2_000_000_000n),
+      endTimeUnixNano: String(now - 1_000_000_000n),
+      attributes,
+    });
   }
-  const req = ExportTraceServiceRequest.fromObject({ resourceSpans: [{ resource: { attributes: Object.entries({ 'service.name': 'load', ...opts.resource }).map(([key, v]) => ({ key, value: { stringValue: v } })) }, scopeSpans: [{ scope: { name: 's' }, spans }] }] });
+  const req = ExportTraceServiceRequest.fromObject({
+    resourceSpans: [
+      {
+        resource: {
+          attributes: Object.entries({ 'service.name': 'load', ...opts.resource }).map(([key, v]) => ({
+            key,
+            value: { stringValue: v },
+          })),
+        },
+        scopeSpans: [{ scope: { name: 's' }, spans }],
+      },
+    ],
+  });
   return { body: encodeRequest(req as unknown as OtlpTraceRequest), spanIds };
 }

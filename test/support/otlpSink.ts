@@ -36,7 +36,10 @@ export class OtlpSink {
         const f = this.failAll ?? this.failures.shift() ?? this.rejectIf?.(decodeProtobuf(call.request));
         if (f) {
           const md = new Metadata();
-          md.set('grpc-status-details-bin', Buffer.from(encodeRpcStatus(rpcStatus(f.code, f.message, undefined, f.retryAfterMs))));
+          md.set(
+            'grpc-status-details-bin',
+            Buffer.from(encodeRpcStatus(rpcStatus(f.code, f.message, undefined, f.retryAfterMs))),
+          );
           return cb({ code: f.code, details: f.message, metadata: md });
         }
         const accept = () => {
@@ -48,7 +51,11 @@ export class OtlpSink {
         else accept();
       },
     });
-    this.port = await new Promise<number>((resolve, reject) => this.server!.bindAsync(`127.0.0.1:${port}`, ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))));
+    this.port = await new Promise<number>((resolve, reject) =>
+      this.server!.bindAsync(`127.0.0.1:${port}`, ServerCredentials.createInsecure(), (e, p) =>
+        e ? reject(e) : resolve(p),
+      ),
+    );
     return this;
   }
 

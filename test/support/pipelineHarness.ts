@@ -19,7 +19,11 @@ export interface Harness {
 }
 
 /** A TracePipeline on ephemeral loopback ports over a fresh SQLite store, as the daemon builds it. */
-export async function startPipeline(raw: Record<string, unknown>, dir = mkdtempSync(join(tmpdir(), 'cachelens-pipe-')), db?: Database): Promise<Harness> {
+export async function startPipeline(
+  raw: Record<string, unknown>,
+  dir = mkdtempSync(join(tmpdir(), 'cachelens-pipe-')),
+  db?: Database,
+): Promise<Harness> {
   const { config } = buildConfig(
     {
       storage: { path: join(dir, 'store.db') },

@@ -57,20 +57,91 @@ function scrape(target: typeof TARGET_A, model: string, ts: number, c: Counters)
  * no preemption counter, and restarts on Nov 4 (a counter reset).
  */
 export const SCRAPES: Array<[typeof TARGET_A, string, number, Counters]> = [
-  [TARGET_A, 'llama-8b', at(NOV3, 10, 0), { prompt: 1000 * K, cached: 400 * K, hits: 999 * K, gen: 500 * K, success: 10, preempt: 0, kv: 0.2, waiting: 0 }],
-  [TARGET_A, 'llama-8b', at(NOV3, 10, 1), { prompt: 3000 * K, cached: 1400 * K, hits: 1999 * K, gen: 1500 * K, success: 20, preempt: 1, kv: 0.4, waiting: 2 }],
-  [TARGET_A, 'llama-8b', at(NOV3, 10, 2), { prompt: 4000 * K, cached: 1900 * K, hits: 2999 * K, gen: 2000 * K, success: 25, preempt: 1, kv: 0.6, waiting: 4 }],
-  [TARGET_A, 'llama-8b', at(NOV4, 10, 0), { prompt: 6000 * K, cached: 2900 * K, hits: 3999 * K, gen: 3000 * K, success: 35, preempt: 1, kv: 0.8, waiting: 6 }],
-  [TARGET_A, 'llama-8b', at(NOV4, 10, 1), { prompt: 7000 * K, cached: 3400 * K, hits: 4999 * K, gen: 3500 * K, success: 40, preempt: 3, kv: 0.9, waiting: 8 }],
-  [TARGET_B, 'qwen-7b', at(NOV3, 10, 0), { prompt: 500 * K, hits: 100 * K, gen: 100 * K, success: 5, kv: 0.5, waiting: 1 }],
-  [TARGET_B, 'qwen-7b', at(NOV3, 10, 1), { prompt: 1500 * K, hits: 500 * K, gen: 600 * K, success: 10, kv: 0.5, waiting: 1 }],
-  [TARGET_B, 'qwen-7b', at(NOV4, 10, 0), { prompt: 200 * K, hits: 50 * K, gen: 100 * K, success: 2, kv: 0.1, waiting: 0 }],
-  [TARGET_B, 'qwen-7b', at(NOV4, 10, 1), { prompt: 1200 * K, hits: 650 * K, gen: 400 * K, success: 6, kv: 0.3, waiting: 0 }],
+  [
+    TARGET_A,
+    'llama-8b',
+    at(NOV3, 10, 0),
+    { prompt: 1000 * K, cached: 400 * K, hits: 999 * K, gen: 500 * K, success: 10, preempt: 0, kv: 0.2, waiting: 0 },
+  ],
+  [
+    TARGET_A,
+    'llama-8b',
+    at(NOV3, 10, 1),
+    { prompt: 3000 * K, cached: 1400 * K, hits: 1999 * K, gen: 1500 * K, success: 20, preempt: 1, kv: 0.4, waiting: 2 },
+  ],
+  [
+    TARGET_A,
+    'llama-8b',
+    at(NOV3, 10, 2),
+    { prompt: 4000 * K, cached: 1900 * K, hits: 2999 * K, gen: 2000 * K, success: 25, preempt: 1, kv: 0.6, waiting: 4 },
+  ],
+  [
+    TARGET_A,
+    'llama-8b',
+    at(NOV4, 10, 0),
+    { prompt: 6000 * K, cached: 2900 * K, hits: 3999 * K, gen: 3000 * K, success: 35, preempt: 1, kv: 0.8, waiting: 6 },
+  ],
+  [
+    TARGET_A,
+    'llama-8b',
+    at(NOV4, 10, 1),
+    { prompt: 7000 * K, cached: 3400 * K, hits: 4999 * K, gen: 3500 * K, success: 40, preempt: 3, kv: 0.9, waiting: 8 },
+  ],
+  [
+    TARGET_B,
+    'qwen-7b',
+    at(NOV3, 10, 0),
+    { prompt: 500 * K, hits: 100 * K, gen: 100 * K, success: 5, kv: 0.5, waiting: 1 },
+  ],
+  [
+    TARGET_B,
+    'qwen-7b',
+    at(NOV3, 10, 1),
+    { prompt: 1500 * K, hits: 500 * K, gen: 600 * K, success: 10, kv: 0.5, waiting: 1 },
+  ],
+  [
+    TARGET_B,
+    'qwen-7b',
+    at(NOV4, 10, 0),
+    { prompt: 200 * K, hits: 50 * K, gen: 100 * K, success: 2, kv: 0.1, waiting: 0 },
+  ],
+  [
+    TARGET_B,
+    'qwen-7b',
+    at(NOV4, 10, 1),
+    { prompt: 1200 * K, hits: 650 * K, gen: 400 * K, success: 6, kv: 0.3, waiting: 0 },
+  ],
 ];
 
-const ledgerRow = (traceId: string, targetId: number, instance: string, model: string, startMs: number, prompt: number, completion: number, cached: number | null, estimate: number | null, tenantJson: string | null): LedgerRow => ({
-  traceId, spanId: `${traceId}-span`, startMs, endMs: startMs + 2000, spanName: 'llm_request', serviceName: 'vllm', targetId, instance, model, match: 'resource',
-  promptTokens: prompt, completionTokens: completion, cachedTokens: cached, cachedTokensEstimate: estimate, windowComplete: true, latency: {}, tenantJson,
+const ledgerRow = (
+  traceId: string,
+  targetId: number,
+  instance: string,
+  model: string,
+  startMs: number,
+  prompt: number,
+  completion: number,
+  cached: number | null,
+  estimate: number | null,
+  tenantJson: string | null,
+): LedgerRow => ({
+  traceId,
+  spanId: `${traceId}-span`,
+  startMs,
+  endMs: startMs + 2000,
+  spanName: 'llm_request',
+  serviceName: 'vllm',
+  targetId,
+  instance,
+  model,
+  match: 'resource',
+  promptTokens: prompt,
+  completionTokens: completion,
+  cachedTokens: cached,
+  cachedTokensEstimate: estimate,
+  windowComplete: true,
+  latency: {},
+  tenantJson,
 });
 
 /**
@@ -82,16 +153,60 @@ export function writeLedger(db: ReturnType<typeof openDatabase>, ids: { a: numbe
   const store = new LedgerStore(db);
   store.write(
     [
-      ledgerRow('t1', ids.a, '10.0.0.1:8000', 'llama-8b', at(NOV3, 10, 0, 30), 1000 * K, 400 * K, 600 * K, null, '{"tenant.id":"acme"}'),
+      ledgerRow(
+        't1',
+        ids.a,
+        '10.0.0.1:8000',
+        'llama-8b',
+        at(NOV3, 10, 0, 30),
+        1000 * K,
+        400 * K,
+        600 * K,
+        null,
+        '{"tenant.id":"acme"}',
+      ),
       ledgerRow('t2', ids.a, '10.0.0.1:8000', 'llama-8b', at(NOV4, 10, 0, 30), 1000 * K, 500 * K, null, 300 * K, null),
-      ledgerRow('t3', ids.b, '10.0.0.2:8000', 'qwen-7b', at(NOV3, 10, 0, 40), 500 * K, 200 * K, null, 200 * K, '{"tenant.id":"acme"}'),
+      ledgerRow(
+        't3',
+        ids.b,
+        '10.0.0.2:8000',
+        'qwen-7b',
+        at(NOV3, 10, 0, 40),
+        500 * K,
+        200 * K,
+        null,
+        200 * K,
+        '{"tenant.id":"acme"}',
+      ),
       ledgerRow('t4', ids.a, '10.0.0.1:8000', 'llama-8b', at(NOV4, 10, 1, 10), 500 * K, 100 * K, null, 999, null),
     ],
     [
-      { traceId: 't2', key: 'tenant.id', value: 'globex', seenMs: at(NOV4, 10, 0, 31), spanStartMs: at(NOV4, 10, 0, 29), spanEndMs: at(NOV4, 10, 0, 31) },
-      { traceId: 't4', key: 'tenant.id', value: 'globex', seenMs: at(NOV4, 10, 1, 11), spanStartMs: at(NOV4, 10, 1, 9), spanEndMs: at(NOV4, 10, 1, 11) },
+      {
+        traceId: 't2',
+        key: 'tenant.id',
+        value: 'globex',
+        seenMs: at(NOV4, 10, 0, 31),
+        spanStartMs: at(NOV4, 10, 0, 29),
+        spanEndMs: at(NOV4, 10, 0, 31),
+      },
+      {
+        traceId: 't4',
+        key: 'tenant.id',
+        value: 'globex',
+        seenMs: at(NOV4, 10, 1, 11),
+        spanStartMs: at(NOV4, 10, 1, 9),
+        spanEndMs: at(NOV4, 10, 1, 11),
+      },
     ],
-    [{ traceId: 't4', cachedTokens: 250 * K, seenMs: at(NOV4, 10, 1, 11), spanStartMs: at(NOV4, 10, 1, 9), spanEndMs: at(NOV4, 10, 1, 11) }],
+    [
+      {
+        traceId: 't4',
+        cachedTokens: 250 * K,
+        seenMs: at(NOV4, 10, 1, 11),
+        spanStartMs: at(NOV4, 10, 1, 9),
+        spanEndMs: at(NOV4, 10, 1, 11),
+      },
+    ],
   );
 }
 

@@ -1,4 +1,11 @@
-import { Metadata, Server, ServerCredentials, type sendUnaryData, type ServerUnaryCall, type ServiceDefinition } from '@grpc/grpc-js';
+import {
+  Metadata,
+  Server,
+  ServerCredentials,
+  type sendUnaryData,
+  type ServerUnaryCall,
+  type ServiceDefinition,
+} from '@grpc/grpc-js';
 import type { Logger } from '../../telemetry/logger.ts';
 import type { PipelineMetrics } from '../metrics.ts';
 import type { Intake } from './intake.ts';
@@ -41,18 +48,32 @@ export class GrpcReceiver {
     private readonly metrics: PipelineMetrics,
     private readonly log: Logger,
   ) {
-    this.authorized = bearerChecker(opts.auth, (err) => this.log.error({ err: err.message }, 'bearer token file unreadable'));
+    this.authorized = bearerChecker(opts.auth, (err) =>
+      this.log.error({ err: err.message }, 'bearer token file unreadable'),
+    );
   }
 
   async start(): Promise<string> {
     const { host, port } = parseEndpoint(this.opts.endpoint);
     const tls = loadTls(this.opts.tls);
     this.server = new Server({ 'grpc.max_receive_message_length': this.opts.maxRequestBytes });
-    this.server.addService(TRACE_SERVICE, { Export: (call: ServerUnaryCall<Buffer, Buffer>, cb: sendUnaryData<Buffer>) => void this.export(call, cb) });
-    const creds = tls ? ServerCredentials.createSsl(tls.ca ?? null, [{ cert_chain: tls.cert, private_key: tls.key }], !!tls.ca) : ServerCredentials.createInsecure();
+    this.server.addService(TRACE_SERVICE, {
+      Export: (call: ServerUnaryCall<Buffer, Buffer>, cb: sendUnaryData<Buffer>) => void this.export(call, cb),
+    });
+    const creds = tls
+      ? ServerCredentials.createSsl(tls.ca ?? null, [{ cert_chain: tls.cert, private_key: tls.key }], !!tls.ca)
+      : ServerCredentials.createInsecure();
     const target = host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
     this.boundPort = await new Promise<number>((resolve, reject) =>
-      this.server!.bindAsync(target, creds, (err, p) => (err ? reject(new Error(`receivers.grpc.endpoint ${this.opts.endpoint}: cannot listen (${/EADDRINUSE|EACCES|EADDRNOTAVAIL/.exec(err.message)?.[0] ?? err.message})`)) : resolve(p))),
+      this.server!.bindAsync(target, creds, (err, p) =>
+        err
+          ? reject(
+              new Error(
+                `receivers.grpc.endpoint ${this.opts.endpoint}: cannot listen (${/EADDRINUSE|EACCES|EADDRNOTAVAIL/.exec(err.message)?.[0] ?? err.message})`,
+              ),
+            )
+          : resolve(p),
+      ),
     );
     return target.replace(/:\d+$/, `:${this.boundPort}`);
   }
@@ -70,7 +91,8 @@ export class GrpcReceiver {
   }
 
   private async export(call: ServerUnaryCall<Buffer, Buffer>, cb: sendUnaryData<Buffer>): Promise<void> {
-    if (this.authorized && !this.authorized(call.metadata.get('authorization')[0]?.toString())) return this.fail(cb, 'unauthenticated', 'missing or wrong bearer token');
+    if (this.authorized && !this.authorized(call.metadata.get('authorization')[0]?.toString()))
+      return this.fail(cb, 'unauthenticated', 'missing or wrong bearer token');
     try {
       const accepted = await this.intake.accept(call.request, 'protobuf', call.getPeer(), 'grpc');
       cb(null, Buffer.from(exportResponse(accepted)));
@@ -96,4 +118,3 @@ export class GrpcReceiver {
     });
   }
 }
-

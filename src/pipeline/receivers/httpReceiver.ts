@@ -37,38 +37,68 @@ export class HttpReceiver {
     private readonly metrics: PipelineMetrics,
     private readonly log: Logger,
   ) {
-    this.authorized = bearerChecker(opts.auth, (err) => this.log.error({ err: err.message }, 'bearer token file unreadable'));
+    this.authorized = bearerChecker(opts.auth, (err) =>
+      this.log.error({ err: err.message }, 'bearer token file unreadable'),
+    );
   }
 
   async start(): Promise<string> {
     const { host, port } = parseEndpoint(this.opts.endpoint);
     const tls = loadTls(this.opts.tls);
     const handler = (req: IncomingMessage, res: ServerResponse): void => void this.handle(req, res);
-    this.server = tls ? createHttpsServer({ cert: tls.cert, key: tls.key, ca: tls.ca, requestCert: !!tls.ca, rejectUnauthorized: !!tls.ca }, handler) : createHttpServer(handler);
+    this.server = tls
+      ? createHttpsServer(
+          { cert: tls.cert, key: tls.key, ca: tls.ca, requestCert: !!tls.ca, rejectUnauthorized: !!tls.ca },
+          handler,
+        )
+      : createHttpServer(handler);
     this.server.keepAliveTimeout = 65_000;
     await new Promise<void>((resolve, reject) => {
       this.server!.once('error', reject);
       this.server!.listen(port, host, () => resolve());
     }).catch((err: Error) => {
-      throw new Error(`receivers.http.endpoint ${this.opts.endpoint}: cannot listen (${(err as NodeJS.ErrnoException).code ?? err.message})`);
+      throw new Error(
+        `receivers.http.endpoint ${this.opts.endpoint}: cannot listen (${(err as NodeJS.ErrnoException).code ?? err.message})`,
+      );
     });
     const a = this.server.address() as AddressInfo;
     return `${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`;
   }
 
   get port(): number {
-    return (this.server?.address() as AddressInfo).port;
+    const address = this.server?.address() as AddressInfo | undefined;
+    return address?.port ?? 0;
   }
 
-  private reply(res: ServerResponse, status: number, format: BodyFormat, body: Uint8Array | string, headers: Record<string, string> = {}): void {
-    res.writeHead(status, { 'Content-Type': format === 'json' ? 'application/json' : 'application/x-protobuf', ...headers });
+  private reply(
+    res: ServerResponse,
+    status: number,
+    format: BodyFormat,
+    body: Uint8Array | string,
+    headers: Record<string, string> = {},
+  ): void {
+    res.writeHead(status, {
+      'Content-Type': format === 'json' ? 'application/json' : 'application/x-protobuf',
+      ...headers,
+    });
     res.end(body);
   }
 
-  private refuse(res: ServerResponse, format: BodyFormat, status: number, kind: Refusal['kind'] | keyof typeof ROUTE_REFUSALS, message: string, retryAfterMs?: number, headers: Record<string, string> = {}): void {
+  private refuse(
+    res: ServerResponse,
+    format: BodyFormat,
+    status: number,
+    kind: Refusal['kind'] | keyof typeof ROUTE_REFUSALS,
+    message: string,
+    retryAfterMs?: number,
+    headers: Record<string, string> = {},
+  ): void {
     this.metrics.refused.inc({ transport: 'http', reason: kind });
     // One table for both transports: the gRPC code a refusal of this kind gets on :4317.
-    const code = kind in ROUTE_REFUSALS ? ROUTE_REFUSALS[kind as keyof typeof ROUTE_REFUSALS].grpc : GRPC_CODE[kind as Refusal['kind']];
+    const code =
+      kind in ROUTE_REFUSALS
+        ? ROUTE_REFUSALS[kind as keyof typeof ROUTE_REFUSALS].grpc
+        : GRPC_CODE[kind as Refusal['kind']];
     const st = rpcStatus(code, message, kind in ROUTE_REFUSALS ? undefined : (kind as Refusal['kind']), retryAfterMs);
     if (retryAfterMs !== undefined) headers['Retry-After'] = String(Math.max(1, Math.ceil(retryAfterMs / 1000)));
     this.reply(res, status, format, format === 'json' ? rpcStatusJson(st) : encodeRpcStatus(st), headers);
@@ -80,24 +110,50 @@ export class HttpReceiver {
     const replyFormat = format ?? 'json';
     if (path !== TRACES_PATH) {
       req.resume();
-      return this.refuse(res, replyFormat, 404, 'not_found', `no OTLP endpoint at ${path}; traces go to POST ${TRACES_PATH}`);
+      return this.refuse(
+        res,
+        replyFormat,
+        404,
+        'not_found',
+        `no OTLP endpoint at ${path}; traces go to POST ${TRACES_PATH}`,
+      );
     }
     if (req.method !== 'POST') {
       req.resume();
-      return this.refuse(res, replyFormat, 405, 'method_not_allowed', `method ${req.method} not allowed; use POST`, undefined, { Allow: 'POST' });
+      return this.refuse(
+        res,
+        replyFormat,
+        405,
+        'method_not_allowed',
+        `method ${req.method} not allowed; use POST`,
+        undefined,
+        { Allow: 'POST' },
+      );
     }
     if (this.authorized && !this.authorized(req.headers.authorization)) {
       req.resume();
-      return this.refuse(res, replyFormat, 401, 'unauthenticated', 'missing or wrong bearer token', undefined, { 'WWW-Authenticate': 'Bearer' });
+      return this.refuse(res, replyFormat, 401, 'unauthenticated', 'missing or wrong bearer token', undefined, {
+        'WWW-Authenticate': 'Bearer',
+      });
     }
     if (!format) {
       req.resume();
-      return this.refuse(res, 'json', 415, 'unsupported', `unsupported Content-Type ${JSON.stringify(req.headers['content-type'] ?? '')}; use application/x-protobuf or application/json`);
+      return this.refuse(
+        res,
+        'json',
+        415,
+        'unsupported',
+        `unsupported Content-Type ${JSON.stringify(req.headers['content-type'] ?? '')}; use application/x-protobuf or application/json`,
+      );
     }
     const max = this.opts.maxRequestBytes;
     try {
       const declared = Number(req.headers['content-length']);
-      if (Number.isFinite(declared) && declared > max) throw new Refusal('too_large', `request of ${declared} bytes is larger than receivers.max_request_bytes (${max})`);
+      if (Number.isFinite(declared) && declared > max)
+        throw new Refusal(
+          'too_large',
+          `request of ${declared} bytes is larger than receivers.max_request_bytes (${max})`,
+        );
       const raw = await readBody(req, max);
       const body = await decompress(raw, String(req.headers['content-encoding'] ?? ''), max);
       const accepted = await this.intake.accept(body, format, req.socket.remoteAddress ?? null, 'http');

@@ -3,6 +3,7 @@ import type { Logger } from '../../telemetry/logger.ts';
 import type { PipelineMetrics } from '../metrics.ts';
 import type { ExportQueue } from '../exportQueue.ts';
 import { decodeJson, decodeProtobuf, encodeRequest, OtlpDecodeError, validateRequest } from '../../otlp/decode.ts';
+import type { OtlpTraceRequest } from '../../otlp/schema.ts';
 import { joined, removeSpans } from '../../otlp/splice.ts';
 import { SpoolFullError, type Spool } from '../spool.ts';
 import { Refusal, type Accepted } from './refusal.ts';
@@ -15,11 +16,23 @@ export function decompress(body: Buffer, encoding: string, maxBytes: number): Pr
   const enc = encoding.trim().toLowerCase();
   if (enc === '' || enc === 'identity' || enc === 'none') return Promise.resolve(body);
   const fn = enc === 'gzip' || enc === 'x-gzip' ? gunzip : enc === 'deflate' ? inflate : undefined;
-  if (!fn) return Promise.reject(new Refusal('unsupported', `unsupported Content-Encoding ${JSON.stringify(encoding)} (use gzip, deflate or none)`));
+  if (!fn)
+    return Promise.reject(
+      new Refusal(
+        'unsupported',
+        `unsupported Content-Encoding ${JSON.stringify(encoding)} (use gzip, deflate or none)`,
+      ),
+    );
   return new Promise((resolve, reject) => {
     fn(body as InputType, { maxOutputLength: maxBytes }, (err, out) => {
       if (!err) return resolve(out);
-      if ((err as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') reject(new Refusal('too_large', `request larger than receivers.max_request_bytes (${maxBytes} bytes) after decompression`));
+      if ((err as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE')
+        reject(
+          new Refusal(
+            'too_large',
+            `request larger than receivers.max_request_bytes (${maxBytes} bytes) after decompression`,
+          ),
+        );
       else reject(new Refusal('invalid', `cannot decompress ${enc} body: ${err.message}`));
     });
   });
@@ -40,7 +53,7 @@ export class Intake {
   ) {}
 
   async accept(body: Uint8Array, format: BodyFormat, peer: string | null, transport: Transport): Promise<Accepted> {
-    let req;
+    let req: OtlpTraceRequest;
     try {
       req = format === 'json' ? decodeJson(Buffer.from(body).toString('utf8')) : decodeProtobuf(body);
     } catch (err) {

@@ -13,9 +13,13 @@ export interface ReceiverAuth {
 }
 
 export function loadTls(tls: ReceiverTls | undefined): { cert: Buffer; key: Buffer; ca?: Buffer } | undefined {
-  if (!tls || !tls.cert_file) return undefined;
+  if (!tls?.cert_file) return undefined;
   if (!tls.key_file) throw new Error('receivers.tls.key_file is required with receivers.tls.cert_file');
-  return { cert: readFileSync(tls.cert_file), key: readFileSync(tls.key_file), ca: tls.client_ca_file ? readFileSync(tls.client_ca_file) : undefined };
+  return {
+    cert: readFileSync(tls.cert_file),
+    key: readFileSync(tls.key_file),
+    ca: tls.client_ca_file ? readFileSync(tls.client_ca_file) : undefined,
+  };
 }
 
 /**
@@ -23,7 +27,10 @@ export function loadTls(tls: ReceiverTls | undefined): { cert: Buffer; key: Buff
  * file that cannot be read refuses the request (401) instead of throwing, and is reported once
  * through `onFileError` until it can be read again.
  */
-export function bearerChecker(auth: ReceiverAuth | undefined, onFileError: (err: Error) => void = () => undefined): ((header: string | undefined) => boolean) | undefined {
+export function bearerChecker(
+  auth: ReceiverAuth | undefined,
+  onFileError: (err: Error) => void = () => undefined,
+): ((header: string | undefined) => boolean) | undefined {
   if (!auth || (!auth.bearer_token && !auth.bearer_token_file)) return undefined;
   let failing = false;
   return (header) => {
@@ -34,7 +41,12 @@ export function bearerChecker(auth: ReceiverAuth | undefined, onFileError: (err:
         token = readFileSync(auth.bearer_token_file!, 'utf8').trim();
         failing = false;
       } catch (err) {
-        if (!failing) onFileError(new Error(`receivers.bearer_token_file ${auth.bearer_token_file}: cannot read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); refusing every request as unauthenticated until it can be read`));
+        if (!failing)
+          onFileError(
+            new Error(
+              `receivers.bearer_token_file ${auth.bearer_token_file}: cannot read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); refusing every request as unauthenticated until it can be read`,
+            ),
+          );
         failing = true;
         return false;
       }

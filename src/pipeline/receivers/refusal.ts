@@ -28,10 +28,22 @@ export const GRPC_CODE: Record<RefusalKind, number> = {
   unsupported: GRPC.UNIMPLEMENTED,
 };
 
-export const HTTP_CODE: Record<RefusalKind, number> = { invalid: 400, too_large: 413, unavailable: 503, unauthenticated: 401, unsupported: 415 };
+export const HTTP_CODE: Record<RefusalKind, number> = {
+  invalid: 400,
+  too_large: 413,
+  unavailable: 503,
+  unauthenticated: 401,
+  unsupported: 415,
+};
 
 /** HTTP refusals that are not about the request's content: the route or the method. */
-export const ROUTE_REFUSALS = { not_found: { http: 404, grpc: GRPC.UNIMPLEMENTED }, method_not_allowed: { http: 405, grpc: GRPC.UNIMPLEMENTED } } as const;
+export const ROUTE_REFUSALS = {
+  not_found: { http: 404, grpc: GRPC.UNIMPLEMENTED },
+  method_not_allowed: { http: 405, grpc: GRPC.UNIMPLEMENTED },
+} as const;
 
 /** Every `reason` label value of cachelens_receiver_refused_requests_total, set to 0 at start. */
-export const REFUSAL_REASONS = [...(Object.keys(GRPC_CODE) as RefusalKind[]), ...(Object.keys(ROUTE_REFUSALS) as Array<keyof typeof ROUTE_REFUSALS>)];
+export const REFUSAL_REASONS = [
+  ...(Object.keys(GRPC_CODE) as RefusalKind[]),
+  ...(Object.keys(ROUTE_REFUSALS) as Array<keyof typeof ROUTE_REFUSALS>),
+];
