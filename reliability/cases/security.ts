@@ -52,7 +52,7 @@ function sqlInterpolations(): Array<{ file: string; expr: string }> {
         const text = readFileSync(p, 'utf8');
         for (const m of text.matchAll(/\.(?:prepare|exec|pragma)\(\s*`([^`]*)`/g))
           for (const e of m[1]!.matchAll(/\$\{([^}]*(?:\{[^}]*\}[^}]*)*)\}/g))
-            out.push({ file: p.slice(ROOT.length), expr: e[1]!.trim() });
+            out.push({ file: p.slice(ROOT.length), expr: e[1]!.replace(/\s*\n\s*/g, '').trim() }); // the formatter may break a chain over lines
       }
     }
   };
