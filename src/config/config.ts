@@ -1,4 +1,5 @@
 import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { checkSpanNames } from './spanNames.ts';
 import { applyEnvOverrides, ConfigError, validateConfigObject } from './validate.ts';
@@ -74,9 +75,11 @@ export interface Config {
     max_in_flight: number;
     shutdown_timeout: number;
   };
-  spool: { path?: string; max_bytes: number; fsync: boolean; high_water_percent: number };
+  /** path is resolved: the configured one, or cachelens-spool.db next to storage.path. */
+  spool: { path: string; max_bytes: number; fsync: boolean; high_water_percent: number };
   telemetry: { enabled: boolean; endpoint: string };
-  enrich: { max_wait?: number; as: EnrichAs; span_names: string[] };
+  /** max_wait and lookback are resolved from scrape.interval when not set. */
+  enrich: { max_wait: number; lookback: number; facts_cache_bytes: number; as: EnrichAs; span_names: string[] };
   ledger: { tenant_attributes: string[] };
   log: { level: string };
 }
@@ -137,10 +140,27 @@ export function buildConfig(
   const envApplied = applyEnvOverrides(obj as Record<string, unknown>, env);
   const { value, problems } = validateConfigObject(obj);
   if (problems.length) throw new ConfigError(problems);
-  const config = value as unknown as Config;
+  const config = resolveDerived(value as unknown as Config);
   const cross = crossChecks(config);
   if (cross.length) throw new ConfigError(cross);
   return { config, envApplied };
+}
+
+/**
+ * Values whose default depends on other keys, resolved here once so every part (and check-config)
+ * sees the same number: enrich.max_wait and enrich.lookback from scrape.interval, the spool path
+ * from storage.path.
+ */
+function resolveDerived(c: Config): Config {
+  const raw = c as unknown as { enrich: { max_wait?: number; lookback?: number }; spool: { path?: string } };
+  raw.enrich.max_wait ??= 2 * c.scrape.interval;
+  raw.enrich.lookback ??= Math.max(6 * 3_600_000, 4 * c.scrape.interval);
+  if (!raw.spool.path) raw.spool.path = defaultSpoolPath(c.storage.path);
+  return c;
+}
+
+export function defaultSpoolPath(storagePath: string): string {
+  return storagePath === ':memory:' ? ':memory:' : join(dirname(storagePath), 'cachelens-spool.db');
 }
 
 /** --config PATH, else ./cachelens.yaml when present, else built-in defaults. */

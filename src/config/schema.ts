@@ -330,6 +330,15 @@ export const CONFIG_SCHEMA: ObjectSpec = {
           kind: 'duration',
           doc: 'How long a request span waits in the spool for the scrape that closes its window. Default: 2 × scrape.interval.',
         },
+        lookback: {
+          kind: 'duration',
+          doc: 'How far back scrape timelines and gauge lookups reach in memory; older windows are read from the store. Default: 6h, or 4 × scrape.interval if longer.',
+        },
+        facts_cache_bytes: {
+          kind: 'bytes',
+          default: '64MiB',
+          doc: 'Memory for facts of spooled requests (about 1 KB a request span), so a request is not read and decoded again; past it, it is.',
+        },
         as: {
           kind: 'enum',
           values: ['events', 'attributes', 'both'],

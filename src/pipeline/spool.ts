@@ -1,6 +1,6 @@
 import BetterSqlite3, { type Database, type Statement } from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { migrate } from '../store/migrate.ts';
 
@@ -241,8 +241,4 @@ export class Spool {
     this.flush();
     this.db.close();
   }
-}
-
-export function defaultSpoolPath(storagePath: string): string {
-  return storagePath === ':memory:' ? ':memory:' : join(dirname(storagePath), 'cachelens-spool.db');
 }

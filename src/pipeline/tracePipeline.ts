@@ -11,7 +11,7 @@ import { ExportQueue } from './exportQueue.ts';
 import { GrpcReceiver } from './receivers/grpcReceiver.ts';
 import { HttpReceiver } from './receivers/httpReceiver.ts';
 import { Intake } from './receivers/intake.ts';
-import { defaultSpoolPath, Spool } from './spool.ts';
+import { Spool } from './spool.ts';
 
 /** receivers → spool → enrich → exporter, built from config; started after the scrape store. */
 export class TracePipeline {
@@ -34,7 +34,7 @@ export class TracePipeline {
   ) {
     this.metrics = metrics ?? new PipelineMetrics();
     const { spool, exporter, enrich, ledger, scrape } = config;
-    this.spool = new Spool(spool.path || defaultSpoolPath(config.storage.path), {
+    this.spool = new Spool(spool.path, {
       maxBytes: spool.max_bytes,
       fsync: spool.fsync,
     });
@@ -42,11 +42,11 @@ export class TracePipeline {
     for (const t of scrape.targets)
       if (Object.keys(t.match ?? {}).length) targetMatch.set(new URL(t.url).toString(), t.match);
     const enricher = new Enricher(new FleetQueries(db), {
-      maxWaitMs: enrich.max_wait ?? 2 * scrape.interval,
+      maxWaitMs: enrich.max_wait,
       as: enrich.as,
       selector: compileSpanSelector(enrich.span_names),
       tenantKeys: ledger.tenant_attributes,
-      lookbackMs: Math.max(6 * 3600_000, 4 * scrape.interval),
+      lookbackMs: enrich.lookback,
       targetMatch: () => targetMatch,
     });
     this.endpoint = resolveEndpoint(exporter);
@@ -61,7 +61,7 @@ export class TracePipeline {
         maxInFlight: exporter.max_in_flight,
         retryInitialMs: exporter.retry_initial_interval,
         retryMaxMs: exporter.retry_max_interval,
-        factsCacheBytes: 64 * 1024 * 1024,
+        factsCacheBytes: enrich.facts_cache_bytes,
       },
       log,
       this.metrics,
