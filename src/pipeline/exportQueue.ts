@@ -1,24 +1,17 @@
 import type { ExportResult } from '@opentelemetry/core';
 import type { Enricher } from '../correlate/enricher.ts';
-import type { RequestFacts } from '../correlate/requestFacts.ts';
-import type { LedgerRow, LedgerStore, TenantRow, TraceUsageRow } from '../store/ledgerStore.ts';
+import type { LedgerStore } from '../store/ledgerStore.ts';
 import type { Logger } from '../telemetry/logger.ts';
 import type { PipelineMetrics } from './metrics.ts';
 import { ExtraEncoder } from './encodeExtras.ts';
+import { FactsCache } from './factsCache.ts';
+import { emptyLedgerBatch, type LedgerBatch, LedgerWriter } from './ledgerWriter.ts';
 import type { BatchExporter, EncodedBatch } from './exporter.ts';
 import { decodeProtobuf } from '../otlp/decode.ts';
 import type { OtlpTraceRequest } from '../otlp/schema.ts';
 import { joined, removeSpans, spliceSpans } from '../otlp/splice.ts';
 import { Backoff, classifyExportError } from './retry.ts';
 import type { Spool, SpoolRow } from './spool.ts';
-
-/** A group's ledger rows: written after its request is on the wire, and before its spool rows go. */
-interface LedgerBatch {
-  rows: LedgerRow[];
-  tenants: TenantRow[];
-  traceUsage: TraceUsageRow[];
-  written: boolean;
-}
 
 export interface ExportQueueOptions {
   /** Spans per downstream request; small spool rows are merged up to this. */
@@ -40,9 +33,9 @@ export class ExportQueue {
   /** Rows to send alone: part of a merged request downstream refused for good. */
   private readonly solo = new Set<number>();
   private inFlightRequests = 0;
-  private readonly facts = new Map<number, RequestFacts>();
+  private readonly facts: FactsCache;
+  private readonly ledgerWriter: LedgerWriter;
   private readonly encoder = new ExtraEncoder();
-  private factsBytes = 0;
   /** Rows postponed until a closing scrape exists, and when a scrape round last woke them. */
   private readonly waitingForWindow = new Set<number>();
   private readonly wokenAtMs = new Map<number, number>();
@@ -52,8 +45,6 @@ export class ExportQueue {
   private pumpQueued = false;
   private closed = false;
   private idleWaiters: Array<() => void> = [];
-  private unwritten: LedgerBatch[] = [];
-  private ledgerFlushQueued = false;
   /**
    * Called for each sent row with the time from acknowledgement (or, for a row that waited for its
    * window's closing scrape, from the scrape round that woke it) to downstream's acknowledgement.
@@ -65,18 +56,20 @@ export class ExportQueue {
   constructor(
     private readonly spool: Spool,
     private readonly enricher: Enricher,
-    private readonly ledger: LedgerStore,
+    ledger: LedgerStore,
     private readonly exporter: BatchExporter | undefined,
     private readonly opts: ExportQueueOptions,
     private readonly log: Logger,
     private readonly metrics?: PipelineMetrics,
   ) {
     this.backoff = new Backoff(opts.retryInitialMs, opts.retryMaxMs);
+    this.facts = new FactsCache(opts.factsCacheBytes);
+    this.ledgerWriter = new LedgerWriter(ledger, log);
   }
 
   /** The receivers hand over what they just decoded, so the spooled request need not be decoded again. */
   admitted(id: number, req: OtlpTraceRequest): void {
-    this.remember(id, this.enricher.facts(req));
+    this.facts.remember(id, this.enricher.facts(req));
     this.kick();
   }
 
@@ -110,20 +103,6 @@ export class ExportQueue {
     this.kick();
   }
 
-  private remember(id: number, facts: RequestFacts): void {
-    if (this.facts.has(id) || this.factsBytes + facts.approxBytes > this.opts.factsCacheBytes) return;
-    this.facts.set(id, facts);
-    this.factsBytes += facts.approxBytes;
-  }
-
-  private factsOf(row: SpoolRow, body: Uint8Array): RequestFacts {
-    const cached = this.facts.get(row.id);
-    if (cached) return cached;
-    const facts = this.enricher.facts(decodeProtobuf(body));
-    this.remember(row.id, facts);
-    return facts;
-  }
-
   /** Only reachable if the spool file was damaged: the receiver validated every row before acking. */
   private dropDamaged(row: SpoolRow, err: Error): void {
     this.log.error({ spool_id: row.id, err: err.message }, 'dropping an undecodable spool row');
@@ -137,11 +116,7 @@ export class ExportQueue {
       this.solo.delete(id);
       this.wokenAtMs.delete(id);
       this.waitingForWindow.delete(id);
-      const f = this.facts.get(id);
-      if (f) {
-        this.factsBytes -= f.approxBytes;
-        this.facts.delete(id);
-      }
+      this.facts.forget(id);
     }
   }
 
@@ -168,7 +143,7 @@ export class ExportQueue {
       let spanCount = 0;
       // One transaction each for the group's ledger rows and for the rows that must wait: a commit per
       // spool row cost more than the rows themselves.
-      const ledger: LedgerBatch = { rows: [], tenants: [], traceUsage: [], written: false };
+      const ledger = emptyLedgerBatch();
       const waiting: Array<[number, number]> = [];
       let dropped = 0;
       for (const row of rows) {
@@ -186,7 +161,7 @@ export class ExportQueue {
         let prepared: ReturnType<Enricher['prepare']>;
         let spliced: ReturnType<typeof spliceSpans>;
         try {
-          const facts = this.factsOf(row, body);
+          const facts = this.facts.get(row.id, () => this.enricher.facts(decodeProtobuf(body)));
           prepared = this.enricher.prepare(facts, row.peer, row.received_ms, now);
           if (!prepared.ready) {
             waiting.push([row.id, prepared.retryAtMs]);
@@ -226,39 +201,6 @@ export class ExportQueue {
     }
   }
 
-  /**
-   * Ledger rows are written once the pump has sent what is ready: a scrape round releases every span
-   * that waited for it at once, and the burst reaches downstream sooner with the ledger after it.
-   */
-  private queueLedger(batch: LedgerBatch): void {
-    this.unwritten.push(batch);
-    if (this.ledgerFlushQueued) return;
-    this.ledgerFlushQueued = true;
-    setImmediate(() => {
-      this.ledgerFlushQueued = false;
-      const batches = this.unwritten;
-      this.unwritten = [];
-      for (const b of batches) this.writeLedger(b);
-    });
-  }
-
-  /** False if the write failed; the rows then stay in the spool and are sent (and written) again. */
-  private writeLedger(batch: LedgerBatch): boolean {
-    if (batch.written) return true;
-    try {
-      this.ledger.write(batch.rows, batch.tenants, batch.traceUsage);
-      batch.written = true;
-      return true;
-    } catch (err) {
-      const e = err as Error & { code?: string };
-      this.log.error(
-        { err: e.message, code: e.code, rows: batch.rows.length },
-        'request ledger write failed; the spans stay in the spool and are sent again',
-      );
-      return false;
-    }
-  }
-
   private send(group: SpoolRow[], batch: EncodedBatch, ledger: LedgerBatch): void {
     const ids = group.map((r) => r.id);
     const spanCount = batch.spans;
@@ -268,7 +210,7 @@ export class ExportQueue {
       return;
     }
     this.inFlightRequests++;
-    this.queueLedger(ledger);
+    this.ledgerWriter.queue(ledger);
     if (this.onHandedOff) this.report(this.onHandedOff, group);
     this.exporter.export(batch, (result: ExportResult) => {
       this.inFlightRequests--;
@@ -346,7 +288,7 @@ export class ExportQueue {
   }
 
   private finish(group: SpoolRow[], ids: number[], ledger: LedgerBatch): void {
-    if (!this.writeLedger(ledger)) {
+    if (!this.ledgerWriter.write(ledger)) {
       for (const id of ids) this.inFlight.delete(id);
       this.spool.postpone(ids, Date.now() + 5000, true);
       if (!this.exporter) this.kick();

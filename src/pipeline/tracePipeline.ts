@@ -11,7 +11,8 @@ import { ExportQueue } from './exportQueue.ts';
 import { GrpcReceiver } from './receivers/grpcReceiver.ts';
 import { HttpReceiver } from './receivers/httpReceiver.ts';
 import { Intake } from './receivers/intake.ts';
-import { Spool } from './spool.ts';
+import { Refusal } from './receivers/refusal.ts';
+import { Spool, SpoolFullError } from './spool.ts';
 
 /** receivers → spool → enrich → exporter, built from config; started after the scrape store. */
 export class TracePipeline {
@@ -66,7 +67,26 @@ export class TracePipeline {
       log,
       this.metrics,
     );
-    this.intake = new Intake(this.spool, this.queue, this.metrics, log);
+    // The receivers' next consumer: the durable spool, then the export stage, which keeps the
+    // decoded request's facts so the spooled bytes need not be decoded again.
+    const durable = this.spool;
+    const queue = this.queue;
+    this.intake = new Intake(
+      {
+        async consume(bytes, spans, peer, req) {
+          let id: number;
+          try {
+            id = await durable.append(bytes, spans, peer, 0);
+          } catch (err) {
+            if (err instanceof SpoolFullError) throw new Refusal('unavailable', err.message, err.retryAfterMs);
+            throw err;
+          }
+          queue.admitted(id, req);
+        },
+      },
+      this.metrics,
+      log,
+    );
   }
 
   async start(): Promise<{ grpc?: string; http?: string }> {

@@ -1,11 +1,9 @@
 import { gunzip, inflate, type InputType } from 'node:zlib';
 import type { Logger } from '../../telemetry/logger.ts';
 import type { PipelineMetrics } from '../metrics.ts';
-import type { ExportQueue } from '../exportQueue.ts';
 import { decodeJson, decodeProtobuf, encodeRequest, OtlpDecodeError, validateRequest } from '../../otlp/decode.ts';
 import type { OtlpTraceRequest } from '../../otlp/schema.ts';
 import { joined, removeSpans } from '../../otlp/splice.ts';
-import { SpoolFullError, type Spool } from '../spool.ts';
 import { Refusal, type Accepted } from './refusal.ts';
 
 export type BodyFormat = 'protobuf' | 'json';
@@ -39,15 +37,23 @@ export function decompress(body: Buffer, encoding: string, maxBytes: number): Pr
 }
 
 /**
- * The receiver half shared by gRPC and HTTP: decode, validate, write durably to the spool, and
- * only then report success. Nothing is acknowledged that is not on disk.
+ * What the receivers hand an accepted request to, as the Collector's receivers hand theirs to the
+ * next consumer. It resolves only once the request is durable (the ack depends on it), and throws a
+ * Refusal('unavailable') when it cannot take the request now.
+ */
+export interface TracesConsumer {
+  consume(bytes: Uint8Array, spans: number, peer: string | null, req: OtlpTraceRequest): Promise<void>;
+}
+
+/**
+ * The receiver half shared by gRPC and HTTP: decode, validate, hand the request to the consumer,
+ * and only then report success. Nothing is acknowledged that the consumer has not made durable.
  */
 export class Intake {
   private lastFullLogMs = 0;
 
   constructor(
-    private readonly spool: Spool,
-    private readonly queue: ExportQueue,
+    private readonly next: TracesConsumer,
     private readonly metrics: PipelineMetrics,
     private readonly log: Logger,
   ) {}
@@ -64,28 +70,23 @@ export class Intake {
     if (v.rejected) this.metrics.rejected.inc({ transport }, v.rejected);
     const message = v.rejected ? `${v.rejected} span(s) rejected: ${v.reasons.join('; ')}` : undefined;
     if (!v.spans) return { spans: 0, rejected: v.rejected, message };
-    // The spool keeps protobuf as received. Rejected spans are cut out of the bytes, so the other
-    // spans' unknown fields survive; only a JSON body is encoded.
+    // Kept as protobuf, as received. Rejected spans are cut out of the bytes, so the other spans'
+    // unknown fields survive; only a JSON body is encoded.
     let bytes: Uint8Array;
     if (format === 'json') bytes = encodeRequest(req);
     else if (!v.rejected) bytes = body;
     else bytes = joined(removeSpans(body, new Set(v.rejectedIndexes)));
-    let id: number;
     try {
-      id = await this.spool.append(bytes, v.spans, peer, 0);
+      await this.next.consume(bytes, v.spans, peer, req);
     } catch (err) {
-      if (err instanceof SpoolFullError) {
-        // Once per 10 s: a full spool refuses every request until downstream catches up.
-        if (Date.now() - this.lastFullLogMs > 10_000) {
-          this.lastFullLogMs = Date.now();
-          this.log.warn({ err: err.message, transport }, 'refusing spans: spool cannot take them (clients will retry)');
-        }
-        throw new Refusal('unavailable', err.message, err.retryAfterMs);
+      // Once per 10 s: a full spool refuses every request until downstream catches up.
+      if (err instanceof Refusal && err.kind === 'unavailable' && Date.now() - this.lastFullLogMs > 10_000) {
+        this.lastFullLogMs = Date.now();
+        this.log.warn({ err: err.message, transport }, 'refusing spans: spool cannot take them (clients will retry)');
       }
       throw err;
     }
     this.metrics.accepted.inc({ transport }, v.spans);
-    this.queue.admitted(id, req);
     return { spans: v.spans, rejected: v.rejected, message };
   }
 }
