@@ -81,7 +81,10 @@ describe('https targets', () => {
         url,
         {},
         'auto',
-        { tls: { ca_file: join(dir, 'ca.pem') }, basic_auth: { username: 'scraper', password_file: join(dir, 'pw') } },
+        {
+          tls: { ca_file: join(dir, 'ca.pem'), insecure_skip_verify: false },
+          basic_auth: { username: 'scraper', password_file: join(dir, 'pw') },
+        },
         'test',
       ),
       opts,
@@ -98,7 +101,10 @@ describe('https targets', () => {
     assert.match(r.error!, /certificate/i);
   });
   it('answers 401 become up=0 with the status', async () => {
-    const r = await scrapeTarget(makeTarget(url, {}, 'auto', { tls: { ca_file: join(dir, 'ca.pem') } }, 'test'), opts);
+    const r = await scrapeTarget(
+      makeTarget(url, {}, 'auto', { tls: { ca_file: join(dir, 'ca.pem'), insecure_skip_verify: false } }, 'test'),
+      opts,
+    );
     assert.equal(r.up, false);
     assert.match(r.error!, /HTTP 401/);
   });

@@ -1,7 +1,7 @@
 import type { Database } from 'better-sqlite3';
 import { checkConfigFiles } from '../config/checkFiles.ts';
 import { parseEndpoint } from '../config/endpoint.ts';
-import type { Config } from '../config/config.ts';
+import { type Config, targetMatchByUrl } from '../config/config.ts';
 import { ScrapeScheduler } from '../scrape/scheduler.ts';
 import { TargetDiscovery } from '../scrape/targetDiscovery.ts';
 import { openDatabase } from '../store/openDatabase.ts';
@@ -75,10 +75,16 @@ export class Daemon {
       },
     });
     const scheduler = this.scheduler;
-    this.discovery = new TargetDiscovery(this.config, this.log, (targets) => scheduler.setTargets(targets));
+    this.discovery = new TargetDiscovery(this.config.scrape, this.log, (targets) => scheduler.setTargets(targets));
     this.discovery.start();
     scheduler.start();
-    this.pipeline = new TracePipeline(this.config, this.db, this.log, new PipelineMetrics(this.registry));
+    this.pipeline = new TracePipeline(
+      this.config,
+      targetMatchByUrl(this.config.scrape),
+      this.db,
+      this.log,
+      new PipelineMetrics(this.registry),
+    );
     const pipeline = this.pipeline;
     const listening = await pipeline.start();
     registerProcessMetrics(this.registry);

@@ -27,7 +27,10 @@ export async function scrapeOnce(
   const auth = { bearer_token, bearer_token_file, basic_auth, tls };
   const targets = urls.length
     ? urls.map((u) => makeTarget(u, {}, config.scrape.profile, auth, 'command line'))
-    : [...staticTargets(config), ...config.scrape.file_sd.flatMap((p) => readFileSd(p, config.scrape.profile, auth))];
+    : [
+        ...staticTargets(config.scrape),
+        ...config.scrape.file_sd.flatMap((p) => readFileSd(p, config.scrape.profile, auth)),
+      ];
   const results = await Promise.all(
     targets.map((t) =>
       scrapeTarget(t, {

@@ -1,4 +1,4 @@
-import { CONFIG_SCHEMA, type LeafSpec, type ObjectSpec, type Spec } from './schema.ts';
+import { type Config, CONFIG_SCHEMA, type LeafSpec, type ObjectSpec, type Spec } from './schema.ts';
 import { parseBytes, parseDurationMs } from './units.ts';
 import { UserError } from './userError.ts';
 
@@ -117,8 +117,10 @@ function validateNode(spec: Spec, value: unknown, path: string, problems: string
     }
     return value.map((v, i) => validateObject(spec.item, v, `${path}[${i}]`, problems));
   }
-  if (value === undefined || value === null)
+  if (value === undefined || value === null) {
+    if (spec.required) problems.push(`${path}: is required`);
     return spec.default === undefined ? undefined : validateLeaf(spec, spec.default, path, problems);
+  }
   return validateLeaf(spec, value, path, problems);
 }
 
@@ -176,8 +178,13 @@ export function applyEnvOverrides(raw: Record<string, unknown>, env: NodeJS.Proc
   return applied;
 }
 
-export function validateConfigObject(raw: unknown): { value: Record<string, unknown>; problems: string[] } {
+/**
+ * The config the schema describes, with defaults filled in. Keys marked `derived` are still unset:
+ * buildConfig resolves them. The value is only a Config when `problems` is empty.
+ */
+export function validateConfigObject(raw: unknown): { value: Config; problems: string[] } {
   const problems: string[] = [];
-  const value = validateObject(CONFIG_SCHEMA, raw, '', problems);
+  // The walk above checks every key against the same schema the Config type is derived from.
+  const value = validateObject(CONFIG_SCHEMA, raw, '', problems) as Config;
   return { value, problems };
 }

@@ -1,16 +1,13 @@
-import type { ExportResult } from '@opentelemetry/core';
 import type { Enricher } from '../correlate/enricher.ts';
+import type { OtlpTraceRequest } from '../otlp/schema.ts';
 import type { LedgerStore } from '../store/ledgerStore.ts';
 import type { Logger } from '../telemetry/logger.ts';
-import type { PipelineMetrics } from './metrics.ts';
-import { ExtraEncoder } from './encodeExtras.ts';
-import { FactsCache } from './factsCache.ts';
+import { Batcher, type Take } from './batcher.ts';
+import { EnrichStage, type EnrichedRow } from './enrichStage.ts';
+import type { BatchExporter } from './exporter.ts';
 import { emptyLedgerBatch, type LedgerBatch, LedgerWriter } from './ledgerWriter.ts';
-import type { BatchExporter, EncodedBatch } from './exporter.ts';
-import { decodeProtobuf } from '../otlp/decode.ts';
-import type { OtlpTraceRequest } from '../otlp/schema.ts';
-import { joined, removeSpans, spliceSpans } from '../otlp/splice.ts';
-import { Backoff, classifyExportError } from './retry.ts';
+import type { PipelineMetrics } from './metrics.ts';
+import { Sender } from './sender.ts';
 import type { Spool, SpoolRow } from './spool.ts';
 
 export interface ExportQueueOptions {
@@ -23,53 +20,47 @@ export interface ExportQueueOptions {
   factsCacheBytes: number;
 }
 
+/** Called per row with the time from acknowledgement (or the scrape round that woke it) to a milestone. */
+export type RowLatency = (rowLatencyMs: number, spans: number, waited: boolean) => void;
+
 /**
  * The processor + exporter stage over the durable spool (the Collector's persistent sending queue):
- * read ready rows, enrich, export, delete only what downstream acknowledged. Retryable failures
- * pause sending with backoff (or the server's RetryInfo); permanent rejects are dropped and counted.
+ * the batcher reads ready rows, the enrich stage splices each, the sender exports, the ledger writer
+ * records, and a row leaves the spool only once downstream acknowledged it. This class only runs
+ * the loop and decides what each outcome does to the rows.
  */
 export class ExportQueue {
-  private readonly inFlight = new Set<number>();
-  /** Rows to send alone: part of a merged request downstream refused for good. */
-  private readonly solo = new Set<number>();
-  private inFlightRequests = 0;
-  private readonly facts: FactsCache;
+  private readonly batcher: Batcher;
+  private readonly enrich: EnrichStage;
   private readonly ledgerWriter: LedgerWriter;
-  private readonly encoder = new ExtraEncoder();
-  /** Rows postponed until a closing scrape exists, and when a scrape round last woke them. */
-  private readonly waitingForWindow = new Set<number>();
-  private readonly wokenAtMs = new Map<number, number>();
-  private pausedUntil = 0;
-  private readonly backoff: Backoff;
+  private readonly sender?: Sender;
   private timer?: NodeJS.Timeout;
   private pumpQueued = false;
   private closed = false;
   private idleWaiters: Array<() => void> = [];
-  /**
-   * Called for each sent row with the time from acknowledgement (or, for a row that waited for its
-   * window's closing scrape, from the scrape round that woke it) to downstream's acknowledgement.
-   */
-  onSent?: (rowLatencyMs: number, spans: number, waited: boolean) => void;
-  /** The same, up to the moment the row's request is handed to the exporter's transport. */
-  onHandedOff?: (rowLatencyMs: number, spans: number, waited: boolean) => void;
+  /** Each sent row, timed to downstream's acknowledgement. */
+  onSent?: RowLatency;
+  /** Each sent row, timed to the moment its request is handed to the exporter's transport. */
+  onHandedOff?: RowLatency;
 
   constructor(
     private readonly spool: Spool,
-    private readonly enricher: Enricher,
+    enricher: Enricher,
     ledger: LedgerStore,
-    private readonly exporter: BatchExporter | undefined,
-    private readonly opts: ExportQueueOptions,
+    exporter: BatchExporter | undefined,
+    opts: ExportQueueOptions,
     private readonly log: Logger,
     private readonly metrics?: PipelineMetrics,
   ) {
-    this.backoff = new Backoff(opts.retryInitialMs, opts.retryMaxMs);
-    this.facts = new FactsCache(opts.factsCacheBytes);
+    this.batcher = new Batcher(spool, opts.maxBatchSpans);
+    this.enrich = new EnrichStage(enricher, opts.factsCacheBytes, metrics);
     this.ledgerWriter = new LedgerWriter(ledger, log);
+    if (exporter) this.sender = new Sender(exporter, opts, log, metrics);
   }
 
   /** The receivers hand over what they just decoded, so the spooled request need not be decoded again. */
   admitted(id: number, req: OtlpTraceRequest): void {
-    this.facts.remember(id, this.enricher.facts(req));
+    this.enrich.admitted(id, req);
     this.kick();
   }
 
@@ -93,31 +84,9 @@ export class ExportQueue {
       this.log.debug('scrape round after the export stage stopped; ignored');
       return;
     }
-    if (this.waitingForWindow.size) {
-      const ids = [...this.waitingForWindow];
-      this.waitingForWindow.clear();
-      this.spool.postpone(ids, 0, false);
-      const now = Date.now();
-      for (const id of ids) this.wokenAtMs.set(id, now);
-    }
+    const ids = this.enrich.wake(Date.now());
+    if (ids.length) this.spool.postpone(ids, 0, false);
     this.kick();
-  }
-
-  /** Only reachable if the spool file was damaged: the receiver validated every row before acking. */
-  private dropDamaged(row: SpoolRow, err: Error): void {
-    this.log.error({ spool_id: row.id, err: err.message }, 'dropping an undecodable spool row');
-    this.forget([row.id]);
-    this.spool.delete([row.id]);
-    this.metrics?.dropped.inc(row.spans);
-  }
-
-  private forget(ids: readonly number[]): void {
-    for (const id of ids) {
-      this.solo.delete(id);
-      this.wokenAtMs.delete(id);
-      this.waitingForWindow.delete(id);
-      this.facts.forget(id);
-    }
   }
 
   private schedule(atMs: number): void {
@@ -129,182 +98,122 @@ export class ExportQueue {
   private pump(): void {
     if (this.closed) return;
     const now = Date.now();
-    if (now < this.pausedUntil) {
-      this.schedule(this.pausedUntil);
+    const pausedUntil = this.sender?.pausedUntil ?? 0;
+    if (now < pausedUntil) {
+      this.schedule(pausedUntil);
       return;
     }
-    this.enricher.refresh(now);
-    while (this.inFlightRequests < this.opts.maxInFlight) {
-      const rows = this.spool.ready(now, 64 + this.inFlight.size).filter((r) => !this.inFlight.has(r.id));
-      if (!rows.length) break;
-      const group: SpoolRow[] = [];
-      const chunks: Uint8Array[] = [];
-      let bytes = 0;
-      let spanCount = 0;
-      // One transaction each for the group's ledger rows and for the rows that must wait: a commit per
-      // spool row cost more than the rows themselves.
+    this.enrich.refresh(now);
+    while (this.sender?.hasRoom ?? true) {
       const ledger = emptyLedgerBatch();
-      const waiting: Array<[number, number]> = [];
-      let dropped = 0;
-      for (const row of rows) {
-        // A row downstream refused as part of a merged request goes alone, so one client's bad span
-        // cannot take another client's spans with it.
-        const alone = this.solo.has(row.id);
-        if (group.length && (alone || this.solo.has(group[0]!.id))) break;
-        if (group.length && spanCount + row.spans > this.opts.maxBatchSpans) break;
-        const body = this.spool.body(row.id);
-        if (!body) {
-          this.dropDamaged(row, new Error('the row has no body'));
-          dropped++;
-          continue;
-        }
-        let prepared: ReturnType<Enricher['prepare']>;
-        let spliced: ReturnType<typeof spliceSpans>;
-        try {
-          const facts = this.facts.get(row.id, () => this.enricher.facts(decodeProtobuf(body)));
-          prepared = this.enricher.prepare(facts, row.peer, row.received_ms, now);
-          if (!prepared.ready) {
-            waiting.push([row.id, prepared.retryAtMs]);
-            this.waitingForWindow.add(row.id);
-            continue;
-          }
-          spliced = spliceSpans(body, this.encoder.encodeAll(facts.spanCount, prepared.extras), facts.spanCount);
-        } catch (err) {
-          this.dropDamaged(row, err as Error);
-          dropped++;
-          continue;
-        }
-        for (const r of prepared.ledger) ledger.rows.push(r);
-        for (const t of prepared.tenants) ledger.tenants.push(t);
-        for (const u of prepared.traceUsage) ledger.traceUsage.push(u);
-        for (const [match, n] of prepared.byMatch) this.metrics?.enriched.inc({ match }, n);
-        if (prepared.requestSpans) this.metrics?.enrichWait.observe(Math.max(0, now - row.received_ms) / 1000);
-        if (prepared.incomplete) this.metrics?.incomplete.inc(prepared.incomplete);
-        chunks.push(...spliced.chunks);
-        bytes += spliced.len;
-        group.push(row);
-        spanCount += row.spans;
-      }
-      this.spool.postponeEach(waiting, false);
-      if (!group.length) {
-        // A pass that sent, postponed and dropped nothing would see the same rows again: stop.
-        if (!waiting.length && !dropped) break;
-        continue;
-      }
-      for (const r of group) this.inFlight.add(r.id);
-      this.send(group, { chunks, bytes, spans: spanCount }, ledger);
+      const batch = this.batcher.next(now, (row) => this.take(row, now, ledger));
+      if (!batch) break;
+      if (batch.rows.length) this.send(batch.rows, batch.items, batch.spans, ledger);
     }
-    if (!this.inFlightRequests) {
+    if (!this.sender?.inFlight) {
       const next = this.spool.ready(Number.MAX_SAFE_INTEGER, 1)[0];
       if (next) this.schedule(Math.max(next.not_before_ms, now + 5));
       else this.notifyIdle();
     }
   }
 
-  private send(group: SpoolRow[], batch: EncodedBatch, ledger: LedgerBatch): void {
-    const ids = group.map((r) => r.id);
-    const spanCount = batch.spans;
-    if (!this.exporter) {
+  private take(row: SpoolRow, now: number, ledger: LedgerBatch): Take<EnrichedRow> {
+    const body = this.spool.body(row.id);
+    if (!body) return this.dropDamaged(row, new Error('the row has no body'));
+    try {
+      const e = this.enrich.enrich(row, body, now, ledger);
+      return e.ready ? { item: e.row } : { waitUntilMs: e.retryAtMs };
+    } catch (err) {
+      return this.dropDamaged(row, err as Error);
+    }
+  }
+
+  /** Only reachable if the spool file was damaged: the receiver validated every row before acking. */
+  private dropDamaged(row: SpoolRow, err: Error): { gone: true } {
+    this.log.error({ spool_id: row.id, err: err.message }, 'dropping an undecodable spool row');
+    this.drop([row]);
+    return { gone: true };
+  }
+
+  private drop(rows: readonly SpoolRow[]): void {
+    const ids = rows.map((r) => r.id);
+    this.forget(ids);
+    this.spool.delete(ids);
+    for (const r of rows) this.metrics?.dropped.inc(r.spans);
+  }
+
+  private forget(ids: readonly number[]): void {
+    this.batcher.forget(ids);
+    this.enrich.forget(ids);
+  }
+
+  private send(rows: SpoolRow[], items: EnrichedRow[], spans: number, ledger: LedgerBatch): void {
+    if (!this.sender) {
       // No downstream configured: enrichment and the ledger are the whole job.
-      this.finish(group, ids, ledger);
+      this.finish(rows, ledger);
       return;
     }
-    this.inFlightRequests++;
+    const chunks = items.length === 1 ? items[0]!.chunks : items.flatMap((i) => i.chunks);
+    const bytes = items.reduce((n, i) => n + i.bytes, 0);
     this.ledgerWriter.queue(ledger);
-    if (this.onHandedOff) this.report(this.onHandedOff, group);
-    this.exporter.export(batch, (result: ExportResult) => {
-      this.inFlightRequests--;
-      if (result.code === 0) {
-        this.backoff.reset();
-        this.metrics?.sent.inc(spanCount);
-        this.finish(group, ids, ledger);
-      } else {
-        const verdict = classifyExportError(result.error);
-        for (const id of ids) this.inFlight.delete(id);
-        if (verdict.retryable) {
-          const delay = this.backoff.next(verdict.retryAfterMs);
-          this.pausedUntil = Math.max(this.pausedUntil, Date.now() + delay);
-          this.spool.postpone(ids, 0, true);
-          this.metrics?.sendFailed.inc(spanCount);
-          if (this.backoff.consecutiveFailures === 1 || this.backoff.consecutiveFailures % 20 === 0) {
-            this.log.warn(
-              {
-                reason: verdict.reason,
-                spans: spanCount,
-                retry_in_ms: Math.round(delay),
-                failures: this.backoff.consecutiveFailures,
-              },
-              'downstream export failed; spans stay in the spool and will be retried',
-            );
-          }
-        } else this.rejected(group, verdict.reason);
+    if (this.onHandedOff) this.report(this.onHandedOff, rows);
+    this.sender.send({ chunks, bytes, spans }, (outcome) => {
+      if (outcome.kind === 'sent') this.finish(rows, ledger);
+      else {
+        const ids = rows.map((r) => r.id);
+        this.batcher.settled(ids);
+        if (outcome.kind === 'retry') this.spool.postpone(ids, 0, true);
+        else this.rejected(rows, outcome.reason);
       }
       this.kick();
     });
   }
 
-  /**
-   * Downstream refused a request for good (the Collector refuses a whole request for one bad span).
-   * A merged request is split back into its spool rows, a lone row into halves, until what fails
-   * fails alone: only that is dropped, counted and logged with the client's address.
-   */
-  private rejected(group: SpoolRow[], reason: string): void {
-    if (group.length > 1) {
-      for (const r of group) this.solo.add(r.id);
+  /** Downstream refused for good: split the request until what fails fails alone, and drop only that. */
+  private rejected(rows: SpoolRow[], reason: string): void {
+    const spans = rows.reduce((n, r) => n + r.spans, 0);
+    let verdict: ReturnType<Batcher['refused']>;
+    try {
+      verdict = this.batcher.refused(rows);
+    } catch (err) {
+      this.log.error(
+        { err: (err as Error).message, spool_id: rows[0]!.id },
+        'cannot split a refused request; dropping it whole',
+      );
+      verdict = { drop: rows[0]! };
+    }
+    if (rows.length > 1) {
       this.log.warn(
-        { reason, requests: group.length, spans: group.reduce((n, r) => n + r.spans, 0) },
+        { reason, requests: rows.length, spans },
         'downstream refused a merged request; sending its requests one by one',
       );
       return;
     }
-    const row = group[0]!;
-    this.solo.delete(row.id);
-    const body = row.spans > 1 ? this.spool.body(row.id) : undefined;
-    if (body) {
-      const mid = Math.floor(row.spans / 2);
-      const half = (from: number, to: number) => {
-        const drop = new Set<number>();
-        for (let i = 0; i < row.spans; i++) if (i < from || i >= to) drop.add(i);
-        return { body: joined(removeSpans(body, drop)), spans: to - from };
-      };
-      try {
-        this.forget([row.id]);
-        for (const id of this.spool.split(row, [half(0, mid), half(mid, row.spans)])) this.solo.add(id);
-        return;
-      } catch (err) {
-        this.log.error(
-          { err: (err as Error).message, spool_id: row.id },
-          'cannot split a refused request; dropping it whole',
-        );
-      }
-    }
-    this.forget([row.id]);
-    this.spool.delete([row.id]);
-    this.metrics?.dropped.inc(row.spans);
-    this.log.error(
-      { reason, spans: row.spans, peer: row.peer },
-      'downstream refused spans permanently, alone; dropped',
-    );
+    // The refused row is gone either way: replaced by its halves, or dropped.
+    this.forget([rows[0]!.id]);
+    if (!verdict.drop) return;
+    this.drop([verdict.drop]);
+    this.log.error({ reason, spans, peer: verdict.drop.peer }, 'downstream refused spans permanently, alone; dropped');
   }
 
-  private finish(group: SpoolRow[], ids: number[], ledger: LedgerBatch): void {
+  private finish(rows: SpoolRow[], ledger: LedgerBatch): void {
+    const ids = rows.map((r) => r.id);
     if (!this.ledgerWriter.write(ledger)) {
-      for (const id of ids) this.inFlight.delete(id);
+      this.batcher.settled(ids);
       this.spool.postpone(ids, Date.now() + 5000, true);
-      if (!this.exporter) this.kick();
+      if (!this.sender) this.kick();
       return;
     }
-    if (this.onSent) this.report(this.onSent, group);
+    if (this.onSent) this.report(this.onSent, rows);
     this.spool.delete(ids);
     this.forget(ids);
-    for (const id of ids) this.inFlight.delete(id);
-    if (!this.exporter) this.kick();
+    if (!this.sender) this.kick();
   }
 
-  private report(to: NonNullable<ExportQueue['onSent']>, group: SpoolRow[]): void {
+  private report(to: RowLatency, rows: SpoolRow[]): void {
     const now = Date.now();
-    for (const r of group) {
-      const woken = this.wokenAtMs.get(r.id);
+    for (const r of rows) {
+      const woken = this.enrich.wokenAt(r.id);
       to(now - Math.max(r.received_ms, woken ?? 0), r.spans, woken !== undefined);
     }
   }
@@ -317,7 +226,7 @@ export class ExportQueue {
 
   /** Resolves when nothing is ready to send and nothing is in flight (tests, shutdown). */
   whenIdle(): Promise<void> {
-    if (!this.inFlightRequests && !this.spool.ready(Date.now(), 1).length) return Promise.resolve();
+    if (!this.sender?.inFlight && !this.spool.ready(Date.now(), 1).length) return Promise.resolve();
     return new Promise((resolve) => {
       this.idleWaiters.push(resolve);
       this.kick();
@@ -335,8 +244,7 @@ export class ExportQueue {
     clearTimeout(timer);
     this.closed = true;
     clearTimeout(this.timer);
-    while (this.inFlightRequests > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-    await this.exporter?.shutdown().catch(() => undefined);
+    await this.sender?.shutdown(deadline);
     this.notifyIdle();
   }
 }

@@ -1,5 +1,8 @@
 import type { Database } from 'better-sqlite3';
 import type { Config } from '../config/config.ts';
+
+/** The sections the trace pipeline reads: its receivers, spool, enrichment, ledger and exporter. */
+export type PipelineConfig = Pick<Config, 'receivers' | 'spool' | 'enrich' | 'ledger' | 'exporter'>;
 import { Enricher } from '../correlate/enricher.ts';
 import { compileSpanSelector } from '../correlate/requestSpans.ts';
 import { FleetQueries } from '../store/fleetQueries.ts';
@@ -28,20 +31,19 @@ export class TracePipeline {
   private readonly intake: Intake;
 
   constructor(
-    private readonly config: Config,
+    private readonly config: PipelineConfig,
+    /** Static targets' `match` blocks, by URL (span matching rule 1). */
+    targetMatch: ReadonlyMap<string, Record<string, string>>,
     db: Database,
     private readonly log: Logger,
     metrics?: PipelineMetrics,
   ) {
     this.metrics = metrics ?? new PipelineMetrics();
-    const { spool, exporter, enrich, ledger, scrape } = config;
+    const { spool, exporter, enrich, ledger } = config;
     this.spool = new Spool(spool.path, {
       maxBytes: spool.max_bytes,
       fsync: spool.fsync,
     });
-    const targetMatch = new Map<string, Record<string, string>>();
-    for (const t of scrape.targets)
-      if (Object.keys(t.match ?? {}).length) targetMatch.set(new URL(t.url).toString(), t.match);
     const enricher = new Enricher(new FleetQueries(db), {
       maxWaitMs: enrich.max_wait,
       as: enrich.as,

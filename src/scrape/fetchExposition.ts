@@ -66,7 +66,7 @@ function authorizationHeader(t: Target): string | undefined {
 }
 
 function httpsAgentFor(t: Target): https.Agent {
-  const tls = t.auth.tls ?? {};
+  const tls: Partial<NonNullable<Target['auth']['tls']>> = t.auth.tls ?? {};
   const key = JSON.stringify(tls);
   let agent = httpsAgents.get(key);
   if (!agent) {

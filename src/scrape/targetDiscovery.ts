@@ -1,14 +1,14 @@
 import { watch, type FSWatcher } from 'node:fs';
 import { basename, dirname, resolve } from 'node:path';
-import type { Config } from '../config/config.ts';
+import type { ScrapeConfig } from '../config/config.ts';
 import type { Logger } from '../telemetry/logger.ts';
 import { readFileSd } from './fileSd.ts';
 import { makeTarget, type Target } from './target.ts';
 
-export function staticTargets(config: Config): Target[] {
-  const { bearer_token, bearer_token_file, basic_auth, tls } = config.scrape;
+export function staticTargets(scrape: ScrapeConfig): Target[] {
+  const { bearer_token, bearer_token_file, basic_auth, tls } = scrape;
   const defaults = { bearer_token, bearer_token_file, basic_auth, tls };
-  return config.scrape.targets.map((t) => {
+  return scrape.targets.map((t) => {
     const own = {
       bearer_token: t.bearer_token,
       bearer_token_file: t.bearer_token_file,
@@ -16,7 +16,7 @@ export function staticTargets(config: Config): Target[] {
       tls: t.tls,
     };
     const hasOwn = Object.values(own).some((v) => v !== undefined);
-    return makeTarget(t.url, t.labels, t.profile ?? config.scrape.profile, hasOwn ? own : defaults, 'config');
+    return makeTarget(t.url, t.labels, t.profile ?? scrape.profile, hasOwn ? own : defaults, 'config');
   });
 }
 
@@ -32,25 +32,25 @@ export class TargetDiscovery {
   private lastKeys = '';
 
   constructor(
-    private readonly config: Config,
+    private readonly scrape: ScrapeConfig,
     private readonly log: Logger,
     private readonly onChange: (targets: Target[]) => void,
   ) {}
 
   targets(): Target[] {
     const byKey = new Map<string, Target>();
-    for (const t of staticTargets(this.config)) byKey.set(t.key, t);
+    for (const t of staticTargets(this.scrape)) byKey.set(t.key, t);
     for (const list of this.fromFiles.values()) for (const t of list) if (!byKey.has(t.key)) byKey.set(t.key, t);
     return [...byKey.values()];
   }
 
   refresh(): void {
-    const { bearer_token, bearer_token_file, basic_auth, tls } = this.config.scrape;
-    for (const path of this.config.scrape.file_sd) {
+    const { bearer_token, bearer_token_file, basic_auth, tls } = this.scrape;
+    for (const path of this.scrape.file_sd) {
       try {
         this.fromFiles.set(
           path,
-          readFileSd(path, this.config.scrape.profile, { bearer_token, bearer_token_file, basic_auth, tls }),
+          readFileSd(path, this.scrape.profile, { bearer_token, bearer_token_file, basic_auth, tls }),
         );
       } catch (err) {
         this.log.error(
@@ -66,7 +66,7 @@ export class TargetDiscovery {
       .join('\n');
     if (keys !== this.lastKeys) {
       this.lastKeys = keys;
-      this.log.info({ targets: targets.length, files: this.config.scrape.file_sd.length }, 'targets updated');
+      this.log.info({ targets: targets.length, files: this.scrape.file_sd.length }, 'targets updated');
       this.onChange(targets);
     }
   }
@@ -75,7 +75,7 @@ export class TargetDiscovery {
     this.refresh();
     // Watch the directories: editors and config management replace files by rename.
     const dirs = new Map<string, Set<string>>();
-    for (const p of this.config.scrape.file_sd) {
+    for (const p of this.scrape.file_sd) {
       const abs = resolve(p);
       const names = dirs.get(dirname(abs)) ?? new Set<string>();
       names.add(basename(abs));
@@ -99,8 +99,8 @@ export class TargetDiscovery {
         );
       }
     }
-    if (this.config.scrape.file_sd.length)
-      this.timer = setInterval(() => this.refresh(), this.config.scrape.file_sd_refresh_interval).unref();
+    if (this.scrape.file_sd.length)
+      this.timer = setInterval(() => this.refresh(), this.scrape.file_sd_refresh_interval).unref();
   }
 
   shutdown(): void {

@@ -1,0 +1,49 @@
+import type { ConfigOf, ObjectSpec } from '../spec.ts';
+import { checkSpanNames, DEFAULT_REQUEST_SPAN_NAMES } from '../spanNames.ts';
+
+export const enrichSpec = {
+  kind: 'object',
+  doc: 'Fleet context added to request spans.',
+  fields: {
+    max_wait: {
+      kind: 'duration',
+      derived: true,
+      doc: 'How long a request span waits in the spool for the scrape that closes its window. Default: 2 × scrape.interval.',
+    },
+    lookback: {
+      kind: 'duration',
+      derived: true,
+      doc: 'How far back scrape timelines and gauge lookups reach in memory; older windows are read from the store. Default: 6h, or 4 × scrape.interval if longer.',
+    },
+    facts_cache_bytes: {
+      kind: 'bytes',
+      default: '64MiB',
+      doc: 'Memory for facts of spooled requests (about 1 KB a request span), so a request is not read and decoded again; past it, it is.',
+    },
+    as: {
+      kind: 'enum',
+      values: ['events', 'attributes', 'both'],
+      default: 'events',
+      doc: 'Span events `cachelens.cache` / `cachelens.scheduler`, the same keys as span attributes, or both.',
+    },
+    span_names: {
+      kind: 'stringList',
+      default: [...DEFAULT_REQUEST_SPAN_NAMES],
+      doc: 'Names of request spans (exact, or `/regex/`). Default: vLLM `llm_request`, SGLang `Req <rid>` roots, TGI handler spans.',
+    },
+  },
+} as const satisfies ObjectSpec;
+
+/** max_wait and lookback are resolved from scrape.interval when not set. */
+export type EnrichConfig = ConfigOf<typeof enrichSpec>;
+export type EnrichAs = EnrichConfig['as'];
+
+/** Defaults that follow the scrape interval: a window closes one scrape after the span ends. */
+export function resolveEnrich(enrich: EnrichConfig, scrapeIntervalMs: number): void {
+  enrich.max_wait ??= 2 * scrapeIntervalMs;
+  enrich.lookback ??= Math.max(6 * 3_600_000, 4 * scrapeIntervalMs);
+}
+
+export function checkEnrich(enrich: EnrichConfig): string[] {
+  return checkSpanNames(enrich.span_names);
+}

@@ -1,0 +1,94 @@
+import type { Enricher } from '../correlate/enricher.ts';
+import { decodeProtobuf } from '../otlp/decode.ts';
+import type { OtlpTraceRequest } from '../otlp/schema.ts';
+import { spliceSpans } from '../otlp/splice.ts';
+import { ExtraEncoder } from './encodeExtras.ts';
+import { FactsCache } from './factsCache.ts';
+import type { LedgerBatch } from './ledgerWriter.ts';
+import type { PipelineMetrics } from './metrics.ts';
+import type { SpoolRow } from './spool.ts';
+
+/** One spool row, enriched: its bytes with cachelens' fields spliced in. */
+export interface EnrichedRow {
+  chunks: Uint8Array[];
+  bytes: number;
+}
+
+export type Enrichment = { ready: true; row: EnrichedRow } | { ready: false; retryAtMs: number };
+
+/**
+ * The processor over spooled requests: the enricher with its facts cache, and the rows that wait for
+ * their window's closing scrape. Those rows are woken by the next scrape round, not at their retry
+ * time, and the wake-up time is kept so latency can be measured from it.
+ */
+export class EnrichStage {
+  private readonly facts: FactsCache;
+  private readonly encoder = new ExtraEncoder();
+  private readonly waitingForWindow = new Set<number>();
+  private readonly wokenAtMs = new Map<number, number>();
+
+  constructor(
+    private readonly enricher: Enricher,
+    factsCacheBytes: number,
+    private readonly metrics?: PipelineMetrics,
+  ) {
+    this.facts = new FactsCache(factsCacheBytes);
+  }
+
+  get cachedFacts(): number {
+    return this.facts.size;
+  }
+
+  /** The receiver's decoded request: its facts are kept so the spooled bytes need not be decoded again. */
+  admitted(id: number, req: OtlpTraceRequest): void {
+    this.facts.remember(id, this.enricher.facts(req));
+  }
+
+  refresh(nowMs: number): void {
+    this.enricher.refresh(nowMs);
+  }
+
+  /**
+   * Enriches one row, adding its ledger rows to `ledger`; or says when to try again. Throws when the
+   * body cannot be decoded (only a damaged spool file: the receiver validated every row).
+   */
+  enrich(row: SpoolRow, body: Uint8Array, nowMs: number, ledger: LedgerBatch): Enrichment {
+    const facts = this.facts.get(row.id, () => this.enricher.facts(decodeProtobuf(body)));
+    const prepared = this.enricher.prepare(facts, row.peer, row.received_ms, nowMs);
+    if (!prepared.ready) {
+      this.waitingForWindow.add(row.id);
+      return prepared;
+    }
+    const spliced = spliceSpans(body, this.encoder.encodeAll(facts.spanCount, prepared.extras), facts.spanCount);
+    for (const r of prepared.ledger) ledger.rows.push(r);
+    for (const t of prepared.tenants) ledger.tenants.push(t);
+    for (const u of prepared.traceUsage) ledger.traceUsage.push(u);
+    if (this.metrics) {
+      for (const [match, n] of prepared.byMatch) this.metrics.enriched.inc({ match }, n);
+      if (prepared.requestSpans) this.metrics.enrichWait.observe(Math.max(0, nowMs - row.received_ms) / 1000);
+      if (prepared.incomplete) this.metrics.incomplete.inc(prepared.incomplete);
+    }
+    return { ready: true, row: { chunks: spliced.chunks, bytes: spliced.len } };
+  }
+
+  /** A scrape round was written: the rows waiting for a window, to be made ready now. */
+  wake(nowMs: number): number[] {
+    const ids = [...this.waitingForWindow];
+    this.waitingForWindow.clear();
+    for (const id of ids) this.wokenAtMs.set(id, nowMs);
+    return ids;
+  }
+
+  /** When a scrape round woke this row, if one did. */
+  wokenAt(id: number): number | undefined {
+    return this.wokenAtMs.get(id);
+  }
+
+  forget(ids: readonly number[]): void {
+    for (const id of ids) {
+      this.wokenAtMs.delete(id);
+      this.waitingForWindow.delete(id);
+      this.facts.forget(id);
+    }
+  }
+}
