@@ -2,7 +2,16 @@
 // never one above. The data flow is config → scrape → store → correlate → pipeline → report → cli,
 // with the OTLP wire format (otlp) and the telemetry server and logger (telemetry) at the ground.
 // `npm run lint:deps` checks it; .ci/run runs it; test/floors.test.ts proves a wrong arrow fails it.
-const FLOORS = [['otlp', 'telemetry'], ['config'], ['scrape'], ['store'], ['correlate'], ['pipeline'], ['report'], ['cli', 'demo']];
+const FLOORS = [
+  ['otlp', 'telemetry'],
+  ['config'],
+  ['scrape'],
+  ['store'],
+  ['correlate'],
+  ['pipeline'],
+  ['report'],
+  ['cli', 'demo'],
+];
 
 const above = (i) => FLOORS.slice(i + 1).flat();
 const forbidden = FLOORS.slice(0, -1).flatMap((floor, i) =>

@@ -36,7 +36,8 @@ export async function runFleetBench(
   );
   writeFileSync(
     config,
-    `storage:\n  path: ${join(dir, 'bench.db')}\nscrape:\n  interval: 5s\n  timeout: 4s\n  targets:\n${urls}\nlog:\n  level: warn\n`,
+    `storage:\n  path: ${join(dir, 'bench.db')}\nscrape:\n  interval: 5s\n  timeout: 4s\n  targets:\n${urls}\nlog:\n ` +
+      ` level: warn\n`,
   );
   let daemon: ChildProcess | undefined;
   try {

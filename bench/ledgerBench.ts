@@ -48,7 +48,8 @@ export function runLedgerBench(batches: number): Record<string, { us_per_row_cpu
   const seedTarget = (db: BetterSqlite3.Database) =>
     db
       .prepare(
-        "INSERT INTO targets (id, url, instance, first_seen_ms, last_seen_ms) VALUES (1, 'http://x', 'vllm-a:8000', 0, 0)",
+        "INSERT INTO targets (id, url, instance, first_seen_ms, last_seen_ms) VALUES (1, 'http://x', 'vllm-a:8000', " +
+          '0, 0)',
       )
       .run();
 
@@ -63,9 +64,11 @@ export function runLedgerBench(batches: number): Record<string, { us_per_row_cpu
   old.exec(readFileSync(join(MIGRATIONS_DIR, '002_request_ledger.sql'), 'utf8'));
   seedTarget(old);
   const ins =
-    old.prepare(`INSERT OR REPLACE INTO request_ledger (trace_id, span_id, start_ms, end_ms, span_name, service_name, target_id, instance, model, match,
+    old.prepare(`INSERT OR REPLACE INTO request_ledger (trace_id, span_id, start_ms, end_ms, span_name, service_name,
+      target_id, instance, model, match,
     prompt_tokens, completion_tokens, cached_tokens, cached_tokens_estimate, window_complete,
-    latency_ttft_s, latency_e2e_s, latency_queue_s, latency_prefill_s, latency_decode_s, latency_inference_s, tenant_json) VALUES (${Array(22).fill('?').join(', ')})`);
+    latency_ttft_s, latency_e2e_s, latency_queue_s, latency_prefill_s, latency_decode_s, latency_inference_s,
+    tenant_json) VALUES (${Array(22).fill('?').join(', ')})`);
   const traceKey = measure(
     old.transaction((rows: LedgerRow[]) => {
       for (const r of rows) {

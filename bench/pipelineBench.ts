@@ -220,7 +220,8 @@ export async function runPipelineBench(requests: number): Promise<unknown> {
     'grpc_enrich_paced',
     'grpc_enrich_20k',
   ];
-  // BENCH_PIPELINE_RUNS=grpc_enrich,http_no_enrich runs those in this process (what isolated() uses; also for profiling).
+  // BENCH_PIPELINE_RUNS=grpc_enrich,http_no_enrich runs those in this process (what isolated() uses; also for
+  // profiling).
   const only = process.env.BENCH_PIPELINE_RUNS?.split(',');
   if (!only) {
     const out: Record<string, unknown> = {

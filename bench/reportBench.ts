@@ -50,7 +50,8 @@ function generate(path: string, p: DatasetParams): { seconds: number; minuteRows
   const startMs = END_MS - p.days * DAY_MS;
   const insTarget = db
     .prepare(
-      'INSERT INTO targets (url, instance, labels_json, profile, first_seen_ms, last_seen_ms) VALUES (?, ?, ?, ?, ?, ?) RETURNING id',
+      'INSERT INTO targets (url, instance, labels_json, profile, first_seen_ms, last_seen_ms) VALUES (?, ?, ?, ?, ?, ' +
+        '?) RETURNING id',
     )
     .pluck();
   const insSeries = db
@@ -90,13 +91,15 @@ function generate(path: string, p: DatasetParams): { seconds: number; minuteRows
     }
   })();
 
-  // Per-minute rollups, as the scrape store writes them: counter delta sums, gauge min/max/sum/count/last over the minute's scrapes.
+  // Per-minute rollups, as the scrape store writes them: counter delta sums, gauge min/max/sum/count/last over the
+  // minute's scrapes.
   const scrapesPerMinute = 60 / p.scrapeIntervalS;
   const insCounter = db.prepare(
     'INSERT INTO rollup_minute (series_id, minute_ms, delta_sum, resets) VALUES (?, ?, ?, 0)',
   );
   const insGauge = db.prepare(
-    'INSERT INTO rollup_minute (series_id, minute_ms, gauge_min, gauge_max, gauge_sum, gauge_count, gauge_last) VALUES (?, ?, ?, ?, ?, ?, ?)',
+    'INSERT INTO rollup_minute (series_id, minute_ms, gauge_min, gauge_max, gauge_sum, gauge_count, gauge_last) ' +
+      'VALUES (?, ?, ?, ?, ?, ?, ?)',
   );
   let minuteRows = 0;
   const dayMinutes = DAY_MS / 60_000;
@@ -155,8 +158,10 @@ function generate(path: string, p: DatasetParams): { seconds: number; minuteRows
   // The request ledger: 10 requests/s, tenants from a skewed distribution; 70 % name their tenant on
   // the span, 20 % only on a gateway span of the trace, 10 % have none; 20 % carry a real cached count.
   const insLedger =
-    db.prepare(`INSERT INTO request_ledger (trace_id, span_id, start_ms, end_ms, span_name, service_name, target_id, instance, model, match,
-    prompt_tokens, completion_tokens, cached_tokens, cached_tokens_estimate, window_complete, latency_e2e_s, tenant_json) VALUES (?, ?, ?, ?, 'llm_request', 'vllm', ?, ?, ?, 'resource', ?, ?, ?, ?, 1, ?, ?)`);
+    db.prepare(`INSERT INTO request_ledger (trace_id, span_id, start_ms, end_ms, span_name, service_name, target_id,
+      instance, model, match,
+    prompt_tokens, completion_tokens, cached_tokens, cached_tokens_estimate, window_complete, latency_e2e_s,
+    tenant_json) VALUES (?, ?, ?, ?, 'llm_request', 'vllm', ?, ?, ?, 'resource', ?, ?, ?, ?, 1, ?, ?)`);
   const insTenant = db.prepare('INSERT INTO trace_tenants (trace_id, key, value, seen_ms) VALUES (?, ?, ?, ?)');
   const hex = (n: number, len: number) => n.toString(16).padStart(len, '0');
   let ledgerRows = 0;
@@ -266,7 +271,10 @@ export async function runReportBench(p: DatasetParams): Promise<Record<string, u
   const pricesPath = join(dir, 'prices.yaml');
   writeFileSync(
     pricesPath,
-    `models:\n  - match: "meta-llama/*"\n    input: 0.20\n    cached_input: 0.02\n    output: 0.60\n  - match: "meta-llama/*"\n    input: 0.25\n    cached_input: 0.025\n    output: 0.75\n    effective_from: 2026-11-15\n  - match: "*"\n    input: 0.10\n    cached_input: 0.01\n    output: 0.30\n`,
+    `models:\n  - match: "meta-llama/*"\n    input: 0.20\n    cached_input: 0.02\n    output: 0.60\n  - match: ` +
+      `"meta-llama/*"\n    input: 0.25\n    cached_input: 0.025\n` +
+      `    output: 0.75\n    effective_from: 2026-11-15\n  - ` +
+      `match: "*"\n    input: 0.10\n    cached_input: 0.01\n    output: 0.30\n`,
   );
   const since = `${p.days}d`;
   const results: Record<string, unknown> = {};

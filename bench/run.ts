@@ -1,4 +1,5 @@
-// `npm run bench [-- parse|fleet|pipeline|ledger|report]`: prints one JSON object per benchmark; figures go in bench/README.md.
+// `npm run bench [-- parse|fleet|pipeline|ledger|report]`: prints one JSON object per benchmark; figures go in
+// bench/README.md.
 import { runFleetBench } from './fleetBench.ts';
 import { runLedgerBench } from './ledgerBench.ts';
 import { runParseBench } from './parseBench.ts';

@@ -37,24 +37,27 @@ describe('cachelens CLI', () => {
   });
   after(() => server.stop());
 
-  it('scrape --once --format json prints {target, instance, model, signal, kind, value} rows, engines combined', async () => {
-    const { code, stdout } = await run(['scrape', '--once', '--format', 'json', '--target', server.url('/metrics')]);
-    assert.equal(code, 0);
-    const rows = JSON.parse(stdout) as Array<Record<string, unknown>>;
-    const get = (model: string, signal: string) => rows.find((r) => r.model === model && r.signal === signal);
-    assert.deepEqual(get('llama-3-8b', 'prompt_tokens'), {
-      target: server.url('/metrics'),
-      instance: `127.0.0.1:${server.port}`,
-      model: 'llama-3-8b',
-      signal: 'prompt_tokens',
-      kind: 'counter',
-      value: 1_234_567 * 3,
-    });
-    assert.equal(get('llama-3-8b', 'requests_finished')!.value, (1000 + 200 + 3 + 1) * 3);
-    assert.equal(get('llama-3-8b', 'kv_cache_usage')!.value, 0.4375);
-    assert.equal(get('qwen', 'requests_waiting')!.value, 4);
-    assert.equal(new Set(rows.map((r) => r.model)).size, 2);
-  });
+  it(
+    'scrape --once --format json prints {target, instance, ' + 'model, signal, kind, value} rows, engines combined',
+    async () => {
+      const { code, stdout } = await run(['scrape', '--once', '--format', 'json', '--target', server.url('/metrics')]);
+      assert.equal(code, 0);
+      const rows = JSON.parse(stdout) as Array<Record<string, unknown>>;
+      const get = (model: string, signal: string) => rows.find((r) => r.model === model && r.signal === signal);
+      assert.deepEqual(get('llama-3-8b', 'prompt_tokens'), {
+        target: server.url('/metrics'),
+        instance: `127.0.0.1:${server.port}`,
+        model: 'llama-3-8b',
+        signal: 'prompt_tokens',
+        kind: 'counter',
+        value: 1_234_567 * 3,
+      });
+      assert.equal(get('llama-3-8b', 'requests_finished')!.value, (1000 + 200 + 3 + 1) * 3);
+      assert.equal(get('llama-3-8b', 'kv_cache_usage')!.value, 0.4375);
+      assert.equal(get('qwen', 'requests_waiting')!.value, 4);
+      assert.equal(new Set(rows.map((r) => r.model)).size, 2);
+    },
+  );
 
   it('scrape --once prints a table by default', async () => {
     const { code, stdout } = await run(['scrape', '--once', '--target', server.url('/metrics')]);
@@ -96,7 +99,8 @@ describe('cachelens CLI', () => {
     const dir = mkdtempSync(join(tmpdir(), 'cachelens-cli-'));
     writeFileSync(
       join(dir, 'c.yaml'),
-      'scrape:\n  bearer_token: topsecret\n  targets:\n    - url: http://a:1/metrics\n      basic_auth: {username: u, password: hunter2}\n',
+      'scrape:\n  bearer_token: topsecret\n  targets:\n    - url: http://a:1/metrics\n      basic_auth: {username: ' +
+        'u, password: hunter2}\n',
     );
     const { code, stdout } = await run(['check-config', '--config', join(dir, 'c.yaml')]);
     assert.equal(code, 0);

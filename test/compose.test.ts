@@ -87,27 +87,30 @@ describe('docker-compose.yml', () => {
     assert.match(dockerfile, /COPY --from=build \/app\/dist dist/);
   });
 
-  it('runs vLLM only in the gpu profile and the simulated fleet only in the demo profile, each with one cachelens', () => {
-    assert.deepEqual(services.vllm!.profiles, ['gpu']);
-    assert.deepEqual(services.fleet!.profiles, ['demo']);
-    for (const [profile, name] of Object.entries(cachelensFor)) {
-      assert.deepEqual(services[name]!.profiles, [profile]);
-      assert.ok(hostnamesIn(profile).has('cachelens'), `${profile}: something answers to "cachelens"`);
-    }
-    for (const shared of ['otel-collector', 'jaeger', 'prometheus', 'grafana'])
-      assert.equal(services[shared]!.profiles, undefined, `${shared} runs in both profiles`);
-    // Host ports are published once per profile.
-    for (const profile of ['gpu', 'demo']) {
-      const published = Object.values(services)
-        .filter((s) => !s.profiles || s.profiles.includes(profile))
-        .flatMap((s) => (s.ports ?? []).map((p) => p.split(':')[0]));
-      assert.equal(
-        new Set(published).size,
-        published.length,
-        `${profile}: no host port published twice (${published.join(', ')})`,
-      );
-    }
-  });
+  it(
+    'runs vLLM only in the gpu profile and the simulated ' + 'fleet only in the demo profile, each with one cachelens',
+    () => {
+      assert.deepEqual(services.vllm!.profiles, ['gpu']);
+      assert.deepEqual(services.fleet!.profiles, ['demo']);
+      for (const [profile, name] of Object.entries(cachelensFor)) {
+        assert.deepEqual(services[name]!.profiles, [profile]);
+        assert.ok(hostnamesIn(profile).has('cachelens'), `${profile}: something answers to "cachelens"`);
+      }
+      for (const shared of ['otel-collector', 'jaeger', 'prometheus', 'grafana'])
+        assert.equal(services[shared]!.profiles, undefined, `${shared} runs in both profiles`);
+      // Host ports are published once per profile.
+      for (const profile of ['gpu', 'demo']) {
+        const published = Object.values(services)
+          .filter((s) => !s.profiles || s.profiles.includes(profile))
+          .flatMap((s) => (s.ports ?? []).map((p) => p.split(':')[0]));
+        assert.equal(
+          new Set(published).size,
+          published.length,
+          `${profile}: no host port published twice (${published.join(', ')})`,
+        );
+      }
+    },
+  );
 
   it('vLLM sends traces to cachelens, which scrapes vLLM, matches its spans, and forwards to the Collector', () => {
     const vllm = services.vllm!;

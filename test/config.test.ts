@@ -101,7 +101,8 @@ describe('config', () => {
     const dir = mkdtempSync(join(tmpdir(), 'cachelens-config-'));
     writeFileSync(
       join(dir, 'ok.yaml'),
-      'storage:\n  path: /tmp/a.db\nscrape:\n  targets:\n    - url: http://10.0.0.7:8000/metrics\n      labels: {model_name: llama}\n',
+      'storage:\n  path: /tmp/a.db\nscrape:\n  targets:\n    - url: http://10.0.0.7:8000/metrics\n      labels: ' +
+        '{model_name: llama}\n',
     );
     const { config } = loadConfig(join(dir, 'ok.yaml'), {});
     assert.deepEqual(config.scrape.targets[0]!.labels, { model_name: 'llama' });

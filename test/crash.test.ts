@@ -27,7 +27,8 @@ function writeConfig(
       'scrape: {targets: []}',
       `receivers: {grpc: {endpoint: "127.0.0.1:${grpcPort}"}, http: {endpoint: "127.0.0.1:${httpPort}"}}`,
       'telemetry: {endpoint: "127.0.0.1:0"}',
-      `exporter: {endpoint: "${sinkEndpoint}", retry_initial_interval: 100ms, retry_max_interval: 200ms, shutdown_timeout: 2s${exporterExtra}}`,
+      `exporter: {endpoint: "${sinkEndpoint}", retry_initial_interval: 100ms, retry_max_interval: 200ms, ` +
+        `shutdown_timeout: 2s${exporterExtra}}`,
       'log: {level: warn}',
     ].join('\n'),
   );
@@ -110,64 +111,73 @@ describe('crash safety', () => {
     await sink.stop();
   });
 
-  it('SIGTERM sends what it can within exporter.shutdown_timeout, exits 0, and leaves the rest for the next start', async () => {
-    const sink = await new OtlpSink().start();
-    const dir = mkdtempSync(join(tmpdir(), 'cachelens-term-'));
-    const [grpcPort, httpPort] = [await freePort(), await freePort()];
-    // One request in flight, 100 spans each, 200 ms per answer: 500 spans need ~1 s of sending after SIGTERM.
-    const configPath = writeConfig(dir, sink.endpoint, grpcPort, httpPort, ', max_in_flight: 1, max_batch_spans: 100');
-    const url = `http://127.0.0.1:${httpPort}/v1/traces`;
-    const exit = (c: ChildProcess) => new Promise<number | null>((r) => c.once('exit', (code) => r(code)));
-    const ready = async () => {
-      for (const deadline = Date.now() + 20_000; Date.now() < deadline; await new Promise((r) => setTimeout(r, 50))) {
-        if (
-          await fetch(url, { method: 'GET' }).then(
-            () => true,
-            () => false,
+  it(
+    'SIGTERM sends what it can within exporter.shutdown_timeout, ' + 'exits 0, and leaves the rest for the next start',
+    async () => {
+      const sink = await new OtlpSink().start();
+      const dir = mkdtempSync(join(tmpdir(), 'cachelens-term-'));
+      const [grpcPort, httpPort] = [await freePort(), await freePort()];
+      // One request in flight, 100 spans each, 200 ms per answer: 500 spans need ~1 s of sending after SIGTERM.
+      const configPath = writeConfig(
+        dir,
+        sink.endpoint,
+        grpcPort,
+        httpPort,
+        ', max_in_flight: 1, max_batch_spans: 100',
+      );
+      const url = `http://127.0.0.1:${httpPort}/v1/traces`;
+      const exit = (c: ChildProcess) => new Promise<number | null>((r) => c.once('exit', (code) => r(code)));
+      const ready = async () => {
+        for (const deadline = Date.now() + 20_000; Date.now() < deadline; await new Promise((r) => setTimeout(r, 50))) {
+          if (
+            await fetch(url, { method: 'GET' }).then(
+              () => true,
+              () => false,
+            )
           )
-        )
-          return;
-      }
-      throw new Error('the daemon did not start listening');
-    };
+            return;
+        }
+        throw new Error('the daemon did not start listening');
+      };
 
-    // Downstream healthy: spans acknowledged just before SIGTERM are sent before the process exits.
-    sink.delayMs = 200;
-    let child = startDaemon(configPath);
-    await ready();
-    const first = (await Promise.all(Array.from({ length: 10 }, () => post(url, 50)))).flat();
-    child.kill('SIGTERM');
-    assert.equal(await exit(child), 0);
-    const got = spanIdsOf(sink);
-    assert.ok(
-      first.every((id) => got.has(id)),
-      `${first.filter((id) => !got.has(id)).length} of ${first.length} spans were not sent before exit`,
-    );
+      // Downstream healthy: spans acknowledged just before SIGTERM are sent before the process exits.
+      sink.delayMs = 200;
+      let child = startDaemon(configPath);
+      await ready();
+      const first = (await Promise.all(Array.from({ length: 10 }, () => post(url, 50)))).flat();
+      child.kill('SIGTERM');
+      assert.equal(await exit(child), 0);
+      const got = spanIdsOf(sink);
+      assert.ok(
+        first.every((id) => got.has(id)),
+        `${first.filter((id) => !got.has(id)).length} of ${first.length} spans were not sent before exit`,
+      );
 
-    // Downstream down: exit 0 by the deadline (2s), spans stay spooled, and the next start sends them.
-    sink.delayMs = 0;
-    sink.failAll = { code: 14, message: 'collector restarting' };
-    child = startDaemon(configPath);
-    await ready();
-    const second = await post(url, 300);
-    const t0 = Date.now();
-    child.kill('SIGTERM');
-    assert.equal(await exit(child), 0);
-    const took = Date.now() - t0;
-    assert.ok(took < 2000 + 3000, `shutdown took ${took} ms with a 2 s deadline`);
-    assert.ok(
-      !second.some((id) => spanIdsOf(sink).has(id)),
-      'downstream was down; nothing of the second batch can have arrived',
-    );
-    sink.failAll = undefined;
-    child = startDaemon(configPath);
-    await waitFor(
-      () => second.every((id) => spanIdsOf(sink).has(id)),
-      'the spooled spans sent after the restart',
-      20_000,
-    );
-    child.kill('SIGTERM');
-    assert.equal(await exit(child), 0);
-    await sink.stop();
-  });
+      // Downstream down: exit 0 by the deadline (2s), spans stay spooled, and the next start sends them.
+      sink.delayMs = 0;
+      sink.failAll = { code: 14, message: 'collector restarting' };
+      child = startDaemon(configPath);
+      await ready();
+      const second = await post(url, 300);
+      const t0 = Date.now();
+      child.kill('SIGTERM');
+      assert.equal(await exit(child), 0);
+      const took = Date.now() - t0;
+      assert.ok(took < 2000 + 3000, `shutdown took ${took} ms with a 2 s deadline`);
+      assert.ok(
+        !second.some((id) => spanIdsOf(sink).has(id)),
+        'downstream was down; nothing of the second batch can have arrived',
+      );
+      sink.failAll = undefined;
+      child = startDaemon(configPath);
+      await waitFor(
+        () => second.every((id) => spanIdsOf(sink).has(id)),
+        'the spooled spans sent after the restart',
+        20_000,
+      );
+      child.kill('SIGTERM');
+      assert.equal(await exit(child), 0);
+      await sink.stop();
+    },
+  );
 });

@@ -148,143 +148,149 @@ describe('the Grafana dashboard behind a real Prometheus', { skip: NO_PROMETHEUS
     await sink.stop();
   });
 
-  it('every expression runs, names only metrics and labels that exist, and legends name servers as cachelens does', async () => {
-    // Prometheus has seen every counter at 0 first (known label values start at 0), so the first
-    // event of each kind shows in rate() and increase().
-    for (let i = 0; i < 100; i++) {
-      const up = await query('up{job="cachelens"} == 1 and on() count(cachelens_receiver_refused_requests_total) > 0');
-      if (up.length) break;
-      await new Promise((r) => setTimeout(r, 200));
-    }
-    await new Promise((r) => setTimeout(r, 1500));
-    // The events some panels need: a refused request, a span rejected for a bad parent id, a span
-    // downstream refuses for good, a span whose server is down (incomplete window), and the burst.
-    assert.equal(
-      (
-        await fetch(otlpHttp, {
-          method: 'POST',
-          headers: { 'content-type': 'application/x-protobuf' },
-          body: Buffer.from([0xff, 0xff, 0xff]),
-        })
-      ).status,
-      400,
-    );
-    const bad = decodeProtobuf(makeRequest(3).body);
-    bad.resourceSpans[0]!.scopeSpans[0]!.spans[0]!.parentSpanId = Buffer.from([1, 2, 3]);
-    assert.equal(
-      (
-        await fetch(otlpHttp, {
-          method: 'POST',
-          headers: { 'content-type': 'application/x-protobuf' },
-          body: Buffer.from(encodeRequest(bad)),
-        })
-      ).status,
-      200,
-    );
-    assert.equal(
-      (
-        await fetch(otlpHttp, {
-          method: 'POST',
-          headers: { 'content-type': 'application/x-protobuf' },
-          body: Buffer.from(makeRequest(2, { name: 'poison' }).body),
-        })
-      ).status,
-      200,
-    );
-    assert.equal(
-      (
-        await fetch(otlpHttp, {
-          method: 'POST',
-          headers: { 'content-type': 'application/x-protobuf' },
-          body: Buffer.from(
-            makeRequest(1, { name: 'llm_request', resource: { 'service.instance.id': 'vllm-dead' } }).body,
-          ),
-        })
-      ).status,
-      200,
-    );
-
-    // Past the burst, with rate() windows of several scrapes.
-    await waitFor(() => Date.now() - fleet.fleet.startMs > 15_000, 'the burst to pass', 30_000);
-    const eventQueries = {
-      'refused requests': 'sum(increase(cachelens_receiver_refused_requests_total{reason="invalid"}[5m]))',
-      'rejected spans': 'sum(increase(cachelens_receiver_rejected_spans_total[5m]))',
-      'dropped spans': 'sum(increase(cachelens_exporter_dropped_spans_total[5m]))',
-      'incomplete windows': 'sum(increase(cachelens_enrich_incomplete_windows_total[5m]))',
-      preemptions: 'sum(increase(vllm:num_preemptions_total{target="vllm-0"}[5m]))',
-    };
-    for (const [what, q] of Object.entries(eventQueries)) {
-      let v = 0;
-      for (let i = 0; i < 40 && v <= 0; i++) {
-        v = Number((await query(q))[0]?.value[1] ?? 0);
-        if (v <= 0) await new Promise((r) => setTimeout(r, 500));
-      }
-      assert.ok(v > 0, `${what}: ${q} = ${v}`);
-    }
-
-    // The template variables.
-    const vars = Object.fromEntries(dashboard.templating.list.map((v) => [v.name, v]));
-    assert.deepEqual(Object.keys(vars).sort(), ['model', 'target']);
-    const targetValues = await fetch(`${promUrl}/api/v1/label/target/values?match[]=cachelens_target_up`).then(
-      (r) => r.json() as Promise<{ data: string[] }>,
-    );
-    assert.deepEqual(targetValues.data.sort(), ['vllm-0', 'vllm-1', 'vllm-2', 'vllm-dead'], vars.target!.query.query);
-    const modelValues = await fetch(
-      `${promUrl}/api/v1/label/model_name/values?match[]=${encodeURIComponent('vllm:kv_cache_usage_perc{target=~"vllm-0"}')}`,
-    ).then((r) => r.json() as Promise<{ data: string[] }>);
-    assert.deepEqual(modelValues.data, [model], vars.model!.query.query);
-
-    const graphs = dashboard.panels.filter((p) => p.type !== 'row');
-    let checked = 0;
-    for (const p of graphs) {
-      for (const t of p.targets ?? []) {
-        for (const [target, m] of [
-          ['.*', '.*'],
-          ['vllm-0', model.replace(/[.]/g, '\\\\.')],
-        ] as const) {
-          const expr = withVars(t.expr, target, m);
-          const result = await query(expr);
-          // Every metric the expression names exists, with every label it selects or groups by.
-          for (const name of new Set(
-            [...expr.matchAll(/\b((?:cachelens_|vllm:|process_)[a-z_:]+)/g)].map((x) => x[1]!),
-          )) {
-            const labels = new Set([...expr.matchAll(/\b([a-z_]+)\s*(?:=~|!=|=)\s*"/g)].map((x) => x[1]!));
-            for (const by of expr.matchAll(/\bby\s*\(([^)]*)\)/g))
-              for (const l of by[1]!.split(',')) labels.add(l.trim());
-            for (const l of t.legendFormat?.matchAll(/\{\{\s*([a-z_]+)\s*\}\}/g) ?? []) labels.add(l[1]!);
-            labels.delete('le');
-            const series = await query(`count by (__name__) ({__name__="${name}"})`);
-            assert.ok(series.length > 0, `${p.title}: ${name} has no series`);
-            for (const l of labels) {
-              if (
-                l === 'job' ||
-                (l === 'reason' && !name.includes('refused')) ||
-                (l === 'transport' && !name.includes('receiver')) ||
-                (l === 'match' && !name.includes('enriched'))
-              )
-                continue;
-              const carrying = await query(`count({__name__="${name}", ${l}!=""})`);
-              assert.ok(carrying.length > 0, `${p.title}: no ${name} series carries the label ${l}`);
-            }
-          }
-          // With the variables set to one server and one model, fleet panels show that server only,
-          // named as cachelens names it.
-          if (target === 'vllm-0' && /target=~/.test(t.expr)) {
-            assert.ok(result.length > 0, `${p.title}: no data for target vllm-0 (${expr})`);
-            for (const r of result)
-              if ('target' in r.metric)
-                assert.equal(r.metric.target, 'vllm-0', `${p.title}: ${JSON.stringify(r.metric)}`);
-          }
-          checked++;
-        }
-        // Legends name the server by `target`, never by Prometheus' `instance` (host:port).
-        assert.doesNotMatch(
-          t.legendFormat ?? '',
-          /\{\{\s*instance\s*\}\}/,
-          `${p.title}: legend names the scrape address`,
+  it(
+    'every expression runs, names only metrics and labels ' + 'that exist, and legends name servers as cachelens does',
+    async () => {
+      // Prometheus has seen every counter at 0 first (known label values start at 0), so the first
+      // event of each kind shows in rate() and increase().
+      for (let i = 0; i < 100; i++) {
+        const up = await query(
+          'up{job="cachelens"} == 1 and on() count(cachelens_receiver_refused_requests_total) > 0',
         );
+        if (up.length) break;
+        await new Promise((r) => setTimeout(r, 200));
       }
-    }
-    assert.ok(checked >= 2 * 20, `${checked} expressions checked`);
-  });
+      await new Promise((r) => setTimeout(r, 1500));
+      // The events some panels need: a refused request, a span rejected for a bad parent id, a span
+      // downstream refuses for good, a span whose server is down (incomplete window), and the burst.
+      assert.equal(
+        (
+          await fetch(otlpHttp, {
+            method: 'POST',
+            headers: { 'content-type': 'application/x-protobuf' },
+            body: Buffer.from([0xff, 0xff, 0xff]),
+          })
+        ).status,
+        400,
+      );
+      const bad = decodeProtobuf(makeRequest(3).body);
+      bad.resourceSpans[0]!.scopeSpans[0]!.spans[0]!.parentSpanId = Buffer.from([1, 2, 3]);
+      assert.equal(
+        (
+          await fetch(otlpHttp, {
+            method: 'POST',
+            headers: { 'content-type': 'application/x-protobuf' },
+            body: Buffer.from(encodeRequest(bad)),
+          })
+        ).status,
+        200,
+      );
+      assert.equal(
+        (
+          await fetch(otlpHttp, {
+            method: 'POST',
+            headers: { 'content-type': 'application/x-protobuf' },
+            body: Buffer.from(makeRequest(2, { name: 'poison' }).body),
+          })
+        ).status,
+        200,
+      );
+      assert.equal(
+        (
+          await fetch(otlpHttp, {
+            method: 'POST',
+            headers: { 'content-type': 'application/x-protobuf' },
+            body: Buffer.from(
+              makeRequest(1, { name: 'llm_request', resource: { 'service.instance.id': 'vllm-dead' } }).body,
+            ),
+          })
+        ).status,
+        200,
+      );
+
+      // Past the burst, with rate() windows of several scrapes.
+      await waitFor(() => Date.now() - fleet.fleet.startMs > 15_000, 'the burst to pass', 30_000);
+      const eventQueries = {
+        'refused requests': 'sum(increase(cachelens_receiver_refused_requests_total{reason="invalid"}[5m]))',
+        'rejected spans': 'sum(increase(cachelens_receiver_rejected_spans_total[5m]))',
+        'dropped spans': 'sum(increase(cachelens_exporter_dropped_spans_total[5m]))',
+        'incomplete windows': 'sum(increase(cachelens_enrich_incomplete_windows_total[5m]))',
+        preemptions: 'sum(increase(vllm:num_preemptions_total{target="vllm-0"}[5m]))',
+      };
+      for (const [what, q] of Object.entries(eventQueries)) {
+        let v = 0;
+        for (let i = 0; i < 40 && v <= 0; i++) {
+          v = Number((await query(q))[0]?.value[1] ?? 0);
+          if (v <= 0) await new Promise((r) => setTimeout(r, 500));
+        }
+        assert.ok(v > 0, `${what}: ${q} = ${v}`);
+      }
+
+      // The template variables.
+      const vars = Object.fromEntries(dashboard.templating.list.map((v) => [v.name, v]));
+      assert.deepEqual(Object.keys(vars).sort(), ['model', 'target']);
+      const targetValues = await fetch(`${promUrl}/api/v1/label/target/values?match[]=cachelens_target_up`).then(
+        (r) => r.json() as Promise<{ data: string[] }>,
+      );
+      assert.deepEqual(targetValues.data.sort(), ['vllm-0', 'vllm-1', 'vllm-2', 'vllm-dead'], vars.target!.query.query);
+      const modelValues = await fetch(
+        `${promUrl}/api/v1/label/model_name/values?match[]=` +
+          `${encodeURIComponent('vllm:kv_cache_usage_perc{target=~"vllm-0"}')}`,
+      ).then((r) => r.json() as Promise<{ data: string[] }>);
+      assert.deepEqual(modelValues.data, [model], vars.model!.query.query);
+
+      const graphs = dashboard.panels.filter((p) => p.type !== 'row');
+      let checked = 0;
+      for (const p of graphs) {
+        for (const t of p.targets ?? []) {
+          for (const [target, m] of [
+            ['.*', '.*'],
+            ['vllm-0', model.replace(/[.]/g, '\\\\.')],
+          ] as const) {
+            const expr = withVars(t.expr, target, m);
+            const result = await query(expr);
+            // Every metric the expression names exists, with every label it selects or groups by.
+            for (const name of new Set(
+              [...expr.matchAll(/\b((?:cachelens_|vllm:|process_)[a-z_:]+)/g)].map((x) => x[1]!),
+            )) {
+              const labels = new Set([...expr.matchAll(/\b([a-z_]+)\s*(?:=~|!=|=)\s*"/g)].map((x) => x[1]!));
+              for (const by of expr.matchAll(/\bby\s*\(([^)]*)\)/g))
+                for (const l of by[1]!.split(',')) labels.add(l.trim());
+              for (const l of t.legendFormat?.matchAll(/\{\{\s*([a-z_]+)\s*\}\}/g) ?? []) labels.add(l[1]!);
+              labels.delete('le');
+              const series = await query(`count by (__name__) ({__name__="${name}"})`);
+              assert.ok(series.length > 0, `${p.title}: ${name} has no series`);
+              for (const l of labels) {
+                if (
+                  l === 'job' ||
+                  (l === 'reason' && !name.includes('refused')) ||
+                  (l === 'transport' && !name.includes('receiver')) ||
+                  (l === 'match' && !name.includes('enriched'))
+                )
+                  continue;
+                const carrying = await query(`count({__name__="${name}", ${l}!=""})`);
+                assert.ok(carrying.length > 0, `${p.title}: no ${name} series carries the label ${l}`);
+              }
+            }
+            // With the variables set to one server and one model, fleet panels show that server only,
+            // named as cachelens names it.
+            if (target === 'vllm-0' && /target=~/.test(t.expr)) {
+              assert.ok(result.length > 0, `${p.title}: no data for target vllm-0 (${expr})`);
+              for (const r of result)
+                if ('target' in r.metric)
+                  assert.equal(r.metric.target, 'vllm-0', `${p.title}: ${JSON.stringify(r.metric)}`);
+            }
+            checked++;
+          }
+          // Legends name the server by `target`, never by Prometheus' `instance` (host:port).
+          assert.doesNotMatch(
+            t.legendFormat ?? '',
+            /\{\{\s*instance\s*\}\}/,
+            `${p.title}: legend names the scrape address`,
+          );
+        }
+      }
+      assert.ok(checked >= 2 * 20, `${checked} expressions checked`);
+    },
+  );
 });

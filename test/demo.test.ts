@@ -47,7 +47,8 @@ describe('simulated fleet', () => {
         assert.ok(c.kvCacheUsage >= 0 && c.kvCacheUsage <= 1);
         const phase = fleet.phaseAt(t);
         // Steady traffic before the first burst; after it, the queue the burst built drains in the steady phase.
-        const key = `${i.spec.name}/${phase === 'steady' && t < scenario.phases[0]!.fromMs ? 'steady-before-burst' : phase}`;
+        const beforeBurst = phase === 'steady' && t < scenario.phases[0]!.fromMs;
+        const key = `${i.spec.name}/${beforeBurst ? 'steady-before-burst' : phase}`;
         seen.maxWaiting.set(key, Math.max(seen.maxWaiting.get(key) ?? 0, c.requestsWaiting));
         seen.maxKv.set(key, Math.max(seen.maxKv.get(key) ?? 0, c.kvCacheUsage));
       }
@@ -55,32 +56,36 @@ describe('simulated fleet', () => {
     return { fleet, scenario, seen, beforeRestart };
   };
 
-  it('steady traffic before the burst stays unqueued; the burst builds a queue, fills the KV cache and preempts; the restart zeroes counters', () => {
-    const { fleet, scenario, seen, beforeRestart } = run(45_000);
-    for (const i of ['vllm-0', 'vllm-1', 'vllm-2'])
-      assert.equal(seen.maxWaiting.get(`${i}/steady-before-burst`), 0, `${i}: nothing waits under steady traffic`);
-    assert.ok(
-      (seen.maxKv.get('vllm-0/burst') ?? 0) > 0.9,
-      `burst fills vllm-0's KV cache (max ${seen.maxKv.get('vllm-0/burst')})`,
-    );
-    assert.ok(
-      Math.max(seen.maxWaiting.get('vllm-0/burst') ?? 0, seen.maxWaiting.get('vllm-1/burst') ?? 0) >= 3,
-      'the burst queues requests',
-    );
-    assert.equal(seen.maxWaiting.get('vllm-2/burst'), 0, 'the other model is not affected by the burst');
-    assert.ok(fleet.instance('vllm-0')!.counters.preemptions > 0, 'KV pressure preempts');
-    assert.ok(seen.restartedAt >= scenario.restarts[0]!.atMs, 'vllm-1 restarted on schedule');
-    const v1 = fleet.instance('vllm-1')!.counters;
-    assert.ok(
-      v1.promptTokens < beforeRestart,
-      `vllm-1's counters started again from 0 (${v1.promptTokens} < ${beforeRestart})`,
-    );
-    assert.ok(v1.createdUnixSeconds * 1000 > scenario.restarts[0]!.atMs, '_created moves with the restart');
-    const v0 = fleet.instance('vllm-0')!.counters;
-    const ratio = v0.prefixCacheHits / v0.prefixCacheQueries;
-    assert.ok(ratio > 0.2 && ratio < 0.95, `a plausible prefix-cache hit ratio (${ratio.toFixed(2)})`);
-    assert.ok(seen.finished > 200, `${seen.finished} requests finished`);
-  });
+  it(
+    'steady traffic before the burst stays unqueued; the burst builds a queue, fills the KV cache and preempts; the ' +
+      'restart zeroes counters',
+    () => {
+      const { fleet, scenario, seen, beforeRestart } = run(45_000);
+      for (const i of ['vllm-0', 'vllm-1', 'vllm-2'])
+        assert.equal(seen.maxWaiting.get(`${i}/steady-before-burst`), 0, `${i}: nothing waits under steady traffic`);
+      assert.ok(
+        (seen.maxKv.get('vllm-0/burst') ?? 0) > 0.9,
+        `burst fills vllm-0's KV cache (max ${seen.maxKv.get('vllm-0/burst')})`,
+      );
+      assert.ok(
+        Math.max(seen.maxWaiting.get('vllm-0/burst') ?? 0, seen.maxWaiting.get('vllm-1/burst') ?? 0) >= 3,
+        'the burst queues requests',
+      );
+      assert.equal(seen.maxWaiting.get('vllm-2/burst'), 0, 'the other model is not affected by the burst');
+      assert.ok(fleet.instance('vllm-0')!.counters.preemptions > 0, 'KV pressure preempts');
+      assert.ok(seen.restartedAt >= scenario.restarts[0]!.atMs, 'vllm-1 restarted on schedule');
+      const v1 = fleet.instance('vllm-1')!.counters;
+      assert.ok(
+        v1.promptTokens < beforeRestart,
+        `vllm-1's counters started again from 0 (${v1.promptTokens} < ${beforeRestart})`,
+      );
+      assert.ok(v1.createdUnixSeconds * 1000 > scenario.restarts[0]!.atMs, '_created moves with the restart');
+      const v0 = fleet.instance('vllm-0')!.counters;
+      const ratio = v0.prefixCacheHits / v0.prefixCacheQueries;
+      assert.ok(ratio > 0.2 && ratio < 0.95, `a plausible prefix-cache hit ratio (${ratio.toFixed(2)})`);
+      assert.ok(seen.finished > 200, `${seen.finished} requests finished`);
+    },
+  );
 
   it('repeats its script when given a cycle (docker-compose runs it for hours)', () => {
     const fleet = new Fleet(demoScenario(20_000), 0, 1, 20_000);
@@ -91,46 +96,50 @@ describe('simulated fleet', () => {
 });
 
 describe('cachelens demo', () => {
-  it('runs the fleet through the real daemon: every request span comes back enriched, and the reports reconcile', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'cachelens-demo-test-'));
-    const { stdout } = await promisify(execFile)(process.execPath, [BIN, 'demo', '--duration', '20s', '--dir', dir], {
-      timeout: 90_000,
-    });
-    const m =
-      /(\d+) requests finished; downstream received (\d+) spans, (\d+) llm_request spans enriched \((\d+) matched by resource\)/.exec(
-        stdout,
+  it(
+    'runs the fleet through the real daemon: every request ' + 'span comes back enriched, and the reports reconcile',
+    async () => {
+      const dir = mkdtempSync(join(tmpdir(), 'cachelens-demo-test-'));
+      const { stdout } = await promisify(execFile)(process.execPath, [BIN, 'demo', '--duration', '20s', '--dir', dir], {
+        timeout: 90_000,
+      });
+      const summary = new RegExp(
+        String.raw`(\d+) requests finished; downstream received (\d+) spans, ` +
+          String.raw`(\d+) llm_request spans enriched \((\d+) matched by resource\)`,
       );
-    assert.ok(m, `summary line in:\n${stdout}`);
-    const [requests, received, enriched, byResource] = m.slice(1).map(Number) as [number, number, number, number];
-    assert.ok(requests > 50, `${requests} requests`);
-    assert.equal(received, 2 * requests, 'every llm_request and its gateway span arrived downstream');
-    assert.equal(enriched, requests);
-    assert.equal(byResource, requests, 'each span matched its instance by service.instance.id');
-    for (const title of ['a warm cache', 'a long queue and a full KV cache', 'a cold cache (vllm-1 just restarted)'])
-      assert.ok(stdout.includes(title), `shows ${title}`);
-    for (const name of ['meta-llama/Llama-3.1-8B-Instruct', 'Qwen/Qwen2.5-7B-Instruct', 'acme', 'globex', 'initech'])
-      assert.ok(stdout.includes(name), `report names ${name}`);
-    assert.match(stdout, /1 counter reset/);
-    // The store it leaves behind agrees with what was printed.
-    const db = new Database(join(dir, 'cachelens.db'), { readonly: true });
-    assert.equal(
-      db
-        .prepare("SELECT count(*) FROM request_ledger WHERE span_name = 'llm_request' AND model IS NOT NULL")
-        .pluck()
-        .get(),
-      requests,
-    );
-    assert.equal(
-      db.prepare("SELECT count(DISTINCT value) FROM trace_tenants WHERE key = 'tenant.id'").pluck().get(),
-      3,
-      'tenants found on the gateway spans',
-    );
-    assert.ok(
-      (db.prepare('SELECT count(*) FROM scrapes WHERE up = 0').pluck().get() as number) >= 1,
-      'the restart shows as failed scrapes',
-    );
-    db.close();
-  });
+      const m = summary.exec(stdout);
+      assert.ok(m, `summary line in:\n${stdout}`);
+      const [requests, received, enriched, byResource] = m.slice(1).map(Number) as [number, number, number, number];
+      assert.ok(requests > 50, `${requests} requests`);
+      assert.equal(received, 2 * requests, 'every llm_request and its gateway span arrived downstream');
+      assert.equal(enriched, requests);
+      assert.equal(byResource, requests, 'each span matched its instance by service.instance.id');
+      for (const title of ['a warm cache', 'a long queue and a full KV cache', 'a cold cache (vllm-1 just restarted)'])
+        assert.ok(stdout.includes(title), `shows ${title}`);
+      for (const name of ['meta-llama/Llama-3.1-8B-Instruct', 'Qwen/Qwen2.5-7B-Instruct', 'acme', 'globex', 'initech'])
+        assert.ok(stdout.includes(name), `report names ${name}`);
+      assert.match(stdout, /1 counter reset/);
+      // The store it leaves behind agrees with what was printed.
+      const db = new Database(join(dir, 'cachelens.db'), { readonly: true });
+      assert.equal(
+        db
+          .prepare("SELECT count(*) FROM request_ledger WHERE span_name = 'llm_request' AND model IS NOT NULL")
+          .pluck()
+          .get(),
+        requests,
+      );
+      assert.equal(
+        db.prepare("SELECT count(DISTINCT value) FROM trace_tenants WHERE key = 'tenant.id'").pluck().get(),
+        3,
+        'tenants found on the gateway spans',
+      );
+      assert.ok(
+        (db.prepare('SELECT count(*) FROM scrapes WHERE up = 0').pluck().get() as number) >= 1,
+        'the restart shows as failed scrapes',
+      );
+      db.close();
+    },
+  );
 
   it('--fleet-only serves three vLLM /metrics ports until SIGTERM', async () => {
     const port = 20_000 + Math.floor(Math.random() * 20_000);

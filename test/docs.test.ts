@@ -7,14 +7,18 @@ import { renderConfigDoc } from '../src/config/writeDocs.ts';
 
 const doc = (name: string) => readFileSync(new URL(`../docs/${name}`, import.meta.url), 'utf8');
 
-it("docs/configuration.md is current: its table is the schema's (every key, type, default, env variable and doc line)", () => {
-  const current = doc('configuration.md');
-  const want = renderConfigDoc(current).split('\n');
-  const have = current.split('\n');
-  // Line by line, so a failure names the key; `npm run docs` rewrites the table.
-  for (let i = 0; i < Math.max(want.length, have.length); i++)
-    assert.equal(have[i], want[i], 'docs/configuration.md is stale: run npm run docs');
-});
+it(
+  "docs/configuration.md is current: its table is the schema's " +
+    '(every key, type, default, env variable and doc line)',
+  () => {
+    const current = doc('configuration.md');
+    const want = renderConfigDoc(current).split('\n');
+    const have = current.split('\n');
+    // Line by line, so a failure names the key; `npm run docs` rewrites the table.
+    for (let i = 0; i < Math.max(want.length, have.length); i++)
+      assert.equal(have[i], want[i], 'docs/configuration.md is stale: run npm run docs');
+  },
+);
 
 it('the README stays a front door under 12 KB, and every relative link in it and in docs/ resolves', () => {
   const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');

@@ -165,7 +165,8 @@ describe('enrichment: request spans carry the scripted fleet numbers for their w
     const times = (instance: string): number[] =>
       db
         .prepare(
-          'SELECT s.ts_ms FROM scrapes s JOIN targets t ON t.id = s.target_id WHERE t.instance = ? AND s.up = 1 ORDER BY s.ts_ms',
+          'SELECT s.ts_ms FROM scrapes s JOIN targets t ON t.id = s.target_id WHERE t.instance = ? AND s.up = 1 ' +
+            'ORDER BY s.ts_ms',
         )
         .pluck()
         .all(instance) as number[];
@@ -319,42 +320,46 @@ describe('enrichment: request spans carry the scripted fleet numbers for their w
     assert.equal(c['cachelens.instance'], 'vllm-b', 'host.name names vllm-a, but the config rule comes first');
   });
 
-  it('an ambiguous peer falls back to fleet context; a dead target is enriched after max_wait and marked incomplete', async () => {
-    const anon = tracerFor({ 'service.name': 'sglang' });
-    const dead = tracerFor({ 'service.name': 'vllm', 'service.instance.id': 'vllm-c' });
-    const s1 = anon.tracer.startSpan(' Req 1a2b3c4d', {
-      attributes: { 'gen_ai.usage.prompt_tokens': 10, 'gen_ai.usage.cached_tokens': 8 },
-    });
-    const s2 = dead.tracer.startSpan('llm_request', { kind: SpanKind.SERVER });
-    s1.end();
-    s2.end();
-    const t0 = Date.now();
-    await Promise.all([anon.flush(), dead.flush()]);
-    await waitFor(
-      () => [s1, s2].every((s) => sink.spans().some((x) => toHex(x.spanId) === s.spanContext().spanId)),
-      'both spans downstream',
-      15_000,
-    );
-    const got = (s: typeof s1) => sink.spans().find((x) => toHex(x.spanId) === s.spanContext().spanId)!;
-    const c1 = eventAttrs(got(s1), 'cachelens.cache')!;
-    assert.equal(c1['cachelens.match'], 'fleet');
-    assert.equal(c1['cachelens.instance'], undefined);
-    assert.equal(c1['cachelens.fleet.instances'], 2);
-    assert.equal(c1['cachelens.prefix_cache.queries'], undefined, 'instance values are absent, never 0');
-    assert.equal(
-      c1['cachelens.request.cache_read.input_tokens.estimate'],
-      undefined,
-      'the span carries a real cached count',
-    );
-    const c2 = eventAttrs(got(s2), 'cachelens.cache')!;
-    assert.equal(c2['cachelens.match'], 'resource');
-    assert.equal(c2['cachelens.instance'], 'vllm-c');
-    assert.equal(c2['cachelens.window.complete'], false);
-    assert.equal(c2['cachelens.prefix_cache.hit_ratio'], undefined);
-    assert.ok(Date.now() - t0 >= 3500, "the dead target's span waited for enrich.max_wait");
-    const row = daemon
-      .db!.prepare('SELECT cached_tokens, match FROM request_ledger WHERE span_id = ?')
-      .get(s1.spanContext().spanId);
-    assert.deepEqual(row, { cached_tokens: 8, match: 'fleet' });
-  });
+  it(
+    'an ambiguous peer falls back to fleet context; a dead ' +
+      'target is enriched after max_wait and marked incomplete',
+    async () => {
+      const anon = tracerFor({ 'service.name': 'sglang' });
+      const dead = tracerFor({ 'service.name': 'vllm', 'service.instance.id': 'vllm-c' });
+      const s1 = anon.tracer.startSpan(' Req 1a2b3c4d', {
+        attributes: { 'gen_ai.usage.prompt_tokens': 10, 'gen_ai.usage.cached_tokens': 8 },
+      });
+      const s2 = dead.tracer.startSpan('llm_request', { kind: SpanKind.SERVER });
+      s1.end();
+      s2.end();
+      const t0 = Date.now();
+      await Promise.all([anon.flush(), dead.flush()]);
+      await waitFor(
+        () => [s1, s2].every((s) => sink.spans().some((x) => toHex(x.spanId) === s.spanContext().spanId)),
+        'both spans downstream',
+        15_000,
+      );
+      const got = (s: typeof s1) => sink.spans().find((x) => toHex(x.spanId) === s.spanContext().spanId)!;
+      const c1 = eventAttrs(got(s1), 'cachelens.cache')!;
+      assert.equal(c1['cachelens.match'], 'fleet');
+      assert.equal(c1['cachelens.instance'], undefined);
+      assert.equal(c1['cachelens.fleet.instances'], 2);
+      assert.equal(c1['cachelens.prefix_cache.queries'], undefined, 'instance values are absent, never 0');
+      assert.equal(
+        c1['cachelens.request.cache_read.input_tokens.estimate'],
+        undefined,
+        'the span carries a real cached count',
+      );
+      const c2 = eventAttrs(got(s2), 'cachelens.cache')!;
+      assert.equal(c2['cachelens.match'], 'resource');
+      assert.equal(c2['cachelens.instance'], 'vllm-c');
+      assert.equal(c2['cachelens.window.complete'], false);
+      assert.equal(c2['cachelens.prefix_cache.hit_ratio'], undefined);
+      assert.ok(Date.now() - t0 >= 3500, "the dead target's span waited for enrich.max_wait");
+      const row = daemon
+        .db!.prepare('SELECT cached_tokens, match FROM request_ledger WHERE span_id = ?')
+        .get(s1.spanContext().spanId);
+      assert.deepEqual(row, { cached_tokens: 8, match: 'fleet' });
+    },
+  );
 });

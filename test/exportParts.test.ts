@@ -236,29 +236,33 @@ describe('Batcher', () => {
     spool.close();
   });
 
-  it('a refused merged request goes back row by row, then a refused row is split in halves, until one span is dropped', async () => {
-    const spool = spoolAt();
-    const ids = await fill(spool, [4, 1]);
-    const b = new Batcher(spool, 100);
-    const take = (r: SpoolRow) => ({ item: r.id });
-    const merged = b.next(Date.now(), take)!;
-    assert.equal(merged.rows.length, 2);
-    b.settled(ids);
-    assert.deepEqual(b.refused(merged.rows), {}, 'a merged request is not split yet');
-    const alone = b.next(Date.now(), take)!;
-    assert.deepEqual(alone.items, [ids[0]], 'each row now goes alone');
-    b.settled([ids[0]!]);
-    const { splitIds } = b.refused(alone.rows);
-    assert.equal(splitIds?.length, 2);
-    const rows = spool.ready(Date.now(), 10);
-    assert.deepEqual(rows.map((r) => r.spans).sort(), [1, 2, 2], 'four spans became two halves of two');
-    assert.equal(spool.body(ids[0]!), undefined, 'the refused row is replaced');
-    for (const id of splitIds!)
-      assert.equal(decodeProtobuf(spool.body(id)!).resourceSpans[0]!.scopeSpans[0]!.spans.length, 2);
-    const single = rows.find((r) => r.id === ids[1])!;
-    assert.equal(b.refused([single]).drop, single, 'a lone one-span row cannot be split: it is dropped');
-    spool.close();
-  });
+  it(
+    'a refused merged request goes back row by row, then a ' +
+      'refused row is split in halves, until one span is dropped',
+    async () => {
+      const spool = spoolAt();
+      const ids = await fill(spool, [4, 1]);
+      const b = new Batcher(spool, 100);
+      const take = (r: SpoolRow) => ({ item: r.id });
+      const merged = b.next(Date.now(), take)!;
+      assert.equal(merged.rows.length, 2);
+      b.settled(ids);
+      assert.deepEqual(b.refused(merged.rows), {}, 'a merged request is not split yet');
+      const alone = b.next(Date.now(), take)!;
+      assert.deepEqual(alone.items, [ids[0]], 'each row now goes alone');
+      b.settled([ids[0]!]);
+      const { splitIds } = b.refused(alone.rows);
+      assert.equal(splitIds?.length, 2);
+      const rows = spool.ready(Date.now(), 10);
+      assert.deepEqual(rows.map((r) => r.spans).sort(), [1, 2, 2], 'four spans became two halves of two');
+      assert.equal(spool.body(ids[0]!), undefined, 'the refused row is replaced');
+      for (const id of splitIds!)
+        assert.equal(decodeProtobuf(spool.body(id)!).resourceSpans[0]!.scopeSpans[0]!.spans.length, 2);
+      const single = rows.find((r) => r.id === ids[1])!;
+      assert.equal(b.refused([single]).drop, single, 'a lone one-span row cannot be split: it is dropped');
+      spool.close();
+    },
+  );
 });
 
 describe('Sender', () => {
@@ -268,53 +272,56 @@ describe('Sender', () => {
   };
   const sendOnce = (s: Sender, n: number) => new Promise<SendOutcome>((resolve) => s.send(batchOf(n), resolve));
 
-  it('sends through a real exporter, pauses with backoff after a retryable failure, and honours RetryInfo', async () => {
-    const sink = await new OtlpSink().start();
-    const metrics = new PipelineMetrics();
-    const { log, lines } = memoryLogger();
-    const exporter = createDownstreamExporter(
-      { ...buildConfig({}, {}).config.exporter, insecure: true },
-      sink.endpoint,
-    );
-    const s = new Sender(exporter, { maxInFlight: 1, retryInitialMs: 1000, retryMaxMs: 8000 }, log, metrics, () => 1);
-    try {
-      assert.deepEqual(await sendOnce(s, 2), { kind: 'sent' });
-      assert.equal(sink.spans().length, 2);
-      assert.equal(s.pausedUntil, 0);
-
-      sink.failures.push({ code: GRPC.UNAUTHENTICATED, message: 'bad token' });
-      const t0 = Date.now();
-      const failed = await sendOnce(s, 3);
-      assert.equal(failed.kind, 'retry');
-      assert.equal(failed.kind === 'retry' && failed.delayMs, 1000, 'first backoff step (jitter pinned to its top)');
-      assert.ok(s.pausedUntil >= t0 + 1000, 'sending pauses');
-      sink.failures.push({ code: GRPC.UNAUTHENTICATED, message: 'bad token' });
-      const again = await sendOnce(s, 3);
-      assert.equal(again.kind === 'retry' && again.delayMs, 2000, 'the backoff doubles');
-      assert.equal(
-        lines.filter((l) => String(l.msg).startsWith('downstream export failed')).length,
-        1,
-        'logged once per outage',
+  it(
+    'sends through a real exporter, pauses with backoff ' + 'after a retryable failure, and honours RetryInfo',
+    async () => {
+      const sink = await new OtlpSink().start();
+      const metrics = new PipelineMetrics();
+      const { log, lines } = memoryLogger();
+      const exporter = createDownstreamExporter(
+        { ...buildConfig({}, {}).config.exporter, insecure: true },
+        sink.endpoint,
       );
+      const s = new Sender(exporter, { maxInFlight: 1, retryInitialMs: 1000, retryMaxMs: 8000 }, log, metrics, () => 1);
+      try {
+        assert.deepEqual(await sendOnce(s, 2), { kind: 'sent' });
+        assert.equal(sink.spans().length, 2);
+        assert.equal(s.pausedUntil, 0);
 
-      sink.failures.push({ code: GRPC.RESOURCE_EXHAUSTED, message: 'slow down', retryAfterMs: 1500 });
-      const told = await sendOnce(s, 1);
-      assert.ok(
-        told.kind === 'retry' && Math.abs(told.delayMs - 1500) < 1,
-        `the server's delay: ${JSON.stringify(told)}`,
-      );
+        sink.failures.push({ code: GRPC.UNAUTHENTICATED, message: 'bad token' });
+        const t0 = Date.now();
+        const failed = await sendOnce(s, 3);
+        assert.equal(failed.kind, 'retry');
+        assert.equal(failed.kind === 'retry' && failed.delayMs, 1000, 'first backoff step (jitter pinned to its top)');
+        assert.ok(s.pausedUntil >= t0 + 1000, 'sending pauses');
+        sink.failures.push({ code: GRPC.UNAUTHENTICATED, message: 'bad token' });
+        const again = await sendOnce(s, 3);
+        assert.equal(again.kind === 'retry' && again.delayMs, 2000, 'the backoff doubles');
+        assert.equal(
+          lines.filter((l) => String(l.msg).startsWith('downstream export failed')).length,
+          1,
+          'logged once per outage',
+        );
 
-      assert.deepEqual(await sendOnce(s, 1), { kind: 'sent' });
-      assert.match(await metrics.registry.getSingleMetricAsString('cachelens_exporter_sent_spans_total'), / 3$/m);
-      assert.match(
-        await metrics.registry.getSingleMetricAsString('cachelens_exporter_send_failed_spans_total'),
-        / 7$/m,
-      );
-    } finally {
-      await s.shutdown(Date.now() + 1000);
-      await sink.stop();
-    }
-  });
+        sink.failures.push({ code: GRPC.RESOURCE_EXHAUSTED, message: 'slow down', retryAfterMs: 1500 });
+        const told = await sendOnce(s, 1);
+        assert.ok(
+          told.kind === 'retry' && Math.abs(told.delayMs - 1500) < 1,
+          `the server's delay: ${JSON.stringify(told)}`,
+        );
+
+        assert.deepEqual(await sendOnce(s, 1), { kind: 'sent' });
+        assert.match(await metrics.registry.getSingleMetricAsString('cachelens_exporter_sent_spans_total'), / 3$/m);
+        assert.match(
+          await metrics.registry.getSingleMetricAsString('cachelens_exporter_send_failed_spans_total'),
+          / 7$/m,
+        );
+      } finally {
+        await s.shutdown(Date.now() + 1000);
+        await sink.stop();
+      }
+    },
+  );
 
   it('a permanent refusal is reported, not retried, and it bounds the requests in flight', async () => {
     const sink = await new OtlpSink().start();

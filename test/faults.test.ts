@@ -58,7 +58,8 @@ describe('faults against the real CLI', { timeout: 120_000 }, () => {
     const [g, h] = [await freePort(), await freePort()];
     const r = run(
       config(dir, g, h, [
-        `receivers: {grpc: {endpoint: "127.0.0.1:${g}"}, http: {endpoint: "127.0.0.1:${h}"}, bearer_token_file: ${join(dir, 'nope.token')}}`,
+        `receivers: {grpc: {endpoint: "127.0.0.1:${g}"}, http: {endpoint: "127.0.0.1:${h}"}, bearer_token_file: ` +
+          `${join(dir, 'nope.token')}}`,
       ]),
     );
     const { code, ms } = await r.exited;
@@ -75,7 +76,8 @@ describe('faults against the real CLI', { timeout: 120_000 }, () => {
     const [g, h] = [await freePort(), await freePort()];
     const r = run(
       config(dir, g, h, [
-        `receivers: {grpc: {endpoint: "127.0.0.1:${g}"}, http: {endpoint: "127.0.0.1:${h}"}, bearer_token_file: ${token}}`,
+        `receivers: {grpc: {endpoint: "127.0.0.1:${g}"}, http: {endpoint: "127.0.0.1:${h}"}, bearer_token_file: ` +
+          `${token}}`,
       ]),
     );
     try {
@@ -100,26 +102,29 @@ describe('faults against the real CLI', { timeout: 120_000 }, () => {
     }
   });
 
-  it('a port already in use: the start fails, stops what started, names the key and exits non-zero within 5 s', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'cachelens-fault-'));
-    const [g, h] = [await freePort(), await freePort()];
-    const squatter = createServer();
-    await new Promise<void>((resolve) => squatter.listen(h, '127.0.0.1', resolve));
-    try {
-      const r = run(config(dir, g, h));
-      const { code, ms } = await r.exited;
-      assert.notEqual(code, 0);
-      assert.notEqual(code, 143, 'not killed: it exited by itself');
-      assert.ok(ms < 10_000, `exited after ${ms} ms`);
-      assert.match(r.stderr(), /receivers\.http\.endpoint 127\.0\.0\.1:\d+: cannot listen \(EADDRINUSE\)/);
-      // The gRPC port it had bound is free again.
-      const probe = createServer();
-      await new Promise<void>((resolve, reject) => probe.once('error', reject).listen(g, '127.0.0.1', resolve));
-      await new Promise<void>((resolve) => probe.close(() => resolve()));
-    } finally {
-      await new Promise<void>((resolve) => squatter.close(() => resolve()));
-    }
-  });
+  it(
+    'a port already in use: the start fails, stops what ' + 'started, names the key and exits non-zero within 5 s',
+    async () => {
+      const dir = mkdtempSync(join(tmpdir(), 'cachelens-fault-'));
+      const [g, h] = [await freePort(), await freePort()];
+      const squatter = createServer();
+      await new Promise<void>((resolve) => squatter.listen(h, '127.0.0.1', resolve));
+      try {
+        const r = run(config(dir, g, h));
+        const { code, ms } = await r.exited;
+        assert.notEqual(code, 0);
+        assert.notEqual(code, 143, 'not killed: it exited by itself');
+        assert.ok(ms < 10_000, `exited after ${ms} ms`);
+        assert.match(r.stderr(), /receivers\.http\.endpoint 127\.0\.0\.1:\d+: cannot listen \(EADDRINUSE\)/);
+        // The gRPC port it had bound is free again.
+        const probe = createServer();
+        await new Promise<void>((resolve, reject) => probe.once('error', reject).listen(g, '127.0.0.1', resolve));
+        await new Promise<void>((resolve) => probe.close(() => resolve()));
+      } finally {
+        await new Promise<void>((resolve) => squatter.close(() => resolve()));
+      }
+    },
+  );
 
   it('damaged spool rows are dropped and counted; the rest is sent and the loop does not spin', async () => {
     const sink = await new OtlpSink().start();

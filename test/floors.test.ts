@@ -38,3 +38,19 @@ describe('one-way floors', () => {
     assert.match(r.out, /no-circular/);
   });
 });
+
+describe('line length', () => {
+  it('every tracked source line is at most 120 characters', () => {
+    const r = spawnSync(process.execPath, ['scripts/checkLineLength.mjs'], { cwd: ROOT, encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stdout + r.stderr);
+  });
+
+  it('the check fails on a longer line and names it', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cachelens-lines-'));
+    const file = join(dir, 'long.ts');
+    appendFileSync(file, `const ok = 1;\nconst s = '${'x'.repeat(110)}';\n`);
+    const r = spawnSync(process.execPath, [join(ROOT, 'scripts/checkLineLength.mjs'), file], { encoding: 'utf8' });
+    assert.equal(r.status, 1);
+    assert.match(r.stdout, /long\.ts:2: 123 characters/);
+  });
+});

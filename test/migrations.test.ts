@@ -40,7 +40,8 @@ describe('migrations', () => {
     const db = new BetterSqlite3(join(dir, 'c.db'));
     migrate(db, upTo3);
     const insert = db.prepare(
-      'INSERT INTO request_ledger (trace_id, span_id, start_ms, end_ms, span_name, match, prompt_tokens, window_complete, tenant_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
+      'INSERT INTO request_ledger (trace_id, span_id, start_ms, end_ms, span_name, match, prompt_tokens, ' +
+        'window_complete, tenant_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
     );
     insert.run('t2', 's2', 2000.5, 2100, 'llm_request', 'fleet', 20, 0, null);
     insert.run('t1', 's1', 1000.25, 1100, 'llm_request', 'resource', 10, 1, '{"tenant.id":"acme"}');
@@ -66,7 +67,8 @@ describe('migrations', () => {
     assert.match(plan.map((p) => p.detail).join(' '), /SEARCH request_ledger USING PRIMARY KEY \(start_ms>\?\)/);
     // a replayed span (same start and ids) replaces its row
     db.prepare(
-      "INSERT OR REPLACE INTO request_ledger (start_ms, trace_id, span_id, end_ms, span_name, match, window_complete) VALUES (1000.25, 't1', 's1', 1100, 'llm_request', 'resource', 1)",
+      'INSERT OR REPLACE INTO request_ledger (start_ms, trace_id, span_id, end_ms, span_name, match, ' +
+        "window_complete) VALUES (1000.25, 't1', 's1', 1100, 'llm_request', 'resource', 1)",
     ).run();
     assert.equal(db.prepare('SELECT count(*) FROM request_ledger').pluck().get(), 2);
     db.close();

@@ -19,7 +19,13 @@ const longOf = (v: unknown) => {
 
 describe('OTLP/JSON 64-bit numbers', () => {
   it('reads int64 and uint64 given as JSON numbers exactly', () => {
-    const text = `{"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":"${TRACE}","spanId":"0102030405060708","name":"x","startTimeUnixNano": 1544712660123456789,"endTimeUnixNano":1544712661123456789,"attributes":[{"key":"big","value":{"intValue":9007199254740993}},{"key":"neg","value":{"intValue":-9007199254740993}},{"key":"s","value":{"stringValue":"\\"intValue\\": 12345678901234567890"}}],"events":[{"name":"e","timeUnixNano":1544712660123456789}]}]}]}]}`;
+    const text =
+      `{"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":"${TRACE}","spanId":"0102030405060708","name":"x",` +
+      `"startTimeUnixNano": 1544712660123456789,"endTimeUnixNano":1544712661123456789,` +
+      `"attributes":[{"key":"big","value":{"intValue":9007199254740993}},` +
+      `{"key":"neg","value":{"intValue":-9007199254740993}},` +
+      `{"key":"s","value":{"stringValue":"\\"intValue\\": 12345678901234567890"}}],"events":` +
+      `[{"name":"e","timeUnixNano":1544712660123456789}]}]}]}]}`;
     const span = decodeJson(text).resourceSpans[0]!.scopeSpans[0]!.spans[0]!;
     assert.equal(longOf(span.startTimeUnixNano), 1544712660123456789n);
     assert.equal(longOf(span.endTimeUnixNano), 1544712661123456789n);
@@ -104,7 +110,8 @@ describe('removeSpans: rejected spans cut out of the received bytes', () => {
     const unknown = new WireWriter().tag(3, 2).bytes(Buffer.from('entity-ref')).finish();
     const goodReq = decodeProtobuf(good.body);
     const goodBytes = encodeRequest(goodReq);
-    // Rebuild: request{ resource_spans(1): { resource(1): {...attrs, entity_refs}, scope_spans(2): ... } } + the bad resource.
+    // Rebuild: request{ resource_spans(1): { resource(1): {...attrs, entity_refs}, scope_spans(2): ... } } + the bad
+    // resource.
     const rs = ExportTraceServiceRequest.encode(ExportTraceServiceRequest.fromObject({})).finish();
     void rs;
     const withUnknown = appendToFirstResource(goodBytes, unknown);
@@ -163,47 +170,50 @@ describe("a refused merged request never drops another client's spans", () => {
   });
   after(() => sink.stop());
 
-  it('splits the export back into its requests, bisects the bad one, and drops only the span that fails alone', async () => {
-    // Like the Collector: one span it will not take refuses the whole request.
-    sink.rejectIf = (req) =>
-      req.resourceSpans.some((rs) => rs.scopeSpans.some((ss) => ss.spans.some((s) => s.name === 'poison')))
-        ? { code: status.INVALID_ARGUMENT, message: 'invalid span' }
-        : undefined;
-    sink.failAll = { code: status.UNAVAILABLE, message: 'down' };
-    const h = await startPipeline({
-      exporter: { endpoint: sink.endpoint, retry_initial_interval: '50ms', retry_max_interval: '100ms' },
-    });
-    try {
-      const innocent = makeRequest(5, { name: 'innocent' });
-      const guilty = (() => {
-        const r = decodeProtobuf(makeRequest(4, { name: 'guilty' }).body);
-        r.resourceSpans[0]!.scopeSpans[0]!.spans[2]!.name = 'poison';
-        return encodeRequest(r);
-      })();
-      const post = (body: Uint8Array) =>
-        fetch(h.httpUrl, {
-          method: 'POST',
-          headers: { 'content-type': 'application/x-protobuf' },
-          body: Buffer.from(body),
-        });
-      assert.equal((await post(innocent.body)).status, 200);
-      assert.equal((await post(guilty)).status, 200);
-      await waitFor(() => sink.attempts >= 1, 'a first (failed) attempt');
-      sink.failAll = undefined; // both spooled requests now go out merged, and are refused
-      await waitFor(() => sink.spans().length >= 8, 'every span but the poisoned one downstream');
-      await h.pipeline.queue.whenIdle();
-      const names = sink.spans().map((s) => s.name);
-      assert.equal(names.filter((n) => n === 'innocent').length, 5);
-      assert.equal(names.filter((n) => n === 'guilty').length, 3);
-      assert.equal(names.filter((n) => n === 'poison').length, 0);
-      const text = await h.pipeline.metrics.registry.metrics();
-      assert.match(text, /^cachelens_exporter_dropped_spans_total 1$/m);
-      const drop = h.lines.find((l) => String(l.msg).includes('refused spans permanently, alone'));
-      assert.ok(drop, 'logged');
-      assert.equal(drop.spans, 1);
-      assert.match(String(drop.peer), /127\.0\.0\.1/);
-    } finally {
-      await h.close();
-    }
-  });
+  it(
+    'splits the export back into its requests, bisects ' + 'the bad one, and drops only the span that fails alone',
+    async () => {
+      // Like the Collector: one span it will not take refuses the whole request.
+      sink.rejectIf = (req) =>
+        req.resourceSpans.some((rs) => rs.scopeSpans.some((ss) => ss.spans.some((s) => s.name === 'poison')))
+          ? { code: status.INVALID_ARGUMENT, message: 'invalid span' }
+          : undefined;
+      sink.failAll = { code: status.UNAVAILABLE, message: 'down' };
+      const h = await startPipeline({
+        exporter: { endpoint: sink.endpoint, retry_initial_interval: '50ms', retry_max_interval: '100ms' },
+      });
+      try {
+        const innocent = makeRequest(5, { name: 'innocent' });
+        const guilty = (() => {
+          const r = decodeProtobuf(makeRequest(4, { name: 'guilty' }).body);
+          r.resourceSpans[0]!.scopeSpans[0]!.spans[2]!.name = 'poison';
+          return encodeRequest(r);
+        })();
+        const post = (body: Uint8Array) =>
+          fetch(h.httpUrl, {
+            method: 'POST',
+            headers: { 'content-type': 'application/x-protobuf' },
+            body: Buffer.from(body),
+          });
+        assert.equal((await post(innocent.body)).status, 200);
+        assert.equal((await post(guilty)).status, 200);
+        await waitFor(() => sink.attempts >= 1, 'a first (failed) attempt');
+        sink.failAll = undefined; // both spooled requests now go out merged, and are refused
+        await waitFor(() => sink.spans().length >= 8, 'every span but the poisoned one downstream');
+        await h.pipeline.queue.whenIdle();
+        const names = sink.spans().map((s) => s.name);
+        assert.equal(names.filter((n) => n === 'innocent').length, 5);
+        assert.equal(names.filter((n) => n === 'guilty').length, 3);
+        assert.equal(names.filter((n) => n === 'poison').length, 0);
+        const text = await h.pipeline.metrics.registry.metrics();
+        assert.match(text, /^cachelens_exporter_dropped_spans_total 1$/m);
+        const drop = h.lines.find((l) => String(l.msg).includes('refused spans permanently, alone'));
+        assert.ok(drop, 'logged');
+        assert.equal(drop.spans, 1);
+        assert.match(String(drop.peer), /127\.0\.0\.1/);
+      } finally {
+        await h.close();
+      }
+    },
+  );
 });

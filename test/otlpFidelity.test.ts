@@ -20,7 +20,9 @@ import { canonicalSpans, diffSpan } from './support/canonical.ts';
 import { OtlpSink } from './support/otlpSink.ts';
 import { startPipeline, waitFor, type Harness } from './support/pipelineHarness.ts';
 
-/** Spans covering what the SDK API can express: every attribute type, events, links, status, remote parent, trace state. */
+/**
+ * Spans covering what the SDK API can express: every attribute type, events, links, status, remote parent, trace state.
+ */
 async function emitRichSpans(exporter: SpanExporter, label: string): Promise<ReadableSpan[]> {
   const memory = new InMemorySpanExporter();
   const provider = new BasicTracerProvider({
@@ -129,105 +131,113 @@ describe('OTLP fidelity: what downstream receives equals what the client sent, f
     });
   }
 
-  it('a hand-built request with every AnyValue type, dropped counts and unknown fields arrives byte for byte', async () => {
-    const kv = (key: string, value: object) => ({ key, value });
-    const req = {
-      resourceSpans: [
-        {
-          resource: {
-            attributes: [
-              kv('service.name', { stringValue: 'crafted' }),
-              kv('bytes.attr', { bytesValue: Buffer.from([0, 1, 254, 255]) }),
-            ],
-            droppedAttributesCount: 3,
-          },
-          schemaUrl: 'https://opentelemetry.io/schemas/1.26.0',
-          scopeSpans: [
-            {
-              scope: {
-                name: 'crafted.scope',
-                version: '0.1',
-                attributes: [kv('scope.attr', { intValue: 7 })],
-                droppedAttributesCount: 1,
-              },
-              schemaUrl: 'https://example.com/scope-schema',
-              spans: [
-                {
-                  traceId: Buffer.from('5b8efff798038103d269b633813fc60c', 'hex'),
-                  spanId: Buffer.from('eee19b7ec3c1b174', 'hex'),
-                  parentSpanId: Buffer.from('eee19b7ec3c1b173', 'hex'),
-                  traceState: 'k=v',
-                  flags: 0x301,
-                  name: 'crafted-span',
-                  kind: 4,
-                  startTimeUnixNano: '1764000000000000001',
-                  endTimeUnixNano: '1764000000999999999',
-                  attributes: [
-                    kv('str', { stringValue: 'é ✓' }),
-                    kv('bool', { boolValue: false }),
-                    kv('int', { intValue: '-9007199254740991' }),
-                    kv('double', { doubleValue: 3.25 }),
-                    kv('bytes', { bytesValue: Buffer.from('cafe', 'hex') }),
-                    kv('array.mixed', {
-                      arrayValue: {
-                        values: [{ stringValue: 'x' }, { intValue: 1 }, { boolValue: true }, { doubleValue: 0.5 }],
-                      },
-                    }),
-                    kv('kvlist', {
-                      kvlistValue: {
-                        values: [
-                          kv('inner.s', { stringValue: 's' }),
-                          kv('inner.list', { arrayValue: { values: [{ intValue: 2 }] } }),
-                        ],
-                      },
-                    }),
-                    // Beyond what a JS number or the SDK's attribute API can carry: kept because bytes are forwarded as received.
-                    kv('int.big', { intValue: '9007199254740993' }),
-                    kv('double.integral', { doubleValue: 2 }),
-                  ],
-                  droppedAttributesCount: 5,
-                  events: [
-                    {
-                      timeUnixNano: '1764000000500000000',
-                      name: 'ev',
-                      attributes: [kv('e', { intValue: 1 })],
-                      droppedAttributesCount: 2,
-                    },
-                  ],
-                  droppedEventsCount: 6,
-                  links: [
-                    {
-                      traceId: Buffer.from('5b8efff798038103d269b633813fc60d', 'hex'),
-                      spanId: Buffer.from('eee19b7ec3c1b175', 'hex'),
-                      traceState: 'lk=lv',
-                      attributes: [kv('l', { stringValue: 'x' })],
-                      droppedAttributesCount: 4,
-                      flags: 0x301,
-                    },
-                  ],
-                  droppedLinksCount: 7,
-                  status: { code: 1, message: '' },
-                },
+  it(
+    'a hand-built request with every AnyValue type, dropped ' + 'counts and unknown fields arrives byte for byte',
+    async () => {
+      const kv = (key: string, value: object) => ({ key, value });
+      const req = {
+        resourceSpans: [
+          {
+            resource: {
+              attributes: [
+                kv('service.name', { stringValue: 'crafted' }),
+                kv('bytes.attr', { bytesValue: Buffer.from([0, 1, 254, 255]) }),
               ],
+              droppedAttributesCount: 3,
             },
-          ],
-        },
-      ],
-    };
-    const { ExportTraceServiceRequest } = await import('../src/otlp/schema.ts');
-    const known = encodeRequest(ExportTraceServiceRequest.fromObject(req) as unknown as OtlpTraceRequest);
-    // A field from a newer opentelemetry-proto (number 1000, a varint) on the request: a receiver
-    // that decodes and re-encodes would drop it; cachelens forwards the bytes it received.
-    const body = Buffer.concat([known, Buffer.from([0xc0, 0x3e, 0x2a])]);
-    const res = await fetch(h.httpUrl, { method: 'POST', headers: { 'content-type': 'application/x-protobuf' }, body });
-    assert.equal(res.status, 200);
-    const sent = canonicalSpans([decodeProtobuf(body)]);
-    await waitFor(() => canonicalSpans(sink.requests).has('eee19b7ec3c1b174'), 'crafted span downstream');
-    const got = canonicalSpans(sink.requests).get('eee19b7ec3c1b174')!;
-    assert.deepEqual(diffSpan(sent.get('eee19b7ec3c1b174')!, got), []);
-    assert.ok(
-      sink.raw.some((r) => r.equals(body)),
-      'downstream got the request bytes exactly as sent',
-    );
-  });
+            schemaUrl: 'https://opentelemetry.io/schemas/1.26.0',
+            scopeSpans: [
+              {
+                scope: {
+                  name: 'crafted.scope',
+                  version: '0.1',
+                  attributes: [kv('scope.attr', { intValue: 7 })],
+                  droppedAttributesCount: 1,
+                },
+                schemaUrl: 'https://example.com/scope-schema',
+                spans: [
+                  {
+                    traceId: Buffer.from('5b8efff798038103d269b633813fc60c', 'hex'),
+                    spanId: Buffer.from('eee19b7ec3c1b174', 'hex'),
+                    parentSpanId: Buffer.from('eee19b7ec3c1b173', 'hex'),
+                    traceState: 'k=v',
+                    flags: 0x301,
+                    name: 'crafted-span',
+                    kind: 4,
+                    startTimeUnixNano: '1764000000000000001',
+                    endTimeUnixNano: '1764000000999999999',
+                    attributes: [
+                      kv('str', { stringValue: 'é ✓' }),
+                      kv('bool', { boolValue: false }),
+                      kv('int', { intValue: '-9007199254740991' }),
+                      kv('double', { doubleValue: 3.25 }),
+                      kv('bytes', { bytesValue: Buffer.from('cafe', 'hex') }),
+                      kv('array.mixed', {
+                        arrayValue: {
+                          values: [{ stringValue: 'x' }, { intValue: 1 }, { boolValue: true }, { doubleValue: 0.5 }],
+                        },
+                      }),
+                      kv('kvlist', {
+                        kvlistValue: {
+                          values: [
+                            kv('inner.s', { stringValue: 's' }),
+                            kv('inner.list', { arrayValue: { values: [{ intValue: 2 }] } }),
+                          ],
+                        },
+                      }),
+                      // Beyond what a JS number or the SDK's attribute API can carry:
+                      // kept because bytes are forwarded as received.
+                      kv('int.big', { intValue: '9007199254740993' }),
+                      kv('double.integral', { doubleValue: 2 }),
+                    ],
+                    droppedAttributesCount: 5,
+                    events: [
+                      {
+                        timeUnixNano: '1764000000500000000',
+                        name: 'ev',
+                        attributes: [kv('e', { intValue: 1 })],
+                        droppedAttributesCount: 2,
+                      },
+                    ],
+                    droppedEventsCount: 6,
+                    links: [
+                      {
+                        traceId: Buffer.from('5b8efff798038103d269b633813fc60d', 'hex'),
+                        spanId: Buffer.from('eee19b7ec3c1b175', 'hex'),
+                        traceState: 'lk=lv',
+                        attributes: [kv('l', { stringValue: 'x' })],
+                        droppedAttributesCount: 4,
+                        flags: 0x301,
+                      },
+                    ],
+                    droppedLinksCount: 7,
+                    status: { code: 1, message: '' },
+                  },
+                ],
+              },
+            ],
+          },
+        ],
+      };
+      const { ExportTraceServiceRequest } = await import('../src/otlp/schema.ts');
+      const known = encodeRequest(ExportTraceServiceRequest.fromObject(req) as unknown as OtlpTraceRequest);
+      // A field from a newer opentelemetry-proto (number 1000, a varint) on the request: a receiver
+      // that decodes and re-encodes would drop it; cachelens forwards the bytes it received.
+      const body = Buffer.concat([known, Buffer.from([0xc0, 0x3e, 0x2a])]);
+      const res = await fetch(h.httpUrl, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-protobuf' },
+        body,
+      });
+      assert.equal(res.status, 200);
+      const sent = canonicalSpans([decodeProtobuf(body)]);
+      await waitFor(() => canonicalSpans(sink.requests).has('eee19b7ec3c1b174'), 'crafted span downstream');
+      const got = canonicalSpans(sink.requests).get('eee19b7ec3c1b174')!;
+      assert.deepEqual(diffSpan(sent.get('eee19b7ec3c1b174')!, got), []);
+      assert.ok(
+        sink.raw.some((r) => r.equals(body)),
+        'downstream got the request bytes exactly as sent',
+      );
+    },
+  );
 });

@@ -64,7 +64,8 @@ describe('lexSampleLine: what the held-out run found', () => {
       assert.equal(p.parseErrors, 1, line);
     }
     const { r, byKey } = signalsOf(
-      'vllm:num_requests_running{engine="0",,model_name="m"} 3\nvllm:num_requests_running{engine="1",model_name="m"} 2\n',
+      'vllm:num_requests_running{engine="0",,model_name="m"} 3\nvllm:num_requests_running{engine="1",model_name="m"} ' +
+        '2\n',
     );
     assert.equal(byKey.get('m||requests_running'), 2);
     assert.equal(byKey.has('unknown||requests_running'), false, 'no sample lands on model "unknown"');
@@ -173,7 +174,8 @@ describe('parseExposition survives what real servers emit', () => {
     assert.equal(p.samples.find((s) => s.name === 'b')!.value, Infinity);
     assert.equal(p.samples.find((s) => s.name === 'c')!.value, -Infinity);
     const { byKey } = signalsOf(
-      'vllm:kv_cache_usage_perc{model_name="m",engine="0"} 0.5\nvllm:prompt_tokens_total{model_name="m",engine="0"} NaN\nvllm:prompt_tokens_total{model_name="m",engine="1"} 7\n',
+      'vllm:kv_cache_usage_perc{model_name="m",engine="0"} 0.5\nvllm:prompt_tokens_total{model_name="m",engine="0"} ' +
+        'NaN\nvllm:prompt_tokens_total{model_name="m",engine="1"} 7\n',
     );
     assert.equal(byKey.get('m||prompt_tokens'), 7);
   });
@@ -187,7 +189,8 @@ describe('parseExposition survives what real servers emit', () => {
 
   it('drops a last line cut mid-value and counts it, keeping the rest', () => {
     const { r, byKey } = signalsOf(
-      'vllm:kv_cache_usage_perc{engine="0",model_name="m"} 0.25\nvllm:prompt_tokens_total{engine="0",model_name="m"} 12',
+      'vllm:kv_cache_usage_perc{engine="0",model_name="m"} 0.25\nvllm:prompt_tokens_total{engine="0",model_name="m"} ' +
+        '12',
     );
     assert.equal(byKey.get('m||kv_cache_usage'), 0.25);
     assert.equal(byKey.has('m||prompt_tokens'), false, '12 may be the start of 1234: not trusted');

@@ -41,7 +41,9 @@ function findPython(): { python: string; env: NodeJS.ProcessEnv } | { skip: stri
     if (probe.status === 0) return { python, env };
     tried.push(`${python}: ${(probe.stderr || '').trim().split('\n').at(-1)}`);
   }
-  const skip = `no Python with grpcio and requests (apt-get install python3-grpcio python3-requests; .ci/run installs them): ${tried.join('; ')}`;
+  const skip =
+    `no Python with grpcio and requests (apt-get install python3-grpcio python3-requests; ` +
+    `.ci/run installs them): ${tried.join('; ')}`;
   if (process.env.CI === 'true') throw new Error(`CI=true and ${skip}`);
   return { skip };
 }
@@ -137,7 +139,8 @@ describe('vLLM Python exporters (grpcio, requests, opentelemetry-proto)', {
 
   it('a malformed body from the Python HTTP client gets 400 with a google.rpc.Status body', async () => {
     const code = `import requests
-r = requests.post("http://127.0.0.1:${h.pipeline.http!.port}/v1/traces", data=b"\\x0a\\xff\\xff", headers={"Content-Type": "application/x-protobuf"})
+r = requests.post("http://127.0.0.1:${h.pipeline.http!.port}/v1/traces", data=b"\\x0a\\xff\\xff",
+                  headers={"Content-Type": "application/x-protobuf"})
 print(r.status_code, r.headers.get("Content-Type"), r.content.hex())`;
     const [status, type, hex] = (await python(['-c', code])).trim().split(' ');
     assert.equal(status, '400');

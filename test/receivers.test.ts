@@ -264,49 +264,54 @@ describe('receivers: bearer auth', () => {
 });
 
 describe('spool bound and downstream failures', () => {
-  it('a full spool answers 503 + Retry-After and UNAVAILABLE + RetryInfo; once downstream is back, everything arrives', async () => {
-    const sink = await new OtlpSink().start();
-    sink.failAll = { code: status.UNAVAILABLE, message: 'backend restarting' };
-    const h = await startPipeline({
-      exporter: { endpoint: sink.endpoint, retry_initial_interval: '100ms', retry_max_interval: '200ms' },
-      spool: { max_bytes: '40KiB' },
-    });
-    try {
-      const accepted: string[] = [];
-      let refusedHttp: Awaited<ReturnType<typeof post>> | undefined;
-      for (let i = 0; i < 20 && !refusedHttp; i++) {
-        const r = makeRequest(10);
-        const res = await post(h.httpUrl, r.body);
-        if (res.status === 200) accepted.push(...r.spanIds);
-        else refusedHttp = res;
-      }
-      assert.ok(refusedHttp, 'the spool filled up');
-      assert.equal(refusedHttp!.status, 503);
-      assert.ok(Number(refusedHttp!.headers.get('retry-after')) >= 1);
-      const g = await grpcExport(h.pipeline.grpc!.port, makeRequest(10).body);
-      assert.equal(g.err?.code, status.UNAVAILABLE);
-      const retry = statusOf(g.err!).details.find((d) => d.typeUrl.endsWith('google.rpc.RetryInfo'))!;
-      assert.ok(retry, 'RetryInfo attached');
-      assert.ok(
-        Number((RetryInfo.decode(retry.value) as unknown as { retryDelay: { seconds: number } }).retryDelay.seconds) >=
-          1,
-      );
-      assert.ok(h.pipeline.spool.bytes <= 40 * 1024);
-      await waitFor(() => sink.attempts >= 3, 'retries against the failing backend');
-      assert.equal(sink.spans().length, 0);
+  it(
+    'a full spool answers 503 + Retry-After and UNAVAILABLE ' +
+      '+ RetryInfo; once downstream is back, everything arrives',
+    async () => {
+      const sink = await new OtlpSink().start();
+      sink.failAll = { code: status.UNAVAILABLE, message: 'backend restarting' };
+      const h = await startPipeline({
+        exporter: { endpoint: sink.endpoint, retry_initial_interval: '100ms', retry_max_interval: '200ms' },
+        spool: { max_bytes: '40KiB' },
+      });
+      try {
+        const accepted: string[] = [];
+        let refusedHttp: Awaited<ReturnType<typeof post>> | undefined;
+        for (let i = 0; i < 20 && !refusedHttp; i++) {
+          const r = makeRequest(10);
+          const res = await post(h.httpUrl, r.body);
+          if (res.status === 200) accepted.push(...r.spanIds);
+          else refusedHttp = res;
+        }
+        assert.ok(refusedHttp, 'the spool filled up');
+        assert.equal(refusedHttp!.status, 503);
+        assert.ok(Number(refusedHttp!.headers.get('retry-after')) >= 1);
+        const g = await grpcExport(h.pipeline.grpc!.port, makeRequest(10).body);
+        assert.equal(g.err?.code, status.UNAVAILABLE);
+        const retry = statusOf(g.err!).details.find((d) => d.typeUrl.endsWith('google.rpc.RetryInfo'))!;
+        assert.ok(retry, 'RetryInfo attached');
+        assert.ok(
+          Number(
+            (RetryInfo.decode(retry.value) as unknown as { retryDelay: { seconds: number } }).retryDelay.seconds,
+          ) >= 1,
+        );
+        assert.ok(h.pipeline.spool.bytes <= 40 * 1024);
+        await waitFor(() => sink.attempts >= 3, 'retries against the failing backend');
+        assert.equal(sink.spans().length, 0);
 
-      sink.failAll = undefined;
-      await waitFor(
-        () => accepted.every((id) => sink.spans().some((s) => Buffer.from(s.spanId).toString('hex') === id)),
-        'every accepted span downstream',
-      );
-      await waitFor(() => h.pipeline.spool.counts().rows === 0, 'an empty spool');
-      assert.equal((await post(h.httpUrl, makeRequest(10).body)).status, 200, 'accepting again');
-    } finally {
-      await h.close();
-      await sink.stop();
-    }
-  });
+        sink.failAll = undefined;
+        await waitFor(
+          () => accepted.every((id) => sink.spans().some((s) => Buffer.from(s.spanId).toString('hex') === id)),
+          'every accepted span downstream',
+        );
+        await waitFor(() => h.pipeline.spool.counts().rows === 0, 'an empty spool');
+        assert.equal((await post(h.httpUrl, makeRequest(10).body)).status, 200, 'accepting again');
+      } finally {
+        await h.close();
+        await sink.stop();
+      }
+    },
+  );
 
   it('honours RetryInfo, and drops (and counts) only permanent rejects', async () => {
     const sink = await new OtlpSink().start();

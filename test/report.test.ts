@@ -126,54 +126,58 @@ describe('report: figures on a dataset worked out by hand', () => {
     close(r.totals.savings, 1.35 + 2.25 + (0.2 * 1500) / 1100 - 0.2 + (0.2 * 1600) / 950 - 0.2, 1e-12, 'total savings');
   });
 
-  it('by tenant: measured vs allocated, a tenant only a gateway span names, and an unattributed remainder that reconciles', () => {
-    const r = report(data.dbPath, 'tenant', data.pricesPath);
-    const acme = row(r, { tenant: 'acme' });
-    assert.equal(acme.source, 'tenant');
-    assert.equal(acme.requests, 2);
-    assert.equal(acme.prompt_tokens, 1500 * K);
-    assert.equal(acme.cached_measured_tokens, 600 * K, 't1 carried its own count');
-    assert.equal(acme.cached_allocated_tokens, 200 * K, "t3's window estimate");
-    assert.equal(acme.cached_prompt_tokens, 800 * K);
-    assert.equal(acme.basis, 'mixed');
-    // t1 on A Nov 3 at the old price; t3 on B Nov 3 at B's cost per processed token (0.20 / 1100k).
-    close(acme.cost_with_cache, 0.4 * 1 + 0.6 * 0.1 + 0.4 * 2 + (0.2 * 500) / 1100, 1e-12, 'acme with');
-    close(acme.cost_without_cache, 1 * 1 + 0.4 * 2 + (0.2 * 700) / 1100, 1e-12, 'acme without');
-    const globex = row(r, { tenant: 'globex' });
-    assert.equal(globex.requests, 2, 'both globex requests resolve through their gateway spans');
-    assert.equal(globex.cached_measured_tokens, 250 * K, "t4: the gateway span's real count wins over the estimate");
-    assert.equal(globex.cached_allocated_tokens, 300 * K);
-    // Both on A Nov 4 at the new price.
-    close(
-      globex.cost_with_cache,
-      0.7 * 2 + 0.3 * 0.5 + 0.5 * 4 + (0.25 * 2 + 0.25 * 0.5 + 0.1 * 4),
-      1e-12,
-      'globex with',
-    );
-    const rest = row(r, { tenant: 'unattributed' });
-    assert.equal(rest.source, 'unattributed');
-    assert.equal(rest.requests, A.requests + B.requests - 4);
-    assert.equal(rest.prompt_tokens, A.prompt + B.prompt - 3000 * K);
-    assert.equal(rest.cached_prompt_tokens, A.cached + B.cached - 800 * K - 550 * K);
-    for (const f of [
-      'requests',
-      'prompt_tokens',
-      'cached_prompt_tokens',
-      'generation_tokens',
-      'cost_with_cache',
-      'cost_without_cache',
-      'savings',
-    ] as const) {
-      close(acme[f]! + globex[f]! + rest[f]!, r.totals[f]!, 1e-9, `${f} reconciles`);
-    }
-    assert.deepEqual(r.reconciliation, {
-      fleet_cached_prompt_tokens: A.cached + B.cached,
-      tenant_measured: 850 * K,
-      tenant_allocated: 500 * K,
-      unattributed: A.cached + B.cached - 1350 * K,
-    });
-    assert.equal(r.rows[r.rows.length - 1]!.key.tenant, 'unattributed', 'the remainder sorts last');
-  });
+  it(
+    'by tenant: measured vs allocated, a tenant only a gateway span names, and an unattributed remainder that ' +
+      'reconciles',
+    () => {
+      const r = report(data.dbPath, 'tenant', data.pricesPath);
+      const acme = row(r, { tenant: 'acme' });
+      assert.equal(acme.source, 'tenant');
+      assert.equal(acme.requests, 2);
+      assert.equal(acme.prompt_tokens, 1500 * K);
+      assert.equal(acme.cached_measured_tokens, 600 * K, 't1 carried its own count');
+      assert.equal(acme.cached_allocated_tokens, 200 * K, "t3's window estimate");
+      assert.equal(acme.cached_prompt_tokens, 800 * K);
+      assert.equal(acme.basis, 'mixed');
+      // t1 on A Nov 3 at the old price; t3 on B Nov 3 at B's cost per processed token (0.20 / 1100k).
+      close(acme.cost_with_cache, 0.4 * 1 + 0.6 * 0.1 + 0.4 * 2 + (0.2 * 500) / 1100, 1e-12, 'acme with');
+      close(acme.cost_without_cache, 1 * 1 + 0.4 * 2 + (0.2 * 700) / 1100, 1e-12, 'acme without');
+      const globex = row(r, { tenant: 'globex' });
+      assert.equal(globex.requests, 2, 'both globex requests resolve through their gateway spans');
+      assert.equal(globex.cached_measured_tokens, 250 * K, "t4: the gateway span's real count wins over the estimate");
+      assert.equal(globex.cached_allocated_tokens, 300 * K);
+      // Both on A Nov 4 at the new price.
+      close(
+        globex.cost_with_cache,
+        0.7 * 2 + 0.3 * 0.5 + 0.5 * 4 + (0.25 * 2 + 0.25 * 0.5 + 0.1 * 4),
+        1e-12,
+        'globex with',
+      );
+      const rest = row(r, { tenant: 'unattributed' });
+      assert.equal(rest.source, 'unattributed');
+      assert.equal(rest.requests, A.requests + B.requests - 4);
+      assert.equal(rest.prompt_tokens, A.prompt + B.prompt - 3000 * K);
+      assert.equal(rest.cached_prompt_tokens, A.cached + B.cached - 800 * K - 550 * K);
+      for (const f of [
+        'requests',
+        'prompt_tokens',
+        'cached_prompt_tokens',
+        'generation_tokens',
+        'cost_with_cache',
+        'cost_without_cache',
+        'savings',
+      ] as const) {
+        close(acme[f]! + globex[f]! + rest[f]!, r.totals[f]!, 1e-9, `${f} reconciles`);
+      }
+      assert.deepEqual(r.reconciliation, {
+        fleet_cached_prompt_tokens: A.cached + B.cached,
+        tenant_measured: 850 * K,
+        tenant_allocated: 500 * K,
+        unattributed: A.cached + B.cached - 1350 * K,
+      });
+      assert.equal(r.rows[r.rows.length - 1]!.key.tenant, 'unattributed', 'the remainder sorts last');
+    },
+  );
 
   it('by tenant and model: unattributed per model', () => {
     const r = report(data.dbPath, 'tenant,model', data.pricesPath);
@@ -196,149 +200,158 @@ describe('report: figures on a dataset worked out by hand', () => {
     );
   });
 
-  it('compacted hours and days give the same report as the raw rows, and a late ledger row is seen at once', async () => {
-    const variants = (): Report[] => [
-      ...['model', 'tenant', 'instance,day', 'hour'].map((by) => report(data.dbPath, by, data.pricesPath)),
-      // no GPU-hour prices and no instance: the ledger rollups with instances folded together
-      report(data.dbPath, 'tenant,model'),
-    ];
-    const raw = variants();
-    const db = openDatabase(data.dbPath);
-    const compactor = new Compactor(db, { tenantKeys: TENANT_KEYS, graceMs: 10 * 60_000, log: memoryLogger().log });
-    const done = await compactor.runOnce(NOV5 + 2 * HOUR_MS);
-    // from the first hour with data, Nov 3 10:00, to the last closed one, Nov 5 01:00
-    assert.deepEqual(done, { hours: 39, days: 2 });
-    const segments = planSegments(db, { fromMs: NOV3, toMs: NOV5, bucketMs: 86_400_000 });
-    assert.deepEqual(
-      segments,
-      [{ source: 'day', fromMs: NOV3, toMs: NOV5 }],
-      'a by-day report reads two day rows per series, nothing raw',
-    );
-    // Sums over rollups add in another order: equal to the last few bits.
-    const rounded = (r: Report) =>
-      JSON.parse(
-        JSON.stringify({ ...r, generated_at: '' }, (_k, v) => (typeof v === 'number' ? Number(v.toPrecision(12)) : v)),
+  it(
+    'compacted hours and days give the same report as ' + 'the raw rows, and a late ledger row is seen at once',
+    async () => {
+      const variants = (): Report[] => [
+        ...['model', 'tenant', 'instance,day', 'hour'].map((by) => report(data.dbPath, by, data.pricesPath)),
+        // no GPU-hour prices and no instance: the ledger rollups with instances folded together
+        report(data.dbPath, 'tenant,model'),
+      ];
+      const raw = variants();
+      const db = openDatabase(data.dbPath);
+      const compactor = new Compactor(db, { tenantKeys: TENANT_KEYS, graceMs: 10 * 60_000, log: memoryLogger().log });
+      const done = await compactor.runOnce(NOV5 + 2 * HOUR_MS);
+      // from the first hour with data, Nov 3 10:00, to the last closed one, Nov 5 01:00
+      assert.deepEqual(done, { hours: 39, days: 2 });
+      const segments = planSegments(db, { fromMs: NOV3, toMs: NOV5, bucketMs: 86_400_000 });
+      assert.deepEqual(
+        segments,
+        [{ source: 'day', fromMs: NOV3, toMs: NOV5 }],
+        'a by-day report reads two day rows per series, nothing raw',
       );
-    const compacted = variants();
-    for (let i = 0; i < raw.length; i++) assert.deepEqual(rounded(compacted[i]!), rounded(raw[i]!));
+      // Sums over rollups add in another order: equal to the last few bits.
+      const rounded = (r: Report) =>
+        JSON.parse(
+          JSON.stringify({ ...r, generated_at: '' }, (_k, v) =>
+            typeof v === 'number' ? Number(v.toPrecision(12)) : v,
+          ),
+        );
+      const compacted = variants();
+      for (let i = 0; i < raw.length; i++) assert.deepEqual(rounded(compacted[i]!), rounded(raw[i]!));
 
-    // A span from Nov 3 exported only now (a spool that drained late): its hour is read raw until redone.
-    new LedgerStore(db).write(
-      [
-        {
-          traceId: 't9',
-          spanId: 's9',
-          startMs: NOV3 + 10 * HOUR_MS + 5000,
-          endMs: NOV3 + 10 * HOUR_MS + 6000,
-          spanName: 'llm_request',
-          serviceName: 'vllm',
-          targetId: data.ids.a,
-          instance: '10.0.0.1:8000',
-          model: 'llama-8b',
-          match: 'resource',
-          promptTokens: 100 * K,
-          completionTokens: 10 * K,
-          cachedTokens: 50 * K,
-          cachedTokensEstimate: null,
-          windowComplete: true,
-          latency: {},
-          tenantJson: '{"tenant.id":"initech"}',
-        },
-      ],
-      [],
-    );
-    assert.equal(
-      row(report(data.dbPath, 'tenant'), { tenant: 'initech' }).cached_measured_tokens,
-      50 * K,
-      'visible before the redo',
-    );
-    await compactor.runOnce(NOV5 + 2 * HOUR_MS);
-    assert.equal(db.prepare('SELECT count(*) FROM compaction_dirty').pluck().get(), 0);
-    assert.equal(planSegments(db, { fromMs: NOV3, toMs: NOV5, bucketMs: 86_400_000 })[0]!.source, 'day');
-    assert.equal(
-      row(report(data.dbPath, 'tenant'), { tenant: 'initech' }).cached_measured_tokens,
-      50 * K,
-      'and after it, from the rollups',
-    );
-    db.close();
-  });
+      // A span from Nov 3 exported only now (a spool that drained late): its hour is read raw until redone.
+      new LedgerStore(db).write(
+        [
+          {
+            traceId: 't9',
+            spanId: 's9',
+            startMs: NOV3 + 10 * HOUR_MS + 5000,
+            endMs: NOV3 + 10 * HOUR_MS + 6000,
+            spanName: 'llm_request',
+            serviceName: 'vllm',
+            targetId: data.ids.a,
+            instance: '10.0.0.1:8000',
+            model: 'llama-8b',
+            match: 'resource',
+            promptTokens: 100 * K,
+            completionTokens: 10 * K,
+            cachedTokens: 50 * K,
+            cachedTokensEstimate: null,
+            windowComplete: true,
+            latency: {},
+            tenantJson: '{"tenant.id":"initech"}',
+          },
+        ],
+        [],
+      );
+      assert.equal(
+        row(report(data.dbPath, 'tenant'), { tenant: 'initech' }).cached_measured_tokens,
+        50 * K,
+        'visible before the redo',
+      );
+      await compactor.runOnce(NOV5 + 2 * HOUR_MS);
+      assert.equal(db.prepare('SELECT count(*) FROM compaction_dirty').pluck().get(), 0);
+      assert.equal(planSegments(db, { fromMs: NOV3, toMs: NOV5, bucketMs: 86_400_000 })[0]!.source, 'day');
+      assert.equal(
+        row(report(data.dbPath, 'tenant'), { tenant: 'initech' }).cached_measured_tokens,
+        50 * K,
+        'and after it, from the rollups',
+      );
+      db.close();
+    },
+  );
 });
 
 describe('report: trace-level facts and the time-keyed ledger', () => {
-  it("a gateway span's count splits over its trace's request spans across an hour boundary; arriving late, it marks the hours its carrier spans", async () => {
-    const data = buildDataset();
-    const db = openDatabase(data.dbPath);
-    const compactor = new Compactor(db, { tenantKeys: TENANT_KEYS, graceMs: 10 * 60_000, log: memoryLogger().log });
-    const store = new LedgerStore(db);
-    const min = 60_000;
-    const req = (spanId: string, startMs: number, prompt: number) => ({
-      traceId: 'tx',
-      spanId,
-      startMs,
-      endMs: startMs + 1000,
-      spanName: 'llm_request',
-      serviceName: 'vllm',
-      targetId: data.ids.a,
-      instance: '10.0.0.1:8000',
-      model: 'llama-8b',
-      match: 'resource',
-      promptTokens: prompt,
-      completionTokens: 1,
-      cachedTokens: null,
-      cachedTokensEstimate: 1,
-      windowComplete: true,
-      latency: {},
-      tenantJson: null,
-    });
-    store.write(
-      [req('a', NOV4 + 11 * HOUR_MS + 50 * min, 100 * K), req('b', NOV4 + 12 * HOUR_MS + 20 * min, 300 * K)],
-      [],
-    );
-    await compactor.runOnce(NOV5 + 2 * HOUR_MS);
-    assert.equal(db.prepare('SELECT count(*) FROM compaction_dirty').pluck().get(), 0);
+  it(
+    "a gateway span's count splits over its trace's request spans across an hour boundary; arriving late, it marks " +
+      'the hours its carrier spans',
+    async () => {
+      const data = buildDataset();
+      const db = openDatabase(data.dbPath);
+      const compactor = new Compactor(db, { tenantKeys: TENANT_KEYS, graceMs: 10 * 60_000, log: memoryLogger().log });
+      const store = new LedgerStore(db);
+      const min = 60_000;
+      const req = (spanId: string, startMs: number, prompt: number) => ({
+        traceId: 'tx',
+        spanId,
+        startMs,
+        endMs: startMs + 1000,
+        spanName: 'llm_request',
+        serviceName: 'vllm',
+        targetId: data.ids.a,
+        instance: '10.0.0.1:8000',
+        model: 'llama-8b',
+        match: 'resource',
+        promptTokens: prompt,
+        completionTokens: 1,
+        cachedTokens: null,
+        cachedTokensEstimate: 1,
+        windowComplete: true,
+        latency: {},
+        tenantJson: null,
+      });
+      store.write(
+        [req('a', NOV4 + 11 * HOUR_MS + 50 * min, 100 * K), req('b', NOV4 + 12 * HOUR_MS + 20 * min, 300 * K)],
+        [],
+      );
+      await compactor.runOnce(NOV5 + 2 * HOUR_MS);
+      assert.equal(db.prepare('SELECT count(*) FROM compaction_dirty').pluck().get(), 0);
 
-    // The gateway span (11:49–12:25) arrives after both hours were compacted.
-    const carrier = {
-      spanStartMs: NOV4 + 11 * HOUR_MS + 49 * min,
-      spanEndMs: NOV4 + 12 * HOUR_MS + 25 * min,
-      seenMs: NOV5 + 2 * HOUR_MS,
-    };
-    store.write(
-      [],
-      [{ traceId: 'tx', key: 'tenant.id', value: 'umbrella', ...carrier }],
-      [{ traceId: 'tx', cachedTokens: 400 * K, ...carrier }],
-    );
-    assert.deepEqual(
-      db.prepare('SELECT bucket_ms FROM compaction_dirty ORDER BY 1').pluck().all(),
-      [NOV4 + 11 * HOUR_MS, NOV4 + 12 * HOUR_MS],
-      'the two hours the carrier spans (± 5 min), no others',
-    );
-    const raw = row(report(data.dbPath, 'tenant'), { tenant: 'umbrella' });
-    assert.equal(raw.requests, 2);
-    close(raw.cached_measured_tokens, 400 * K, 1e-12, 'the whole count, split 1:3 by prompt tokens');
-    await compactor.runOnce(NOV5 + 2 * HOUR_MS);
-    assert.equal(db.prepare('SELECT count(*) FROM compaction_dirty').pluck().get(), 0);
-    const hourly = (h: number) =>
-      db
-        .prepare(
-          "SELECT cached_measured FROM ledger_rollup WHERE level = 'hour' AND bucket_ms = ? AND tenant = 'umbrella'",
-        )
-        .pluck()
-        .get(NOV4 + h * HOUR_MS);
-    assert.equal(hourly(11), 100 * K, "11:00's request: a quarter, though its sibling is in the next hour");
-    assert.equal(hourly(12), 300 * K);
-    close(
-      row(report(data.dbPath, 'tenant'), { tenant: 'umbrella' }).cached_measured_tokens,
-      400 * K,
-      1e-12,
-      'compacted',
-    );
+      // The gateway span (11:49–12:25) arrives after both hours were compacted.
+      const carrier = {
+        spanStartMs: NOV4 + 11 * HOUR_MS + 49 * min,
+        spanEndMs: NOV4 + 12 * HOUR_MS + 25 * min,
+        seenMs: NOV5 + 2 * HOUR_MS,
+      };
+      store.write(
+        [],
+        [{ traceId: 'tx', key: 'tenant.id', value: 'umbrella', ...carrier }],
+        [{ traceId: 'tx', cachedTokens: 400 * K, ...carrier }],
+      );
+      assert.deepEqual(
+        db.prepare('SELECT bucket_ms FROM compaction_dirty ORDER BY 1').pluck().all(),
+        [NOV4 + 11 * HOUR_MS, NOV4 + 12 * HOUR_MS],
+        'the two hours the carrier spans (± 5 min), no others',
+      );
+      const raw = row(report(data.dbPath, 'tenant'), { tenant: 'umbrella' });
+      assert.equal(raw.requests, 2);
+      close(raw.cached_measured_tokens, 400 * K, 1e-12, 'the whole count, split 1:3 by prompt tokens');
+      await compactor.runOnce(NOV5 + 2 * HOUR_MS);
+      assert.equal(db.prepare('SELECT count(*) FROM compaction_dirty').pluck().get(), 0);
+      const hourly = (h: number) =>
+        db
+          .prepare(
+            "SELECT cached_measured FROM ledger_rollup WHERE level = 'hour' AND bucket_ms = ? AND tenant = 'umbrella'",
+          )
+          .pluck()
+          .get(NOV4 + h * HOUR_MS);
+      assert.equal(hourly(11), 100 * K, "11:00's request: a quarter, though its sibling is in the next hour");
+      assert.equal(hourly(12), 300 * K);
+      close(
+        row(report(data.dbPath, 'tenant'), { tenant: 'umbrella' }).cached_measured_tokens,
+        400 * K,
+        1e-12,
+        'compacted',
+      );
 
-    // A carrier with a nonsense start marks at most a day of hours, not every hour since 1970.
-    store.write([], [{ traceId: 'ty', key: 'tenant.id', value: 'x', spanStartMs: 0, spanEndMs: NOV4, seenMs: NOV5 }]);
-    assert.equal(db.prepare('SELECT count(*) FROM compaction_dirty').pluck().get(), 25);
-    db.close();
-  });
+      // A carrier with a nonsense start marks at most a day of hours, not every hour since 1970.
+      store.write([], [{ traceId: 'ty', key: 'tenant.id', value: 'x', spanStartMs: 0, spanEndMs: NOV4, seenMs: NOV5 }]);
+      assert.equal(db.prepare('SELECT count(*) FROM compaction_dirty').pluck().get(), 25);
+      db.close();
+    },
+  );
 });
 
 describe('report: a reader next to the daemon', () => {
@@ -460,7 +473,10 @@ describe('report: formats', () => {
       const records = text.slice(0, -2).split('\r\n');
       assert.equal(
         records[0],
-        'tenant,source,basis,requests,prompt_tokens,cached_prompt_tokens,cached_measured_tokens,cached_allocated_tokens,cache_hit_ratio,generation_tokens,preemptions,kv_cache_usage_mean,kv_cache_usage_p95,queue_depth_mean,queue_depth_p95,cost_without_cache,cost_with_cache,savings',
+        'tenant,source,basis,requests,prompt_tokens,cached_prompt_tokens,' +
+          'cached_measured_tokens,cached_allocated_tokens,' +
+          'cache_hit_ratio,generation_tokens,preemptions,kv_cache_usage_mean,kv_cache_usage_p95,' +
+          'queue_depth_mean,queue_depth_p95,cost_without_cache,cost_with_cache,savings',
       );
       assert.equal(records.length, 1 + 3 + 1, 'header, acme, globex, unattributed, total');
       const acme = records[1]!.split(',');

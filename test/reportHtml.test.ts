@@ -101,7 +101,9 @@ describe('report: HTML in headless Chromium', { timeout: 180_000, skip: NO_CHROM
     const db = openDatabase(dbPath);
     const target = makeTarget('http://10.9.9.8:8000/metrics', {}, 'auto', {}, 'test');
     const body = (i: number) =>
-      `vllm:prompt_tokens_total{model_name="m"} ${1000 * i}\nvllm:prompt_tokens_cached_total{model_name="m"} ${400 * i + 10 * i * i}\nvllm:kv_cache_usage_perc{model_name="m"} ${0.2 + i / 50}\nvllm:num_requests_waiting{model_name="m"} ${i % 4}\n`;
+      `vllm:prompt_tokens_total{model_name="m"} ${1000 * i}\nvllm:prompt_tokens_cached_total{model_name="m"} ` +
+      `${400 * i + 10 * i * i}\nvllm:kv_cache_usage_perc{model_name="m"} ` +
+      `${0.2 + i / 50}\nvllm:num_requests_waiting{model_name="m"} ${i % 4}\n`;
     // The demo's case: 20 minutes of scrapes, read with a 30-minute --since, inside one clock hour.
     const now = Date.parse('2026-11-03T10:40:00Z');
     const store = new ScrapeStore(db);
@@ -141,7 +143,9 @@ describe('report: HTML in headless Chromium', { timeout: 180_000, skip: NO_CHROM
     const db = openDatabase(dbPath);
     const target = makeTarget('http://10.9.9.9:8000/metrics', {}, 'auto', {}, 'test');
     const body = (p: number) =>
-      `vllm:prompt_tokens_total{model_name="${HOSTILE_MODEL}"} ${p}\nvllm:prompt_tokens_cached_total{model_name="${HOSTILE_MODEL}"} ${p / 2}\nvllm:kv_cache_usage_perc{model_name="${HOSTILE_MODEL}"} 0.5\n`;
+      `vllm:prompt_tokens_total{model_name="${HOSTILE_MODEL}"} ` +
+      `${p}\nvllm:prompt_tokens_cached_total{model_name="${HOSTILE_MODEL}"} ` +
+      `${p / 2}\nvllm:kv_cache_usage_perc{model_name="${HOSTILE_MODEL}"} 0.5\n`;
     const t0 = Date.parse('2026-11-03T10:00:01Z');
     const store = new ScrapeStore(db);
     store.writeRound([{ target, startedMs: t0, durationMs: 1, up: true, ...normalizeBody(target, body(1000)) }]);

@@ -109,41 +109,49 @@ describe('the daemon scrapes a real HTTP fleet on a schedule and stores exact de
   const deltas = (path: string, signal: string) =>
     db()
       .prepare(
-        `SELECT d.delta, d.interval_ms, d.resets FROM counter_deltas d JOIN series s ON s.id = d.series_id JOIN targets t ON t.id = s.target_id
+        `SELECT d.delta, d.interval_ms, d.resets FROM counter_deltas d JOIN series s ON s.id = d.series_id
+          JOIN targets t ON t.id = s.target_id
          WHERE t.url = ? AND s.signal = ? AND s.engine = '' ORDER BY d.ts_ms`,
       )
       .all(server.url(path), signal) as Array<{ delta: number; interval_ms: number; resets: number }>;
   const lastScrape = (url: string) =>
     db()
       .prepare(
-        'SELECT s.up, s.error FROM scrapes s JOIN targets t ON t.id = s.target_id WHERE t.url = ? ORDER BY s.ts_ms DESC LIMIT 1',
+        'SELECT s.up, s.error FROM scrapes s JOIN targets t ON t.id = s.target_id WHERE t.url = ? ORDER BY s.ts_ms ' +
+          'DESC LIMIT 1',
       )
       .get(url) as { up: number; error: string | null };
 
-  it('stores deltas between successful scrapes: +30, a reset counted as its new value, and one delta over the missed scrape', () => {
-    const rows = deltas('/a', 'prompt_tokens').slice(0, 3);
-    assert.deepEqual(
-      rows.map((r) => [r.delta, r.resets]),
-      [
-        [30, 0],
-        [7, 1],
-        [13, 0],
-      ],
-    );
-    assert.ok(rows[0]!.interval_ms >= 900 && rows[0]!.interval_ms <= 1100, `interval ${rows[0]!.interval_ms}`);
-    assert.ok(rows[2]!.interval_ms >= 1900 && rows[2]!.interval_ms <= 2100, `gap interval ${rows[2]!.interval_ms}`);
-    assert.deepEqual(
-      deltas('/a', 'prefix_cache_hits')
-        .slice(0, 3)
-        .map((r) => r.delta),
-      [15, 3, 7],
-    );
-  });
+  it(
+    'stores deltas between successful scrapes: +30, a reset counted as its new value, and one delta over the missed ' +
+      'scrape',
+    () => {
+      const rows = deltas('/a', 'prompt_tokens').slice(0, 3);
+      assert.deepEqual(
+        rows.map((r) => [r.delta, r.resets]),
+        [
+          [30, 0],
+          [7, 1],
+          [13, 0],
+        ],
+      );
+      assert.ok(rows[0]!.interval_ms >= 900 && rows[0]!.interval_ms <= 1100, `interval ${rows[0]!.interval_ms}`);
+      assert.ok(rows[2]!.interval_ms >= 1900 && rows[2]!.interval_ms <= 2100, `gap interval ${rows[2]!.interval_ms}`);
+      assert.deepEqual(
+        deltas('/a', 'prefix_cache_hits')
+          .slice(0, 3)
+          .map((r) => r.delta),
+        [15, 3, 7],
+      );
+    },
+  );
 
   it('stores gauges as samples, and the target with its labels', () => {
     const g = db()
       .prepare(
-        "SELECT count(*) n, min(value) lo, max(value) hi FROM gauge_samples gs JOIN series s ON s.id = gs.series_id WHERE s.signal = 'kv_cache_usage' AND s.model = 'llama' AND s.target_id = (SELECT id FROM targets WHERE url = ?)",
+        'SELECT count(*) n, min(value) lo, max(value) hi FROM gauge_samples gs JOIN series s ON s.id = gs.series_id ' +
+          "WHERE s.signal = 'kv_cache_usage' AND s.model = 'llama' " +
+          'AND s.target_id = (SELECT id FROM targets WHERE url = ?)',
       )
       .get(server.url('/a')) as { n: number; lo: number; hi: number };
     assert.ok(g.n >= 4);
@@ -159,7 +167,8 @@ describe('the daemon scrapes a real HTTP fleet on a schedule and stores exact de
   it('rolls deltas up per minute', () => {
     const sum = db()
       .prepare(
-        "SELECT sum(r.delta_sum) s FROM rollup_minute r JOIN series s ON s.id = r.series_id WHERE s.signal = 'prompt_tokens' AND s.engine = '' AND s.target_id = (SELECT id FROM targets WHERE url = ?)",
+        'SELECT sum(r.delta_sum) s FROM rollup_minute r JOIN series s ON s.id = r.series_id WHERE s.signal = ' +
+          "'prompt_tokens' AND s.engine = '' AND s.target_id = (SELECT id FROM targets WHERE url = ?)",
       )
       .get(server.url('/a')) as { s: number };
     const raw = deltas('/a', 'prompt_tokens').reduce((a, r) => a + r.delta, 0);

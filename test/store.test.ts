@@ -20,14 +20,16 @@ const result = (prompt: number, tsMs: number): ScrapeResult => ({
   up: true,
   ...normalizeBody(
     target,
-    `vllm:prompt_tokens_total{engine="0",model_name="m"} ${prompt}\nvllm:kv_cache_usage_perc{engine="0",model_name="m"} 0.5\n`,
+    `vllm:prompt_tokens_total{engine="0",model_name="m"} ` +
+      `${prompt}\nvllm:kv_cache_usage_perc{engine="0",model_name="m"} 0.5\n`,
   ),
 });
 const tmpDb = () => join(mkdtempSync(join(tmpdir(), 'cachelens-store-')), 'store.db');
 const promptDeltas = (path: string) =>
   new BetterSqlite3(path, { readonly: true })
     .prepare(
-      "SELECT d.ts_ms, d.delta, d.interval_ms FROM counter_deltas d JOIN series s ON s.id = d.series_id WHERE s.signal = 'prompt_tokens' ORDER BY d.ts_ms",
+      'SELECT d.ts_ms, d.delta, d.interval_ms FROM counter_deltas d JOIN series s ON s.id = d.series_id WHERE ' +
+        "s.signal = 'prompt_tokens' ORDER BY d.ts_ms",
     )
     .all() as Array<{ ts_ms: number; delta: number; interval_ms: number }>;
 
@@ -119,19 +121,22 @@ describe('the scrape store', () => {
     db.close();
   });
 
-  it('counter state survives a restart of cachelens: the first scrape after it gives a delta, not a new baseline', () => {
-    const path = tmpDb();
-    let db = openDatabase(path);
-    new ScrapeStore(db).writeRound([result(100, 1000)]);
-    db.close();
-    db = openDatabase(path);
-    new ScrapeStore(db).writeRound([result(175, 61_000)]);
-    db.close();
-    assert.deepEqual(
-      promptDeltas(path).map((r) => [r.delta, r.interval_ms]),
-      [[75, 60_000]],
-    );
-  });
+  it(
+    'counter state survives a restart of cachelens: the ' + 'first scrape after it gives a delta, not a new baseline',
+    () => {
+      const path = tmpDb();
+      let db = openDatabase(path);
+      new ScrapeStore(db).writeRound([result(100, 1000)]);
+      db.close();
+      db = openDatabase(path);
+      new ScrapeStore(db).writeRound([result(175, 61_000)]);
+      db.close();
+      assert.deepEqual(
+        promptDeltas(path).map((r) => [r.delta, r.interval_ms]),
+        [[75, 60_000]],
+      );
+    },
+  );
 
   it('retention deletes raw rows past raw_retention and rollups past rollup_retention', async () => {
     const path = tmpDb();

@@ -127,50 +127,54 @@ describe('OTLP receivers over TLS with a test CA', () => {
     await sink.stop();
   });
 
-  it('HTTPS and gRPC over TLS are accepted by a client trusting the CA; plain text and an untrusting client are not', async () => {
-    const ca = readFileSync(join(dir, 'ca.pem'));
-    const body = Buffer.from(makeRequest(3).body);
-    const httpsUrl = h.httpUrl.replace('http://', 'https://');
-    const post = (extra: https.RequestOptions) =>
-      new Promise<number>((resolve, reject) => {
-        const req = https.request(
-          httpsUrl,
-          { method: 'POST', headers: { 'content-type': 'application/x-protobuf' }, ...extra },
-          (res) => {
-            res.resume();
-            resolve(res.statusCode ?? 0);
-          },
-        );
-        req.on('error', reject);
-        req.end(body);
-      });
-    assert.equal(await post({ ca }), 200);
-    await assert.rejects(
-      post({}),
-      /self-signed|unable to verify|certificate/i,
-      'a client without the CA refuses the server',
-    );
-    await assert.rejects(
-      fetch(h.httpUrl, { method: 'POST', headers: { 'content-type': 'application/x-protobuf' }, body }),
-      'plain HTTP to a TLS listener fails',
-    );
-    const grpc = (creds: ReturnType<typeof credentials.createSsl>) =>
-      new Promise<number>((resolve) => {
-        const c = new Client(`127.0.0.1:${h.pipeline.grpc!.port}`, creds);
-        c.makeUnaryRequest(
-          '/opentelemetry.proto.collector.trace.v1.TraceService/Export',
-          (b: Buffer) => b,
-          (b: Buffer) => b,
-          body,
-          new Metadata(),
-          { deadline: Date.now() + 5000 },
-          (err) => {
-            c.close();
-            resolve(err ? err.code : 0);
-          },
-        );
-      });
-    assert.equal(await grpc(credentials.createSsl(ca)), 0);
-    assert.notEqual(await grpc(credentials.createInsecure()), 0);
-  });
+  it(
+    'HTTPS and gRPC over TLS are accepted by a client trusting ' +
+      'the CA; plain text and an untrusting client are not',
+    async () => {
+      const ca = readFileSync(join(dir, 'ca.pem'));
+      const body = Buffer.from(makeRequest(3).body);
+      const httpsUrl = h.httpUrl.replace('http://', 'https://');
+      const post = (extra: https.RequestOptions) =>
+        new Promise<number>((resolve, reject) => {
+          const req = https.request(
+            httpsUrl,
+            { method: 'POST', headers: { 'content-type': 'application/x-protobuf' }, ...extra },
+            (res) => {
+              res.resume();
+              resolve(res.statusCode ?? 0);
+            },
+          );
+          req.on('error', reject);
+          req.end(body);
+        });
+      assert.equal(await post({ ca }), 200);
+      await assert.rejects(
+        post({}),
+        /self-signed|unable to verify|certificate/i,
+        'a client without the CA refuses the server',
+      );
+      await assert.rejects(
+        fetch(h.httpUrl, { method: 'POST', headers: { 'content-type': 'application/x-protobuf' }, body }),
+        'plain HTTP to a TLS listener fails',
+      );
+      const grpc = (creds: ReturnType<typeof credentials.createSsl>) =>
+        new Promise<number>((resolve) => {
+          const c = new Client(`127.0.0.1:${h.pipeline.grpc!.port}`, creds);
+          c.makeUnaryRequest(
+            '/opentelemetry.proto.collector.trace.v1.TraceService/Export',
+            (b: Buffer) => b,
+            (b: Buffer) => b,
+            body,
+            new Metadata(),
+            { deadline: Date.now() + 5000 },
+            (err) => {
+              c.close();
+              resolve(err ? err.code : 0);
+            },
+          );
+        });
+      assert.equal(await grpc(credentials.createSsl(ca)), 0);
+      assert.notEqual(await grpc(credentials.createInsecure()), 0);
+    },
+  );
 });

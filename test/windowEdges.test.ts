@@ -82,106 +82,110 @@ describe('window edges', () => {
 });
 
 describe('a span enriched late gets the same values as on time', () => {
-  it('after an outage longer than the timelines keep, its window comes from the store; a retry never makes the ledger poorer', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'cachelens-late-'));
-    const db = openDatabase(join(dir, 'store.db'));
-    const store = new ScrapeStore(db);
-    const target = makeTarget('http://10.0.0.9:8000/metrics', { instance: 'vllm-a' }, 'auto', {}, 'late');
-    const t0 = Date.UTC(2026, 10, 30, 1, 0, 0);
-    for (let i = 0; i <= 4; i++) {
-      const m = {
-        ...demoModelState('llama'),
-        promptTokens: 1000 * (i + 1),
-        prefixCacheHits: 300 * (i + 1),
-        prefixCacheQueries: 900 * (i + 1),
-        promptTokensCached: 250 * (i + 1),
-        requestsWaiting: i,
-        kvCacheUsage: i / 10,
+  it(
+    'after an outage longer than the timelines keep, its window comes from the store; a retry never makes the ledger ' +
+      'poorer',
+    () => {
+      const dir = mkdtempSync(join(tmpdir(), 'cachelens-late-'));
+      const db = openDatabase(join(dir, 'store.db'));
+      const store = new ScrapeStore(db);
+      const target = makeTarget('http://10.0.0.9:8000/metrics', { instance: 'vllm-a' }, 'auto', {}, 'late');
+      const t0 = Date.UTC(2026, 10, 30, 1, 0, 0);
+      for (let i = 0; i <= 4; i++) {
+        const m = {
+          ...demoModelState('llama'),
+          promptTokens: 1000 * (i + 1),
+          prefixCacheHits: 300 * (i + 1),
+          prefixCacheQueries: 900 * (i + 1),
+          promptTokensCached: 250 * (i + 1),
+          requestsWaiting: i,
+          kvCacheUsage: i / 10,
+        };
+        store.writeRound([
+          {
+            target,
+            startedMs: t0 + i * 15_000,
+            durationMs: 1,
+            up: true,
+            ...normalizeBody(target, renderVllmExposition([m], { histograms: false })),
+          },
+        ]);
+      }
+      const start = BigInt(t0 + 20_000) * 1_000_000n;
+      const req = ExportTraceServiceRequest.fromObject({
+        resourceSpans: [
+          {
+            resource: { attributes: [{ key: 'service.instance.id', value: { stringValue: 'vllm-a' } }] },
+            scopeSpans: [
+              {
+                spans: [
+                  {
+                    traceId: Buffer.alloc(16, 1),
+                    spanId: Buffer.alloc(8, 2),
+                    name: 'llm_request',
+                    startTimeUnixNano: String(start),
+                    endTimeUnixNano: String(start + 25_000_000_000n),
+                    attributes: [{ key: 'gen_ai.usage.prompt_tokens', value: { intValue: 500 } }],
+                  },
+                ],
+              },
+            ],
+          },
+        ],
+      }) as unknown as OtlpTraceRequest;
+      const enricherAt = (nowMs: number) => {
+        const e = new Enricher(new StoreQueries(db), {
+          maxWaitMs: 4000,
+          as: 'events',
+          selector: compileSpanSelector(DEFAULT_REQUEST_SPAN_NAMES),
+          tenantKeys: [],
+          lookbackMs: 6 * 3600_000,
+          targetMatch: () => new Map(),
+        });
+        e.refresh(nowMs);
+        const p = e.prepare(e.facts(req), null, t0 + 46_000, nowMs);
+        assert.ok(p.ready);
+        return p;
       };
+      const onTime = enricherAt(t0 + 60_000);
+      // Seven hours of outage later: the scrapes the window needs are no longer in memory.
+      const lateNow = t0 + 7 * 3600_000;
       store.writeRound([
         {
           target,
-          startedMs: t0 + i * 15_000,
+          startedMs: lateNow - 1000,
           durationMs: 1,
           up: true,
-          ...normalizeBody(target, renderVllmExposition([m], { histograms: false })),
+          ...normalizeBody(
+            target,
+            renderVllmExposition([{ ...demoModelState('llama'), promptTokens: 99_999 }], { histograms: false }),
+          ),
         },
       ]);
-    }
-    const start = BigInt(t0 + 20_000) * 1_000_000n;
-    const req = ExportTraceServiceRequest.fromObject({
-      resourceSpans: [
-        {
-          resource: { attributes: [{ key: 'service.instance.id', value: { stringValue: 'vllm-a' } }] },
-          scopeSpans: [
-            {
-              spans: [
-                {
-                  traceId: Buffer.alloc(16, 1),
-                  spanId: Buffer.alloc(8, 2),
-                  name: 'llm_request',
-                  startTimeUnixNano: String(start),
-                  endTimeUnixNano: String(start + 25_000_000_000n),
-                  attributes: [{ key: 'gen_ai.usage.prompt_tokens', value: { intValue: 500 } }],
-                },
-              ],
-            },
-          ],
-        },
-      ],
-    }) as unknown as OtlpTraceRequest;
-    const enricherAt = (nowMs: number) => {
-      const e = new Enricher(new StoreQueries(db), {
-        maxWaitMs: 4000,
-        as: 'events',
-        selector: compileSpanSelector(DEFAULT_REQUEST_SPAN_NAMES),
-        tenantKeys: [],
-        lookbackMs: 6 * 3600_000,
-        targetMatch: () => new Map(),
-      });
-      e.refresh(nowMs);
-      const p = e.prepare(e.facts(req), null, t0 + 46_000, nowMs);
-      assert.ok(p.ready);
-      return p;
-    };
-    const onTime = enricherAt(t0 + 60_000);
-    // Seven hours of outage later: the scrapes the window needs are no longer in memory.
-    const lateNow = t0 + 7 * 3600_000;
-    store.writeRound([
-      {
-        target,
-        startedMs: lateNow - 1000,
-        durationMs: 1,
-        up: true,
-        ...normalizeBody(
-          target,
-          renderVllmExposition([{ ...demoModelState('llama'), promptTokens: 99_999 }], { histograms: false }),
-        ),
-      },
-    ]);
-    const late = enricherAt(lateNow);
-    const extra = (p: typeof onTime) => (p.ready ? p.extras.get(0)! : undefined)!;
-    assert.equal(extra(onTime).cache['cachelens.window.complete'], true);
-    assert.deepEqual(extra(late).cache, extra(onTime).cache);
-    assert.deepEqual(extra(late).scheduler, extra(onTime).scheduler);
-    assert.deepEqual(extra(late).own, extra(onTime).own);
+      const late = enricherAt(lateNow);
+      const extra = (p: typeof onTime) => (p.ready ? p.extras.get(0)! : undefined)!;
+      assert.equal(extra(onTime).cache['cachelens.window.complete'], true);
+      assert.deepEqual(extra(late).cache, extra(onTime).cache);
+      assert.deepEqual(extra(late).scheduler, extra(onTime).scheduler);
+      assert.deepEqual(extra(late).own, extra(onTime).own);
 
-    // The ledger: a retry that found only an incomplete window does not replace the complete row.
-    const ledger = new LedgerStore(db);
-    const row = onTime.ready ? onTime.ledger[0]! : undefined!;
-    ledger.write([row], []);
-    ledger.write([{ ...row, windowComplete: false, cachedTokensEstimate: null, instance: null }], []);
-    const stored = db
-      .prepare('SELECT window_complete, instance, cached_tokens_estimate FROM request_ledger')
-      .get() as Record<string, unknown>;
-    assert.deepEqual(stored, {
-      window_complete: 1,
-      instance: 'vllm-a',
-      cached_tokens_estimate: row.cachedTokensEstimate,
-    });
-    // A replay with a complete window still replaces it.
-    ledger.write([{ ...row, promptTokens: 501 }], []);
-    assert.equal(db.prepare('SELECT prompt_tokens FROM request_ledger').pluck().get(), 501);
-    db.close();
-  });
+      // The ledger: a retry that found only an incomplete window does not replace the complete row.
+      const ledger = new LedgerStore(db);
+      const row = onTime.ready ? onTime.ledger[0]! : undefined!;
+      ledger.write([row], []);
+      ledger.write([{ ...row, windowComplete: false, cachedTokensEstimate: null, instance: null }], []);
+      const stored = db
+        .prepare('SELECT window_complete, instance, cached_tokens_estimate FROM request_ledger')
+        .get() as Record<string, unknown>;
+      assert.deepEqual(stored, {
+        window_complete: 1,
+        instance: 'vllm-a',
+        cached_tokens_estimate: row.cachedTokensEstimate,
+      });
+      // A replay with a complete window still replaces it.
+      ledger.write([{ ...row, promptTokens: 501 }], []);
+      assert.equal(db.prepare('SELECT prompt_tokens FROM request_ledger').pluck().get(), 501);
+      db.close();
+    },
+  );
 });

@@ -44,7 +44,8 @@ export async function badMetrics(opts: { cases: number; soakMs: number; seed?: n
     for (let i = 0; i < 200_000; i++) lines.push(`vllm:num_requests_running{engine="${i}",model_name="m"} 1`);
     return lines.join('\n') + '\n';
   })();
-  const hugeLabels = `vllm:num_requests_running{${Array.from({ length: 5000 }, (_, i) => `l${i}="${'v'.repeat(20)}"`).join(',')},model_name="m"} 1\n`;
+  const manyLabels = Array.from({ length: 5000 }, (_, i) => `l${i}="${'v'.repeat(20)}"`).join(',');
+  const hugeLabels = `vllm:num_requests_running{${manyLabels},model_name="m"} 1\n`;
   const gens: Gen[] = [
     {
       kind: 'random bytes',
@@ -192,7 +193,8 @@ export async function badMetrics(opts: { cases: number; soakMs: number; seed?: n
   const db = new Database(join(d.dir, 'store.db'), { readonly: true });
   const rows = db
     .prepare(
-      'SELECT t.instance, sum(s.up) AS up, count(*) AS n FROM scrapes s JOIN targets t ON t.id = s.target_id WHERE s.ts_ms >= ? GROUP BY t.instance',
+      'SELECT t.instance, sum(s.up) AS up, count(*) AS n FROM scrapes s JOIN targets t ON t.id = s.target_id WHERE ' +
+        's.ts_ms >= ? GROUP BY t.instance',
     )
     .all(t0) as Array<{ instance: string; up: number; n: number }>;
   db.close();
@@ -208,16 +210,23 @@ export async function badMetrics(opts: { cases: number; soakMs: number; seed?: n
   const n = [...byKind.values()].reduce((k, v) => k + v.n, 0);
   return {
     name: 'bad /metrics input',
-    load: `${n} generated responses (${byKind.size} kinds) through the scraper, 16 at a time; then ${expected} s of the daemon scraping a slow loris, a 1e6-sample body, 5,000 labels, resets and redirects beside a healthy target`,
+    load:
+      `${n} generated responses (${byKind.size} kinds) through the scraper, 16 at a time; then ${expected} s of the ` +
+      `daemon scraping a slow loris, a 1e6-sample body, 5,000 labels, resets and redirects beside a healthy target`,
     lost: threw + hung,
-    refused: `${[...byKind.values()].reduce((k, v) => k + v.down, 0)} up=0 with a reason, ${[...byKind.values()].reduce((k, v) => k + v.partial, 0)} partial parses with errors counted`,
-    recovered: `no throw, no hang (slowest ${slowest} ms, timeout ${timeoutMs} ms); healthy target up ${healthy?.up ?? 0}/${expected} scrapes; others: ${rows
-      .filter((r) => r.instance !== 'healthy')
-      .map((r) => `${r.instance} up ${r.up}/${r.n}`)
-      .join(', ')}`,
+    refused:
+      `${[...byKind.values()].reduce((k, v) => k + v.down, 0)} up=0 with a reason, ` +
+      `${[...byKind.values()].reduce((k, v) => k + v.partial, 0)} partial parses with errors counted`,
+    recovered:
+      `no throw, no hang (slowest ${slowest} ms, timeout ${timeoutMs} ms); ` +
+      `healthy target up ${healthy?.up ?? 0}/${expected} scrapes; others: ${rows
+        .filter((r) => r.instance !== 'healthy')
+        .map((r) => `${r.instance} up ${r.up}/${r.n}`)
+        .join(', ')}`,
     notes: [...byKind].map(
       ([k, v]) =>
-        `${k}: ${v.n} (up ${v.up}, partial ${v.partial}, down ${v.down}; e.g. ${[...v.reasons].slice(0, 2).join(' / ') || '–'})`,
+        `${k}: ${v.n} (up ${v.up}, partial ${v.partial}, down ${v.down}; e.g. ` +
+        `${[...v.reasons].slice(0, 2).join(' / ') || '–'})`,
     ),
     ok: check.failures.length === 0,
     failures: check.failures,

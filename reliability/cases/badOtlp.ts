@@ -299,7 +299,9 @@ export async function badOtlp(opts: { cases: number; seed?: number }): Promise<C
     load: `${n} generated requests over HTTP and gRPC, ${counts.size} kinds`,
     lost: wrong + (alive ? 0 : 1),
     refused: `every case answered as the spec asks: ${wrong} wrong`,
-    recovered: `no crash; RSS ${(baseline / 1048576).toFixed(0)} → ${(end / 1048576).toFixed(0)} MB over the last ${opts.cases - Math.floor(opts.cases / 5)} cases; a valid request accepted after`,
+    recovered:
+      `no crash; RSS ${(baseline / 1048576).toFixed(0)} → ${(end / 1048576).toFixed(0)} MB over the last ` +
+      `${opts.cases - Math.floor(opts.cases / 5)} cases; a valid request accepted after`,
     notes: byKind,
     ok: check.failures.length === 0,
     failures: check.failures,

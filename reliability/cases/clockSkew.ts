@@ -120,10 +120,14 @@ export async function clockSkew(opts: { spansPerOffset: number }): Promise<CaseR
     load: `${sent.size} request spans from hosts whose clocks are off by ${offsets.map((o) => o.label).join(', ')}`,
     lost: sent.size - total,
     refused: 'none (every span accepted and forwarded)',
-    recovered: `${negative} negative windows; ahead-of-time spans marked (${get('+10 min').skewMarked + get('+2 min').skewMarked} with cachelens.clock_skew_ms, up to ${get('+10 min').maxSkewS.toFixed(0)} s) and incomplete`,
+    recovered:
+      `${negative} negative windows; ahead-of-time spans marked ` +
+      `(${get('+10 min').skewMarked + get('+2 min').skewMarked} with cachelens.clock_skew_ms, up to ` +
+      `${get('+10 min').maxSkewS.toFixed(0)} s) and incomplete`,
     notes: [...byLabel].map(
       ([l, b]) =>
-        `${l}: ${b.n} spans, ${b.complete} complete windows, ${b.skewMarked} marked ahead, ${b.hadValues} with instance values`,
+        `${l}: ${b.n} spans, ${b.complete} complete windows, ${b.skewMarked} marked ahead, ${b.hadValues} with ` +
+        `instance values`,
     ),
     ok: check.failures.length === 0,
     failures: check.failures,

@@ -43,10 +43,16 @@ export async function crashLoop(opts: { kills: number; seed?: number }): Promise
   const secs = ((Date.now() - t0) / 1000).toFixed(0);
   return {
     name: 'crash loop (kill -9)',
-    load: `${opts.kills} kill -9 at random moments over ${secs} s; gRPC + HTTP clients, ${clients[0]!.sentRequests + clients[1]!.sentRequests} requests of 20 spans`,
+    load:
+      `${opts.kills} kill -9 at random moments over ${secs} s; gRPC + HTTP clients, ` +
+      `${clients[0]!.sentRequests + clients[1]!.sentRequests} requests of 20 spans`,
     lost,
-    refused: `${clients[0]!.connectionErrors + clients[1]!.connectionErrors} requests failed to connect while down (client retries them)`,
-    recovered: `${acked.size} acknowledged spans all delivered; ${dupes} delivered twice (${((dupes / Math.max(1, acked.size)) * 100).toFixed(2)} %)`,
+    refused:
+      `${clients[0]!.connectionErrors + clients[1]!.connectionErrors} requests failed to connect while down (client ` +
+      `retries them)`,
+    recovered:
+      `${acked.size} acknowledged spans all delivered; ${dupes} delivered twice ` +
+      `(${((dupes / Math.max(1, acked.size)) * 100).toFixed(2)} %)`,
     notes: [],
     ok: check.failures.length === 0,
     failures: check.failures,

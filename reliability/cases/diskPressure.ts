@@ -125,10 +125,17 @@ export async function diskPressure(opts: { fullMs: number }): Promise<CaseResult
     check.that(storedAfter >= 2, `scrapes are stored again after space returned (${storedAfter} rows)`);
     return {
       name: 'disk pressure (48 MiB tmpfs)',
-      load: `store and spool on a 48 MiB tmpfs, filled with ${(filled / 1048576).toFixed(0)} MiB of ballast while downstream was down; gRPC + HTTP clients sending 200-span requests for ${opts.fullMs / 1000} s; scrapes every 1 s`,
+      load:
+        `store and spool on a 48 MiB tmpfs, filled with ${(filled / 1048576).toFixed(0)} MiB of ballast while ` +
+        `downstream was down; gRPC + HTTP clients sending 200-span requests for ${opts.fullMs / 1000} s; scrapes ` +
+        `every 1 s`,
       lost,
-      refused: `${refusedWhileFull} requests refused while full, all retryable (${[...codes].map(([k, v]) => `${k} ×${v}`).join(', ')}); ${scrapeErrors} log lines name the full disk`,
-      recovered: `accepting again ${(recoverMs / 1000).toFixed(1)} s after space returned, with no restart; ${storedAfter} scrape rows stored after; integrity_check ok on both files; ${acked.size} acknowledged spans all delivered`,
+      refused:
+        `${refusedWhileFull} requests refused while full, all retryable ` +
+        `(${[...codes].map(([k, v]) => `${k} ×${v}`).join(', ')}); ${scrapeErrors} log lines name the full disk`,
+      recovered:
+        `accepting again ${(recoverMs / 1000).toFixed(1)} s after space returned, with no restart; ${storedAfter} ` +
+        `scrape rows stored after; integrity_check ok on both files; ${acked.size} acknowledged spans all delivered`,
       notes: [`${scrapes - scrapesBefore} scrapes in the 3 s after recovery`],
       ok: check.failures.length === 0,
       failures: check.failures,

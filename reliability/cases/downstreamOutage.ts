@@ -76,10 +76,16 @@ export async function downstreamOutage(opts: { outageMs: number; flapMs: number 
   const rate = backlog / (drainMs / 1000);
   return {
     name: 'downstream outage and flapping',
-    load: `gRPC + HTTP clients of 100-span requests; downstream UNAVAILABLE for ${opts.outageMs / 1000} s with a 4 MiB spool, then ${flaps} flaps over ${opts.flapMs / 1000} s`,
+    load:
+      `gRPC + HTTP clients of 100-span requests; downstream UNAVAILABLE for ${opts.outageMs / 1000} s with a 4 MiB ` +
+      `spool, then ${flaps} flaps over ${opts.flapMs / 1000} s`,
     lost,
-    refused: `${refusedDuringOutage} requests refused while the spool was full, all retryable (${[...codes].map(([k, v]) => `${k} ×${v}`).join(', ')})`,
-    recovered: `backlog of ${backlog} spans drained in ${(drainMs / 1000).toFixed(1)} s (${Math.round(rate)} spans/s); ${acked.size} acknowledged spans all delivered`,
+    refused:
+      `${refusedDuringOutage} requests refused while the spool was full, all retryable ` +
+      `(${[...codes].map(([k, v]) => `${k} ×${v}`).join(', ')})`,
+    recovered:
+      `backlog of ${backlog} spans drained in ${(drainMs / 1000).toFixed(1)} s (${Math.round(rate)} spans/s); ` +
+      `${acked.size} acknowledged spans all delivered`,
     notes: [
       `spool peaked at ${spoolPeak} spans during the outage; /readyz answered ${readyWhileFull} while it was full`,
     ],

@@ -74,10 +74,14 @@ export async function poisonedBatch(opts: { requests: number }): Promise<CaseRes
     check.that(logged === poisonIds.size, `${logged} drop log lines for ${poisonIds.size} poisoned spans`);
     return {
       name: 'poisoned batch',
-      load: `2 clients × ${opts.requests} requests of 20 spans (gRPC + HTTP); ${poisonIds.size} poisoned spans; downstream down for the first half, then refusing any request that holds a poisoned span`,
+      load:
+        `2 clients × ${opts.requests} requests of 20 spans (gRPC + HTTP); ${poisonIds.size} poisoned spans; ` +
+        `downstream down for the first half, then refusing any request that holds a poisoned span`,
       lost: innocentSettled.lost + guiltySettled.lost,
       refused: `${dropped} poisoned spans dropped, each alone and logged with its client's address`,
-      recovered: `${innocent.acked.size} innocent and ${guiltyGood.size} good guilty-client spans all delivered; ${sink.attempts} export attempts`,
+      recovered:
+        `${innocent.acked.size} innocent and ${guiltyGood.size} good guilty-client spans all delivered; ` +
+        `${sink.attempts} export attempts`,
       notes: [],
       ok: check.failures.length === 0,
       failures: check.failures,
@@ -213,9 +217,13 @@ export async function startupFaults(): Promise<CaseResult> {
   notes.push(`missing token file exit in ${ms1} ms; port in use exit in ${ms3} ms`);
   return {
     name: 'start-up faults',
-    load: `a missing receivers.bearer_token_file; the token file removed under 50 requests and put back; the HTTP port taken; ${damaged.size} of ${ids.length} spool rows damaged (no body, or garbage)`,
+    load:
+      `a missing receivers.bearer_token_file; the token file removed under 50 requests and put back; the HTTP port ` +
+      `taken; ${damaged.size} of ${ids.length} spool rows damaged (no body, or garbage)`,
     lost: settled.lost,
-    refused: `missing file: exit ${code1} in ${ms1} ms; file gone: 50× 401, ${logLines} log line; port taken: exit ${code3} in ${ms3} ms; ${droppedDamaged} spans of damaged rows dropped`,
+    refused:
+      `missing file: exit ${code1} in ${ms1} ms; file gone: 50× 401, ${logLines} log line; ` +
+      `port taken: exit ${code3} in ${ms3} ms; ${droppedDamaged} spans of damaged rows dropped`,
     recovered: `200 again once the token file is back; ${good.size} spans of undamaged rows delivered; spool empty`,
     notes,
     ok: check.failures.length === 0,
@@ -239,7 +247,10 @@ interface JsonCase {
   expect: { value: unknown } | { error: true };
 }
 
-/** The upstream corpora: the exposition cases through the parser, the OTLP/JSON ones through the real daemon's HTTP receiver. */
+/**
+ * The upstream corpora: the exposition cases through the parser, the OTLP/JSON ones through the real daemon's HTTP
+ * receiver.
+ */
 export async function corpora(): Promise<CaseResult> {
   const check = new Check();
   const expo = JSON.parse(
@@ -274,15 +285,19 @@ export async function corpora(): Promise<CaseResult> {
         traceId: `"traceId":${c.json},"spanId":"${spanId}"`,
         spanId: `"traceId":"${trace}","spanId":${c.json}`,
         parentSpanId: `"traceId":"${trace}","spanId":"${spanId}","parentSpanId":${c.json}`,
-        'link.traceId': `"traceId":"${trace}","spanId":"${spanId}","links":[{"traceId":${c.json},"spanId":"${spanId}"}]`,
+        'link.traceId':
+          `"traceId":"${trace}","spanId":"${spanId}",` + `"links":[{"traceId":${c.json},"spanId":"${spanId}"}]`,
         startTimeUnixNano: `"traceId":"${trace}","spanId":"${spanId}","startTimeUnixNano":${c.json}`,
-        'event.timeUnixNano': `"traceId":"${trace}","spanId":"${spanId}","events":[{"name":"e","timeUnixNano":${c.json}}]`,
+        'event.timeUnixNano':
+          `"traceId":"${trace}","spanId":"${spanId}",` + `"events":[{"name":"e","timeUnixNano":${c.json}}]`,
         droppedAttributesCount: `"traceId":"${trace}","spanId":"${spanId}","droppedAttributesCount":${c.json}`,
         kind: `"traceId":"${trace}","spanId":"${spanId}","kind":${c.json}`,
         'status.code': `"traceId":"${trace}","spanId":"${spanId}","status":{"code":${c.json}}`,
         intValue: `"traceId":"${trace}","spanId":"${spanId}","attributes":[{"key":"k","value":{"intValue":${c.json}}}]`,
-        doubleValue: `"traceId":"${trace}","spanId":"${spanId}","attributes":[{"key":"k","value":{"doubleValue":${c.json}}}]`,
-        bytesValue: `"traceId":"${trace}","spanId":"${spanId}","attributes":[{"key":"k","value":{"bytesValue":${c.json}}}]`,
+        doubleValue:
+          `"traceId":"${trace}","spanId":"${spanId}",` + `"attributes":[{"key":"k","value":{"doubleValue":${c.json}}}]`,
+        bytesValue:
+          `"traceId":"${trace}","spanId":"${spanId}",` + `"attributes":[{"key":"k","value":{"bytesValue":${c.json}}}]`,
       };
       const res = await fetch(d.httpUrl, {
         method: 'POST',
@@ -304,7 +319,9 @@ export async function corpora(): Promise<CaseResult> {
   check.that(jsonMisreads === 0, `${jsonMisreads} OTLP/JSON cases answered wrongly`);
   return {
     name: 'upstream corpora',
-    load: `${expo.length} exposition cases (Prometheus, OpenMetrics) through the parser; ${cases.length} OTLP/JSON cases (Collector pdata) posted to the daemon`,
+    load:
+      `${expo.length} exposition cases (Prometheus, OpenMetrics) through the parser; ${cases.length} OTLP/JSON cases ` +
+      `(Collector pdata) posted to the daemon`,
     lost: 0,
     refused: `${expoMisreads + jsonMisreads} misreads`,
     recovered: `${accepted} valid OTLP/JSON requests accepted and forwarded`,

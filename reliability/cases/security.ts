@@ -50,9 +50,10 @@ function sqlInterpolations(): Array<{ file: string; expr: string }> {
       if (statSync(p).isDirectory()) walk(p);
       else if (p.endsWith('.ts')) {
         const text = readFileSync(p, 'utf8');
+        // The formatter may break a chain over lines: join it before comparing.
         for (const m of text.matchAll(/\.(?:prepare|exec|pragma)\(\s*`([^`]*)`/g))
           for (const e of m[1]!.matchAll(/\$\{([^}]*(?:\{[^}]*\}[^}]*)*)\}/g))
-            out.push({ file: p.slice(ROOT.length), expr: e[1]!.replace(/\s*\n\s*/g, '').trim() }); // the formatter may break a chain over lines
+            out.push({ file: p.slice(ROOT.length), expr: e[1]!.replace(/\s*\n\s*/g, '').trim() });
       }
     }
   };
@@ -156,11 +157,13 @@ export async function security(): Promise<CaseResult> {
   };
   check.that(
     answers.httpNone === 401 && answers.httpWrong === 401 && answers.httpRight === 200,
-    `HTTP: 401 without or with a wrong token, 200 with it (${answers.httpNone}/${answers.httpWrong}/${answers.httpRight})`,
+    `HTTP: 401 without or with a wrong token, 200 with it ` +
+      `(${answers.httpNone}/${answers.httpWrong}/${answers.httpRight})`,
   );
   check.that(
     answers.grpcNone === 16 && answers.grpcWrong === 16 && answers.grpcRight === 0,
-    `gRPC: UNAUTHENTICATED without or with a wrong token, OK with it (${answers.grpcNone}/${answers.grpcWrong}/${answers.grpcRight})`,
+    `gRPC: UNAUTHENTICATED without or with a wrong token, OK with it ` +
+      `(${answers.grpcNone}/${answers.grpcWrong}/${answers.grpcRight})`,
   );
   await sleep(2500); // a few failing scrapes with the scrape token, exports with the header
   const metricsText = await fetch(`http://127.0.0.1:${d.telemetryPort}/metrics`).then((r) => r.text());
@@ -184,7 +187,8 @@ export async function security(): Promise<CaseResult> {
   }
   check.that(logs.split('\n').length > 5, 'the daemon logged (so the secret check read something)');
   notes.push(
-    `bearer auth enforced on both listeners; ${logs.split('\n').length} debug log lines, /metrics and check-config hold none of the 3 secrets`,
+    `bearer auth enforced on both listeners; ${logs.split('\n').length} debug log lines, /metrics and check-config ` +
+      `hold none of the 3 secrets`,
   );
   await sink.stop();
   target.close();
@@ -197,7 +201,8 @@ export async function security(): Promise<CaseResult> {
     `SQL built from unreviewed interpolations: ${unreviewed.map((u) => `${u.file}: \${${u.expr}}`).join('; ')}`,
   );
   notes.push(
-    `${interps.length} interpolations in SQL text across src/, all reviewed constants or placeholder lists; every value is a bound parameter`,
+    `${interps.length} interpolations in SQL text across src/, all reviewed constants or placeholder lists; every ` +
+      `value is a bound parameter`,
   );
 
   // 5. TLS with a test CA, and hostile names in the HTML report: the unit tests that prove them.
@@ -227,12 +232,15 @@ export async function security(): Promise<CaseResult> {
   const html = await run('test/reportHtml.test.ts', 'hostile');
   check.that(html.pass > 0 && html.fail === 0, `hostile-name HTML test: ${html.pass} pass, ${html.fail} fail`);
   notes.push(
-    `test/tls.test.ts (${tls.pass} tests with a CA made by openssl) and the hostile-name report test (${html.pass}) pass`,
+    `test/tls.test.ts (${tls.pass} tests with a CA made by openssl) and the hostile-name report test (${html.pass}) ` +
+      `pass`,
   );
 
   return {
     name: 'security defaults',
-    load: 'loopback defaults, bearer auth on gRPC and HTTP, 3 secrets against logs / metrics / check-config, SQL interpolation audit, TLS and HTML-escaping tests',
+    load:
+      'loopback defaults, bearer auth on gRPC and HTTP, 3 secrets against logs / metrics / check-config, SQL ' +
+      'interpolation audit, TLS and HTML-escaping tests',
     lost: 0,
     refused: `unauthenticated: HTTP ${answers.httpNone}, gRPC code ${answers.grpcNone}`,
     recovered: '–',

@@ -108,10 +108,17 @@ export async function sigtermLoop(opts: { stops: number; seed?: number }): Promi
   const p = (q: number) => stopMs[Math.min(stopMs.length - 1, Math.floor(q * stopMs.length))] ?? 0;
   return {
     name: 'SIGTERM loop',
-    load: `${opts.stops} SIGTERMs at random moments (0.2–2.7 s after ready) under gRPC + HTTP load; 5 targets scraped every 1 s (the simulated fleet with bursts, one down, one answering 500); ${midBurst} stops mid-burst`,
+    load:
+      `${opts.stops} SIGTERMs at random moments (0.2–2.7 s after ready) under gRPC + HTTP load; 5 targets scraped ` +
+      `every 1 s (the simulated fleet with bursts, one down, one answering 500); ${midBurst} stops mid-burst`,
     lost,
-    refused: `${clients[0]!.connectionErrors + clients[1]!.connectionErrors} requests failed to connect while stopped (clients retry them)`,
-    recovered: `${exits.filter((c) => c === 0).length} of ${opts.stops} exits 0, time to exit median ${p(0.5)} ms, max ${p(1)} ms (deadline ${DEADLINE_MS} ms); ${traces} with a stack trace; ${acked.size} acknowledged spans all delivered, ${dupes} twice`,
+    refused:
+      `${clients[0]!.connectionErrors + clients[1]!.connectionErrors} requests failed to connect while stopped ` +
+      `(clients retry them)`,
+    recovered:
+      `${exits.filter((c) => c === 0).length} of ${opts.stops} exits 0, time to exit median ${p(0.5)} ms, max ` +
+      `${p(1)} ms (deadline ${DEADLINE_MS} ms); ${traces} with a stack trace; ${acked.size} acknowledged spans all ` +
+      `delivered, ${dupes} twice`,
     notes: [],
     ok: check.failures.length === 0,
     failures: check.failures,

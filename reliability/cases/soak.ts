@@ -119,10 +119,15 @@ export async function soak(opts: { durationMs: number; spansPerSecond: number })
   const rate = (acked.size / (opts.durationMs / 1000)).toFixed(0);
   return {
     name: `soak (${minutes} min)`,
-    load: `${rate} spans/s acknowledged (half request spans, enriched) for ${minutes} min; ${TARGETS} targets scraped every 5 s, ${FLAPPING} of them down 10 s out of every 20`,
+    load:
+      `${rate} spans/s acknowledged (half request spans, enriched) for ${minutes} min; ${TARGETS} targets scraped ` +
+      `every 5 s, ${FLAPPING} of them down 10 s out of every 20`,
     lost,
     refused: `${client.refusedRetryable + client.refusedOther} requests refused`,
-    recovered: `RSS ${first.toFixed(0)} → ${last.toFixed(0)} MB after ${(warmupMs / 1000).toFixed(0)} s warm-up, slope ${mbPerMin.toFixed(2)} MB/min (second half ${lateSlope.toFixed(2)}); spool depth max ${spoolMax} spans; ${acked.size} spans all delivered`,
+    recovered:
+      `RSS ${first.toFixed(0)} → ${last.toFixed(0)} MB after ${(warmupMs / 1000).toFixed(0)} s warm-up, slope ` +
+      `${mbPerMin.toFixed(2)} MB/min (second half ${lateSlope.toFixed(2)}); spool depth max ${spoolMax} spans; ` +
+      `${acked.size} spans all delivered`,
     notes: [
       `${up} of ${TARGETS} targets up at the end (flapping ones may be down)`,
       `RSS (MB) by minute: ${rss

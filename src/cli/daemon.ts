@@ -98,7 +98,8 @@ export class Daemon {
     );
     let telemetryAt: string | null = null;
     if (this.config.telemetry.enabled) {
-      const highWater = (this.config.spool.high_water_percent / 100) * pipeline.spool.maxBytes;
+      const highWaterPercent = this.config.spool.high_water_percent;
+      const highWater = (highWaterPercent / 100) * pipeline.spool.maxBytes;
       this.telemetry = new TelemetryServer(
         parseEndpoint(this.config.telemetry.endpoint),
         this.registry,
@@ -114,7 +115,8 @@ export class Daemon {
             problem: () =>
               pipeline.spool.bytes <= highWater
                 ? undefined
-                : `spool holds ${pipeline.spool.bytes} bytes, above ${this.config.spool.high_water_percent}% of spool.max_bytes (${pipeline.spool.maxBytes}); downstream is slower than intake`,
+                : `spool holds ${pipeline.spool.bytes} bytes, above ${highWaterPercent}% of spool.max_bytes ` +
+                  `(${pipeline.spool.maxBytes}); downstream is slower than intake`,
           },
         ],
         this.log,

@@ -62,12 +62,23 @@ function describe(s: Shown, title: string): string {
   const lines = [
     `── ${title} ${'─'.repeat(Math.max(4, 76 - title.length))}`,
     `llm_request ${a.get('gen_ai.request.id')}  ${c.get('cachelens.instance')} · ${c.get('cachelens.model')}`,
-    `  took ${secs(a.get('gen_ai.latency.e2e'))} (queued ${secs(a.get('gen_ai.latency.time_in_queue'))}, first token ${secs(a.get('gen_ai.latency.time_to_first_token'))}); prompt ${num(a.get('gen_ai.usage.prompt_tokens'))} tokens, ${num(a.get('gen_ai.usage.completion_tokens'))} generated`,
-    `  event cachelens.cache      matched by ${c.get('cachelens.match')}; window ${windowS} s${c.get('cachelens.window.complete') ? '' : ' (incomplete)'}`,
-    `      instance: prefix-cache hit ratio ${pct(c.get('cachelens.prefix_cache.hit_ratio'))} (${num(c.get('cachelens.prefix_cache.hits'))} of ${num(c.get('cachelens.prefix_cache.queries'))} queried tokens), KV cache ${pct(c.get('cachelens.kv_cache.usage.start'))} at start, ${pct(c.get('cachelens.kv_cache.usage.max'))} max`,
-    `      fleet (${num(c.get('cachelens.fleet.instances'))} instance(s) of the model): hit ratio ${pct(c.get('cachelens.fleet.prefix_cache.hit_ratio'))}, KV max ${pct(c.get('cachelens.fleet.kv_cache.usage.max'))}`,
-    `      this request's cached prompt tokens (estimate): ${num(c.get('cachelens.request.cache_read.input_tokens.estimate'))}`,
-    `  event cachelens.scheduler  waiting ${num(q.get('cachelens.queue.waiting.start'))} at start, ${num(q.get('cachelens.queue.waiting.max'))} max; running ${num(q.get('cachelens.requests.running.start'))}; preemptions ${num(q.get('cachelens.preemptions'))} (fleet ${num(q.get('cachelens.fleet.preemptions'))})`,
+    `  took ${secs(a.get('gen_ai.latency.e2e'))} (queued ${secs(a.get('gen_ai.latency.time_in_queue'))}, first token ` +
+      `${secs(a.get('gen_ai.latency.time_to_first_token'))}); prompt ${num(a.get('gen_ai.usage.prompt_tokens'))} ` +
+      `tokens, ${num(a.get('gen_ai.usage.completion_tokens'))} generated`,
+    `  event cachelens.cache      matched by ${c.get('cachelens.match')}; window ${windowS} ` +
+      `s${c.get('cachelens.window.complete') ? '' : ' (incomplete)'}`,
+    `      instance: prefix-cache hit ratio ${pct(c.get('cachelens.prefix_cache.hit_ratio'))} ` +
+      `(${num(c.get('cachelens.prefix_cache.hits'))} of ${num(c.get('cachelens.prefix_cache.queries'))} queried ` +
+      `tokens), KV cache ${pct(c.get('cachelens.kv_cache.usage.start'))} at start, ` +
+      `${pct(c.get('cachelens.kv_cache.usage.max'))} max`,
+    `      fleet (${num(c.get('cachelens.fleet.instances'))} instance(s) of the model): hit ratio ` +
+      `${pct(c.get('cachelens.fleet.prefix_cache.hit_ratio'))}, KV max ` +
+      `${pct(c.get('cachelens.fleet.kv_cache.usage.max'))}`,
+    `      this request's cached prompt tokens (estimate): ` +
+      `${num(c.get('cachelens.request.cache_read.input_tokens.estimate'))}`,
+    `  event cachelens.scheduler  waiting ${num(q.get('cachelens.queue.waiting.start'))} at start, ` +
+      `${num(q.get('cachelens.queue.waiting.max'))} max; running ${num(q.get('cachelens.requests.running.start'))}; ` +
+      `preemptions ${num(q.get('cachelens.preemptions'))} (fleet ${num(q.get('cachelens.fleet.preemptions'))})`,
   ];
   return lines.join('\n') + '\n';
 }
@@ -125,11 +136,16 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
     [
       'cachelens demo: a simulated vLLM fleet, the real cachelens daemon, and what it adds to each request span.',
       '',
-      `  fleet     ${server.urls.map((u) => `${u.instance} (${u.model.split('/')[1]})`).join(', ')}; /metrics scraped every 1 s`,
-      `  traces    vllm-shaped llm_request spans under an api-gateway span (tenant.id), OTel JS SDK → OTLP/gRPC ${grpcUrl}`,
+      `  fleet     ${server.urls.map((u) => `${u.instance} (${u.model.split('/')[1]})`).join(', ')}; /metrics ` +
+        `scraped every 1 s`,
+      `  traces    vllm-shaped llm_request spans under an api-gateway span (tenant.id), OTel JS SDK → OTLP/gRPC ` +
+        `${grpcUrl}`,
       `  downstream an in-process OTLP receiver standing in for your trace backend`,
       `  store     ${dbPath}`,
-      `  script    ${(opts.durationMs / 1000).toFixed(0)} s: steady traffic, a burst on Llama (queue, KV pressure, preemptions) from ${(scenario.phases[0]!.fromMs / 1000).toFixed(0)} s to ${(scenario.phases[0]!.toMs / 1000).toFixed(0)} s, vllm-1 restarts at ${(scenario.restarts[0]!.atMs / 1000).toFixed(0)} s`,
+      `  script    ${(opts.durationMs / 1000).toFixed(0)} s: steady traffic, a burst on Llama (queue, KV pressure, ` +
+        `preemptions) from ${(scenario.phases[0]!.fromMs / 1000).toFixed(0)} s to ` +
+        `${(scenario.phases[0]!.toMs / 1000).toFixed(0)} s, vllm-1 restarts at ` +
+        `${(scenario.restarts[0]!.atMs / 1000).toFixed(0)} s`,
       '',
     ].join('\n') + '\n',
   );
@@ -149,11 +165,13 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
     const inst = fleet.instances
       .map(
         (i) =>
-          `${i.spec.name} kv ${(i.counters.kvCacheUsage * 100).toFixed(0).padStart(3)}% queue ${String(i.counters.requestsWaiting).padStart(2)}`,
+          `${i.spec.name} kv ${(i.counters.kvCacheUsage * 100).toFixed(0).padStart(3)}% queue ` +
+          `${String(i.counters.requestsWaiting).padStart(2)}`,
       )
       .join(' │ ');
     out.write(
-      `  ${t}s ${fleet.phaseAt(Date.now()).padEnd(6)} ${inst} │ ${requests} requests, ${sink.spans.length} enriched downstream\n`,
+      `  ${t}s ${fleet.phaseAt(Date.now()).padEnd(6)} ${inst} │ ` +
+        `${requests} requests, ${sink.spans.length} enriched downstream\n`,
     );
   }, 5000);
   await new Promise((r) => setTimeout(r, opts.durationMs));
@@ -186,7 +204,10 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
     byMatch.set(String(s.cache.get('cachelens.match')), (byMatch.get(String(s.cache.get('cachelens.match'))) ?? 0) + 1);
   const incomplete = shown.filter((s) => !s.cache.get('cachelens.window.complete')).length;
   out.write(
-    `\n${requests} requests finished; downstream received ${sink.received} spans, ${shown.length} llm_request spans enriched (${[...byMatch].map(([m, n]) => `${n} matched by ${m}`).join(', ')}), ${incomplete} with an incomplete window.\n\n`,
+    `\n${requests} requests finished; downstream received ${sink.received} spans, ${shown.length} llm_request spans ` +
+      `enriched (${[...byMatch].map(([m, n]) => `${n} matched by ${m}`).join(', ')}), ` +
+      `${incomplete} with an incomplete ` +
+      `window.\n\n`,
   );
 
   const burst = scenario.phases[0]!;

@@ -68,7 +68,8 @@ function openForReading(path: string): Database {
   if (version < want) {
     db.close();
     throw new ReportError(
-      `${path} is at schema version ${version}, reports need ${want}; run \`cachelens migrate --db ${path}\` (or start the daemon once)`,
+      `${path} is at schema version ${version}, reports need ${want}; ` +
+        `run \`cachelens migrate --db ${path}\` (or start the daemon once)`,
     );
   }
   return db;
@@ -139,7 +140,8 @@ export function runReport(opts: ReportOptions & { out?: string }, io: { out: Nod
       writeFileSync(opts.out, text);
     } catch (err) {
       throw new ReportError(
-        `cannot write ${opts.out}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}; pick a writable --out path`,
+        `cannot write ${opts.out}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}; pick a writable ` +
+          `--out path`,
       );
     }
   } else io.out.write(text);

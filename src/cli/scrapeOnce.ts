@@ -78,7 +78,9 @@ export async function scrapeOnce(
   return 0;
 }
 
-/** About six significant digits, never fewer than the integer part's (toPrecision(6) made 100000.4 "1e+5", then "1"). */
+/**
+ * About six significant digits, never fewer than the integer part's (toPrecision(6) made 100000.4 "1e+5", then "1").
+ */
 export function formatValue(v: number): string {
   if (!Number.isFinite(v) || Number.isInteger(v)) return String(v);
   const abs = Math.abs(v);

@@ -27,9 +27,8 @@ export function configTableRows(): string[] {
       rows.push(`| \`${path}\` | list | see below | – | ${cell(spec.doc)} |`);
       for (const [k, c] of Object.entries(spec.item.fields)) walk(c, `${path}[].${k}`);
     } else {
-      rows.push(
-        `| \`${path}\` | ${cell(typeOf(spec))} | ${cell(defaultOf(spec))} | ${spec.env ? `\`${spec.env}\`` : '–'} | ${cell(spec.doc)} |`,
-      );
+      const env = spec.env ? `\`${spec.env}\`` : '–';
+      rows.push(`| \`${path}\` | ${cell(typeOf(spec))} | ${cell(defaultOf(spec))} | ${env} | ${cell(spec.doc)} |`);
     }
   };
   walk(CONFIG_SCHEMA, '');

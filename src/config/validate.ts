@@ -137,7 +137,8 @@ function validateObject(spec: ObjectSpec, value: unknown, path: string, problems
     if (!(key in spec.fields)) {
       const near = nearestName(key, known);
       problems.push(
-        `${prefix}${key}: unknown key${near ? `; did you mean ${prefix}${near}?` : `; valid keys here: ${known.join(', ')}`}`,
+        `${prefix}${key}: unknown ` +
+          `key${near ? `; did you mean ${prefix}${near}?` : `; valid keys here: ${known.join(', ')}`}`,
       );
     }
   }

@@ -3,7 +3,10 @@ import type { KeyValue, LongLike, OtlpTraceRequest } from '../otlp/schema.ts';
 import type { SpanSelector } from './requestSpans.ts';
 import { hasCachedCount, readUsage, type RequestUsage } from './usage.ts';
 
-/** One span enrichment or the ledger needs: a request span, or another span of the trace naming a tenant or a real cached count. */
+/**
+ * One span enrichment or the ledger needs: a request span, or another span of the trace naming a tenant or a real
+ * cached count.
+ */
 export interface SpanFacts {
   /** Position among the request's spans in wire order: where the exporter splices. */
   index: number;

@@ -90,7 +90,9 @@ export class WindowContexts {
       hasStart = a !== undefined;
       complete = a !== undefined && allClosed;
     }
-    const key = `${rule}|${target?.id ?? ''}|${models?.join('\u0000') ?? '*'}|${fleet.map((t) => t.id).join(',')}|${from}|${to}|${hasStart}|${complete}`;
+    const fleetIds = fleet.map((t) => t.id).join(',');
+    const modelKey = models?.join('\u0000') ?? '*';
+    const key = `${rule}|${target?.id ?? ''}|${modelKey}|${fleetIds}|${from}|${to}|${hasStart}|${complete}`;
     let ctx = this.cache.get(key);
     if (!ctx) {
       if (this.cache.size > 50_000) this.cache.clear();

@@ -120,7 +120,10 @@ export interface RenderOptions {
   multiprocessOrder?: boolean; // _sum, _bucket..., _count
   histograms?: boolean;
   kvBlockHistograms?: boolean;
-  /** vLLM 0.12–0.15 expose no cached-prompt-token counters (prompt_tokens_cached, prompt_tokens_by_source): false renders that. */
+  /**
+   * vLLM 0.12–0.15 expose no cached-prompt-token counters (prompt_tokens_cached, prompt_tokens_by_source): false
+   * renders that.
+   */
   cachedCounters?: boolean;
 }
 
@@ -181,7 +184,8 @@ export function renderVllmExposition(models: VllmModelState[], opts: RenderOptio
   );
   counter(
     'vllm:external_prefix_cache_queries',
-    'External prefix cache queries from KV connector cross-instance cache sharing, in terms of number of queried tokens.',
+    'External prefix cache queries from KV connector cross-instance cache sharing, in terms of number of queried ' +
+      'tokens.',
     () => 0,
   );
   counter(
@@ -261,7 +265,8 @@ export function renderVllmExposition(models: VllmModelState[], opts: RenderOptio
   }
   family('vllm:cache_config_info', 'gauge', 'Information of the LLMEngine CacheConfig', []);
   out.push(
-    `vllm:cache_config_info{block_size="16",cache_dtype="auto",enable_prefix_caching="True",engine="0",gpu_memory_utilization="0.9",num_gpu_blocks="27910"} 1.0`,
+    `vllm:cache_config_info{block_size="16",cache_dtype="auto",enable_prefix_caching="True",` +
+      `engine="0",gpu_memory_utilization="0.9",num_gpu_blocks="27910"} 1.0`,
   );
   return out.join('\n') + '\n';
 }

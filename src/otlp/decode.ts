@@ -51,7 +51,8 @@ function uintField(obj: Record<string, unknown>, key: string, where: string, max
       : typeof v === 'string' && UINT_RE.test(v) && BigInt(v) <= max;
   if (!ok)
     throw new OtlpDecodeError(
-      `${where}.${key}: expected an unsigned integer (number or decimal string) up to ${max}, got ${JSON.stringify(v).slice(0, 60)}`,
+      `${where}.${key}: expected an unsigned integer (number or decimal string) up to ${max}, got ` +
+        `${JSON.stringify(v).slice(0, 60)}`,
     );
 }
 const U32 = 0xffffffffn;
@@ -64,7 +65,8 @@ function doubleField(obj: Record<string, unknown>, key: string, where: string): 
   if (v === undefined || v === null || typeof v === 'number' || (typeof v === 'string' && DOUBLE_STRING_RE.test(v)))
     return;
   throw new OtlpDecodeError(
-    `${where}.${key}: expected a number, or a string holding one, "NaN" or "±Infinity", got ${JSON.stringify(v).slice(0, 60)}`,
+    `${where}.${key}: expected a number, or a string holding one, "NaN" or "±Infinity", got ` +
+      `${JSON.stringify(v).slice(0, 60)}`,
   );
 }
 
@@ -206,13 +208,19 @@ export function spanIdProblem(s: {
   links?: Array<{ traceId: Uint8Array; spanId: Uint8Array }>;
 }): string | undefined {
   if (!validTraceId(s.traceId) || !validSpanId(s.spanId))
-    return `trace_id must be 16 bytes and span_id 8 bytes, not all zero (got ${s.traceId.length} and ${s.spanId.length})`;
+    return (
+      `trace_id must be 16 bytes and span_id 8 bytes, not all zero ` +
+      `(got ${s.traceId.length} and ${s.spanId.length})`
+    );
   const parent = s.parentSpanId;
   if (parent && parent.length !== 0 && parent.length !== 8)
     return `parent_span_id must be empty or 8 bytes (got ${parent.length})`;
   for (const [i, l] of (s.links ?? []).entries()) {
     if (!validTraceId(l.traceId) || !validSpanId(l.spanId))
-      return `links[${i}] needs a 16-byte trace_id and an 8-byte span_id, not all zero (got ${l.traceId?.length ?? 0} and ${l.spanId?.length ?? 0})`;
+      return (
+        `links[${i}] needs a 16-byte trace_id and an 8-byte span_id, not all zero ` +
+        `(got ${l.traceId?.length ?? 0} and ${l.spanId?.length ?? 0})`
+      );
   }
   return undefined;
 }
@@ -289,7 +297,10 @@ export type JsAttrValue =
   | { [k: string]: JsAttrValue }
   | undefined;
 
-/** AnyValue → the JS value the OTLP serializer maps back to the same AnyValue (docs/architecture.md, Forwarding, says what survives). */
+/**
+ * AnyValue → the JS value the OTLP serializer maps back to the same AnyValue (docs/architecture.md, Forwarding, says
+ * what survives).
+ */
 export function anyValueToJs(v: AnyValue | undefined): JsAttrValue {
   if (!v) return undefined;
   switch (v.value) {

@@ -104,7 +104,10 @@ export class WireWriter {
 
 export class WireError extends Error {}
 
-/** Reads one varint at `pos`; returns [value, next position]. Values above 2^53 lose precision (lengths and tags never are). */
+/**
+ * Reads one varint at `pos`; returns [value, next position]. Values above 2^53 lose precision (lengths and tags never
+ * are).
+ */
 export function readVarint(buf: Uint8Array, pos: number): [number, number] {
   let result = 0;
   let mul = 1;

@@ -28,7 +28,9 @@ function keyField(key: string): Buffer {
 /** AnyValue{double_value}: a 1-byte tag and 8 bytes. */
 const ANY_DOUBLE_BYTES = 9;
 
-/** One KeyValue message body. Numbers map as the OTel JS SDK maps them: integers to int_value, the rest to double_value. */
+/**
+ * One KeyValue message body. Numbers map as the OTel JS SDK maps them: integers to int_value, the rest to double_value.
+ */
 function encodeKeyValue(w: WireWriter, key: string, v: string | number | boolean | bigint): void {
   if (typeof v === 'number' && !Number.isInteger(v)) {
     // A span's own estimate, once per span: written in place, no scratch writers.

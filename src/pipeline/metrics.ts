@@ -54,13 +54,17 @@ export class PipelineMetrics {
     });
     this.enriched = new Counter({
       name: 'cachelens_spans_enriched_total',
-      help: 'Request spans given fleet context, by how they were matched to an instance (config, resource, peer, fleet).',
+      help:
+        'Request spans given fleet context, by how they were matched to an instance ' +
+        '(config, resource, peer, fleet).',
       labelNames: ['match'],
       registers: r,
     });
     this.enrichWait = new Histogram({
       name: 'cachelens_enrich_wait_seconds',
-      help: 'Time from acknowledgement to enrichment of a request batch: mostly the wait for the scrape that closes its window.',
+      help:
+        'Time from acknowledgement to enrichment of a request batch: mostly the wait for the scrape that closes its ' +
+        'window.',
       buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
       registers: r,
     });

@@ -52,7 +52,8 @@ export function classifyExportError(err: unknown): FailureVerdict {
   const e = err as GrpcLikeError;
   if (!e || typeof e.code !== 'number') return { retryable: true, reason: e?.message ?? String(err) };
   const retryAfterMs = retryInfoMs(e);
-  const reason = `${Object.keys(GRPC).find((k) => GRPC[k as keyof typeof GRPC] === e.code) ?? e.code}: ${e.details ?? e.message}`;
+  const codeName = Object.keys(GRPC).find((k) => GRPC[k as keyof typeof GRPC] === e.code) ?? e.code;
+  const reason = `${codeName}: ${e.details ?? e.message}`;
   if (e.code === GRPC.RESOURCE_EXHAUSTED) return { retryable: retryAfterMs !== undefined, retryAfterMs, reason };
   return { retryable: RETRYABLE.has(e.code), retryAfterMs, reason };
 }

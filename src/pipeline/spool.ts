@@ -80,7 +80,8 @@ export class Spool {
     );
     this.insertBody = this.db.prepare('INSERT INTO spool_body (id, body) VALUES (?, ?)');
     this.selectReady = this.db.prepare(
-      'SELECT id, received_ms, not_before_ms, attempts, spans, bytes, peer FROM spool WHERE not_before_ms <= ? ORDER BY id LIMIT ?',
+      'SELECT id, received_ms, not_before_ms, attempts, spans, bytes, peer FROM spool WHERE not_before_ms <= ? ORDER ' +
+        'BY id LIMIT ?',
     );
     this.selectBody = this.db.prepare('SELECT body FROM spool_body WHERE id = ?').pluck();
     this.deleteOne = this.db.prepare('DELETE FROM spool WHERE id = ? RETURNING bytes').pluck();

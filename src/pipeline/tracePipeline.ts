@@ -101,7 +101,8 @@ export class TracePipeline {
     const out: { grpc?: string; http?: string } = {};
     if (!this.endpoint)
       this.log.warn(
-        'no exporter.endpoint and no OTEL_EXPORTER_OTLP_TRACES_ENDPOINT / OTEL_EXPORTER_OTLP_ENDPOINT: spans are enriched and written to the request ledger but not forwarded',
+        'no exporter.endpoint and no OTEL_EXPORTER_OTLP_TRACES_ENDPOINT / OTEL_EXPORTER_OTLP_ENDPOINT: spans are ' +
+          'enriched and written to the request ledger but not forwarded',
       );
     const pending = this.spool.counts();
     if (pending.rows) this.log.info({ rows: pending.rows, spans: pending.spans }, 'resuming export of spooled spans');
@@ -124,7 +125,10 @@ export class TracePipeline {
     await Promise.all([this.grpc?.shutdown(), this.http?.shutdown()]);
   }
 
-  /** Receivers first (no new spans), then send what is ready within the deadline; the rest stays in the spool for the next start. */
+  /**
+   * Receivers first (no new spans), then send what is ready within the deadline; the rest stays in the spool for the
+   * next start.
+   */
   async shutdown(): Promise<void> {
     if (this.closed) return;
     await this.stopIntake();

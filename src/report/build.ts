@@ -90,7 +90,9 @@ const iso = (ms: number) => new Date(ms).toISOString();
 const dayOf = (ms: number) => iso(Math.floor(ms / DAY_MS) * DAY_MS).slice(0, 10);
 const hourOf = (ms: number) => `${iso(Math.floor(ms / HOUR_MS) * HOUR_MS).slice(0, 13)}:00Z`;
 
-/** The cached prompt tokens of a fleet fact: `prompt_tokens_cached` where exposed, else prefix-cache hits; never both. */
+/**
+ * The cached prompt tokens of a fleet fact: `prompt_tokens_cached` where exposed, else prefix-cache hits; never both.
+ */
 export function fleetCached(f: FleetFact): number | null {
   return f.counters.prompt_tokens_cached ?? f.counters.prefix_cache_hits;
 }
@@ -451,11 +453,14 @@ export function buildReport(input: BuildInput): Report {
     };
     if (!input.ledger.length && input.fleet.length)
       notes.push(
-        "No request spans in the ledger for this period: every token is unattributed. Point the inference servers' OTLP traces at cachelens (docs/architecture.md, The trace pipeline) and list tenant attributes under ledger.tenant_attributes.",
+        "No request spans in the ledger for this period: every token is unattributed. Point the inference servers' " +
+          'OTLP traces at cachelens (docs/architecture.md, The trace pipeline) and list tenant attributes under ' +
+          'ledger.tenant_attributes.',
       );
     if (unattributed !== null && unattributed < 0)
       notes.push(
-        'Tenants were credited more cached tokens than the fleet counted (a negative unattributed figure): allocated estimates from overlapping windows overshoot; measured counts do not.',
+        'Tenants were credited more cached tokens than the fleet counted (a negative unattributed figure): allocated ' +
+          'estimates from overlapping windows overshoot; measured counts do not.',
       );
   }
   rows.sort(compareKeys(by));
@@ -486,21 +491,25 @@ export function buildReport(input: BuildInput): Report {
 
   if (!input.fleet.length && !input.ledger.length) {
     notes.push(
-      `No data between ${iso(input.fromMs)} and ${iso(input.toMs)} in ${input.db}. Widen --since, or check that the daemon is scraping (cachelens scrape --once lists what each target exposes).`,
+      `No data between ${iso(input.fromMs)} and ${iso(input.toMs)} in ${input.db}. Widen --since, or check that the ` +
+        `daemon is scraping (cachelens scrape --once lists what each target exposes).`,
     );
   }
   if (!prices)
     notes.push(
-      'No prices: the cost columns are left out. Pass --prices prices.yaml with per-model token prices or per-instance GPU-hour prices (docs/reports.md, Prices).',
+      'No prices: the cost columns are left out. Pass --prices prices.yaml with per-model token prices or ' +
+        'per-instance GPU-hour prices (docs/reports.md, Prices).',
     );
   else if (pricer!.unpricedModels.size)
     notes.push(
-      `No price matches ${[...pricer!.unpricedModels].sort().join(', ')}: their tokens are left out of the cost columns. Add a models: entry whose match covers them in ${prices.file}.`,
+      `No price matches ${[...pricer!.unpricedModels].sort().join(', ')}: their tokens are left out of the cost ` +
+        `columns. Add a models: entry whose match covers them in ${prices.file}.`,
     );
   const resets = input.fleet.reduce((s, f) => s + f.resets, 0);
   if (resets)
     notes.push(
-      `${resets} counter reset${resets === 1 ? '' : 's'} (server restarts) in the period; deltas across them are exact.`,
+      `${resets} counter reset${resets === 1 ? '' : 's'} (server restarts) in the period; deltas across them are ` +
+        `exact.`,
     );
   const viaHits = new Set(
     input.fleet
@@ -509,11 +518,14 @@ export function buildReport(input: BuildInput): Report {
   );
   if (input.hitsInBlocks?.length)
     notes.push(
-      `Prefix-cache hits of ${input.hitsInBlocks.join(', ')} are counted in blocks (vLLM before 0.9) and no block size was exposed (vllm:cache_config_info): they are left out of the token and cache figures, not added to tokens.`,
+      `Prefix-cache hits of ${input.hitsInBlocks.join(', ')} are counted in blocks (vLLM before 0.9) and no block ` +
+        `size was exposed (vllm:cache_config_info): they are left out of the token and cache figures, not added to ` +
+        `tokens.`,
     );
   if (viaHits.size)
     notes.push(
-      `Cached prompt tokens for ${[...viaHits].sort().join(', ')} come from prefix-cache hits (the server exposes no cached-prompt-token counter).`,
+      `Cached prompt tokens for ${[...viaHits].sort().join(', ')} come from prefix-cache hits (the server exposes no ` +
+        `cached-prompt-token counter).`,
     );
 
   return {

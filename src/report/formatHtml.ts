@@ -37,7 +37,8 @@ function lineChart(
     const v = (yMax * i) / 4;
     parts.push(`<line class="grid" x1="${M.l}" x2="${W - M.r}" y1="${y(v).toFixed(1)}" y2="${y(v).toFixed(1)}"/>`);
     parts.push(
-      `<text class="tick" x="${M.l - 6}" y="${(y(v) + 4).toFixed(1)}" text-anchor="end">${escapeHtml(yFormat(v))}</text>`,
+      `<text class="tick" x="${M.l - 6}" y="${(y(v) + 4).toFixed(1)}" ` +
+        `text-anchor="end">${escapeHtml(yFormat(v))}</text>`,
     );
   }
   for (let i = 0; i <= 4; i++) {
@@ -47,7 +48,8 @@ function lineChart(
       .slice(5, toMs - fromMs > 3 * 86_400_000 ? 10 : 16)
       .replace('T', ' ');
     parts.push(
-      `<text class="tick" x="${x(t).toFixed(1)}" y="${H - M.b + 18}" text-anchor="${i === 0 ? 'start' : i === 4 ? 'end' : 'middle'}">${escapeHtml(label)}</text>`,
+      `<text class="tick" x="${x(t).toFixed(1)}" y="${H - M.b + 18}" ` +
+        `text-anchor="${i === 0 ? 'start' : i === 4 ? 'end' : 'middle'}">${escapeHtml(label)}</text>`,
     );
   }
   lines.forEach((l, i) => {
@@ -66,7 +68,8 @@ function lineChart(
       const pt = `${x(t).toFixed(1)},${y(v).toFixed(1)}`;
       run.push(pt);
       parts.push(
-        `<circle cx="${x(t).toFixed(1)}" cy="${y(v).toFixed(1)}" r="2.5" fill="${color}"><title>${escapeHtml(`${l.name} ${new Date(t).toISOString()}: ${yFormat(v)}`)}</title></circle>`,
+        `<circle cx="${x(t).toFixed(1)}" cy="${y(v).toFixed(1)}" r="2.5" fill="${color}">` +
+          `<title>${escapeHtml(`${l.name} ${new Date(t).toISOString()}: ${yFormat(v)}`)}</title></circle>`,
       );
     }
     flush();
@@ -75,7 +78,7 @@ function lineChart(
   const legend = lines
     .map((l, i) => `<span><i style="background:${PALETTE[i % PALETTE.length]}"></i>${escapeHtml(l.name)}</span>`)
     .join('');
-  return `<figure><figcaption>${escapeHtml(title)}</figcaption><svg viewBox="0 0 ${W} ${H}" width="${W}" height="${H}" role="img" aria-label="${escapeHtml(title)}">${parts.join('')}</svg><div class="legend">${legend}</div></figure>`;
+  return `${svgFigure(title, H, parts)}<div class="legend">${legend}</div></figure>`;
 }
 
 function barChart(
@@ -86,7 +89,9 @@ function barChart(
 ): string {
   const shown = bars.filter((b): b is { name: string; value: number } => b.value !== null).slice(0, 20);
   if (!shown.length)
-    return `<figure><figcaption>${escapeHtml(title)}</figcaption><p class="empty">${escapeHtml(emptyHint)}</p></figure>`;
+    return (
+      `<figure><figcaption>${escapeHtml(title)}</figcaption><p class="empty">${escapeHtml(emptyHint)}` + '</p></figure>'
+    );
   const rowH = 24;
   const h = shown.length * rowH + 8;
   const labelW = 220;
@@ -95,9 +100,26 @@ function barChart(
     const w = (Math.abs(b.value) / max) * (W - labelW - 120);
     const yy = 4 + i * rowH;
     const color = b.value < 0 ? '#dc2626' : PALETTE[0];
-    return `<text class="tick" x="${labelW - 8}" y="${yy + 15}" text-anchor="end">${escapeHtml(b.name.length > 34 ? `${b.name.slice(0, 33)}…` : b.name)}</text><rect x="${labelW}" y="${yy + 3}" width="${Math.max(1, w).toFixed(1)}" height="${rowH - 8}" fill="${color}"><title>${escapeHtml(`${b.name}: ${format(b.value)}`)}</title></rect><text class="tick" x="${(labelW + Math.max(1, w) + 6).toFixed(1)}" y="${yy + 15}">${escapeHtml(format(b.value))}</text>`;
+    const label = b.name.length > 34 ? `${b.name.slice(0, 33)}…` : b.name;
+    return (
+      `<text class="tick" x="${labelW - 8}" y="${yy + 15}" text-anchor="end">${escapeHtml(label)}</text>` +
+      `<rect x="${labelW}" y="${yy + 3}" width="${Math.max(1, w).toFixed(1)}" height="${rowH - 8}" fill="${color}">` +
+      `<title>${escapeHtml(`${b.name}: ${format(b.value)}`)}</title></rect>` +
+      `<text class="tick" x="${(labelW + Math.max(1, w) + 6).toFixed(1)}" y="${yy + 15}">` +
+      `${escapeHtml(format(b.value))}</text>`
+    );
   });
-  return `<figure><figcaption>${escapeHtml(title)}</figcaption><svg viewBox="0 0 ${W} ${h}" width="${W}" height="${h}" role="img" aria-label="${escapeHtml(title)}">${parts.join('')}</svg></figure>`;
+  return `${svgFigure(title, h, parts)}</figure>`;
+}
+
+/** A figure's caption and its chart; the caller closes the figure (after a legend, if any). */
+function svgFigure(title: string, height: number, parts: string[]): string {
+  const t = escapeHtml(title);
+  return (
+    `<figure><figcaption>${t}</figcaption>` +
+    `<svg viewBox="0 0 ${W} ${height}" width="${W}" height="${height}" role="img" aria-label="${t}">` +
+    `${parts.join('')}</svg>`
+  );
 }
 
 const BUCKET_MS = { minute: 60_000, hour: 3_600_000, day: 86_400_000 } as const;
@@ -122,12 +144,18 @@ function linesBy(
   return [...byModel].sort((a, b) => (a[0] < b[0] ? -1 : 1)).map(([name, pts]) => ({ name, points: pts }));
 }
 
-const CSS = `body{font:14px/1.4 system-ui,sans-serif;margin:24px;color:#111;background:#fff}h1{font-size:20px;margin:0 0 4px}
-.meta{color:#555;margin-bottom:16px}.notes li{color:#92400e}figure{margin:16px 0}figcaption{font-weight:600;margin-bottom:4px}
-svg{background:#fafafa;border:1px solid #e5e7eb}.grid{stroke:#e5e7eb}.axis{stroke:#9ca3af}.tick{font-size:11px;fill:#4b5563}
-.legend span{margin-right:14px;font-size:12px}.legend i{display:inline-block;width:10px;height:10px;margin-right:4px;vertical-align:middle}
-.empty{color:#6b7280;font-style:italic}table{border-collapse:collapse;font-size:12px;margin-top:8px}th,td{padding:3px 8px;border-bottom:1px solid #e5e7eb;white-space:nowrap}
-td.n{text-align:right;font-variant-numeric:tabular-nums}tr.total td{font-weight:600;border-top:2px solid #9ca3af}.grid2{display:flex;flex-wrap:wrap;gap:0 24px}`;
+const CSS = [
+  'body{font:14px/1.4 system-ui,sans-serif;margin:24px;color:#111;background:#fff}',
+  'h1{font-size:20px;margin:0 0 4px}.meta{color:#555;margin-bottom:16px}.notes li{color:#92400e}',
+  'figure{margin:16px 0}figcaption{font-weight:600;margin-bottom:4px}',
+  'svg{background:#fafafa;border:1px solid #e5e7eb}.grid{stroke:#e5e7eb}.axis{stroke:#9ca3af}',
+  '.tick{font-size:11px;fill:#4b5563}.legend span{margin-right:14px;font-size:12px}',
+  '.legend i{display:inline-block;width:10px;height:10px;margin-right:4px;vertical-align:middle}',
+  '.empty{color:#6b7280;font-style:italic}table{border-collapse:collapse;font-size:12px;margin-top:8px}',
+  'th,td{padding:3px 8px;border-bottom:1px solid #e5e7eb;white-space:nowrap}',
+  'td.n{text-align:right;font-variant-numeric:tabular-nums}',
+  'tr.total td{font-weight:600;border-top:2px solid #9ca3af}.grid2{display:flex;flex-wrap:wrap;gap:0 24px}',
+].join('');
 
 export function formatHtml(report: Report): string {
   const fromMs = Date.parse(report.period.since);
@@ -175,7 +203,8 @@ export function formatHtml(report: Report): string {
   const cols = columnsFor(report);
   const dims = report.group_by;
   const basis = showsBasis(report);
-  const head = `<tr>${[...(dims.length ? dims : ['']), ...(basis ? ['basis'] : [])].map((d) => `<th>${escapeHtml(d)}</th>`).join('')}${cols.map((c) => `<th>${escapeHtml(c.header)}</th>`).join('')}</tr>`;
+  const headers = [...(dims.length ? dims : ['']), ...(basis ? ['basis'] : []), ...cols.map((c) => c.header)];
+  const head = `<tr>${headers.map((d) => `<th>${escapeHtml(d)}</th>`).join('')}</tr>`;
   const body = rowsWithTotal(report)
     .map((r) => {
       const keys = dims.length
@@ -184,12 +213,21 @@ export function formatHtml(report: Report): string {
       const cells = [...keys, ...(basis ? ['total' in r ? 'exact' : r.basis] : [])]
         .map((k) => `<td>${escapeHtml(k)}</td>`)
         .join('');
-      return `<tr${'total' in r ? ' class="total"' : ''}>${cells}${cols.map((c) => `<td class="n">${escapeHtml(formatCell(r[c.field], c.kind, report.currency))}</td>`).join('')}</tr>`;
+      const values = cols.map(
+        (c) => `<td class="n">${escapeHtml(formatCell(r[c.field], c.kind, report.currency))}</td>`,
+      );
+      return `<tr${'total' in r ? ' class="total"' : ''}>${cells}${values.join('')}</tr>`;
     })
     .join('\n');
   const notes = report.notes.length
     ? `<ul class="notes">${report.notes.map((n) => `<li>${escapeHtml(n)}</li>`).join('')}</ul>`
     : '';
+  const meta = [
+    `${escapeHtml(report.period.since)} → ${escapeHtml(report.period.until)}`,
+    ...(dims.length ? [`by ${escapeHtml(dims.join(', '))}`] : []),
+    escapeHtml(report.db),
+    `generated ${escapeHtml(report.generated_at)}`,
+  ].join(' · ');
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'">
@@ -197,7 +235,7 @@ export function formatHtml(report: Report): string {
 <title>cachelens report ${escapeHtml(report.period.since)} to ${escapeHtml(report.period.until)}</title>
 <style>${CSS}</style></head><body>
 <h1>cachelens FinOps report</h1>
-<div class="meta">${escapeHtml(report.period.since)} → ${escapeHtml(report.period.until)}${dims.length ? ` · by ${escapeHtml(dims.join(', '))}` : ''} · ${escapeHtml(report.db)} · generated ${escapeHtml(report.generated_at)}</div>
+<div class="meta">${meta}</div>
 ${notes}
 <div class="grid2">${charts.join('\n')}</div>
 <table><thead>${head}</thead><tbody>

@@ -64,7 +64,8 @@ export function formatText(report: Report): string {
   const first = dims.length ? 0 : 1;
   const numeric = header.map((_, i) => i).filter((i) => i >= dims.length + first + (showsBasis(report) ? 1 : 0));
   const out = [
-    `cachelens report  ${report.period.since} → ${report.period.until}${dims.length ? `  by ${dims.join(', ')}` : ''}`,
+    `cachelens report  ${report.period.since} → ${report.period.until}` +
+      (dims.length ? `  by ${dims.join(', ')}` : ''),
   ];
   if (!report.rows.length && !report.totals.requests && !report.totals.prompt_tokens) out.push('', '(no data)');
   else out.push('', formatTable(dims.length ? header : ['', ...header], body, numeric).trimEnd());
@@ -73,7 +74,8 @@ export function formatText(report: Report): string {
     const f = (n: number | null) => (n === null ? '–' : humanNumber(Math.round(n)));
     out.push(
       '',
-      `cached prompt tokens: fleet ${f(r.fleet_cached_prompt_tokens)} = tenants measured ${f(r.tenant_measured)} + allocated ${f(r.tenant_allocated)} + unattributed ${f(r.unattributed)}`,
+      `cached prompt tokens: fleet ${f(r.fleet_cached_prompt_tokens)} = tenants measured ${f(r.tenant_measured)} + ` +
+        `allocated ${f(r.tenant_allocated)} + unattributed ${f(r.unattributed)}`,
     );
   }
   if (report.notes.length) out.push('', ...report.notes.map((n) => `note: ${n}`));

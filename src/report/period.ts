@@ -25,7 +25,8 @@ export function parseInstant(text: string, nowMs: number, flag: string): number 
     ms = Date.parse(/Z$|[+-]\d{2}:?\d{2}$/.test(s) ? s.replace(' ', 'T') : `${s.replace(' ', 'T')}Z`);
   if (!Number.isFinite(ms))
     throw new PeriodError(
-      `${flag} ${JSON.stringify(text)}: not a time; use a duration back from now (7d, 12h, 30m, 2w), a UTC date (2026-11-01) or an ISO timestamp (2026-11-01T12:00:00Z)`,
+      `${flag} ${JSON.stringify(text)}: not a time; use a duration back from now (7d, 12h, 30m, 2w), a UTC date ` +
+        `(2026-11-01) or an ISO timestamp (2026-11-01T12:00:00Z)`,
     );
   return ms;
 }
@@ -39,7 +40,8 @@ export function parsePeriod(
   const fromMs = parseInstant(since ?? '7d', nowMs, '--since');
   if (fromMs >= toMs)
     throw new PeriodError(
-      `--since ${new Date(fromMs).toISOString()} is not before --until ${new Date(toMs).toISOString()}; pick a --since earlier than --until`,
+      `--since ${new Date(fromMs).toISOString()} is not before --until ${new Date(toMs).toISOString()}; pick a ` +
+        `--since earlier than --until`,
     );
   return { fromMs, toMs };
 }

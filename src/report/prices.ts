@@ -91,7 +91,8 @@ export function parsePrices(text: string, file: string): Prices {
       const entry = e as Record<string, unknown>;
       if (typeof entry.match !== 'string' || !entry.match)
         throw new PricesError(
-          `${file}: ${key}[${i}].match: missing; set it to a ${key === 'models' ? 'model' : 'instance'} name or glob such as "llama-*"`,
+          `${file}: ${key}[${i}].match: missing; set it to a ${key === 'models' ? 'model' : 'instance'} name or glob ` +
+            `such as "llama-*"`,
         );
       return entry;
     });

@@ -120,7 +120,8 @@ export function fetchExposition(t: Target, timeoutMs: number, maxBodyBytes: numb
         res.resume();
         return fail(
           new ScrapeError(
-            `HTTP ${status} redirect to ${res.headers.location ?? '(no location)'} (redirects are not followed; configure the final URL)`,
+            `HTTP ${status} redirect to ${res.headers.location ?? '(no location)'} (redirects are not followed; ` +
+              `configure the final URL)`,
             'redirect',
           ),
         );

@@ -92,7 +92,8 @@ export function lexSampleLine(line: string, openMetrics = false): LexedSample {
     const text = line.slice(i, end);
     if (!(openMetrics ? TIMESTAMP_S : TIMESTAMP_MS).test(text))
       throw new LexError(
-        `timestamp ${JSON.stringify(text.slice(0, 40))} is not ${openMetrics ? 'a number' : 'an integer of milliseconds'}`,
+        `timestamp ${JSON.stringify(text.slice(0, 40))} is not ` +
+          `${openMetrics ? 'a number' : 'an integer of milliseconds'}`,
       );
     timestamp = Number(text);
     i = end;

@@ -19,7 +19,9 @@ export function registerScrapeMetrics(
   const r = [registry];
   new Gauge({
     name: 'cachelens_target_up',
-    help: "Whether the last scrape of the target worked (1) or not (0), like Prometheus' up. target is the instance name cachelens gives the server.",
+    help:
+      "Whether the last scrape of the target worked (1) or not (0), like Prometheus' up. target is the instance name " +
+      'cachelens gives the server.',
     labelNames: ['target'],
     registers: r,
     collect() {
@@ -49,7 +51,9 @@ export function registerScrapeMetrics(
   });
   new Counter({
     name: 'cachelens_scrape_failures_total',
-    help: 'Failed scrapes by reason (connect, timeout, http_status, too_large, decode, auth_file, redirect, sample_limit, not_exposition, unexpected).',
+    help:
+      'Failed scrapes by reason (connect, timeout, http_status, too_large, decode, auth_file, redirect, ' +
+      'sample_limit, not_exposition, unexpected).',
     labelNames: ['reason'],
     registers: r,
     collect() {

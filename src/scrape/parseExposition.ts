@@ -39,7 +39,8 @@ export function parseExposition(
     // Checked before lexing: 400k such lines would hold the event loop for seconds.
     if (kept > sampleLimit)
       throw new ScrapeError(
-        `${kept} samples of the metrics cachelens reads exceed scrape.sample_limit (${sampleLimit}); is a label exploding?`,
+        `${kept} samples of the metrics cachelens reads exceed scrape.sample_limit (${sampleLimit}); is a label ` +
+          `exploding?`,
         'sample_limit',
       );
   }

@@ -30,7 +30,10 @@ export interface Profile {
    * blocks can be turned into tokens. Without it, values in blocks stay in blocks and never enter a token sum.
    */
   blockSize?: { metric: string; label: string };
-  /** Detection: every `all` name present, no `none` name present, any of `any` present, or else any name with `anyPrefix`. */
+  /**
+   * Detection: every `all` name present, no `none` name present, any of `any` present, or else any name with
+   * `anyPrefix`.
+   */
   detect: { all?: string[]; none?: string[]; any?: string[]; anyPrefix?: string };
 }
 

@@ -39,7 +39,8 @@ export function normalizeBody(
   if (parsed.parseErrors) warnings.push(`${parsed.parseErrors} line(s) not parsed; first: ${parsed.firstError}`);
   if (!profile)
     warnings.push(
-      'no vLLM, SGLang or TGI metric families found (is the server started with metrics on, e.g. without --disable-log-stats?)',
+      'no vLLM, SGLang or TGI metric families found (is the server started with metrics on, e.g. without ' +
+        '--disable-log-stats?)',
     );
   const signals = profile ? normalizeSamples(profile, parsed.samples, parsed.help, target.labels) : [];
   return {

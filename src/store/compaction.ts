@@ -160,9 +160,12 @@ export class Compactor {
       this.db.prepare("DELETE FROM ledger_rollup WHERE level IN ('day', 'day_all') AND bucket_ms = ?").run(d);
       writeFleetRollup(this.db, 'day', fleetFromRollup(this.db, 'hour', d, d + DAY_MS, DAY_MS));
       const insertDay = this.db.prepare(
-        `INSERT INTO ledger_rollup (level, bucket_ms, target_id, model, tenant, requests, prompt_tokens, completion_tokens, cached_measured, requests_measured, cached_allocated, requests_allocated)
-           SELECT @day, @from, target_id, model, tenant, sum(requests), sum(prompt_tokens), sum(completion_tokens), sum(cached_measured), sum(requests_measured), sum(cached_allocated), sum(requests_allocated)
-           FROM ledger_rollup WHERE level = @hour AND bucket_ms >= @from AND bucket_ms < @to GROUP BY target_id, model, tenant`,
+        `INSERT INTO ledger_rollup (level, bucket_ms, target_id, model, tenant, requests, prompt_tokens,
+          completion_tokens, cached_measured, requests_measured, cached_allocated, requests_allocated)
+           SELECT @day, @from, target_id, model, tenant, sum(requests), sum(prompt_tokens), sum(completion_tokens),
+           sum(cached_measured), sum(requests_measured), sum(cached_allocated), sum(requests_allocated)
+           FROM ledger_rollup WHERE level = @hour AND bucket_ms >= @from AND bucket_ms < @to GROUP BY target_id,
+           model, tenant`,
       );
       insertDay.run({ day: 'day', hour: 'hour', from: d, to: d + DAY_MS });
       insertDay.run({ day: 'day_all', hour: 'hour_all', from: d, to: d + DAY_MS });
@@ -172,7 +175,8 @@ export class Compactor {
   private setDone(level: Level, ms: number): void {
     this.db
       .prepare(
-        'INSERT INTO compaction (level, done_until_ms) VALUES (?, ?) ON CONFLICT(level) DO UPDATE SET done_until_ms = excluded.done_until_ms',
+        'INSERT INTO compaction (level, done_until_ms) VALUES (?, ?) ON CONFLICT(level) DO UPDATE SET done_until_ms ' +
+          '= excluded.done_until_ms',
       )
       .run(level, ms);
   }

@@ -64,7 +64,9 @@ export class FleetQueries {
     return this.st.scrapesFrom!.all(fromMs) as Array<{ id: number; target_id: number; ts_ms: number }>;
   }
 
-  /** The last successful scrape of a target at or before ms, from the store (for windows older than the timelines keep). */
+  /**
+   * The last successful scrape of a target at or before ms, from the store (for windows older than the timelines keep).
+   */
   scrapeAtOrBefore(targetId: number, ms: number): number | undefined {
     return (this.st.scrapeAtOrBefore!.get(targetId, ms) as number | null) ?? undefined;
   }
@@ -95,13 +97,17 @@ export class FleetQueries {
     const counters = this.db
       // Counters in blocks (older stores) never enter a window's token figures.
       .prepare(
-        `SELECT s.signal, sum(d.delta) AS v FROM counter_deltas d JOIN series s ON s.id = d.series_id WHERE s.target_id IN (${tPh}) AND s.engine = '' AND s.unit <> 'blocks'${mClause} AND d.ts_ms > ? AND d.ts_ms <= ? GROUP BY s.signal`,
+        `SELECT s.signal, sum(d.delta) AS v FROM counter_deltas d JOIN series s ON s.id = d.series_id WHERE ` +
+          `s.target_id IN (${tPh}) AND s.engine = '' AND s.unit <> 'blocks'${mClause} AND d.ts_ms > ?
+            AND d.ts_ms <= ? ` +
+          `GROUP BY s.signal`,
       )
       .all(...params, fromMs, toMs) as Array<{ signal: Signal; v: number }>;
     for (const r of counters) out.counters[r.signal] = r.v;
     const gauges = this.db
       .prepare(
-        `SELECT s.signal, s.target_id, g.ts_ms, g.value FROM gauge_samples g JOIN series s ON s.id = g.series_id WHERE s.target_id IN (${tPh}) AND s.engine = ''${mClause} AND g.ts_ms >= ? AND g.ts_ms <= ?`,
+        `SELECT s.signal, s.target_id, g.ts_ms, g.value FROM gauge_samples g JOIN series s ON s.id = g.series_id ` +
+          `WHERE s.target_id IN (${tPh}) AND s.engine = ''${mClause} AND g.ts_ms >= ? AND g.ts_ms <= ?`,
       )
       .all(...params, fromMs, toMs) as Array<{ signal: Signal; target_id: number; ts_ms: number; value: number }>;
     for (const r of gauges) {
@@ -125,7 +131,8 @@ export class FleetQueries {
     const row = this.db
       .prepare(
         `SELECT sum(v) AS total, count(*) AS n FROM (
-           SELECT (SELECT g.value FROM gauge_samples g WHERE g.series_id = s.id AND g.ts_ms <= ? AND g.ts_ms >= ? ORDER BY g.ts_ms DESC LIMIT 1) AS v
+           SELECT (SELECT g.value FROM gauge_samples g WHERE g.series_id = s.id AND g.ts_ms <= ? AND g.ts_ms >= ?
+           ORDER BY g.ts_ms DESC LIMIT 1) AS v
            FROM series s WHERE s.target_id IN (${tPh}) AND s.engine = '' AND s.signal = ?${mClause}
          ) WHERE v IS NOT NULL`,
       )

@@ -60,16 +60,22 @@ export class LedgerStore {
     // A replay (the same span sent again) replaces its row, except that a row found with an incomplete
     // window never replaces one that had its complete window: a retry never makes the ledger poorer.
     this.upsert =
-      db.prepare(`INSERT INTO request_ledger (start_ms, trace_id, span_id, end_ms, span_name, service_name, target_id, instance, model, match,
+      db.prepare(`INSERT INTO request_ledger (start_ms, trace_id, span_id, end_ms, span_name, service_name, target_id,
+        instance, model, match,
       prompt_tokens, completion_tokens, cached_tokens, cached_tokens_estimate, window_complete,
-      latency_ttft_s, latency_e2e_s, latency_queue_s, latency_prefill_s, latency_decode_s, latency_inference_s, tenant_json)
+      latency_ttft_s, latency_e2e_s, latency_queue_s, latency_prefill_s, latency_decode_s, latency_inference_s,
+      tenant_json)
       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
       ON CONFLICT (start_ms, trace_id, span_id) DO UPDATE SET end_ms = excluded.end_ms, span_name = excluded.span_name,
-        service_name = excluded.service_name, target_id = excluded.target_id, instance = excluded.instance, model = excluded.model,
+        service_name = excluded.service_name, target_id = excluded.target_id, instance = excluded.instance,
+        model = excluded.model,
         match = excluded.match, prompt_tokens = excluded.prompt_tokens, completion_tokens = excluded.completion_tokens,
-        cached_tokens = excluded.cached_tokens, cached_tokens_estimate = excluded.cached_tokens_estimate, window_complete = excluded.window_complete,
-        latency_ttft_s = excluded.latency_ttft_s, latency_e2e_s = excluded.latency_e2e_s, latency_queue_s = excluded.latency_queue_s,
-        latency_prefill_s = excluded.latency_prefill_s, latency_decode_s = excluded.latency_decode_s, latency_inference_s = excluded.latency_inference_s,
+        cached_tokens = excluded.cached_tokens, cached_tokens_estimate = excluded.cached_tokens_estimate,
+        window_complete = excluded.window_complete,
+        latency_ttft_s = excluded.latency_ttft_s, latency_e2e_s = excluded.latency_e2e_s,
+        latency_queue_s = excluded.latency_queue_s,
+        latency_prefill_s = excluded.latency_prefill_s, latency_decode_s = excluded.latency_decode_s,
+        latency_inference_s = excluded.latency_inference_s,
         tenant_json = excluded.tenant_json
       WHERE excluded.window_complete >= request_ledger.window_complete`);
     this.tenant = db.prepare('INSERT OR IGNORE INTO trace_tenants (trace_id, key, value, seen_ms) VALUES (?, ?, ?, ?)');

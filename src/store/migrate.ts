@@ -22,7 +22,8 @@ export function listMigrations(dir = MIGRATIONS_DIR): Migration[] {
   out.forEach((m, i) => {
     if (m.version !== i + 1)
       throw new Error(
-        `migrations: expected version ${i + 1}, found ${String(m.version).padStart(3, '0')}_${m.name}.sql (numbers must run 001, 002, … without gaps)`,
+        `migrations: expected version ${i + 1}, found ${String(m.version).padStart(3, '0')}_${m.name}.sql (numbers ` +
+          `must run 001, 002, … without gaps)`,
       );
   });
   return out;

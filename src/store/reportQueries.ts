@@ -16,7 +16,9 @@ import {
 export interface FactQuery {
   fromMs: number;
   toMs: number;
-  /** MINUTE_MS, HOUR_MS or DAY_MS: the finest time bucket the report needs (minutes read only the per-minute rollups). */
+  /**
+   * MINUTE_MS, HOUR_MS or DAY_MS: the finest time bucket the report needs (minutes read only the per-minute rollups).
+   */
   bucketMs: number;
   tenantKeys: readonly string[];
   ledger: boolean;

@@ -77,7 +77,8 @@ export class Retention {
       if (Number.isFinite(ledgerCutoff)) {
         for (const sql of [
           // keyed by (start_ms, trace_id, span_id), WITHOUT ROWID: the oldest rows are the key's first
-          'DELETE FROM request_ledger WHERE (start_ms, trace_id, span_id) IN (SELECT start_ms, trace_id, span_id FROM request_ledger WHERE start_ms < ? ORDER BY start_ms LIMIT ?)',
+          'DELETE FROM request_ledger WHERE (start_ms, trace_id, span_id) IN (SELECT start_ms, trace_id, span_id ' +
+            'FROM request_ledger WHERE start_ms < ? ORDER BY start_ms LIMIT ?)',
           'DELETE FROM trace_tenants WHERE rowid IN (SELECT rowid FROM trace_tenants WHERE seen_ms < ? LIMIT ?)',
           'DELETE FROM trace_usage WHERE rowid IN (SELECT rowid FROM trace_usage WHERE seen_ms < ? LIMIT ?)',
         ]) {

@@ -103,7 +103,8 @@ export function fleetFromMinutes(db: Database, fromMs: number, toMs: number, buc
   const minutes = new Map<string, Set<number>>();
   const rows = db
     .prepare(
-      `SELECT s.target_id AS t, s.model AS m, s.signal AS sig, r.minute_ms AS ms, r.delta_sum AS d, r.resets AS rs, r.gauge_sum AS gs, r.gauge_count AS gc
+      `SELECT s.target_id AS t, s.model AS m, s.signal AS sig, r.minute_ms AS ms, r.delta_sum AS d, r.resets AS rs,
+        r.gauge_sum AS gs, r.gauge_count AS gc
        FROM series s JOIN rollup_minute r ON r.series_id = s.id
        WHERE s.engine = '' AND s.unit <> 'blocks' AND r.minute_ms >= ? AND r.minute_ms < ?`,
     )
@@ -137,7 +138,8 @@ export function fleetFromMinutes(db: Database, fromMs: number, toMs: number, buc
   return [...facts.values()];
 }
 
-const FLEET_COLS = `bucket_ms, target_id, model, minutes, ${FACT_COUNTERS.join(', ')}, resets, kv_sum, kv_count, kv_sketch, queue_sum, queue_count, queue_sketch`;
+const FLEET_COLS = `bucket_ms, target_id, model, minutes, ${FACT_COUNTERS.join(', ')}, resets, kv_sum, kv_count,
+kv_sketch, queue_sum, queue_count, queue_sketch`;
 
 /** Fleet facts from compacted rows of `level` with bucket in [fromMs, toMs), re-bucketed to `bucketSizeMs`. */
 export function fleetFromRollup(
@@ -250,15 +252,21 @@ export function ledgerFromRaw(
       WHERE x.start_ms >= @from - @reach AND x.start_ms < @to + @reach AND x.cached_tokens IS NULL
       GROUP BY x.trace_id
     ), rows AS (
-      SELECT CAST(l.start_ms / @size AS INTEGER) * @size AS bucket, ${perTarget ? 'coalesce(l.target_id, 0)' : '0'} AS target_id, coalesce(l.model, '') AS model,
+      SELECT CAST(l.start_ms / @size AS INTEGER) * @size AS bucket,
+      ${perTarget ? 'coalesce(l.target_id, 0)' : '0'} AS target_id, coalesce(l.model, '') AS model,
         ${tenant.sql} AS tenant, coalesce(l.prompt_tokens, 0) AS prompt, coalesce(l.completion_tokens, 0) AS completion,
-        coalesce(l.cached_tokens, tu.cached_tokens * CASE WHEN s.prompt > 0 THEN coalesce(l.prompt_tokens, 0) * 1.0 / s.prompt ELSE 1.0 / s.n END) AS measured,
+        coalesce(l.cached_tokens,
+          tu.cached_tokens
+            * CASE WHEN s.prompt > 0 THEN coalesce(l.prompt_tokens, 0) * 1.0 / s.prompt ELSE 1.0 / s.n END
+        ) AS measured,
         l.cached_tokens_estimate AS estimate
-      FROM request_ledger l LEFT JOIN trace_usage tu ON tu.trace_id = l.trace_id LEFT JOIN shares s ON s.trace_id = l.trace_id
+      FROM request_ledger l LEFT JOIN trace_usage tu ON tu.trace_id = l.trace_id LEFT JOIN shares s
+      ON s.trace_id = l.trace_id
       WHERE l.start_ms >= @from AND l.start_ms < @to
     )
     SELECT bucket, target_id, model, tenant, count(*), sum(prompt), sum(completion),
-      coalesce(sum(measured), 0), count(measured), coalesce(sum(CASE WHEN measured IS NULL THEN estimate END), 0), count(CASE WHEN measured IS NULL THEN estimate END)
+      coalesce(sum(measured), 0), count(measured), coalesce(sum(CASE WHEN measured IS NULL THEN estimate END), 0),
+      count(CASE WHEN measured IS NULL THEN estimate END)
     FROM rows GROUP BY bucket, target_id, model, tenant`;
   const rows = db
     .prepare(sql)
@@ -296,7 +304,8 @@ export function ledgerFromRaw(
 }
 
 const LEDGER_COLS =
-  'bucket_ms, target_id, model, tenant, requests, prompt_tokens, completion_tokens, cached_measured, requests_measured, cached_allocated, requests_allocated';
+  'bucket_ms, target_id, model, tenant, requests, prompt_tokens, completion_tokens, cached_measured, ' +
+  'requests_measured, cached_allocated, requests_allocated';
 
 /** `perTarget` false folds instances together (target 0): far fewer rows when no instance is asked for. */
 export function ledgerFromRollup(
@@ -309,7 +318,8 @@ export function ledgerFromRollup(
 ): LedgerFact[] {
   const rows = db
     .prepare(
-      `SELECT CAST(bucket_ms / @size AS INTEGER) * @size, target_id, model, tenant, sum(requests), sum(prompt_tokens), sum(completion_tokens), sum(cached_measured),
+      `SELECT CAST(bucket_ms / @size AS INTEGER) * @size, target_id, model, tenant, sum(requests), sum(prompt_tokens),
+        sum(completion_tokens), sum(cached_measured),
          sum(requests_measured), sum(cached_allocated), sum(requests_allocated)
        FROM ledger_rollup WHERE level = @level AND bucket_ms >= @from AND bucket_ms < @to GROUP BY 1, 2, 3, 4`,
     )

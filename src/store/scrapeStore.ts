@@ -28,13 +28,15 @@ export class ScrapeStore {
   constructor(private readonly db: Database) {
     this.stmt = {
       upsertTarget: db.prepare(
-        `INSERT INTO targets (url, instance, labels_json, profile, first_seen_ms, last_seen_ms) VALUES (@url, @instance, @labels, @profile, @ts, @ts)
+        `INSERT INTO targets (url, instance, labels_json, profile, first_seen_ms, last_seen_ms) VALUES (@url,
+          @instance, @labels, @profile, @ts, @ts)
          ON CONFLICT(url) DO UPDATE SET instance = excluded.instance, labels_json = excluded.labels_json,
            profile = coalesce(excluded.profile, targets.profile), last_seen_ms = excluded.last_seen_ms
          RETURNING id`,
       ),
       insertScrape: db.prepare(
-        'INSERT INTO scrapes (target_id, ts_ms, duration_ms, up, samples, parse_errors, profile, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
+        'INSERT INTO scrapes (target_id, ts_ms, duration_ms, up, samples, parse_errors, profile, error) VALUES (?, ' +
+          '?, ?, ?, ?, ?, ?, ?)',
       ),
       selectSeries: db.prepare('SELECT id FROM series WHERE target_id = ? AND model = ? AND engine = ? AND signal = ?'),
       insertSeries: db.prepare(
@@ -42,21 +44,27 @@ export class ScrapeStore {
       ),
       updateSeriesUnit: db.prepare('UPDATE series SET unit = ? WHERE id = ? AND unit <> ?'),
       insertDelta: db.prepare(
-        'INSERT OR REPLACE INTO counter_deltas (series_id, ts_ms, interval_ms, delta, value, resets) VALUES (?, ?, ?, ?, ?, ?)',
+        'INSERT OR REPLACE INTO counter_deltas (series_id, ts_ms, interval_ms, delta, value, resets) VALUES (?, ?, ' +
+          '?, ?, ?, ?)',
       ),
       insertGauge: db.prepare('INSERT OR REPLACE INTO gauge_samples (series_id, ts_ms, value) VALUES (?, ?, ?)'),
       rollupCounter: db.prepare(
         `INSERT INTO rollup_minute (series_id, minute_ms, delta_sum, resets) VALUES (?, ?, ?, ?)
-         ON CONFLICT(series_id, minute_ms) DO UPDATE SET delta_sum = coalesce(delta_sum, 0) + excluded.delta_sum, resets = coalesce(resets, 0) + excluded.resets`,
+         ON CONFLICT(series_id, minute_ms) DO UPDATE SET delta_sum = coalesce(delta_sum, 0) + excluded.delta_sum,
+         resets = coalesce(resets, 0) + excluded.resets`,
       ),
       rollupGauge: db.prepare(
-        `INSERT INTO rollup_minute (series_id, minute_ms, gauge_min, gauge_max, gauge_sum, gauge_count, gauge_last) VALUES (?, ?, ?, ?, ?, 1, ?)
-         ON CONFLICT(series_id, minute_ms) DO UPDATE SET gauge_min = min(coalesce(gauge_min, excluded.gauge_min), excluded.gauge_min),
-           gauge_max = max(coalesce(gauge_max, excluded.gauge_max), excluded.gauge_max), gauge_sum = coalesce(gauge_sum, 0) + excluded.gauge_sum,
+        `INSERT INTO rollup_minute (series_id, minute_ms, gauge_min, gauge_max, gauge_sum, gauge_count, gauge_last)
+          VALUES (?, ?, ?, ?, ?, 1, ?)
+         ON CONFLICT(series_id, minute_ms) DO UPDATE SET gauge_min = min(coalesce(gauge_min, excluded.gauge_min),
+         excluded.gauge_min),
+           gauge_max = max(coalesce(gauge_max, excluded.gauge_max), excluded.gauge_max),
+           gauge_sum = coalesce(gauge_sum, 0) + excluded.gauge_sum,
            gauge_count = coalesce(gauge_count, 0) + 1, gauge_last = excluded.gauge_last`,
       ),
       upsertState: db.prepare(
-        'INSERT OR REPLACE INTO counter_state (target_id, series_key, value, created_seconds, ts_ms) VALUES (?, ?, ?, ?, ?)',
+        'INSERT OR REPLACE INTO counter_state (target_id, series_key, value, created_seconds, ts_ms) VALUES (?, ?, ' +
+          '?, ?, ?)',
       ),
     };
     this.loadState();

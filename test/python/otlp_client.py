@@ -57,7 +57,8 @@ def attrs(d):
 
 
 def build(tag, n):
-    """A request as vLLM's exporter batches it: n llm_request spans, one trace each, and a gateway span of the first trace."""
+    """A request as vLLM's exporter batches it: n llm_request spans, one trace each,
+    and a gateway span of the first trace."""
     seed = zlib.crc32(tag.encode())
     base_ns = 1_764_000_000_000_000_000 + (seed % 1_000_000) * 1_000_000_000
     spans = []
@@ -107,9 +108,17 @@ def build(tag, n):
             kind=trace.Span.SPAN_KIND_CLIENT,
             start_time_unix_nano=base_ns - 1_000_000,
             end_time_unix_nano=base_ns + 1_300_000_000,
-            attributes=attrs({"tenant.id": f"team-{tag}", "http.request.header.x": ["a", "b"], "retry.backoff": [0.5, 1.5], "blob": b"\x00\xff\x10"}),
+            attributes=attrs({
+                "tenant.id": f"team-{tag}",
+                "http.request.header.x": ["a", "b"],
+                "retry.backoff": [0.5, 1.5],
+                "blob": b"\x00\xff\x10",
+            }),
             events=[trace.Span.Event(time_unix_nano=base_ns, name="retry", attributes=attrs({"attempt": 2}))],
-            links=[trace.Span.Link(trace_id=b"\x11" * 16, span_id=b"\x22" * 8, trace_state="l=1", attributes=attrs({"link.kind": "follows"}), flags=0x101)],
+            links=[trace.Span.Link(
+                trace_id=b"\x11" * 16, span_id=b"\x22" * 8, trace_state="l=1",
+                attributes=attrs({"link.kind": "follows"}), flags=0x101,
+            )],
             status=trace.Status(code=trace.Status.STATUS_CODE_ERROR, message="upstream 503"),
             dropped_attributes_count=1,
         )
@@ -165,7 +174,11 @@ def send_http(endpoint, compression, body):
         data = zlib.compress(body)
         session.headers["Content-Encoding"] = "deflate"
     r = session.post(f"http://{endpoint}/v1/traces", data=data, timeout=10)
-    return {"code": r.status_code, "content_type": r.headers.get("Content-Type"), "response": base64.b64encode(r.content).decode()}
+    return {
+        "code": r.status_code,
+        "content_type": r.headers.get("Content-Type"),
+        "response": base64.b64encode(r.content).decode(),
+    }
 
 
 def main():

@@ -8,17 +8,23 @@ export const enrichSpec = {
     max_wait: {
       kind: 'duration',
       derived: true,
-      doc: 'How long a request span waits in the spool for the scrape that closes its window. Default: 2 × scrape.interval.',
+      doc:
+        'How long a request span waits in the spool for the scrape that closes its window. Default: 2 × ' +
+        'scrape.interval.',
     },
     lookback: {
       kind: 'duration',
       derived: true,
-      doc: 'How far back scrape timelines and gauge lookups reach in memory; older windows are read from the store. Default: 6h, or 4 × scrape.interval if longer.',
+      doc:
+        'How far back scrape timelines and gauge lookups reach in memory; older windows are read from the store. ' +
+        'Default: 6h, or 4 × scrape.interval if longer.',
     },
     facts_cache_bytes: {
       kind: 'bytes',
       default: '64MiB',
-      doc: 'Memory for facts of spooled requests (about 1 KB a request span), so a request is not read and decoded again; past it, it is.',
+      doc:
+        'Memory for facts of spooled requests (about 1 KB a request span), so a request is not read and decoded ' +
+        'again; past it, it is.',
     },
     as: {
       kind: 'enum',
@@ -29,7 +35,9 @@ export const enrichSpec = {
     span_names: {
       kind: 'stringList',
       default: [...DEFAULT_REQUEST_SPAN_NAMES],
-      doc: 'Names of request spans (exact, or `/regex/`). Default: vLLM `llm_request`, SGLang `Req <rid>` roots, TGI handler spans.',
+      doc:
+        'Names of request spans (exact, or `/regex/`). Default: vLLM `llm_request`, SGLang `Req <rid>` roots, TGI ' +
+        'handler spans.',
     },
   },
 } as const satisfies ObjectSpec;

@@ -2,11 +2,16 @@ import type { ConfigOf, ObjectSpec } from '../spec.ts';
 
 export const exporterSpec = {
   kind: 'object',
-  doc: 'Where spans go after enrichment, through @opentelemetry/exporter-trace-otlp-grpc. Unset options fall back to OTEL_EXPORTER_OTLP_TRACES_* / OTEL_EXPORTER_OTLP_*.',
+  doc:
+    'Where spans go after enrichment, through @opentelemetry/exporter-trace-otlp-grpc. Unset options fall back to ' +
+    'OTEL_EXPORTER_OTLP_TRACES_* / OTEL_EXPORTER_OTLP_*.',
   fields: {
     endpoint: {
       kind: 'string',
-      doc: 'Downstream OTLP/gRPC endpoint, e.g. `http://collector:4317`. Default: OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, then OTEL_EXPORTER_OTLP_ENDPOINT; with neither, spans are enriched and written to the ledger but not forwarded.',
+      doc:
+        'Downstream OTLP/gRPC endpoint, e.g. `http://collector:4317`. Default: OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, ' +
+        'then OTEL_EXPORTER_OTLP_ENDPOINT; with neither, spans are enriched and written to the ledger but not ' +
+        'forwarded.',
     },
     insecure: {
       kind: 'bool',
@@ -41,7 +46,9 @@ export const exporterSpec = {
     retry_initial_interval: {
       kind: 'duration',
       default: '1s',
-      doc: 'First backoff after a retryable export failure (doubles up to the max, with jitter; RetryInfo wins when sent).',
+      doc:
+        'First backoff after a retryable export failure (doubles up to the max, with jitter; RetryInfo wins when ' +
+        'sent).',
     },
     retry_max_interval: {
       kind: 'duration',
@@ -58,7 +65,9 @@ export const exporterSpec = {
       kind: 'duration',
       default: '5s',
       env: 'CACHELENS_EXPORTER_SHUTDOWN_TIMEOUT',
-      doc: 'On SIGTERM/SIGINT, how long to keep sending spooled spans after the listeners close; what is left stays in the spool for the next start.',
+      doc:
+        'On SIGTERM/SIGINT, how long to keep sending spooled spans after the listeners close; what is left stays in ' +
+        'the spool for the next start.',
     },
   },
 } as const satisfies ObjectSpec;

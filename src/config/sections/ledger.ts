@@ -6,7 +6,9 @@ export const ledgerSpec = {
     tenant_attributes: {
       kind: 'stringList',
       default: ['tenant.id', 'enduser.id'],
-      doc: "Attribute keys recorded as the request's tenant, from the span, its resource or any span of the same trace.",
+      doc:
+        "Attribute keys recorded as the request's tenant, from the span, " +
+        'its resource or any span of the same trace.',
     },
   },
 } as const satisfies ObjectSpec;

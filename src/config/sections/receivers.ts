@@ -12,7 +12,9 @@ export const receiversSpec = {
           kind: 'string',
           default: '127.0.0.1:4317',
           env: 'CACHELENS_RECEIVERS_GRPC_ENDPOINT',
-          doc: 'OTLP/gRPC listen address (loopback by default, like the Collector since v0.104; use 0.0.0.0:4317 in containers).',
+          doc:
+            'OTLP/gRPC listen address (loopback by default, like the Collector since v0.104; use 0.0.0.0:4317 in ' +
+            'containers).',
         },
       },
     },

@@ -27,7 +27,10 @@ export const scrapeSpec = {
     sample_limit: {
       kind: 'int',
       default: 20000,
-      doc: 'Most sample lines of the metrics cachelens reads, per scrape (like Prometheus `sample_limit`); more fails the scrape with up=0 before parsing, so a label explosion cannot stall the daemon or flood the store. A vLLM server exposes a few dozen.',
+      doc:
+        'Most sample lines of the metrics cachelens reads, per scrape (like Prometheus `sample_limit`); more fails ' +
+        'the scrape with up=0 before parsing, so a label explosion cannot stall the daemon or flood the store. A ' +
+        'vLLM server exposes a few dozen.',
     },
     profile: {
       kind: 'enum',
@@ -50,7 +53,9 @@ export const scrapeSpec = {
     targets: {
       kind: 'list',
       default: [{ url: 'http://127.0.0.1:8000/metrics' }],
-      doc: 'Static targets. Each entry takes `url`, `labels` and optionally `profile`, `bearer_token`, `bearer_token_file`, `basic_auth`, `tls`, which override the scrape-level ones.',
+      doc:
+        'Static targets. Each entry takes `url`, `labels` and optionally `profile`, `bearer_token`, ' +
+        '`bearer_token_file`, `basic_auth`, `tls`, which override the scrape-level ones.',
       item: {
         kind: 'object',
         fields: {
@@ -58,14 +63,18 @@ export const scrapeSpec = {
           labels: {
             kind: 'stringMap',
             default: {},
-            doc: 'Extra labels; `instance` overrides the default `host:port`, `model_name` names the model for servers that do not label it (TGI).',
+            doc:
+              'Extra labels; `instance` overrides the default `host:port`, `model_name` names the model for servers ' +
+              'that do not label it (TGI).',
           },
           profile: { kind: 'enum', values: PROFILE_NAMES, doc: 'Profile override for this target.' },
           match: {
             kind: 'stringMap',
             keys: 'attribute',
             default: {},
-            doc: "Resource attributes that mark spans as this target's (span matching rule 1), e.g. `{service.name: vllm-a}`.",
+            doc:
+              "Resource attributes that mark spans as this target's (span matching rule 1), e.g. `{service.name: " +
+              'vllm-a}`.',
           },
           ...AUTH_FIELDS,
         },

@@ -20,12 +20,16 @@ export const spoolSpec = {
     fsync: {
       kind: 'bool',
       default: true,
-      doc: 'fsync each commit (synchronous=FULL), so acknowledged spans survive an OS crash too; false survives a process crash only.',
+      doc:
+        'fsync each commit (synchronous=FULL), so acknowledged spans survive an OS crash too; false survives a ' +
+        'process crash only.',
     },
     high_water_percent: {
       kind: 'int',
       default: 90,
-      doc: '`/readyz` reports not ready while the spool holds more than this percent of `spool.max_bytes` (a load balancer sends new traffic elsewhere before refusals start).',
+      doc:
+        '`/readyz` reports not ready while the spool holds more than this percent of `spool.max_bytes` (a load ' +
+        'balancer sends new traffic elsewhere before refusals start).',
     },
   },
 } as const satisfies ObjectSpec;

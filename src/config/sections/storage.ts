@@ -25,12 +25,16 @@ export const storageSpec = {
       kind: 'duration',
       default: '30d',
       env: 'CACHELENS_STORAGE_LEDGER_RETENTION',
-      doc: 'How long per-request ledger rows and trace tenants are kept; reports on older periods read the hourly/daily ledger rollups.',
+      doc:
+        'How long per-request ledger rows and trace tenants are kept; reports on older periods read the hourly/daily ' +
+        'ledger rollups.',
     },
     compaction_delay: {
       kind: 'duration',
       default: '10m',
-      doc: 'How long after an hour ends it is aggregated for reports; ledger rows and tenants arriving later mark the hour for a redo.',
+      doc:
+        'How long after an hour ends it is aggregated for reports; ledger rows and tenants arriving later mark the ' +
+        'hour for a redo.',
     },
     retention_check_interval: {
       kind: 'duration',
@@ -45,7 +49,9 @@ export const storageSpec = {
     max_pending_results: {
       kind: 'int',
       default: 20000,
-      doc: 'Scrape results held in memory while the DB cannot be written (locked, full disk). Oldest are dropped first; counters stay exact because deltas are computed from stored state.',
+      doc:
+        'Scrape results held in memory while the DB cannot be written (locked, full disk). Oldest are dropped first; ' +
+        'counters stay exact because deltas are computed from stored state.',
     },
   },
 } as const satisfies ObjectSpec;

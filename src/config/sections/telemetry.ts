@@ -9,7 +9,9 @@ export const telemetrySpec = {
       kind: 'string',
       default: '127.0.0.1:9464',
       env: 'CACHELENS_TELEMETRY_ENDPOINT',
-      doc: 'host:port of the self-telemetry server (loopback by default; `0.0.0.0:9464` for Prometheus in another container).',
+      doc:
+        'host:port of the self-telemetry server (loopback by default; `0.0.0.0:9464` for Prometheus in another ' +
+        'container).',
     },
   },
 } as const satisfies ObjectSpec;

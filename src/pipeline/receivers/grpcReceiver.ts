@@ -69,7 +69,8 @@ export class GrpcReceiver {
         err
           ? reject(
               new Error(
-                `receivers.grpc.endpoint ${this.opts.endpoint}: cannot listen (${/EADDRINUSE|EACCES|EADDRNOTAVAIL/.exec(err.message)?.[0] ?? err.message})`,
+                `receivers.grpc.endpoint ${this.opts.endpoint}: cannot listen ` +
+                  `(${/EADDRINUSE|EACCES|EADDRNOTAVAIL/.exec(err.message)?.[0] ?? err.message})`,
               ),
             )
           : resolve(p),

@@ -58,7 +58,8 @@ export class HttpReceiver {
       this.server!.listen(port, host, () => resolve());
     }).catch((err: Error) => {
       throw new Error(
-        `receivers.http.endpoint ${this.opts.endpoint}: cannot listen (${(err as NodeJS.ErrnoException).code ?? err.message})`,
+        `receivers.http.endpoint ${this.opts.endpoint}: cannot listen ` +
+          `(${(err as NodeJS.ErrnoException).code ?? err.message})`,
       );
     });
     const a = this.server.address() as AddressInfo;
@@ -143,7 +144,8 @@ export class HttpReceiver {
         'json',
         415,
         'unsupported',
-        `unsupported Content-Type ${JSON.stringify(req.headers['content-type'] ?? '')}; use application/x-protobuf or application/json`,
+        `unsupported Content-Type ${JSON.stringify(req.headers['content-type'] ?? '')}; use application/x-protobuf ` +
+          `or application/json`,
       );
     }
     const max = this.opts.maxRequestBytes;

@@ -44,7 +44,9 @@ export function bearerChecker(
         if (!failing)
           onFileError(
             new Error(
-              `receivers.bearer_token_file ${auth.bearer_token_file}: cannot read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); refusing every request as unauthenticated until it can be read`,
+              `receivers.bearer_token_file ${auth.bearer_token_file}: cannot read ` +
+                `(${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); refusing every request as ` +
+                `unauthenticated until it can be read`,
             ),
           );
         failing = true;
