@@ -1,7 +1,7 @@
 import type { Database } from 'better-sqlite3';
 import { checkConfigFiles } from '../config/checkFiles.ts';
 import { parseEndpoint } from '../config/endpoint.ts';
-import { type Config, targetMatchByUrl } from '../config/config.ts';
+import { type Config, spanMatchingFor } from '../config/config.ts';
 import { ScrapeScheduler } from '../scrape/scheduler.ts';
 import { TargetDiscovery } from '../scrape/targetDiscovery.ts';
 import { openDatabase } from '../store/openDatabase.ts';
@@ -12,7 +12,8 @@ import { ScrapeStore } from '../store/scrapeStore.ts';
 import type { Logger } from '../telemetry/logger.ts';
 import { TracePipeline } from '../pipeline/tracePipeline.ts';
 import { Registry } from 'prom-client';
-import { registerScrapeMetrics } from '../scrape/metrics.ts';
+import { registerScrapeMetrics, registerSourceMetrics } from '../scrape/metrics.ts';
+import { PrometheusSource } from '../scrape/prometheusSource.ts';
 import { PipelineMetrics, registerSpoolMetrics } from '../pipeline/metrics.ts';
 import { registerProcessMetrics, TelemetryServer } from '../telemetry/telemetryServer.ts';
 
@@ -28,6 +29,7 @@ export class Daemon {
   private housekeepingRun?: Promise<void>;
   pipeline?: TracePipeline;
   telemetry?: TelemetryServer;
+  source?: PrometheusSource;
   readonly registry = new Registry();
   private stopping?: Promise<void>;
 
@@ -75,12 +77,24 @@ export class Daemon {
       },
     });
     const scheduler = this.scheduler;
+    if (scrape.prometheus)
+      this.source = new PrometheusSource({
+        cfg: scrape.prometheus,
+        log: this.log,
+        store,
+        onRound: (results) => {
+          writer.write(results);
+          this.pipeline?.queue.scrapesWritten();
+        },
+      });
+    const source = this.source;
     this.discovery = new TargetDiscovery(this.config.scrape, this.log, (targets) => scheduler.setTargets(targets));
     this.discovery.start();
     scheduler.start();
+    source?.start();
     this.pipeline = new TracePipeline(
       this.config,
-      targetMatchByUrl(this.config.scrape),
+      spanMatchingFor(this.config.scrape),
       this.db,
       this.log,
       new PipelineMetrics(this.registry),
@@ -89,10 +103,11 @@ export class Daemon {
     const listening = await pipeline.start();
     registerProcessMetrics(this.registry);
     registerScrapeMetrics(this.registry, {
-      targets: () => scheduler.statuses(),
+      targets: () => (source ? [...scheduler.statuses(), ...source.statuses()] : scheduler.statuses()),
       skippedScrapes: () => scheduler.skippedTotal,
       failures: () => scheduler.failures,
     });
+    if (source) registerSourceMetrics(this.registry, 'prometheus', source);
     registerSpoolMetrics(this.registry, () =>
       pipeline.listening ? { spans: pipeline.spool.counts().spans, bytes: pipeline.spool.bytes } : undefined,
     );
@@ -110,6 +125,15 @@ export class Daemon {
             problem: () =>
               pipeline.listening ? undefined : 'OTLP listeners are not bound (starting or shutting down)',
           },
+          ...(source
+            ? [
+                {
+                  name: 'prometheus',
+                  problem: () =>
+                    source.status.up === false ? `cannot read from Prometheus: ${source.status.lastError}` : undefined,
+                },
+              ]
+            : []),
           {
             name: 'spool',
             problem: () =>
@@ -147,6 +171,7 @@ export class Daemon {
       {
         db: storage.path,
         targets: scheduler.statuses().length,
+        prometheus: scrape.prometheus?.url ?? null,
         interval: `${scrape.interval / 1000}s`,
         timeout: `${scrape.timeout / 1000}s`,
         otlp_grpc: listening.grpc,
@@ -172,6 +197,7 @@ export class Daemon {
       this.discovery?.shutdown();
       await this.pipeline?.stopIntake();
       await this.scheduler?.shutdown();
+      await this.source?.stop();
       this.writer?.write([]);
       this.pipeline?.queue.scrapesWritten();
       await this.pipeline?.shutdown();

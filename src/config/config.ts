@@ -4,7 +4,7 @@ import type { Config } from './schema.ts';
 import { checkEnrich, resolveEnrich } from './sections/enrich.ts';
 import { checkExporter } from './sections/exporter.ts';
 import { checkReceivers } from './sections/receivers.ts';
-import { checkScrape } from './sections/scrape.ts';
+import { checkScrape, defaultTargetsFor, slowestIntervalMs } from './sections/scrape.ts';
 import { resolveSpool } from './sections/spool.ts';
 import { applyEnvOverrides, ConfigError, validateConfigObject } from './validate.ts';
 
@@ -16,8 +16,9 @@ export type { ExporterConfig } from './sections/exporter.ts';
 export type { LedgerConfig } from './sections/ledger.ts';
 export type { ReceiversConfig } from './sections/receivers.ts';
 export type { ScrapeConfig, StaticTargetConfig } from './sections/scrape.ts';
-export { targetMatchByUrl } from './sections/scrape.ts';
+export { type SpanMatching, spanMatchingFor } from './sections/scrape.ts';
 export type { SpoolConfig } from './sections/spool.ts';
+export type { PrometheusSourceConfig } from './sections/prometheus.ts';
 export { defaultSpoolPath } from './sections/spool.ts';
 
 export interface LoadedConfig {
@@ -35,11 +36,12 @@ export function buildConfig(
   if (typeof obj !== 'object' || Array.isArray(obj))
     throw new ConfigError(['(top level): the config file must be a YAML map of keys']);
   const envApplied = applyEnvOverrides(obj as Record<string, unknown>, env);
+  defaultTargetsFor((obj as { scrape?: Record<string, unknown> }).scrape);
   const { value, problems } = validateConfigObject(obj);
   if (problems.length) throw new ConfigError(problems);
   // Values whose default depends on other keys are resolved once, here, so every part (and
   // check-config) sees the same number.
-  resolveEnrich(value.enrich, value.scrape.interval);
+  resolveEnrich(value.enrich, slowestIntervalMs(value.scrape));
   resolveSpool(value.spool, value.storage.path);
   const cross = [
     ...checkScrape(value.scrape),

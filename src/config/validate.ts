@@ -155,7 +155,9 @@ export function applyEnvOverrides(raw: Record<string, unknown>, env: NodeJS.Proc
   const walk = (spec: ObjectSpec, node: Record<string, unknown>, path: string[]) => {
     for (const [key, child] of Object.entries(spec.fields)) {
       if (child.kind === 'object') {
-        if (child.optional) continue;
+        // An optional block is created by the environment only when one of its own variables is set.
+        const wanted = Object.values(child.fields).some((f) => 'env' in f && f.env && env[f.env]);
+        if (child.optional && node[key] === undefined && !wanted) continue;
         const sub = (node[key] ??= {}) as Record<string, unknown>;
         if (typeof sub === 'object' && sub !== null && !Array.isArray(sub)) walk(child, sub, [...path, key]);
       } else if (child.kind !== 'list' && child.env && env[child.env] !== undefined && env[child.env] !== '') {

@@ -18,6 +18,8 @@ export interface EnrichOptions {
   lookbackMs: number;
   /** Per-target `match` blocks from config, by target URL. */
   targetMatch: () => ReadonlyMap<string, Record<string, string>>;
+  /** Server label → span resource attribute: a span matches the server whose mapped labels it carries. */
+  labelAttributes?: Readonly<Record<string, string>>;
 }
 
 /**
@@ -77,7 +79,7 @@ export class Enricher {
     this.timelines.refresh(nowMs);
     if (nowMs - this.targetsLoadedMs > 2000) {
       const match = this.opts.targetMatch();
-      this.targets = this.queries.targets().map((t) => toMatchTarget(t, match.get(t.url)));
+      this.targets = this.queries.targets().map((t) => toMatchTarget(t, match.get(t.url), this.opts.labelAttributes));
       this.targetsLoadedMs = nowMs;
       this.windows.clear();
     }

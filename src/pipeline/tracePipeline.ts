@@ -1,5 +1,5 @@
 import type { Database } from 'better-sqlite3';
-import type { Config } from '../config/config.ts';
+import type { Config, SpanMatching } from '../config/config.ts';
 
 /** The sections the trace pipeline reads: its receivers, spool, enrichment, ledger and exporter. */
 export type PipelineConfig = Pick<Config, 'receivers' | 'spool' | 'enrich' | 'ledger' | 'exporter'>;
@@ -32,8 +32,8 @@ export class TracePipeline {
 
   constructor(
     private readonly config: PipelineConfig,
-    /** Static targets' `match` blocks, by URL (span matching rule 1). */
-    targetMatch: ReadonlyMap<string, Record<string, string>>,
+    /** Static targets' `match` blocks and the label → attribute map of the resource rule. */
+    matching: SpanMatching,
     db: Database,
     private readonly log: Logger,
     metrics?: PipelineMetrics,
@@ -50,7 +50,8 @@ export class TracePipeline {
       selector: compileSpanSelector(enrich.span_names),
       tenantKeys: ledger.tenant_attributes,
       lookbackMs: enrich.lookback,
-      targetMatch: () => targetMatch,
+      targetMatch: () => matching.byUrl,
+      labelAttributes: matching.labelAttributes,
     });
     this.endpoint = resolveEndpoint(exporter);
     const downstream = this.endpoint ? createDownstreamExporter(exporter, this.endpoint) : undefined;

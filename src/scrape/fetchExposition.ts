@@ -85,8 +85,20 @@ function httpsAgentFor(t: Target): https.Agent {
   return agent;
 }
 
+export interface FetchOptions {
+  accept?: string;
+  headers?: Record<string, string>;
+  /** Read the body of any non-redirect answer (an API's JSON error) instead of failing on a status other than 200. */
+  readErrorBodies?: boolean;
+}
+
 /** GETs a target's /metrics. The size cap applies after decompression, so a gzip bomb stops at the cap. */
-export function fetchExposition(t: Target, timeoutMs: number, maxBodyBytes: number): Promise<FetchedExposition> {
+export function fetchExposition(
+  t: Target,
+  timeoutMs: number,
+  maxBodyBytes: number,
+  opts: FetchOptions = {},
+): Promise<FetchedExposition> {
   return new Promise((resolve, reject) => {
     let settled = false;
     const fail = (err: ScrapeError) => {
@@ -97,7 +109,8 @@ export function fetchExposition(t: Target, timeoutMs: number, maxBodyBytes: numb
       reject(err);
     };
     const headers: Record<string, string> = {
-      Accept: SCRAPE_ACCEPT,
+      ...opts.headers,
+      Accept: opts.accept ?? SCRAPE_ACCEPT,
       'Accept-Encoding': 'gzip',
       'User-Agent': USER_AGENT,
       'X-Prometheus-Scrape-Timeout-Seconds': String(timeoutMs / 1000),
@@ -126,7 +139,7 @@ export function fetchExposition(t: Target, timeoutMs: number, maxBodyBytes: numb
           ),
         );
       }
-      if (status !== 200) {
+      if (status !== 200 && !opts.readErrorBodies) {
         res.resume();
         return fail(new ScrapeError(`HTTP ${status} ${res.statusMessage ?? ''}`.trim(), 'http_status'));
       }

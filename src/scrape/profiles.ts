@@ -211,3 +211,19 @@ export function detectProfile(present: ReadonlySet<string>): Profile | undefined
   }
   return undefined;
 }
+
+/** The names a read from Prometheus asks for: what the profiles read, and what detection looks at. */
+export const SOURCE_SAMPLE_NAMES: readonly string[] = [
+  ...new Set([
+    ...WANTED_SAMPLE_NAMES,
+    ...PROFILES.flatMap((p) => [...(p.detect.all ?? []), ...(p.detect.none ?? []), ...(p.detect.any ?? [])]),
+  ]),
+].sort();
+
+/** The family of servers a name belongs to, to tell a server that exposes two kinds' names. */
+export function serverKind(name: string): string | undefined {
+  if (name.startsWith('vllm:')) return 'vllm';
+  if (name.startsWith('sglang:')) return 'sglang';
+  if (name.startsWith('tgi_')) return 'tgi';
+  return undefined;
+}

@@ -1,6 +1,7 @@
 import type { Database, Statement } from 'better-sqlite3';
 import { aggregateSignals, type AggregatedSignal } from '../scrape/aggregateSignals.ts';
 import { computeCounterDeltas, type CounterState } from '../scrape/counterDeltas.ts';
+import type { StoredScrapes } from '../scrape/prometheusSource.ts';
 import type { ScrapeResult } from '../scrape/scrapeTarget.ts';
 import { MINUTE_MS } from './rollups.ts';
 
@@ -16,13 +17,15 @@ export interface RoundSummary {
  * and the in-memory copy of that state only advances once the transaction commits: a round that fails
  * to write (locked DB, full disk) can be retried, or dropped, without breaking the exactness of deltas.
  */
-export class ScrapeStore {
+export class ScrapeStore implements StoredScrapes {
   private readonly targetIds = new Map<string, number>();
   private readonly seriesIds = new Map<string, { id: number; unit: string }>();
   /** target id → series key → last raw value. */
   private readonly state = new Map<number, Map<string, CounterState>>();
   /** target id → last successful scrape time. */
   private readonly lastUpMs = new Map<number, number>();
+  /** target key → last scrape time, up or down: where a read from Prometheus continues. */
+  private readonly lastScrape = new Map<string, number>();
   private readonly stmt: Record<string, Statement>;
 
   constructor(private readonly db: Database) {
@@ -71,8 +74,14 @@ export class ScrapeStore {
   }
 
   private loadState(): void {
-    for (const row of this.db.prepare('SELECT id, url FROM targets').all() as Array<{ id: number; url: string }>)
+    // One index lookup per target (scrapes_target_ts), not a scan of every scrape.
+    const rows = this.db
+      .prepare('SELECT id, url, (SELECT max(ts_ms) FROM scrapes WHERE target_id = targets.id) AS last FROM targets')
+      .all() as Array<{ id: number; url: string; last: number | null }>;
+    for (const row of rows) {
       this.targetIds.set(row.url, row.id);
+      if (row.last !== null) this.lastScrape.set(row.url, row.last);
+    }
     for (const row of this.db
       .prepare('SELECT target_id, series_key, value, created_seconds, ts_ms FROM counter_state')
       .iterate() as Iterable<{
@@ -173,6 +182,19 @@ export class ScrapeStore {
     for (const [id, m] of pendingState) this.state.set(id, m);
     for (const [id, ts] of pendingUp) this.lastUpMs.set(id, ts);
     for (const [url, id] of pendingTargetIds) this.targetIds.set(url, id);
+    for (const r of results)
+      this.lastScrape.set(r.target.key, Math.max(this.lastScrape.get(r.target.key) ?? r.startedMs, r.startedMs));
     return summary;
+  }
+
+  lastScrapeMs(targetKey: string): number | undefined {
+    return this.lastScrape.get(targetKey);
+  }
+
+  lastSourceScrapeMs(keyPrefix: string): number | undefined {
+    let last: number | undefined;
+    for (const [key, ts] of this.lastScrape)
+      if (key.startsWith(keyPrefix) && (last === undefined || ts > last)) last = ts;
+    return last;
   }
 }

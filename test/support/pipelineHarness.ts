@@ -2,7 +2,7 @@ import type { Database } from 'better-sqlite3';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { buildConfig, targetMatchByUrl, type Config } from '../../src/config/config.ts';
+import { buildConfig, spanMatchingFor, type Config } from '../../src/config/config.ts';
 import { TracePipeline } from '../../src/pipeline/tracePipeline.ts';
 import { openDatabase } from '../../src/store/openDatabase.ts';
 import { memoryLogger } from './silentLogger.ts';
@@ -35,7 +35,7 @@ export async function startPipeline(
   );
   const database = db ?? openDatabase(config.storage.path);
   const { log, lines } = memoryLogger();
-  const pipeline = new TracePipeline(config, targetMatchByUrl(config.scrape), database, log);
+  const pipeline = new TracePipeline(config, spanMatchingFor(config.scrape), database, log);
   await pipeline.start();
   return {
     pipeline,

@@ -10,7 +10,7 @@ export const enrichSpec = {
       derived: true,
       doc:
         'How long a request span waits in the spool for the scrape that closes its window. Default: 2 × ' +
-        'scrape.interval.',
+        'scrape.interval, or 2 × scrape.prometheus.interval if that is longer.',
     },
     lookback: {
       kind: 'duration',
@@ -46,7 +46,10 @@ export const enrichSpec = {
 export type EnrichConfig = ConfigOf<typeof enrichSpec>;
 export type EnrichAs = EnrichConfig['as'];
 
-/** Defaults that follow the scrape interval: a window closes one scrape after the span ends. */
+/**
+ * Defaults that follow the slowest source's interval (direct scrapes or Prometheus reads): a window
+ * closes with the first sample after the span ends.
+ */
 export function resolveEnrich(enrich: EnrichConfig, scrapeIntervalMs: number): void {
   enrich.max_wait ??= 2 * scrapeIntervalMs;
   enrich.lookback ??= Math.max(6 * 3_600_000, 4 * scrapeIntervalMs);

@@ -1,5 +1,6 @@
 import type { ConfigOf, ObjectSpec } from '../spec.ts';
 import { AUTH_FIELDS } from './auth.ts';
+import { checkPrometheus, prometheusSpec } from './prometheus.ts';
 
 export const PROFILE_NAMES = ['auto', 'vllm', 'vllm-0.9', 'vllm-v0', 'sglang', 'sglang-0.3', 'tgi'] as const;
 
@@ -50,6 +51,7 @@ export const scrapeSpec = {
       doc: 'Re-read period for file_sd files, on top of file-change notifications.',
     },
     ...AUTH_FIELDS,
+    prometheus: prometheusSpec,
     targets: {
       kind: 'list',
       default: [{ url: 'http://127.0.0.1:8000/metrics' }],
@@ -87,7 +89,7 @@ export type ScrapeConfig = ConfigOf<typeof scrapeSpec>;
 export type StaticTargetConfig = ScrapeConfig['targets'][number];
 
 export function checkScrape(s: ScrapeConfig): string[] {
-  const problems: string[] = [];
+  const problems: string[] = checkPrometheus(s.prometheus);
   const { interval, timeout } = s;
   if (interval < 1000 || interval % 1000 !== 0)
     problems.push(`scrape.interval: ${interval}ms must be a whole number of seconds, at least 1s`);
@@ -108,9 +110,29 @@ export function checkScrape(s: ScrapeConfig): string[] {
   return problems;
 }
 
-/** Each static target's `match` block, by its normalized URL (what the store keeps as the target's url). */
-export function targetMatchByUrl(s: ScrapeConfig): Map<string, Record<string, string>> {
-  const out = new Map<string, Record<string, string>>();
-  for (const t of s.targets) if (Object.keys(t.match).length) out.set(new URL(t.url).toString(), t.match);
-  return out;
+/** What span matching takes from the scrape config. */
+export interface SpanMatching {
+  /** Each static target's `match` block, by its normalized URL (what the store keeps as the target's url). */
+  byUrl: ReadonlyMap<string, Record<string, string>>;
+  /** Server label → span resource attribute (scrape.prometheus.resource_attributes). */
+  labelAttributes: Readonly<Record<string, string>>;
+}
+
+export function spanMatchingFor(s: ScrapeConfig): SpanMatching {
+  const byUrl = new Map<string, Record<string, string>>();
+  for (const t of s.targets) if (Object.keys(t.match).length) byUrl.set(new URL(t.url).toString(), t.match);
+  return { byUrl, labelAttributes: s.prometheus?.resource_attributes ?? {} };
+}
+
+/**
+ * With Prometheus as the source, the default target (a vLLM on localhost) is not assumed: targets
+ * are scraped directly only when listed. Runs on the raw config, where "not given" is still visible.
+ */
+export function defaultTargetsFor(rawScrape: Record<string, unknown> | undefined): void {
+  if (rawScrape && rawScrape.prometheus !== undefined && rawScrape.targets === undefined) rawScrape.targets = [];
+}
+
+/** The slowest source decides how long a span may wait for the sample that closes its window. */
+export function slowestIntervalMs(s: ScrapeConfig): number {
+  return Math.max(s.interval, s.prometheus?.interval ?? 0);
 }

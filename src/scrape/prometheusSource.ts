@@ -1,0 +1,406 @@
+import type { PrometheusSourceConfig } from '../config/config.ts';
+import type { Logger } from '../telemetry/logger.ts';
+import { normalizeSamples } from './normalize.ts';
+import {
+  PrometheusApi,
+  parseApiValue,
+  type RawSeries,
+  SourceError,
+  type SourceFailureReason,
+} from './prometheusApi.ts';
+import { detectProfile, HELP_NAMES, type Profile, SOURCE_SAMPLE_NAMES, serverKind } from './profiles.ts';
+import type { TargetStatus } from './scheduler.ts';
+import type { ScrapeResult } from './scrapeTarget.ts';
+import type { Target } from './target.ts';
+import type { Sample } from './types.ts';
+
+/**
+ * What the source needs of the store it writes through (Prometheus's scrape package writes through an
+ * Appender the same way): the time of the last scrape stored for a server, so a read continues after
+ * it and never writes a sample twice.
+ */
+export interface StoredScrapes {
+  lastScrapeMs(targetKey: string): number | undefined;
+  /** The newest scrape stored for any server of this source (where a restarted daemon resumes). */
+  lastSourceScrapeMs(keyPrefix: string): number | undefined;
+}
+
+export interface PrometheusSourceOptions {
+  cfg: PrometheusSourceConfig;
+  log: Logger;
+  store: StoredScrapes;
+  /** Called after each read with its results in time order: one write round, as the scheduler's. */
+  onRound: (results: ScrapeResult[]) => void;
+  now?: () => number;
+}
+
+/** Per-read facts for cachelens_source_* self-metrics and /readyz. */
+export interface SourceStatus {
+  up?: boolean;
+  lastReadMs?: number;
+  lastDurationMs?: number;
+  lastError?: string;
+  servers: number;
+  queries: number;
+  bytes: number;
+  samples: number;
+}
+
+/** The scheme of the keys of servers read from Prometheus: not a URL anything can fetch, and no host to match. */
+export const SOURCE_KEY_PREFIX = 'prometheus:';
+const SCRAPE_META = ['up', 'scrape_duration_seconds', 'scrape_samples_scraped'];
+/** A server with no sample for this long is down; after this long again it is forgotten (scaled down). */
+const STALE_MS = 5 * 60_000;
+
+interface ServerRead {
+  target: Target;
+  /** sample time → the samples of that scrape */
+  scrapes: Map<number, Sample[]>;
+  meta: Map<number, { up?: number; durationS?: number; samples?: number }>;
+}
+
+/**
+ * Reads the fleet's counters from Prometheus: every raw sample of the names the profiles know, for every
+ * server the selector matches, with the timestamps Prometheus stored, in one range-selector query per
+ * read (split when the server refuses it for its size). Each (server, sample time) becomes one scrape
+ * result, normalized by the same profiles as a direct scrape, so deltas, windows and reports work unchanged.
+ */
+export class PrometheusSource {
+  readonly status: SourceStatus = { servers: 0, queries: 0, bytes: 0, samples: 0 };
+  readonly failures = new Map<SourceFailureReason, number>();
+  private readonly api: PrometheusApi;
+  private readonly now: () => number;
+  private timer?: NodeJS.Timeout;
+  private reading?: Promise<void>;
+  private stopped = false;
+  /** Reads go back to here: the end of the last read less the ingestion overlap. */
+  private watermarkMs?: number;
+  private readonly profiles = new Map<string, Profile>();
+  private readonly servers = new Map<string, { target: Target; lastSeenMs: number; status: TargetStatus }>();
+  private readonly warned = new Set<string>();
+  /** The newest sample time handed to onRound per server. */
+  private readonly handedMs = new Map<string, number>();
+  private help = new Map<string, string>();
+  private helpReadMs = -Infinity;
+  private outage?: string;
+
+  constructor(private readonly opts: PrometheusSourceOptions) {
+    this.api = new PrometheusApi(opts.cfg);
+    this.now = opts.now ?? Date.now;
+  }
+
+  /** Samples may become visible after their timestamp (a scrape commits when it ends; remote storage lags). */
+  private get overlapMs(): number {
+    return Math.max(2 * this.opts.cfg.interval, 30_000);
+  }
+
+  start(): void {
+    const loop = () => {
+      if (this.stopped) return;
+      this.reading = this.read().finally(() => {
+        this.reading = undefined;
+        if (!this.stopped) this.timer = setTimeout(loop, this.opts.cfg.interval);
+      });
+    };
+    loop();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    await this.reading;
+  }
+
+  /** One read: every sample stored since the last one, in steps of at most max_range. Never throws. */
+  async read(): Promise<void> {
+    const t0 = performance.now();
+    const endMs = this.now();
+    const { cfg, log } = this.opts;
+    try {
+      await this.refreshHelp(endMs);
+      let from = this.resumeFrom(endMs);
+      while (from < endMs && !this.stopped) {
+        const to = Math.min(endMs, from + cfg.max_range);
+        const series = await this.fetchRange(from, to, SOURCE_SAMPLE_NAMES.concat(SCRAPE_META));
+        const results = this.toResults(series, to);
+        if (results.length) this.opts.onRound(results);
+        from = to;
+      }
+      this.watermarkMs = endMs - this.overlapMs;
+      if (this.outage) log.info({ source: 'prometheus', url: cfg.url }, 'reading from Prometheus again');
+      this.outage = undefined;
+      this.status.up = true;
+      this.status.lastError = undefined;
+    } catch (err) {
+      const e = err instanceof SourceError ? err : new SourceError((err as Error).message, 'unexpected');
+      this.failures.set(e.reason, (this.failures.get(e.reason) ?? 0) + 1);
+      this.status.up = false;
+      this.status.lastError = e.message;
+      // Once per outage, not once per read: the next read retries from the same watermark.
+      if (this.outage !== e.reason)
+        log.error(
+          { source: 'prometheus', url: cfg.url, reason: e.reason, err: e.message },
+          'cannot read from Prometheus; retrying every interval, and catching up from the last stored sample',
+        );
+      this.outage = e.reason;
+    } finally {
+      this.status.lastReadMs = endMs;
+      this.status.lastDurationMs = performance.now() - t0;
+      this.status.servers = this.servers.size;
+    }
+  }
+
+  private resumeFrom(endMs: number): number {
+    if (this.watermarkMs !== undefined) return this.watermarkMs;
+    const stored = this.opts.store.lastSourceScrapeMs(SOURCE_KEY_PREFIX);
+    return stored !== undefined ? Math.min(endMs - 1, stored - this.overlapMs) : endMs - this.opts.cfg.backfill;
+  }
+
+  private matchers(names: readonly string[]): string {
+    const sel = this.opts.cfg.selector
+      .trim()
+      .replace(/^\{|\}$/g, '')
+      .trim();
+    const nameRe = names.map((n) => n.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('|');
+    return `{__name__=~"${nameRe}"${sel ? `,${sel}` : ''}}`;
+  }
+
+  /**
+   * Every sample in (fromMs, toMs]. A query refused for its size is split in time, down to one interval,
+   * then by names; the parts are merged, so a scrape's families still meet in one result.
+   */
+  private async fetchRange(fromMs: number, toMs: number, names: readonly string[]): Promise<RawSeries[]> {
+    const rangeMs = Math.max(1, Math.round(toMs - fromMs));
+    try {
+      const answer = await this.api.query(`${this.matchers(names)}[${rangeMs}ms]`, toMs);
+      this.status.queries++;
+      this.status.bytes += answer.bytes;
+      for (const w of answer.warnings)
+        this.warnOnce(`warning:${w}`, { warning: w }, 'Prometheus answered with a warning');
+      // A range selector is closed at its start in Prometheus 2 and open in 3: keep (from, to] either way.
+      const fromS = fromMs / 1000;
+      for (const s of answer.series) s.values = s.values.filter(([t]) => t > fromS);
+      return answer.series;
+    } catch (err) {
+      if (!(err instanceof SourceError) || err.reason !== 'too_many_samples') throw err;
+      if (rangeMs > this.opts.cfg.interval) {
+        const mid = fromMs + rangeMs / 2;
+        this.warnOnce('split-time', { range_ms: rangeMs }, 'Prometheus refused a query for its size; reading in parts');
+        return [...(await this.fetchRange(fromMs, mid, names)), ...(await this.fetchRange(mid, toMs, names))];
+      }
+      if (names.length > 1) {
+        const half = Math.ceil(names.length / 2);
+        return [
+          ...(await this.fetchRange(fromMs, toMs, names.slice(0, half))),
+          ...(await this.fetchRange(fromMs, toMs, names.slice(half))),
+        ];
+      }
+      throw err;
+    }
+  }
+
+  private serverOf(labels: Record<string, string>): ServerRead['target'] | undefined {
+    const names = this.opts.cfg.instance_labels;
+    const values = names.map((n) => labels[n] ?? '');
+    if (values.every((v) => v === '')) return undefined;
+    const key = `${SOURCE_KEY_PREFIX}//?${new URLSearchParams(names.map((n, i) => [n, values[i]!]))}`;
+    const known = this.servers.get(key);
+    if (known) return known.target;
+    const instance = values.join('/');
+    const own: Record<string, string> = {};
+    names.forEach((n, i) => {
+      own[n] = values[i]!;
+    });
+    if (labels.job !== undefined) own.job = labels.job;
+    return {
+      url: new URL(key),
+      key,
+      instance,
+      labels: { ...own, instance },
+      profile: 'auto',
+      auth: {},
+      source: 'prometheus',
+    };
+  }
+
+  private toResults(series: RawSeries[], readEndMs: number): ScrapeResult[] {
+    const reads = new Map<string, ServerRead>();
+    let samples = 0;
+    for (const s of series) {
+      const target = this.serverOf(s.metric);
+      if (!target) {
+        this.warnOnce(
+          'no-instance',
+          { labels: this.opts.cfg.instance_labels },
+          'series without any of scrape.prometheus.instance_labels are skipped',
+        );
+        continue;
+      }
+      let read = reads.get(target.key);
+      if (!read) reads.set(target.key, (read = { target, scrapes: new Map(), meta: new Map() }));
+      const { __name__: name = '', ...labels } = s.metric;
+      for (const [t, v] of s.values) {
+        const ts = Math.round(t * 1000);
+        const value = parseApiValue(v);
+        if (SCRAPE_META.includes(name)) {
+          const m = read.meta.get(ts) ?? {};
+          if (name === 'up') m.up = value;
+          else if (name === 'scrape_duration_seconds') m.durationS = value;
+          else m.samples = value;
+          read.meta.set(ts, m);
+          continue;
+        }
+        let list = read.scrapes.get(ts);
+        if (!list) read.scrapes.set(ts, (list = []));
+        list.push({ name, labels, value });
+        samples++;
+      }
+    }
+    this.status.samples += samples;
+    const out: ScrapeResult[] = [];
+    for (const read of reads.values()) out.push(...this.serverResults(read));
+    out.push(...this.vanished(reads, readEndMs));
+    return out.sort((a, b) => a.startedMs - b.startedMs);
+  }
+
+  private serverResults(read: ServerRead): ScrapeResult[] {
+    const { target } = read;
+    // Results handed over but not yet written (a locked store keeps them queued) count as stored.
+    const after = Math.max(
+      this.opts.store.lastScrapeMs(target.key) ?? Number.NEGATIVE_INFINITY,
+      this.handedMs.get(target.key) ?? Number.NEGATIVE_INFINITY,
+    );
+    const profile = this.profileOf(read);
+    const times = [...new Set([...read.scrapes.keys(), ...read.meta.keys()])]
+      .filter((t) => t > after)
+      .sort((a, b) => a - b);
+    const out: ScrapeResult[] = [];
+    for (const ts of times) {
+      const meta = read.meta.get(ts);
+      const list = read.scrapes.get(ts) ?? [];
+      const durationMs = meta?.durationS !== undefined && Number.isFinite(meta.durationS) ? meta.durationS * 1000 : 0;
+      if (meta?.up === 0) {
+        out.push({
+          target,
+          startedMs: ts,
+          durationMs,
+          up: false,
+          error: 'Prometheus could not scrape the server at this time (up=0)',
+          samples: 0,
+          parseErrors: 0,
+          signals: [],
+        });
+        continue;
+      }
+      out.push({
+        target,
+        startedMs: ts,
+        durationMs,
+        up: true,
+        error: profile ? undefined : 'no vLLM, SGLang or TGI metric families among its series in Prometheus',
+        samples: meta?.samples ?? list.length,
+        parseErrors: 0,
+        profile: profile?.name,
+        signals: profile ? normalizeSamples(profile, list, this.help, target.labels) : [],
+      });
+    }
+    this.track(target, out);
+    if (out.length) this.handedMs.set(target.key, out.at(-1)!.startedMs);
+    return out;
+  }
+
+  /** The server's profile, from the names it has shown so far; a server showing two kinds' names is logged once. */
+  private profileOf(read: ServerRead): Profile | undefined {
+    const present = new Set<string>();
+    for (const list of read.scrapes.values()) for (const s of list) present.add(s.name);
+    const kinds = new Set([...present].map(serverKind).filter(Boolean));
+    if (kinds.size > 1)
+      this.warnOnce(
+        `mixed:${read.target.key}`,
+        { server: read.target.instance, kinds: [...kinds] },
+        'a server shows the names of two kinds of inference server; scrape.prometheus.instance_labels may not ' +
+          'tell them apart. The first profile that fits is used',
+      );
+    // A profile, once detected, stays until the names say otherwise (an upgrade).
+    const detected = present.size ? detectProfile(present) : undefined;
+    if (detected) this.profiles.set(read.target.key, detected);
+    return this.profiles.get(read.target.key);
+  }
+
+  private track(target: Target, results: ScrapeResult[]): void {
+    const last = results.at(-1);
+    let entry = this.servers.get(target.key);
+    if (!entry) {
+      entry = { target, lastSeenMs: 0, status: { target, offsetMs: 0, scrapes: 0, skipped: 0 } };
+      this.servers.set(target.key, entry);
+    }
+    if (!last) return;
+    entry.lastSeenMs = Math.max(entry.lastSeenMs, last.startedMs);
+    Object.assign(entry.status, {
+      up: last.up,
+      lastScrapeMs: last.startedMs,
+      lastDurationMs: last.durationMs,
+      lastSamples: last.samples,
+      lastError: last.error,
+      profile: last.profile,
+    });
+    entry.status.scrapes += results.length;
+  }
+
+  /**
+   * Servers seen before with no sample since: their series went stale or vanished, so they are down. One down
+   * result per read, once no late sample can still arrive; forgotten after a further STALE_MS.
+   */
+  private vanished(reads: ReadonlyMap<string, ServerRead>, readEndMs: number): ScrapeResult[] {
+    const out: ScrapeResult[] = [];
+    const downAt = readEndMs - this.overlapMs;
+    for (const [key, entry] of this.servers) {
+      if (reads.get(key)?.scrapes.size || reads.get(key)?.meta.size) continue;
+      if (entry.lastSeenMs >= downAt - this.opts.cfg.interval) continue;
+      if (entry.lastSeenMs < readEndMs - 2 * STALE_MS) {
+        this.servers.delete(key);
+        this.profiles.delete(key);
+        this.handedMs.delete(key);
+        continue;
+      }
+      if (Math.max(this.opts.store.lastScrapeMs(key) ?? 0, this.handedMs.get(key) ?? 0) >= downAt) continue;
+      this.handedMs.set(key, downAt);
+      const result: ScrapeResult = {
+        target: entry.target,
+        startedMs: downAt,
+        durationMs: 0,
+        up: false,
+        error: `no samples in Prometheus since ${new Date(entry.lastSeenMs).toISOString()} (stale or gone)`,
+        samples: 0,
+        parseErrors: 0,
+        signals: [],
+      };
+      Object.assign(entry.status, { up: false, lastError: result.error });
+      out.push(result);
+    }
+    return out;
+  }
+
+  /** HELP texts the profiles read (vLLM before 0.9 counted prefix hits in blocks), refreshed hourly. */
+  private async refreshHelp(nowMs: number): Promise<void> {
+    if (nowMs - this.helpReadMs < 3_600_000) return;
+    this.helpReadMs = nowMs;
+    const help = new Map<string, string>();
+    for (const name of HELP_NAMES) {
+      const text = await this.api.help(name).catch(() => undefined);
+      if (text) help.set(name, text);
+    }
+    this.help = help;
+  }
+
+  private warnOnce(key: string, fields: Record<string, unknown>, msg: string): void {
+    if (this.warned.has(key)) return;
+    this.warned.add(key);
+    this.opts.log.warn({ source: 'prometheus', ...fields }, msg);
+  }
+
+  /** Per-server statuses, shaped as the scheduler's, for cachelens_target_up and friends. */
+  statuses(): TargetStatus[] {
+    return [...this.servers.values()].map((s) => s.status);
+  }
+}

@@ -1,0 +1,250 @@
+// What cachelens does with the answers a Prometheus-compatible API can give besides data: a query
+// refused for its size (Thanos, Mimir and VictoriaMetrics limit raw selectors; Prometheus 2.42 does
+// not), warnings, errors, a slow or absent server, a server with two kinds' names, and one that vanishes.
+// A real HTTP server on 127.0.0.1 answers with the API's JSON from a small sample set.
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { buildConfig } from '../src/config/config.ts';
+import { parseApiValue } from '../src/scrape/prometheusApi.ts';
+import { PrometheusSource } from '../src/scrape/prometheusSource.ts';
+import type { ScrapeResult } from '../src/scrape/scrapeTarget.ts';
+import { openDatabase } from '../src/store/openDatabase.ts';
+import { ScrapeStore } from '../src/store/scrapeStore.ts';
+import { memoryLogger } from './support/silentLogger.ts';
+
+interface Series {
+  metric: Record<string, string>;
+  values: Array<[number, number]>; // [ms, value]
+}
+
+/** An API server over `series`; `answer` may replace the answer to any query. */
+async function fakeApi(
+  series: () => Series[],
+  answer?: (rangeMs: number, url: URL) => { status: number; body: string } | undefined,
+) {
+  const seen: string[] = [];
+  const server = http.createServer((req, res) => {
+    const url = new URL(req.url ?? '', 'http://x');
+    seen.push(url.pathname);
+    if (url.pathname === '/api/v1/metadata') {
+      res.end(JSON.stringify({ status: 'success', data: {} }));
+      return;
+    }
+    const q = url.searchParams.get('query') ?? '';
+    const rangeMs = Number(/\[(\d+)ms\]$/.exec(q)?.[1]);
+    const atMs = Number(url.searchParams.get('time')) * 1000;
+    const custom = answer?.(rangeMs, url);
+    if (custom) {
+      res.statusCode = custom.status;
+      res.end(custom.body);
+      return;
+    }
+    const names = new RegExp(`^(${/__name__=~"([^"]*)"/.exec(q)![1]!.replace(/\\\\/g, '\\')})$`);
+    const result = series()
+      .filter((s) => names.test(s.metric.__name__!))
+      .map((s) => ({
+        metric: s.metric,
+        values: s.values.filter(([t]) => t > atMs - rangeMs && t <= atMs).map(([t, v]) => [t / 1000, String(v)]),
+      }))
+      .filter((s) => s.values.length);
+    res.setHeader('Content-Type', 'application/json');
+    res.end(JSON.stringify({ status: 'success', data: { resultType: 'matrix', result } }));
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as AddressInfo).port;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    seen,
+    close: () => new Promise<void>((r) => server.close(() => r())),
+  };
+}
+
+/** A vLLM server's series, scraped by Prometheus every second from `fromMs` for `n` seconds. */
+function vllmSeries(instance: string, fromMs: number, n: number, extra: Record<string, string> = {}): Series[] {
+  const at = (f: (i: number) => number): Array<[number, number]> =>
+    Array.from({ length: n }, (_, i) => [fromMs + i * 1000, f(i)]);
+  const m = (name: string, more: Record<string, string> = {}) => ({
+    __name__: name,
+    instance,
+    job: 'vllm',
+    model_name: 'llama',
+    engine: '0',
+    ...extra,
+    ...more,
+  });
+  return [
+    { metric: { __name__: 'up', instance, job: 'vllm' }, values: at(() => 1) },
+    { metric: m('vllm:prompt_tokens_total'), values: at((i) => 1000 + 100 * i) },
+    { metric: m('vllm:prefix_cache_queries_total'), values: at((i) => 1000 + 100 * i) },
+    { metric: m('vllm:prefix_cache_hits_total'), values: at((i) => 500 + 40 * i) },
+    { metric: m('vllm:kv_cache_usage_perc'), values: at((i) => i / 100) },
+    { metric: m('vllm:num_requests_waiting'), values: at((i) => i % 3) },
+  ];
+}
+
+function sourceFor(url: string, extra: Record<string, unknown> = {}) {
+  const cfg = buildConfig(
+    { scrape: { prometheus: { url, interval: '2s', timeout: '1s', backfill: '1m', ...extra } } },
+    {},
+  ).config.scrape.prometheus!;
+  const db = openDatabase(join(mkdtempSync(join(tmpdir(), 'cachelens-promapi-')), 'store.db'));
+  const store = new ScrapeStore(db);
+  const rounds: ScrapeResult[][] = [];
+  const { log, lines } = memoryLogger();
+  let now = Date.now();
+  const source = new PrometheusSource({
+    cfg,
+    log,
+    store,
+    onRound: (r) => {
+      rounds.push(r);
+      store.writeRound(r);
+    },
+    now: () => now,
+  });
+  return { source, db, rounds, lines, setNow: (ms: number) => (now = ms) };
+}
+
+const deltaSum = (db: ReturnType<typeof openDatabase>, signal: string) =>
+  db
+    .prepare(
+      "SELECT coalesce(sum(d.delta), 0) FROM counter_deltas d JOIN series s ON s.id = d.series_id WHERE s.signal = ? AND s.engine = ''",
+    )
+    .pluck()
+    .get(signal) as number;
+
+describe('reading from a Prometheus-compatible API', () => {
+  it('a query refused for its size is split in time until it fits, and nothing is lost or doubled', async () => {
+    const t0 = Date.now() - 40_000;
+    const api = await fakeApi(
+      () => vllmSeries('10.0.0.1:8000', t0, 40),
+      (rangeMs) =>
+        rangeMs > 6000
+          ? {
+              status: 422,
+              body: JSON.stringify({
+                status: 'error',
+                errorType: 'execution',
+                error: 'expanding series: the query exceeded the maximum number of samples (limit: 100)',
+              }),
+            }
+          : undefined,
+    );
+    const { source, db, lines } = sourceFor(api.url);
+    await source.read();
+    assert.equal(source.status.up, true, source.status.lastError);
+    assert.ok(source.status.queries >= 8, `read in parts: ${source.status.queries} queries`);
+    assert.equal(lines.filter((l) => String(l.msg).includes('refused a query for its size')).length, 1);
+    // 40 scrapes: the first is the baseline, 39 deltas of 100 tokens.
+    assert.equal(deltaSum(db, 'prompt_tokens'), 3900);
+    assert.equal(db.prepare('SELECT count(*) FROM scrapes').pluck().get(), 40);
+    await source.read();
+    assert.equal(deltaSum(db, 'prompt_tokens'), 3900, 'a second read over the same samples adds nothing');
+    await api.close();
+  });
+
+  it('errors, warnings and an absent server: a clear failure reason, logged once, and the read is retried', async () => {
+    let mode: 'error' | 'html' | 'warn' | 'ok' | 'slow' = 'error';
+    const t0 = Date.now() - 10_000;
+    const api = await fakeApi(
+      () => vllmSeries('10.0.0.1:8000', t0, 10),
+      () => {
+        if (mode === 'error')
+          return {
+            status: 400,
+            body: JSON.stringify({ status: 'error', errorType: 'bad_data', error: 'parse error' }),
+          };
+        if (mode === 'html') return { status: 502, body: '<html>Bad Gateway</html>' };
+        if (mode === 'warn')
+          return {
+            status: 200,
+            body: JSON.stringify({
+              status: 'success',
+              warnings: ['partial response: one store unreachable'],
+              data: { resultType: 'matrix', result: [] },
+            }),
+          };
+        return undefined;
+      },
+    );
+    const { source, db, lines } = sourceFor(api.url);
+    await source.read();
+    await source.read();
+    assert.equal(source.status.up, false);
+    assert.equal(source.failures.get('api_error'), 2);
+    assert.match(source.status.lastError!, /bad_data: parse error/);
+    assert.equal(lines.filter((l) => String(l.msg).startsWith('cannot read from Prometheus')).length, 1);
+    mode = 'html';
+    await source.read();
+    assert.equal(source.failures.get('http_status'), 1);
+    mode = 'warn';
+    await source.read();
+    await source.read();
+    assert.equal(source.status.up, true);
+    assert.equal(lines.filter((l) => String(l.msg).includes('answered with a warning')).length, 1);
+    mode = 'ok';
+    await source.read();
+    assert.equal(db.prepare('SELECT count(*) FROM scrapes').pluck().get(), 10, 'nothing was skipped by the failures');
+    assert.equal(lines.filter((l) => String(l.msg).includes('reading from Prometheus again')).length, 1);
+    await api.close();
+    await source.read();
+    assert.equal(source.failures.get('connect'), 1, 'nothing listens any more');
+  });
+
+  it('a server showing two kinds of names is logged once; a server that vanishes is down, then forgotten', async () => {
+    const t0 = Date.now() - 20_000;
+    let series = [
+      ...vllmSeries('10.0.0.1:8000', t0, 20),
+      // Still scraped 21 minutes on: the API answers up to each query's time.
+      ...vllmSeries('10.0.0.2:8000', t0, 21 * 60),
+      {
+        metric: { __name__: 'sglang:num_running_reqs', instance: '10.0.0.2:8000', job: 'vllm', model_name: 'x' },
+        values: [[t0, 1]] as Array<[number, number]>,
+      },
+    ];
+    const api = await fakeApi(() => series);
+    const { source, db, lines, setNow } = sourceFor(api.url);
+    await source.read();
+    await source.read();
+    assert.equal(lines.filter((l) => String(l.msg).includes('two kinds of inference server')).length, 1);
+    // 10.0.0.1 vanishes from Prometheus (scaled down, or its series went stale).
+    series = series.filter((s) => s.metric.instance !== '10.0.0.1:8000');
+    const now = Date.now();
+    setNow(now + 60_000);
+    await source.read();
+    const down = db
+      .prepare(
+        "SELECT s.up, s.error FROM scrapes s JOIN targets t ON t.id = s.target_id WHERE t.instance = '10.0.0.1:8000' ORDER BY s.ts_ms DESC LIMIT 1",
+      )
+      .get() as { up: number; error: string };
+    assert.equal(down.up, 0);
+    assert.match(down.error, /no samples in Prometheus since .* \(stale or gone\)/);
+    assert.deepEqual(
+      source.statuses().map((s) => [s.target.instance, s.up]),
+      [
+        ['10.0.0.1:8000', false],
+        ['10.0.0.2:8000', true],
+      ],
+    );
+    setNow(now + 20 * 60_000);
+    await source.read();
+    assert.deepEqual(
+      source.statuses().map((s) => s.target.instance),
+      ['10.0.0.2:8000'],
+      'forgotten after it stayed gone',
+    );
+    await api.close();
+  });
+
+  it('reads the values the API writes: decimals, NaN and infinities', () => {
+    assert.equal(parseApiValue('1.5e3'), 1500);
+    assert.ok(Number.isNaN(parseApiValue('NaN')));
+    assert.equal(parseApiValue('+Inf'), Number.POSITIVE_INFINITY);
+    assert.equal(parseApiValue('-Inf'), Number.NEGATIVE_INFINITY);
+  });
+});

@@ -1,0 +1,333 @@
+// Prometheus as the source of fleet counters, against the real Prometheus from Debian's `prometheus`
+// package: two vLLM servers scraped by Prometheus every second, read by cachelens from the HTTP API.
+// What cachelens stores must equal what it stores when it scrapes the same bodies itself at the same
+// sample times: deltas (across a counter reset), gauges, span events and report figures, also across
+// a restart of Prometheus and a restart of cachelens.
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { after, before, describe, it } from 'node:test';
+import type { Database } from 'better-sqlite3';
+import { buildConfig, type PrometheusSourceConfig } from '../src/config/config.ts';
+import { DEFAULT_REQUEST_SPAN_NAMES } from '../src/config/spanNames.ts';
+import { Enricher } from '../src/correlate/enricher.ts';
+import { compileSpanSelector } from '../src/correlate/requestSpans.ts';
+import { demoModelState, renderVllmExposition, type VllmModelState } from '../src/demo/vllmExposition.ts';
+import { ExportTraceServiceRequest, type OtlpTraceRequest } from '../src/otlp/schema.ts';
+import { PrometheusSource } from '../src/scrape/prometheusSource.ts';
+import { normalizeBody, type ScrapeResult } from '../src/scrape/scrapeTarget.ts';
+import type { Target } from '../src/scrape/target.ts';
+import { FleetQueries } from '../src/store/fleetQueries.ts';
+import { openDatabase } from '../src/store/openDatabase.ts';
+import { ScrapeStore } from '../src/store/scrapeStore.ts';
+import { MetricsServer } from './support/metricsServer.ts';
+import { PrometheusServer } from './support/prometheusServer.ts';
+import { memoryLogger } from './support/silentLogger.ts';
+import { toolSkip } from './support/systemTool.ts';
+
+const NO_PROMETHEUS = toolSkip('prometheus', ['--version'], 'prometheus');
+const BIN = new URL('../bin/cachelens.js', import.meta.url).pathname;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** A vLLM server whose counters grow with every scrape; it keeps every body it served, with the time. */
+class VllmServer {
+  readonly http = new MetricsServer();
+  readonly served: Array<{ atMs: number; body: string }> = [];
+  private n = 0;
+  resetAt?: number;
+
+  constructor(
+    private readonly model: string,
+    private readonly step: number,
+  ) {}
+
+  private state(): VllmModelState {
+    // After resetAt, the engine restarted: counters start again from small values, with a new _created.
+    const restarted = this.resetAt !== undefined && this.n >= this.resetAt;
+    const k = restarted ? this.n - this.resetAt! + 1 : this.n;
+    const base = demoModelState(this.model, restarted ? 0 : 1);
+    return {
+      ...base,
+      prefixCacheQueries: base.prefixCacheQueries + k * 10 * this.step,
+      prefixCacheHits: base.prefixCacheHits + k * 7 * this.step,
+      promptTokens: base.promptTokens + k * 10 * this.step,
+      promptTokensCached: base.promptTokensCached + k * 6 * this.step,
+      generationTokens: base.generationTokens + k * 3 * this.step,
+      preemptions: base.preemptions + (k % 4 === 0 ? 1 : 0) * k,
+      requestsWaiting: k % 5,
+      kvCacheUsage: (k % 10) / 10,
+      createdUnixSeconds: restarted ? 1_764_100_000.5 : base.createdUnixSeconds,
+    };
+  }
+
+  async start(): Promise<this> {
+    await this.http.start();
+    this.http.serve('/metrics', () => {
+      this.n++;
+      const body = renderVllmExposition([this.state()], { histograms: false, created: true });
+      this.served.push({ atMs: Date.now(), body });
+      return body;
+    });
+    return this;
+  }
+}
+
+const DELTAS = `SELECT t.instance, s.signal, s.model, s.engine, d.ts_ms, d.delta, d.resets, d.interval_ms
+  FROM counter_deltas d JOIN series s ON s.id = d.series_id JOIN targets t ON t.id = s.target_id
+  ORDER BY 1, 2, 3, 4, 5`;
+const GAUGES = `SELECT t.instance, s.signal, s.model, g.ts_ms, g.value
+  FROM gauge_samples g JOIN series s ON s.id = g.series_id JOIN targets t ON t.id = s.target_id
+  ORDER BY 1, 2, 3, 4`;
+
+/**
+ * The store cachelens would have written scraping the same bodies itself: for every scrape Prometheus
+ * stored, the body the server served for it (the first one served at or after its timestamp), written
+ * at the same sample time.
+ */
+function directStore(path: string, from: Database, servers: ReadonlyMap<string, VllmServer>): Database {
+  const db = openDatabase(path);
+  const store = new ScrapeStore(db);
+  const scrapes = from
+    .prepare(
+      `SELECT t.url, t.instance, t.labels_json, s.ts_ms, s.up, s.duration_ms FROM scrapes s
+       JOIN targets t ON t.id = s.target_id ORDER BY s.ts_ms, t.url`,
+    )
+    .all() as Array<{
+    url: string;
+    instance: string;
+    labels_json: string;
+    ts_ms: number;
+    up: number;
+    duration_ms: number;
+  }>;
+  const results: ScrapeResult[] = [];
+  for (const s of scrapes) {
+    const labels = JSON.parse(s.labels_json) as Record<string, string>;
+    const target: Target = {
+      url: new URL(s.url),
+      key: s.url,
+      instance: s.instance,
+      labels,
+      profile: 'auto',
+      auth: {},
+      source: 'direct',
+    };
+    const server = servers.get(labels.pod!)!;
+    const body = server.served.find((b) => b.atMs >= s.ts_ms - 5)?.body;
+    assert.ok(body, `a body served for the scrape at ${s.ts_ms}`);
+    results.push({
+      target,
+      startedMs: s.ts_ms,
+      durationMs: s.duration_ms,
+      up: s.up === 1,
+      ...normalizeBody(target, body),
+    });
+  }
+  store.writeRound(results);
+  return db;
+}
+
+describe('Prometheus as the source of fleet counters', { skip: NO_PROMETHEUS, timeout: 240_000 }, () => {
+  const dir = mkdtempSync(join(tmpdir(), 'cachelens-promsrc-'));
+  const a = new VllmServer('meta-llama/Llama-3.1-8B-Instruct', 1);
+  const b = new VllmServer('Qwen/Qwen2.5-7B-Instruct', 3);
+  const servers = new Map([
+    ['vllm-a-0', a],
+    ['vllm-b-0', b],
+  ]);
+  let prom: PrometheusServer;
+  let cfg: PrometheusSourceConfig;
+  const storePath = join(dir, 'from-prometheus.db');
+  let db: Database;
+  let store: ScrapeStore;
+  const { log, lines } = memoryLogger();
+  const newSource = () => new PrometheusSource({ cfg, log, store, onRound: (results) => store.writeRound(results) });
+
+  before(async () => {
+    await a.start();
+    await b.start();
+    b.resetAt = 6;
+    const job = (name: string, port: number, pod: string) => ({
+      targets: [`127.0.0.1:${port}`],
+      labels: { namespace: 'llm', pod, ...(name === 'other' ? {} : {}) },
+    });
+    prom = new PrometheusServer(dir, {
+      global: { scrape_interval: '1s', scrape_timeout: '900ms', evaluation_interval: '1s' },
+      scrape_configs: [
+        {
+          job_name: 'vllm',
+          static_configs: [job('vllm', a.http.port, 'vllm-a-0'), job('vllm', b.http.port, 'vllm-b-0')],
+        },
+      ],
+    });
+    await prom.start();
+    cfg = buildConfig(
+      {
+        scrape: {
+          prometheus: {
+            url: prom.url,
+            interval: '2s',
+            timeout: '1s',
+            selector: '{job="vllm"}',
+            instance_labels: ['namespace', 'pod'],
+            backfill: '1m',
+          },
+        },
+      },
+      {},
+    ).config.scrape.prometheus!;
+    db = openDatabase(storePath);
+    store = new ScrapeStore(db);
+    await sleep(9000);
+  });
+
+  after(async () => {
+    await prom?.stop();
+    await a.http.stop();
+    await b.http.stop();
+  });
+
+  const assertSameAsDirect = (what: string) => {
+    const direct = directStore(join(dir, `direct-${what}.db`), db, servers);
+    const fromProm = db.prepare(DELTAS).all();
+    assert.ok(fromProm.length > 40, `${what}: deltas were stored (${fromProm.length})`);
+    assert.deepEqual(fromProm, direct.prepare(DELTAS).all(), `${what}: counter deltas equal direct scraping`);
+    assert.deepEqual(db.prepare(GAUGES).all(), direct.prepare(GAUGES).all(), `${what}: gauges equal direct scraping`);
+    return direct;
+  };
+
+  it('reads every sample with its stored time; deltas, resets and gauges equal direct scraping', async () => {
+    const source = newSource();
+    await source.read();
+    assert.equal(source.status.up, true, source.status.lastError);
+    assert.equal(source.status.queries, 1, 'one query for every server and name');
+    const targets = db.prepare('SELECT url, instance, labels_json FROM targets ORDER BY instance').all() as Array<{
+      url: string;
+      instance: string;
+      labels_json: string;
+    }>;
+    assert.deepEqual(
+      targets.map((t) => t.instance),
+      ['llm/vllm-a-0', 'llm/vllm-b-0'],
+      'one server per instance label set, named by its labels',
+    );
+    await sleep(2500);
+    await source.read();
+    const resets = db
+      .prepare(
+        "SELECT sum(resets) FROM counter_deltas d JOIN series s ON s.id = d.series_id WHERE s.signal = 'prompt_tokens' AND s.engine = ''",
+      )
+      .pluck()
+      .get();
+    assert.equal(resets, 1, "vllm-b-0's engine restart is one reset");
+    const direct = assertSameAsDirect('first');
+    direct.close();
+    const profiles = db.prepare('SELECT DISTINCT profile FROM scrapes').pluck().all();
+    assert.deepEqual(profiles, ['vllm'], 'the profile is detected from the names in Prometheus');
+  });
+
+  it('catches up after Prometheus restarts, and after cachelens restarts, counting nothing twice', async () => {
+    await prom.stop();
+    const source = newSource();
+    await source.read();
+    assert.equal(source.status.up, false);
+    assert.equal(source.failures.get('connect'), 1);
+    await source.read();
+    assert.equal(
+      lines.filter((l) => String(l.msg).startsWith('cannot read from Prometheus')).length,
+      1,
+      'logged once per outage',
+    );
+    await sleep(1500);
+    await prom.start();
+    await sleep(4000);
+    await source.read();
+    assert.equal(source.status.up, true, source.status.lastError);
+    assertSameAsDirect('prometheus-restart').close();
+
+    // cachelens restarts: a new store object over the same file, a new source; it resumes where the store ends.
+    db.close();
+    db = openDatabase(storePath);
+    store = new ScrapeStore(db);
+    await sleep(3000);
+    await newSource().read();
+    const direct = assertSameAsDirect('cachelens-restart');
+
+    // Span events for a request span of vllm-a-0, matched by its pod labels (k8s.pod.name, k8s.namespace.name).
+    const [first, last] = db
+      .prepare(
+        "SELECT min(ts_ms), max(ts_ms) FROM scrapes s JOIN targets t ON t.id = s.target_id WHERE t.instance = 'llm/vllm-a-0'",
+      )
+      .raw()
+      .get() as [number, number];
+    const span = (startMs: number, endMs: number): OtlpTraceRequest =>
+      ExportTraceServiceRequest.fromObject({
+        resourceSpans: [
+          {
+            resource: {
+              attributes: [
+                { key: 'k8s.pod.name', value: { stringValue: 'vllm-a-0' } },
+                { key: 'k8s.namespace.name', value: { stringValue: 'llm' } },
+              ],
+            },
+            scopeSpans: [
+              {
+                spans: [
+                  {
+                    traceId: Buffer.alloc(16, 1),
+                    spanId: Buffer.alloc(8, 2),
+                    name: 'llm_request',
+                    startTimeUnixNano: String(BigInt(startMs) * 1_000_000n),
+                    endTimeUnixNano: String(BigInt(endMs) * 1_000_000n),
+                    attributes: [{ key: 'gen_ai.usage.prompt_tokens', value: { intValue: 500 } }],
+                  },
+                ],
+              },
+            ],
+          },
+        ],
+      }) as unknown as OtlpTraceRequest;
+    const eventsFrom = (store: Database) => {
+      const e = new Enricher(new FleetQueries(store), {
+        maxWaitMs: 4000,
+        as: 'events',
+        selector: compileSpanSelector(DEFAULT_REQUEST_SPAN_NAMES),
+        tenantKeys: [],
+        lookbackMs: 6 * 3600_000,
+        targetMatch: () => new Map(),
+        labelAttributes: cfg.resource_attributes,
+      });
+      e.refresh(Date.now());
+      const p = e.prepare(e.facts(span(first + 2500, last - 2500)), null, Date.now(), Date.now());
+      assert.ok(p.ready);
+      const extra = [...p.extras.values()][0]!;
+      return { cache: extra.cache, scheduler: extra.scheduler, match: [...p.byMatch.keys()] };
+    };
+    const fromProm = eventsFrom(db);
+    assert.deepEqual(fromProm.match, ['resource'], 'matched by the mapped pod labels');
+    assert.deepEqual(fromProm, eventsFrom(direct), 'span events equal direct scraping');
+    direct.close();
+
+    // Report figures, through the real CLI.
+    const report = async (path: string) => {
+      const { stdout } = await promisify(execFile)(process.execPath, [
+        BIN,
+        'report',
+        '--db',
+        path,
+        '--since',
+        '1h',
+        '--by',
+        'instance',
+        '--format',
+        'json',
+      ]);
+      const r = JSON.parse(stdout) as { rows: unknown[]; totals?: unknown };
+      return { rows: r.rows, totals: r.totals };
+    };
+    assert.deepEqual(await report(storePath), await report(join(dir, 'direct-cachelens-restart.db')));
+  });
+});
