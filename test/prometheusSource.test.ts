@@ -23,7 +23,9 @@ import type { Target } from '../src/scrape/target.ts';
 import { FleetQueries } from '../src/store/fleetQueries.ts';
 import { openDatabase } from '../src/store/openDatabase.ts';
 import { ScrapeStore } from '../src/store/scrapeStore.ts';
+import { Daemon } from '../src/cli/daemon.ts';
 import { MetricsServer } from './support/metricsServer.ts';
+import { freePort } from './support/ports.ts';
 import { PrometheusServer } from './support/prometheusServer.ts';
 import { memoryLogger } from './support/silentLogger.ts';
 import { toolSkip } from './support/systemTool.ts';
@@ -31,6 +33,13 @@ import { toolSkip } from './support/systemTool.ts';
 const NO_PROMETHEUS = toolSkip('prometheus', ['--version'], 'prometheus');
 const BIN = new URL('../bin/cachelens.js', import.meta.url).pathname;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+async function waitFor(cond: () => Promise<boolean>, what: string, timeoutMs = 15_000): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  while (!(await cond())) {
+    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
+    await sleep(200);
+  }
+}
 
 /** A vLLM server whose counters grow with every scrape; it keeps every body it served, with the time. */
 class VllmServer {
@@ -329,5 +338,43 @@ describe('Prometheus as the source of fleet counters', { skip: NO_PROMETHEUS, ti
       return { rows: r.rows, totals: r.totals };
     };
     assert.deepEqual(await report(storePath), await report(join(dir, 'direct-cachelens-restart.db')));
+  });
+
+  it('in the daemon: servers on cachelens_target_up, the source on cachelens_source_*, and a /readyz check', async () => {
+    const [grpcPort, httpPort, telemetryPort] = [await freePort(), await freePort(), await freePort()];
+    const { config } = buildConfig(
+      {
+        storage: { path: join(dir, 'daemon.db') },
+        scrape: { prometheus: { url: prom.url, interval: '1s', timeout: '800ms', instance_labels: ['pod'] } },
+        receivers: { grpc: { endpoint: `127.0.0.1:${grpcPort}` }, http: { endpoint: `127.0.0.1:${httpPort}` } },
+        telemetry: { endpoint: `127.0.0.1:${telemetryPort}` },
+      },
+      {},
+    );
+    assert.deepEqual(config.scrape.targets, [], 'no default target is assumed beside Prometheus');
+    assert.equal(config.enrich.max_wait, 10_000, 'max_wait follows the slower source (2 × 5 s scrape.interval)');
+    const daemon = new Daemon(config, memoryLogger().log);
+    await daemon.start();
+    try {
+      const metrics = async () => (await fetch(`http://127.0.0.1:${telemetryPort}/metrics`)).text();
+      await waitFor(async () => /cachelens_source_up\{source="prometheus"\} 1/.test(await metrics()), 'a read');
+      const text = await metrics();
+      assert.match(text, /cachelens_target_up\{target="vllm-a-0"\} 1/);
+      assert.match(text, /cachelens_source_servers\{source="prometheus"\} 2/);
+      assert.match(text, /cachelens_source_read_failures_total\{source="prometheus",reason="connect"\} 0/);
+      assert.equal((await fetch(`http://127.0.0.1:${telemetryPort}/readyz`)).status, 200);
+      await prom.stop();
+      await waitFor(async () => (await fetch(`http://127.0.0.1:${telemetryPort}/readyz`)).status === 503, 'not ready');
+      assert.match(
+        await (await fetch(`http://127.0.0.1:${telemetryPort}/readyz`)).text(),
+        /cannot read from Prometheus/,
+      );
+      assert.match(
+        await metrics(),
+        /cachelens_source_read_failures_total\{source="prometheus",reason="connect"\} [1-9]/,
+      );
+    } finally {
+      await daemon.shutdown();
+    }
   });
 });

@@ -16,7 +16,7 @@ Usage:
   cachelens scrape --once [--target URL ...] [--format table|json] [--config FILE]
                                             scrape once and print the normalized signals
   cachelens report [--since 7d|2026-11-01] [--until TIME] [--by model,instance,day,hour,tenant]
-                   [--format table|csv|json|html] [--out FILE] [--prices FILE] [--db FILE] [--config FILE]
+                   [--format table|csv|json|html] [--out FILE] [--prices FILE] [--db FILE ...] [--config FILE]
                                             tokens, cache hit ratio, pressure and savings from the local store
   cachelens demo [--duration 45s] [--dir DIR] [--log-level warn]
                                             a simulated vLLM fleet through the real daemon: enriched spans and a
@@ -65,7 +65,7 @@ export async function main(
       once: { type: 'boolean' },
       target: { type: 'string', multiple: true },
       format: { type: 'string' },
-      db: { type: 'string' },
+      db: { type: 'string', multiple: true },
       since: { type: 'string' },
       until: { type: 'string' },
       by: { type: 'string' },
@@ -116,7 +116,7 @@ export async function main(
       const { config } = loadConfig(values.config);
       return runReport(
         {
-          db: values.db ?? config.storage.path,
+          db: values.db?.length ? values.db : [config.storage.path],
           since: values.since,
           until: values.until,
           by: values.by,
@@ -151,7 +151,8 @@ export async function main(
       return 0;
     }
     case 'migrate': {
-      const path = values.db ?? loadConfig(values.config).config.storage.path;
+      if ((values.db?.length ?? 0) > 1) throw new UsageError('migrate takes one --db');
+      const path = values.db?.[0] ?? loadConfig(values.config).config.storage.path;
       const db = openDatabase(path, { migrate: false });
       const applied = migrate(db);
       db.close();

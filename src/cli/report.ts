@@ -1,5 +1,7 @@
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, writeFileSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
 import type { Database } from 'better-sqlite3';
+import { distinctStores, mergeStores } from '../store/mergedStores.ts';
 import { openDatabase } from '../store/openDatabase.ts';
 import { listMigrations } from '../store/migrate.ts';
 import { loadFacts, modelsWithHitsInBlocks, targetInfo } from '../store/reportQueries.ts';
@@ -23,7 +25,8 @@ export class ReportError extends UserError {
 }
 
 export interface ReportOptions {
-  db: string;
+  /** One store, or several (repeated --db, or a glob such as 'stores/*.db') reported as one. */
+  db: string | readonly string[];
   since?: string;
   until?: string;
   by?: string;
@@ -85,16 +88,49 @@ export function chooseBucket(by: readonly Dimension[], fromMs: number, toMs: num
   return by.includes('hour') || toMs - fromMs <= 3 * DAY_MS ? HOUR_MS : DAY_MS;
 }
 
+/** `--db` values: paths, or globs of file names (`stores/*.db`), expanded in order, each file once. */
+export function expandStores(patterns: readonly string[]): string[] {
+  const out: string[] = [];
+  for (const p of patterns) {
+    if (!/[*?[]/.test(basename(p))) {
+      out.push(p);
+      continue;
+    }
+    const dir = dirname(p);
+    const re = new RegExp(
+      `^${basename(p)
+        .replace(/[.+^${}()|\\]/g, '\\$&')
+        .replace(/\*/g, '.*')
+        .replace(/\?/g, '.')}$`,
+    );
+    let names: string[] = [];
+    try {
+      names = readdirSync(dir).filter((n) => re.test(n) && !/-(wal|shm|journal)$/.test(n));
+    } catch {
+      // An unreadable folder matches nothing; said below.
+    }
+    if (!names.length) throw new ReportError(`--db ${p}: no file matches`);
+    for (const n of names.sort()) out.push(join(dir, n));
+  }
+  return distinctStores(out);
+}
+
 export function makeReport(opts: ReportOptions): Report {
   const nowMs = opts.nowMs ?? Date.now();
   const by = parseBy(opts.by);
   const { fromMs, toMs } = parsePeriod(opts.since, opts.until, nowMs);
   const prices = opts.prices ? loadPrices(opts.prices) : null;
-  const db = openForReading(opts.db);
+  const paths = typeof opts.db === 'string' ? [opts.db] : expandStores(opts.db);
+  const bucketMs = chooseBucket(by, fromMs, toMs);
+  // The ledger only where tenant rows or the tenant chart need it, and per instance only where asked.
+  const ledger = by.includes('tenant') || opts.format === 'html';
+  let db: Database;
+  if (paths.length === 1) db = openForReading(paths[0]!);
+  else {
+    for (const p of paths) openForReading(p).close();
+    db = mergeStores(paths, { fromMs, toMs, bucketMs, ledger });
+  }
   try {
-    const bucketMs = chooseBucket(by, fromMs, toMs);
-    // The ledger only where tenant rows or the tenant chart need it, and per instance only where asked.
-    const ledger = by.includes('tenant') || opts.format === 'html';
     const ledgerPerTarget = by.includes('instance') || (prices?.instances.length ?? 0) > 0;
     const read = db.transaction(() => ({
       ...loadFacts(db, { fromMs, toMs, bucketMs, tenantKeys: opts.tenantKeys, ledger, ledgerPerTarget }),
@@ -102,7 +138,7 @@ export function makeReport(opts: ReportOptions): Report {
     }));
     const facts = read.deferred();
     return buildReport({
-      db: opts.db,
+      db: paths.join(', '),
       fromMs,
       toMs,
       by,
