@@ -12,7 +12,7 @@ import { openDatabase } from '../src/store/openDatabase.ts';
 import { DAY_MS, HOUR_MS } from '../src/store/rollups.ts';
 import { createLogger } from '../src/telemetry/logger.ts';
 
-const END_MS = Date.parse('2026-11-25T00:00:00Z');
+export const END_MS = Date.parse('2026-11-25T00:00:00Z');
 const COUNTERS = [
   'requests_finished',
   'prompt_tokens',
@@ -31,7 +31,7 @@ const MODELS = [
   'mistralai/Mistral-7B-Instruct-v0.3',
   'google/gemma-2-9b-it',
 ];
-const TENANT_KEYS = ['tenant.id'];
+export const TENANT_KEYS = ['tenant.id'];
 
 export interface DatasetParams {
   days: number;
@@ -40,9 +40,11 @@ export interface DatasetParams {
   scrapeIntervalS: number;
   requestsPerS: number;
   tenants: number;
+  /** Where this store's instance numbers start (stores of different pools hold different servers). */
+  firstInstance?: number;
 }
 
-function generate(path: string, p: DatasetParams): { seconds: number; minuteRows: number; ledgerRows: number } {
+export function generate(path: string, p: DatasetParams): { seconds: number; minuteRows: number; ledgerRows: number } {
   const t0 = performance.now();
   const db = openDatabase(path);
   db.pragma('synchronous = OFF');
@@ -66,7 +68,8 @@ function generate(path: string, p: DatasetParams): { seconds: number; minuteRows
   const perInstance: Array<{ targetId: number; instance: string; models: Array<{ model: string; series: Srs[] }> }> =
     [];
   db.transaction(() => {
-    for (let i = 0; i < p.instances; i++) {
+    for (let n = 0; n < p.instances; n++) {
+      const i = n + (p.firstInstance ?? 0);
       const instance = `10.0.${Math.floor(i / 250)}.${(i % 250) + 1}:8000`;
       const targetId = insTarget.get(
         `http://${instance}/metrics`,

@@ -1,10 +1,12 @@
-// `npm run bench [-- parse|fleet|pipeline|ledger|report]`: prints one JSON object per benchmark; figures go in
-// bench/README.md.
+// `npm run bench [-- parse|fleet|pipeline|ledger|report|merge|source]`: prints one JSON object per benchmark;
+// figures go in bench/README.md.
 import { runFleetBench } from './fleetBench.ts';
 import { runLedgerBench } from './ledgerBench.ts';
+import { runMergeBench } from './mergeBench.ts';
 import { runParseBench } from './parseBench.ts';
 import { runPipelineBench } from './pipelineBench.ts';
 import { runReportBench } from './reportBench.ts';
+import { runSourceBench } from './sourceBench.ts';
 
 const which = process.argv[2] ?? 'all';
 const out: Record<string, unknown> = { node: process.version, date: new Date().toISOString() };
@@ -29,5 +31,17 @@ if (which === 'all' || which === 'report') {
     tenants: env('BENCH_REPORT_TENANTS', 50),
   });
 }
+if (which === 'all' || which === 'merge')
+  out.merge = await runMergeBench(
+    Number(process.env.BENCH_MERGE_STORES ?? 10),
+    Number(process.env.BENCH_MERGE_DAYS ?? 3),
+    Number(process.env.BENCH_MERGE_INSTANCES ?? 10),
+  );
+if (which === 'all' || which === 'source')
+  out.source = await runSourceBench(
+    Number(process.env.BENCH_SOURCE_SERVERS ?? 2000),
+    Number(process.env.BENCH_WARMUP_S ?? 45),
+    Number(process.env.BENCH_MEASURE_S ?? 90),
+  );
 console.log(JSON.stringify(out, null, 2));
 process.exit(0);

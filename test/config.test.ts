@@ -114,3 +114,17 @@ describe('config', () => {
     assert.equal(parseDurationMs('5 sec'), undefined);
   });
 });
+
+describe('the default spool path', () => {
+  it('follows the store file name, so two daemons with stores in one folder never share a spool', () => {
+    const spoolOf = (path: string) => buildConfig({ storage: { path } }, {}).config.spool.path;
+    assert.equal(spoolOf('/data/cachelens.db'), '/data/cachelens-spool.db', 'the default store keeps its spool name');
+    assert.equal(spoolOf('/data/ha-a.db'), '/data/ha-a-spool.db');
+    assert.notEqual(spoolOf('/data/ha-a.db'), spoolOf('/data/ha-b.db'));
+    assert.equal(spoolOf(':memory:'), ':memory:');
+    assert.equal(
+      buildConfig({ storage: { path: '/data/a.db' }, spool: { path: '/q/s.db' } }, {}).config.spool.path,
+      '/q/s.db',
+    );
+  });
+});

@@ -101,3 +101,28 @@ it("docs/deployment.md's Collector snippet wires a pipeline through cachelens an
     'enriched spans do not loop back into cachelens',
   );
 });
+
+it('docs/several-instances.md: every layout config is valid, and the HA pair is wired by trace id', () => {
+  const blocks = (kind: string) =>
+    [...doc('several-instances.md').matchAll(/```yaml\n(# [^\n]*\n[\s\S]*?)```/g)]
+      .map((m) => m[1]!)
+      .filter((b) => b.startsWith(kind))
+      .map((b) => parseYaml(b) as Record<string, any>);
+  const cachelens = blocks('# cachelens.yaml');
+  assert.equal(cachelens.length, 4, 'sidecar, pool, HA pair, Prometheus source');
+  const configs = cachelens.map((raw) => buildConfig(raw, {}).config);
+  assert.ok(configs.some((c) => c.scrape.prometheus && c.scrape.prometheus.instance_labels.includes('pod')));
+  const [col] = blocks('# otel-collector config') as [Record<string, any>];
+  for (const [name, p] of Object.entries(col.service.pipelines) as Array<
+    [string, { receivers: string[]; exporters: string[]; processors: string[] }]
+  >) {
+    for (const r of p.receivers) assert.ok(col.receivers[r], `${name}: receiver ${r} is defined`);
+    for (const e of p.exporters) assert.ok(col.exporters[e], `${name}: exporter ${e} is defined`);
+    for (const x of p.processors) assert.ok(col.processors[x] !== undefined, `${name}: processor ${x} is defined`);
+  }
+  const lb = col.exporters.loadbalancing;
+  assert.equal(lb.routing_key, 'traceID', 'every span of a trace reaches the same cachelens');
+  const ha = configs[2]!;
+  const port = Number(ha.receivers.grpc.endpoint.split(':').at(-1));
+  for (const h of lb.resolver.static.hostnames as string[]) assert.equal(Number(h.split(':').at(-1)), port);
+});

@@ -150,7 +150,7 @@ describe('faults against the real CLI', { timeout: 120_000 }, () => {
     r.child.kill('SIGTERM');
     assert.equal((await r.exited).code, 0);
     // Damage two rows: one loses its body, one gets garbage for a body.
-    const spool = new Database(join(dir, 'cachelens-spool.db'));
+    const spool = new Database(join(dir, 'store-spool.db'));
     const ids = spool.prepare('SELECT id FROM spool ORDER BY id').pluck().all() as number[];
     assert.equal(ids.length, 3);
     spool.prepare('DELETE FROM spool_body WHERE id = ?').run(ids[0]);

@@ -8,7 +8,7 @@ import type { AddressInfo } from 'node:net';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, it } from 'node:test';
+import { afterEach, describe, it } from 'node:test';
 import { buildConfig } from '../src/config/config.ts';
 import { parseApiValue } from '../src/scrape/prometheusApi.ts';
 import { PrometheusSource } from '../src/scrape/prometheusSource.ts';
@@ -57,11 +57,20 @@ async function fakeApi(
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const port = (server.address() as AddressInfo).port;
-  return {
+  let closed = false;
+  const api = {
     url: `http://127.0.0.1:${port}`,
     seen,
-    close: () => new Promise<void>((r) => server.close(() => r())),
+    close: () =>
+      new Promise<void>((r) => {
+        if (closed) return r();
+        closed = true;
+        server.closeAllConnections();
+        server.close(() => r());
+      }),
   };
+  open.push(api);
+  return api;
 }
 
 /** A vLLM server's series, scraped by Prometheus every second from `fromMs` for `n` seconds. */
@@ -113,10 +122,17 @@ function sourceFor(url: string, extra: Record<string, unknown> = {}) {
 const deltaSum = (db: ReturnType<typeof openDatabase>, signal: string) =>
   db
     .prepare(
-      "SELECT coalesce(sum(d.delta), 0) FROM counter_deltas d JOIN series s ON s.id = d.series_id WHERE s.signal = ? AND s.engine = ''",
+      `SELECT coalesce(sum(d.delta), 0) FROM counter_deltas d JOIN series s ON s.id = d.series_id
+       WHERE s.signal = ? AND s.engine = ''`,
     )
     .pluck()
     .get(signal) as number;
+
+const open: Array<{ close: () => Promise<void> }> = [];
+// A failed assertion must not leave a server keeping the test process alive.
+afterEach(async () => {
+  for (const api of open.splice(0)) await api.close();
+});
 
 describe('reading from a Prometheus-compatible API', () => {
   it('a query refused for its size is split in time until it fits, and nothing is lost or doubled', async () => {
@@ -148,7 +164,7 @@ describe('reading from a Prometheus-compatible API', () => {
     await api.close();
   });
 
-  it('errors, warnings and an absent server: a clear failure reason, logged once, and the read is retried', async () => {
+  it('errors, warnings, an absent server: a clear failure reason, logged once, and the read retried', async () => {
     let mode: 'error' | 'html' | 'warn' | 'ok' | 'slow' = 'error';
     const t0 = Date.now() - 10_000;
     const api = await fakeApi(
@@ -219,7 +235,8 @@ describe('reading from a Prometheus-compatible API', () => {
     await source.read();
     const down = db
       .prepare(
-        "SELECT s.up, s.error FROM scrapes s JOIN targets t ON t.id = s.target_id WHERE t.instance = '10.0.0.1:8000' ORDER BY s.ts_ms DESC LIMIT 1",
+        `SELECT s.up, s.error FROM scrapes s JOIN targets t ON t.id = s.target_id
+         WHERE t.instance = '10.0.0.1:8000' ORDER BY s.ts_ms DESC LIMIT 1`,
       )
       .get() as { up: number; error: string };
     assert.equal(down.up, 0);

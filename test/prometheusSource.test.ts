@@ -17,12 +17,16 @@ import { Enricher } from '../src/correlate/enricher.ts';
 import { compileSpanSelector } from '../src/correlate/requestSpans.ts';
 import { demoModelState, renderVllmExposition, type VllmModelState } from '../src/demo/vllmExposition.ts';
 import { ExportTraceServiceRequest, type OtlpTraceRequest } from '../src/otlp/schema.ts';
-import { PrometheusSource } from '../src/scrape/prometheusSource.ts';
+import { NAME_GROUPS, PrometheusSource } from '../src/scrape/prometheusSource.ts';
 import { normalizeBody, type ScrapeResult } from '../src/scrape/scrapeTarget.ts';
 import type { Target } from '../src/scrape/target.ts';
 import { FleetQueries } from '../src/store/fleetQueries.ts';
 import { openDatabase } from '../src/store/openDatabase.ts';
 import { ScrapeStore } from '../src/store/scrapeStore.ts';
+import { context, SpanKind, trace } from '@opentelemetry/api';
+import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-grpc';
+import { resourceFromAttributes } from '@opentelemetry/resources';
+import { BasicTracerProvider, type ReadableSpan, type SpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { Daemon } from '../src/cli/daemon.ts';
 import { MetricsServer } from './support/metricsServer.ts';
 import { freePort } from './support/ports.ts';
@@ -195,8 +199,8 @@ describe('Prometheus as the source of fleet counters', { skip: NO_PROMETHEUS, ti
 
   after(async () => {
     await prom?.stop();
-    await a.http.stop();
-    await b.http.stop();
+    await a.http.stop().catch(() => undefined);
+    await b.http.stop().catch(() => undefined);
   });
 
   const assertSameAsDirect = (what: string) => {
@@ -212,7 +216,8 @@ describe('Prometheus as the source of fleet counters', { skip: NO_PROMETHEUS, ti
     const source = newSource();
     await source.read();
     assert.equal(source.status.up, true, source.status.lastError);
-    assert.equal(source.status.queries, 1, 'one query for every server and name');
+    assert.equal(source.status.queries, NAME_GROUPS.length, 'a few queries for every server, not one per server');
+    assert.ok(NAME_GROUPS.length <= 6);
     const targets = db.prepare('SELECT url, instance, labels_json FROM targets ORDER BY instance').all() as Array<{
       url: string;
       instance: string;
@@ -227,7 +232,8 @@ describe('Prometheus as the source of fleet counters', { skip: NO_PROMETHEUS, ti
     await source.read();
     const resets = db
       .prepare(
-        "SELECT sum(resets) FROM counter_deltas d JOIN series s ON s.id = d.series_id WHERE s.signal = 'prompt_tokens' AND s.engine = ''",
+        `SELECT sum(resets) FROM counter_deltas d JOIN series s ON s.id = d.series_id
+         WHERE s.signal = 'prompt_tokens' AND s.engine = ''`,
       )
       .pluck()
       .get();
@@ -268,7 +274,8 @@ describe('Prometheus as the source of fleet counters', { skip: NO_PROMETHEUS, ti
     // Span events for a request span of vllm-a-0, matched by its pod labels (k8s.pod.name, k8s.namespace.name).
     const [first, last] = db
       .prepare(
-        "SELECT min(ts_ms), max(ts_ms) FROM scrapes s JOIN targets t ON t.id = s.target_id WHERE t.instance = 'llm/vllm-a-0'",
+        `SELECT min(ts_ms), max(ts_ms) FROM scrapes s JOIN targets t ON t.id = s.target_id
+         WHERE t.instance = 'llm/vllm-a-0'`,
       )
       .raw()
       .get() as [number, number];
@@ -340,7 +347,7 @@ describe('Prometheus as the source of fleet counters', { skip: NO_PROMETHEUS, ti
     assert.deepEqual(await report(storePath), await report(join(dir, 'direct-cachelens-restart.db')));
   });
 
-  it('in the daemon: servers on cachelens_target_up, the source on cachelens_source_*, and a /readyz check', async () => {
+  it('in the daemon: servers on cachelens_target_up, the source on cachelens_source_*, a /readyz check', async () => {
     const [grpcPort, httpPort, telemetryPort] = [await freePort(), await freePort(), await freePort()];
     const { config } = buildConfig(
       {
@@ -375,6 +382,130 @@ describe('Prometheus as the source of fleet counters', { skip: NO_PROMETHEUS, ti
       );
     } finally {
       await daemon.shutdown();
+      await prom.start();
     }
   });
+
+  it(
+    'an HA pair of daemons, traces split by trace id as the loadbalancing exporter splits them: ' +
+      'the merged report equals one daemon that saw every trace',
+    async () => {
+      const start = async (name: string) => {
+        const { config } = buildConfig(
+          {
+            storage: { path: join(dir, `ha-${name}.db`) },
+            scrape: {
+              prometheus: {
+                url: prom.url,
+                interval: '1s',
+                timeout: '800ms',
+                instance_labels: ['namespace', 'pod'],
+                backfill: '30m',
+              },
+            },
+            receivers: { grpc: { endpoint: '127.0.0.1:0' }, http: { endpoint: '127.0.0.1:0' } },
+            telemetry: { enabled: false },
+            enrich: { max_wait: '20s' },
+            ledger: { tenant_attributes: ['tenant.id'] },
+          },
+          {},
+        );
+        const d = new Daemon(config, memoryLogger().log);
+        await d.start();
+        return d;
+      };
+      const daemons = { a: await start('a'), b: await start('b'), c: await start('c') };
+      const exporterFor = (d: Daemon) => new OTLPTraceExporter({ url: `http://127.0.0.1:${d.pipeline!.grpc!.port}` });
+      // The Collector's loadbalancing exporter with routing_key: traceID, plus a copy of every span to c.
+      const routing = (): SpanProcessor => {
+        const to = { a: exporterFor(daemons.a), b: exporterFor(daemons.b), c: exporterFor(daemons.c) };
+        return {
+          onStart: () => undefined,
+          onEnd: (span: ReadableSpan) => {
+            const half = Number.parseInt(span.spanContext().traceId.slice(-1), 16) % 2 ? to.b : to.a;
+            for (const e of [half, to.c]) e.export([span], () => undefined);
+          },
+          forceFlush: async () => {
+            await Promise.all(Object.values(to).map((e) => e.forceFlush()));
+          },
+          shutdown: async () => {
+            await Promise.all(Object.values(to).map((e) => e.shutdown()));
+          },
+        };
+      };
+      const provider = (resource: Record<string, string>) =>
+        new BasicTracerProvider({ resource: resourceFromAttributes(resource), spanProcessors: [routing()] });
+      const gateway = provider({ 'service.name': 'gateway' });
+      const pods = ['vllm-a-0', 'vllm-b-0'].map((pod) =>
+        provider({ 'service.name': 'vllm', 'k8s.pod.name': pod, 'k8s.namespace.name': 'llm' }),
+      );
+      for (let i = 0; i < 12; i++) {
+        const gw = gateway.getTracer('t').startSpan('POST /v1/chat/completions', {
+          kind: SpanKind.SERVER,
+          attributes: { 'tenant.id': i % 3 ? 'acme' : 'globex' },
+        });
+        const req = pods[i % 2]!.getTracer('t').startSpan(
+          'llm_request',
+          {
+            kind: SpanKind.SERVER,
+            attributes: { 'gen_ai.usage.prompt_tokens': 500 + 10 * i, 'gen_ai.usage.completion_tokens': 40 },
+          },
+          trace.setSpan(context.active(), gw),
+        );
+        await sleep(400);
+        req.end();
+        gw.end();
+      }
+      await Promise.all([gateway, ...pods].map((p) => p.forceFlush()));
+      const ledgerRows = (name: string) => {
+        const db = openDatabase(join(dir, `ha-${name}.db`), { readonly: true });
+        try {
+          return db.prepare('SELECT count(*) FROM request_ledger').pluck().get() as number;
+        } finally {
+          db.close();
+        }
+      };
+      const counts = async () =>
+        `a ${ledgerRows('a')}, b ${ledgerRows('b')}, c ${ledgerRows('c')}; spools ` +
+        JSON.stringify(Object.values(daemons).map((d) => d.pipeline!.spool.counts())) +
+        (await Promise.all(Object.values(daemons).map((d) => d.registry.metrics())))
+          .map((t) =>
+            t
+              .split('\n')
+              .filter((l) => /^cachelens_(receiver_accepted|spans_enriched|exporter_dropped|enrich_incomplete)/.test(l))
+              .join(' | '),
+          )
+          .join(' ## ');
+      await waitFor(
+        async () => ledgerRows('c') === 12 && ledgerRows('a') + ledgerRows('b') === 12,
+        'every request span in the ledgers',
+        40_000,
+      ).catch(async (err: Error) => {
+        throw new Error(`${err.message}: ${await counts()}`);
+      });
+      assert.ok(ledgerRows('a') > 0 && ledgerRows('b') > 0, 'both halves of the pair took traces');
+      // The fleet stops serving (its servers go down), so every store ends with the same samples.
+      await a.http.stop();
+      await b.http.stop();
+      await sleep(4000);
+      for (const d of Object.values(daemons)) await d.shutdown();
+      const report = async (dbs: string[], by: string) => {
+        const { stdout } = await promisify(execFile)(process.execPath, [
+          BIN,
+          'report',
+          ...dbs.flatMap((d) => ['--db', join(dir, `ha-${d}.db`)]),
+          '--since',
+          '1h',
+          '--by',
+          by,
+          '--format',
+          'json',
+        ]);
+        const r = JSON.parse(stdout) as Record<string, unknown>;
+        return { rows: r.rows, totals: r.totals, notes: r.notes };
+      };
+      for (const by of ['tenant', 'model', 'instance'])
+        assert.deepEqual(await report(['a', 'b'], by), await report(['c'], by), `by ${by}`);
+    },
+  );
 });

@@ -112,7 +112,7 @@ export async function diskPressure(opts: { fullMs: number }): Promise<CaseResult
     check.that(lost === 0, `${lost} acknowledged spans never arrived`);
     const exit = await d.stop();
     check.that(exit === 0, `clean exit (got ${exit})`);
-    const integrity = ['store.db', 'cachelens-spool.db'].map((f) => {
+    const integrity = ['store.db', 'store-spool.db'].map((f) => {
       const db = new Database(join(mnt, f), { readonly: true });
       const r = db.pragma('integrity_check', { simple: true });
       const stored =

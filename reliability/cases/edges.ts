@@ -179,7 +179,7 @@ export async function startupFaults(): Promise<CaseResult> {
     if (out.acked) rowsSpans.push(r.spanIds);
   }
   await spooled.stop();
-  const db = new Database(join(spooled.dir, 'cachelens-spool.db'));
+  const db = new Database(join(spooled.dir, 'store-spool.db'));
   const ids = db.prepare('SELECT id FROM spool ORDER BY id').pluck().all() as number[];
   const damaged = new Set<number>();
   ids.forEach((id, k) => {
@@ -201,7 +201,7 @@ export async function startupFaults(): Promise<CaseResult> {
   );
   const droppedDamaged = await spooled.metric('cachelens_exporter_dropped_spans_total');
   // The damaged rows are gone and the rest sent: a loop spinning on a bad row would leave rows behind.
-  const left = new Database(join(spooled.dir, 'cachelens-spool.db'), { readonly: true });
+  const left = new Database(join(spooled.dir, 'store-spool.db'), { readonly: true });
   const rowsLeft = left.prepare('SELECT count(*) FROM spool').pluck().get() as number;
   left.close();
   check.that(settled.lost === 0, `damaged spool: ${settled.lost} spans of undamaged rows lost`);

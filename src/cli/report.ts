@@ -124,14 +124,14 @@ export function makeReport(opts: ReportOptions): Report {
   const bucketMs = chooseBucket(by, fromMs, toMs);
   // The ledger only where tenant rows or the tenant chart need it, and per instance only where asked.
   const ledger = by.includes('tenant') || opts.format === 'html';
+  const ledgerPerTarget = by.includes('instance') || (prices?.instances.length ?? 0) > 0;
   let db: Database;
   if (paths.length === 1) db = openForReading(paths[0]!);
   else {
     for (const p of paths) openForReading(p).close();
-    db = mergeStores(paths, { fromMs, toMs, bucketMs, ledger });
+    db = mergeStores(paths, { fromMs, toMs, bucketMs, ledger, ledgerPerTarget });
   }
   try {
-    const ledgerPerTarget = by.includes('instance') || (prices?.instances.length ?? 0) > 0;
     const read = db.transaction(() => ({
       ...loadFacts(db, { fromMs, toMs, bucketMs, tenantKeys: opts.tenantKeys, ledger, ledgerPerTarget }),
       hitsInBlocks: modelsWithHitsInBlocks(db, fromMs, toMs),

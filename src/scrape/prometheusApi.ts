@@ -42,8 +42,17 @@ export interface QueryAnswer {
 
 // Prometheus (query.max-samples), Thanos, Mimir and VictoriaMetrics word a query refused for its size
 // differently; all of them name samples, series or chunks and a limit.
-const TOO_BIG =
-  /too many samples|would load too many|max(imum)?[ _-]?(number of )?(samples|series|chunks)|maxSamplesPerQuery|maxSeries|exceeded the (limit|maximum)/i;
+const TOO_BIG = new RegExp(
+  [
+    'too many samples',
+    'would load too many',
+    'max(imum)?[ _-]?(number of )?(samples|series|chunks)',
+    'maxSamplesPerQuery',
+    'maxSeries',
+    'exceeded the (limit|maximum)',
+  ].join('|'),
+  'i',
+);
 
 const MAX_ANSWER_BYTES = 512 * 1024 * 1024;
 

@@ -49,11 +49,17 @@ export interface SourceStatus {
 /** The scheme of the keys of servers read from Prometheus: not a URL anything can fetch, and no host to match. */
 export const SOURCE_KEY_PREFIX = 'prometheus:';
 const SCRAPE_META = ['up', 'scrape_duration_seconds', 'scrape_samples_scraped'];
+const NAME_GROUP_SIZE = 12;
+export const NAME_GROUPS: string[][] = [];
+for (const names = [...SCRAPE_META, ...SOURCE_SAMPLE_NAMES]; names.length; )
+  NAME_GROUPS.push(names.splice(0, NAME_GROUP_SIZE));
 /** A server with no sample for this long is down; after this long again it is forgotten (scaled down). */
 const STALE_MS = 5 * 60_000;
 
 interface ServerRead {
   target: Target;
+  /** The newest sample time stored (or handed over) for the server: older samples are skipped. */
+  after: number;
   /** sample time → the samples of that scrape */
   scrapes: Map<number, Sample[]>;
   meta: Map<number, { up?: number; durationS?: number; samples?: number }>;
@@ -78,11 +84,14 @@ export class PrometheusSource {
   private readonly profiles = new Map<string, Profile>();
   private readonly servers = new Map<string, { target: Target; lastSeenMs: number; status: TargetStatus }>();
   private readonly warned = new Set<string>();
+  private readonly targetByValues = new Map<string, Target>();
   /** The newest sample time handed to onRound per server. */
   private readonly handedMs = new Map<string, number>();
   private help = new Map<string, string>();
   private helpReadMs = -Infinity;
   private outage?: string;
+  /** This read had an answer with warnings (Thanos or Mimir answering without one of its stores). */
+  private partial = false;
 
   constructor(private readonly opts: PrometheusSourceOptions) {
     this.api = new PrometheusApi(opts.cfg);
@@ -91,7 +100,7 @@ export class PrometheusSource {
 
   /** Samples may become visible after their timestamp (a scrape commits when it ends; remote storage lags). */
   private get overlapMs(): number {
-    return Math.max(2 * this.opts.cfg.interval, 30_000);
+    return this.opts.cfg.overlap;
   }
 
   start(): void {
@@ -118,15 +127,22 @@ export class PrometheusSource {
     const { cfg, log } = this.opts;
     try {
       await this.refreshHelp(endMs);
+      this.partial = false;
       let from = this.resumeFrom(endMs);
       while (from < endMs && !this.stopped) {
         const to = Math.min(endMs, from + cfg.max_range);
-        const series = await this.fetchRange(from, to, SOURCE_SAMPLE_NAMES.concat(SCRAPE_META));
-        const results = this.toResults(series, to);
+        // A few queries of a dozen names each: each answer is folded in and dropped before the next, so
+        // memory holds one answer, not every series of the fleet at once.
+        const reads = new Map<string, ServerRead>();
+        for (const names of NAME_GROUPS)
+          await this.fetchRange(from, to, names, (series) => this.collect(series, reads));
+        const results = this.toResults(reads, to);
         if (results.length) this.opts.onRound(results);
         from = to;
       }
-      this.watermarkMs = endMs - this.overlapMs;
+      // A partial answer (warnings) may lack samples Prometheus holds: the next read asks again from the same
+      // place, and what this one wrote is skipped by time.
+      if (!this.partial) this.watermarkMs = endMs - this.overlapMs;
       if (this.outage) log.info({ source: 'prometheus', url: cfg.url }, 'reading from Prometheus again');
       this.outage = undefined;
       this.status.up = true;
@@ -169,31 +185,39 @@ export class PrometheusSource {
    * Every sample in (fromMs, toMs]. A query refused for its size is split in time, down to one interval,
    * then by names; the parts are merged, so a scrape's families still meet in one result.
    */
-  private async fetchRange(fromMs: number, toMs: number, names: readonly string[]): Promise<RawSeries[]> {
+  private async fetchRange(
+    fromMs: number,
+    toMs: number,
+    names: readonly string[],
+    sink: (series: RawSeries[]) => void,
+  ): Promise<void> {
     const rangeMs = Math.max(1, Math.round(toMs - fromMs));
     try {
       const answer = await this.api.query(`${this.matchers(names)}[${rangeMs}ms]`, toMs);
       this.status.queries++;
       this.status.bytes += answer.bytes;
-      for (const w of answer.warnings)
+      for (const w of answer.warnings) {
+        this.partial = true;
         this.warnOnce(`warning:${w}`, { warning: w }, 'Prometheus answered with a warning');
+      }
       // A range selector is closed at its start in Prometheus 2 and open in 3: keep (from, to] either way.
       const fromS = fromMs / 1000;
       for (const s of answer.series) s.values = s.values.filter(([t]) => t > fromS);
-      return answer.series;
+      sink(answer.series);
     } catch (err) {
       if (!(err instanceof SourceError) || err.reason !== 'too_many_samples') throw err;
       if (rangeMs > this.opts.cfg.interval) {
         const mid = fromMs + rangeMs / 2;
         this.warnOnce('split-time', { range_ms: rangeMs }, 'Prometheus refused a query for its size; reading in parts');
-        return [...(await this.fetchRange(fromMs, mid, names)), ...(await this.fetchRange(mid, toMs, names))];
+        await this.fetchRange(fromMs, mid, names, sink);
+        await this.fetchRange(mid, toMs, names, sink);
+        return;
       }
       if (names.length > 1) {
         const half = Math.ceil(names.length / 2);
-        return [
-          ...(await this.fetchRange(fromMs, toMs, names.slice(0, half))),
-          ...(await this.fetchRange(fromMs, toMs, names.slice(half))),
-        ];
+        await this.fetchRange(fromMs, toMs, names.slice(0, half), sink);
+        await this.fetchRange(fromMs, toMs, names.slice(half), sink);
+        return;
       }
       throw err;
     }
@@ -201,18 +225,22 @@ export class PrometheusSource {
 
   private serverOf(labels: Record<string, string>): ServerRead['target'] | undefined {
     const names = this.opts.cfg.instance_labels;
+    // One lookup per series by the label values alone: building the URL-shaped key for 70,000 series a read
+    // cost more than reading their samples.
+    let raw = '';
+    for (const n of names) raw += `${labels[n] ?? ''}\u0000`;
+    const cached = this.targetByValues.get(raw);
+    if (cached) return cached;
     const values = names.map((n) => labels[n] ?? '');
     if (values.every((v) => v === '')) return undefined;
     const key = `${SOURCE_KEY_PREFIX}//?${new URLSearchParams(names.map((n, i) => [n, values[i]!]))}`;
-    const known = this.servers.get(key);
-    if (known) return known.target;
     const instance = values.join('/');
     const own: Record<string, string> = {};
     names.forEach((n, i) => {
       own[n] = values[i]!;
     });
     if (labels.job !== undefined) own.job = labels.job;
-    return {
+    const target: Target = this.servers.get(key)?.target ?? {
       url: new URL(key),
       key,
       instance,
@@ -221,10 +249,12 @@ export class PrometheusSource {
       auth: {},
       source: 'prometheus',
     };
+    this.targetByValues.set(raw, target);
+    return target;
   }
 
-  private toResults(series: RawSeries[], readEndMs: number): ScrapeResult[] {
-    const reads = new Map<string, ServerRead>();
+  /** Folds one answer into the read, keeping only samples newer than what is stored for each server. */
+  private collect(series: RawSeries[], reads: Map<string, ServerRead>): void {
     let samples = 0;
     for (const s of series) {
       const target = this.serverOf(s.metric);
@@ -237,18 +267,32 @@ export class PrometheusSource {
         continue;
       }
       let read = reads.get(target.key);
-      if (!read) reads.set(target.key, (read = { target, scrapes: new Map(), meta: new Map() }));
-      const { __name__: name = '', ...labels } = s.metric;
+      if (!read) {
+        // Results handed over but not yet written (a locked store keeps them queued) count as stored.
+        const after = Math.max(
+          this.opts.store.lastScrapeMs(target.key) ?? Number.NEGATIVE_INFINITY,
+          this.handedMs.get(target.key) ?? Number.NEGATIVE_INFINITY,
+        );
+        reads.set(target.key, (read = { target, after, scrapes: new Map(), meta: new Map() }));
+      }
+      const name = s.metric.__name__ ?? '';
+      const meta = SCRAPE_META.includes(name);
+      let labels: Record<string, string> | undefined;
       for (const [t, v] of s.values) {
         const ts = Math.round(t * 1000);
+        if (ts <= read.after) continue;
         const value = parseApiValue(v);
-        if (SCRAPE_META.includes(name)) {
+        if (meta) {
           const m = read.meta.get(ts) ?? {};
           if (name === 'up') m.up = value;
           else if (name === 'scrape_duration_seconds') m.durationS = value;
           else m.samples = value;
           read.meta.set(ts, m);
           continue;
+        }
+        if (!labels) {
+          const { __name__: _, ...rest } = s.metric;
+          labels = rest;
         }
         let list = read.scrapes.get(ts);
         if (!list) read.scrapes.set(ts, (list = []));
@@ -257,6 +301,9 @@ export class PrometheusSource {
       }
     }
     this.status.samples += samples;
+  }
+
+  private toResults(reads: ReadonlyMap<string, ServerRead>, readEndMs: number): ScrapeResult[] {
     const out: ScrapeResult[] = [];
     for (const read of reads.values()) out.push(...this.serverResults(read));
     out.push(...this.vanished(reads, readEndMs));
@@ -264,15 +311,14 @@ export class PrometheusSource {
   }
 
   private serverResults(read: ServerRead): ScrapeResult[] {
-    const { target } = read;
-    // Results handed over but not yet written (a locked store keeps them queued) count as stored.
-    const after = Math.max(
-      this.opts.store.lastScrapeMs(target.key) ?? Number.NEGATIVE_INFINITY,
-      this.handedMs.get(target.key) ?? Number.NEGATIVE_INFINITY,
-    );
+    const { target, after } = read;
     const profile = this.profileOf(read);
+    // `up` comes in the first query of a read, and Prometheus stores a scrape's samples at once: a time with
+    // samples but no `up` was stored between two queries of this read, so it waits whole for the next read.
+    // (A server without any `up` series, federated or remote-written, is read as it comes.)
+    const hasUp = [...read.meta.values()].some((m) => m.up !== undefined);
     const times = [...new Set([...read.scrapes.keys(), ...read.meta.keys()])]
-      .filter((t) => t > after)
+      .filter((t) => t > after && (!hasUp || read.meta.get(t)?.up !== undefined))
       .sort((a, b) => a - b);
     const out: ScrapeResult[] = [];
     for (const ts of times) {
@@ -361,6 +407,7 @@ export class PrometheusSource {
         this.servers.delete(key);
         this.profiles.delete(key);
         this.handedMs.delete(key);
+        for (const [raw, t] of this.targetByValues) if (t.key === key) this.targetByValues.delete(raw);
         continue;
       }
       if (Math.max(this.opts.store.lastScrapeMs(key) ?? 0, this.handedMs.get(key) ?? 0) >= downAt) continue;

@@ -11,6 +11,8 @@ export interface MergeQuery {
   bucketMs: number;
   /** Copy the request ledger too (tenant rows, the HTML tenant chart). */
   ledger: boolean;
+  /** The ledger per instance; else only the rollups with instances folded together are copied. */
+  ledgerPerTarget: boolean;
 }
 
 /** The same file named twice (or by two paths) is one store. */
@@ -130,7 +132,7 @@ function copyStore(db: Database, s: string, q: MergeQuery, segments: ReturnType<
      SELECT l.level, l.bucket_ms, coalesce(t.to_id, 0), l.model, l.tenant, l.requests, l.prompt_tokens,
        l.completion_tokens, l.cached_measured, l.requests_measured, l.cached_allocated, l.requests_allocated
      FROM ${s}.ledger_rollup l LEFT JOIN target_map t ON t.from_id = l.target_id
-     WHERE l.level IN (?, ?) AND l.bucket_ms >= ? AND l.bucket_ms < ? AND true
+     WHERE l.level = ? AND l.bucket_ms >= ? AND l.bucket_ms < ? AND true
      ON CONFLICT (level, bucket_ms, target_id, model, tenant) DO UPDATE SET
        requests = requests + excluded.requests, prompt_tokens = prompt_tokens + excluded.prompt_tokens,
        completion_tokens = completion_tokens + excluded.completion_tokens,
@@ -155,21 +157,24 @@ function copyStore(db: Database, s: string, q: MergeQuery, segments: ReturnType<
       if (q.ledger) ledgerRows.run(seg.fromMs - TRACE_REACH_MS, seg.toMs + TRACE_REACH_MS);
     } else {
       fleet.run(seg.source, seg.fromMs, seg.toMs);
-      if (q.ledger) ledgerRollup.run(seg.source, `${seg.source}_all`, seg.fromMs, seg.toMs);
+      if (q.ledger) ledgerRollup.run(q.ledgerPerTarget ? seg.source : `${seg.source}_all`, seg.fromMs, seg.toMs);
     }
   }
-  if (q.ledger)
+  // Trace-level facts of the copied rows only, looked up by trace id (the store may hold millions).
+  if (q.ledger && segments.some((seg) => seg.source === 'raw'))
     db.exec(`
-      INSERT OR IGNORE INTO main.trace_usage SELECT * FROM ${s}.trace_usage
-        WHERE trace_id IN (SELECT trace_id FROM main.request_ledger);
-      INSERT OR IGNORE INTO main.trace_tenants SELECT * FROM ${s}.trace_tenants
-        WHERE trace_id IN (SELECT trace_id FROM main.request_ledger);
+      INSERT OR IGNORE INTO main.trace_usage SELECT u.* FROM (SELECT DISTINCT trace_id FROM main.request_ledger) l
+        CROSS JOIN ${s}.trace_usage u WHERE u.trace_id = l.trace_id;
+      INSERT OR IGNORE INTO main.trace_tenants SELECT t.* FROM (SELECT DISTINCT trace_id FROM main.request_ledger) l
+        CROSS JOIN ${s}.trace_tenants t WHERE t.trace_id = l.trace_id;
     `);
-  // The note on prefix counters in blocks looks at the whole period, compacted or not.
+  // The note on prefix counters in blocks looks at the whole period, compacted or not. CROSS JOIN keeps
+  // SQLite starting from those few series, not from every minute row of the store.
   db.prepare(
     `INSERT OR IGNORE INTO main.rollup_minute (series_id, minute_ms, delta_sum, resets)
-     SELECT m.to_id, r.minute_ms, r.delta_sum, r.resets FROM ${s}.rollup_minute r
-     JOIN series_map m ON m.from_id = r.series_id JOIN main.series ms ON ms.id = m.to_id
-     WHERE (ms.signal LIKE '%\\_blocks' ESCAPE '\\' OR ms.unit = 'blocks') AND r.minute_ms >= ? AND r.minute_ms < ?`,
+     SELECT m.to_id, r.minute_ms, r.delta_sum, r.resets
+     FROM main.series ms CROSS JOIN series_map m CROSS JOIN ${s}.rollup_minute r
+     WHERE m.to_id = ms.id AND r.series_id = m.from_id AND r.minute_ms >= ? AND r.minute_ms < ?
+       AND (ms.signal LIKE '%\\_blocks' ESCAPE '\\' OR ms.unit = 'blocks')`,
   ).run(q.fromMs, q.toMs);
 }

@@ -49,6 +49,14 @@ export const prometheusSpec = {
       default: '5m',
       doc: 'On the first read of a store, how far back to read; later reads continue from the last stored sample.',
     },
+    overlap: {
+      kind: 'duration',
+      default: '10s',
+      doc:
+        "How far each read reaches back before the previous read's end, for samples stored after their timestamp: " +
+        "at least Prometheus's scrape_timeout (10s by default); more behind remote storage that lags. Nothing is " +
+        'counted twice.',
+    },
     max_range: {
       kind: 'duration',
       default: '1h',

@@ -1,5 +1,5 @@
 import type { ConfigOf, ObjectSpec } from '../spec.ts';
-import { dirname, join } from 'node:path';
+import { basename, dirname, extname, join } from 'node:path';
 
 export const spoolSpec = {
   kind: 'object',
@@ -9,7 +9,7 @@ export const spoolSpec = {
       kind: 'string',
       derived: true,
       env: 'CACHELENS_SPOOL_PATH',
-      doc: 'Spool file. Default: `cachelens-spool.db` next to `storage.path`.',
+      doc: 'Spool file. Default: `<store>-spool.db` next to `storage.path` (`cachelens-spool.db` for `cachelens.db`).',
     },
     max_bytes: {
       kind: 'bytes',
@@ -34,11 +34,16 @@ export const spoolSpec = {
   },
 } as const satisfies ObjectSpec;
 
-/** path is resolved: the configured one, or cachelens-spool.db next to storage.path. */
+/** path is resolved: the configured one, or `<store>-spool.db` next to storage.path. */
 export type SpoolConfig = ConfigOf<typeof spoolSpec>;
 
+/**
+ * `<store>-spool.db` next to the store (`cachelens.db` → `cachelens-spool.db`): two daemons whose stores
+ * share a folder never share a spool, where each would take and enrich the other's spans.
+ */
 export function defaultSpoolPath(storagePath: string): string {
-  return storagePath === ':memory:' ? ':memory:' : join(dirname(storagePath), 'cachelens-spool.db');
+  if (storagePath === ':memory:') return ':memory:';
+  return join(dirname(storagePath), `${basename(storagePath, extname(storagePath))}-spool.db`);
 }
 
 /** The spool file's default depends on where the store is. */
