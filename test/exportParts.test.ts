@@ -323,6 +323,28 @@ describe('Sender', () => {
     },
   );
 
+  it('shutdown keeps to its deadline when downstream is slower; the unacknowledged batch stays', async () => {
+    const sink = await new OtlpSink().start();
+    sink.delayMs = 3000;
+    const exporter = createDownstreamExporter(
+      { ...buildConfig({}, {}).config.exporter, insecure: true },
+      sink.endpoint,
+    );
+    const s = new Sender(exporter, { maxInFlight: 2, retryInitialMs: 1000, retryMaxMs: 8000 }, memoryLogger().log);
+    try {
+      let outcome: SendOutcome | undefined;
+      s.send(batchOf(1), (o) => (outcome = o));
+      await new Promise((r) => setTimeout(r, 100));
+      const t0 = Date.now();
+      await s.shutdown(Date.now() + 300);
+      const took = Date.now() - t0;
+      assert.ok(took < 1000, `shutdown took ${took} ms against a 300 ms deadline`);
+      assert.equal(outcome, undefined, 'not acknowledged within the deadline');
+    } finally {
+      await sink.stop();
+    }
+  });
+
   it('a permanent refusal is reported, not retried, and it bounds the requests in flight', async () => {
     const sink = await new OtlpSink().start();
     sink.delayMs = 200;

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import http from 'node:http';
 import { gzipSync } from 'node:zlib';
 import { after, before, describe, it } from 'node:test';
 import { Client, credentials, Metadata, status, type ServiceError } from '@grpc/grpc-js';
@@ -362,5 +363,42 @@ describe('spool bound and downstream failures', () => {
       await h.close();
       await sink.stop();
     }
+  });
+});
+
+describe('stopping the HTTP receiver under load', () => {
+  it('a keep-alive client that never pauses cannot hold the listener open', async () => {
+    const h = await startPipeline({});
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 2 });
+    const body = makeRequest(2).body;
+    let stop = false;
+    const post = () =>
+      new Promise<void>((resolve) => {
+        const req = http.request(
+          h.httpUrl,
+          { method: 'POST', agent, headers: { 'content-type': 'application/x-protobuf' } },
+          (res) => {
+            res.resume();
+            res.on('end', () => resolve());
+          },
+        );
+        req.on('error', () => resolve());
+        req.end(body);
+      });
+    const load = (async () => {
+      while (!stop) await post();
+    })();
+    await new Promise((r) => setTimeout(r, 300));
+    const t0 = Date.now();
+    const stopped = await Promise.race([
+      h.pipeline.stopIntake().then(() => 'stopped'),
+      new Promise((r) => setTimeout(() => r('still open'), 8000)),
+    ]);
+    stop = true;
+    await load;
+    agent.destroy();
+    assert.equal(stopped, 'stopped');
+    assert.ok(Date.now() - t0 < 6000, `took ${Date.now() - t0} ms`);
+    await h.close();
   });
 });

@@ -32,6 +32,8 @@ export class Daemon {
   source?: PrometheusSource;
   readonly registry = new Registry();
   private stopping?: Promise<void>;
+  /** Where shutdown is: logged if it runs past its grace period. */
+  shutdownStage = 'running';
 
   constructor(
     private readonly config: Config,
@@ -191,23 +193,34 @@ export class Daemon {
   async shutdown(): Promise<void> {
     if (this.stopping) return this.stopping;
     this.stopping = (async () => {
+      const stage = (name: string) => {
+        this.shutdownStage = name;
+      };
+      stage('housekeeping');
       clearInterval(this.retentionTimer);
       this.compactor?.stop();
       await this.housekeepingRun;
       this.discovery?.shutdown();
+      stage('receivers');
       await this.pipeline?.stopIntake();
+      stage('scrapes in flight');
       await this.scheduler?.shutdown();
+      stage('prometheus read in flight');
       await this.source?.stop();
       this.writer?.write([]);
       this.pipeline?.queue.scrapesWritten();
+      stage('export stage');
       await this.pipeline?.shutdown();
+      stage('telemetry server');
       await this.telemetry?.shutdown();
       if (this.writer?.pendingResults)
         this.log.warn(
           { pending: this.writer.pendingResults },
           'exiting with unwritten scrape results (gauges lost; counters stay exact)',
         );
+      stage('closing the store');
       if (this.db?.open) this.db.close();
+      stage('stopped');
       this.log.info('cachelens stopped');
     })();
     return this.stopping;

@@ -94,6 +94,17 @@ export async function main(
           log.info({ signal }, 'shutting down');
           process.off('SIGTERM', onTerm);
           process.off('SIGINT', onInt);
+          // A safety net, not the plan: every step of shutdown has its own bound, but a stop must end even if
+          // one does not. Everything acknowledged is in the fsync'd spool and the store is crash-safe (WAL).
+          const graceMs = config.exporter.shutdown_timeout + 6000;
+          setTimeout(() => {
+            log.error(
+              { grace_ms: graceMs, stage: daemon.shutdownStage },
+              'shutdown did not finish in time; exiting with the spool and store as they are (nothing ' +
+                'acknowledged is lost)',
+            );
+            process.exit(0);
+          }, graceMs).unref();
           void daemon.shutdown().then(resolve);
         };
         const onTerm = () => stop('SIGTERM');

@@ -78,9 +78,20 @@ export class Sender {
     return { kind: 'retry', delayMs, reason: verdict.reason };
   }
 
-  /** Waits up to the deadline for requests in flight, then shuts the exporter down. */
+  /**
+   * Waits up to the deadline for requests in flight, then shuts the exporter down, also within the
+   * deadline: the exporter's own shutdown waits for every pending export, up to its timeout (10 s), which
+   * could hold a SIGTERM past any grace period. What is not acknowledged by then stays in the spool.
+   */
   async shutdown(deadlineMs: number): Promise<void> {
     while (this.inFlightRequests > 0 && Date.now() < deadlineMs) await new Promise((r) => setTimeout(r, 20));
-    await this.exporter.shutdown().catch(() => undefined);
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      this.exporter.shutdown().catch(() => undefined),
+      new Promise<void>((r) => {
+        timer = setTimeout(r, Math.max(100, deadlineMs - Date.now()));
+      }),
+    ]);
+    clearTimeout(timer);
   }
 }

@@ -29,6 +29,7 @@ function formatOf(contentType: string | undefined): BodyFormat | undefined {
 /** OTLP/HTTP `POST /v1/traces`, protobuf or JSON by Content-Type, gzip/deflate by Content-Encoding. */
 export class HttpReceiver {
   private server?: Server;
+  private closing = false;
   private readonly authorized: ((h: string | undefined) => boolean) | undefined;
 
   constructor(
@@ -45,7 +46,12 @@ export class HttpReceiver {
   async start(): Promise<string> {
     const { host, port } = parseEndpoint(this.opts.endpoint);
     const tls = loadTls(this.opts.tls);
-    const handler = (req: IncomingMessage, res: ServerResponse): void => void this.handle(req, res);
+    const handler = (req: IncomingMessage, res: ServerResponse): void => {
+      // Shutting down: answer, then hang up, so a keep-alive client sending without pause cannot hold the
+      // server open (close() waits for every connection to end).
+      if (this.closing) res.shouldKeepAlive = false;
+      void this.handle(req, res);
+    };
     this.server = tls
       ? createHttpsServer(
           { cert: tls.cert, key: tls.key, ca: tls.ca, requestCert: !!tls.ca, rejectUnauthorized: !!tls.ca },
@@ -174,8 +180,17 @@ export class HttpReceiver {
   async shutdown(): Promise<void> {
     const s = this.server;
     if (!s) return;
+    this.closing = true;
     await new Promise<void>((resolve) => {
-      s.close(() => resolve());
+      // Connections become idle as their requests are answered (and not kept alive); a connection still busy
+      // after 5 s (a client that never finishes its upload) is cut, as the gRPC receiver forces its shutdown.
+      const idle = setInterval(() => s.closeIdleConnections(), 50);
+      const force = setTimeout(() => s.closeAllConnections(), 5000);
+      s.close(() => {
+        clearInterval(idle);
+        clearTimeout(force);
+        resolve();
+      });
       s.closeIdleConnections();
     });
   }
