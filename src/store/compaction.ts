@@ -36,14 +36,19 @@ export interface CompactionState {
   dirtyHours: number[];
 }
 
-export function readCompactionState(db: Database): CompactionState {
+/** `schema`: an attached store's alias (several stores merged for one report), else the main one. */
+export function readCompactionState(db: Database, schema = 'main'): CompactionState {
   const get = (level: Level) =>
-    (db.prepare('SELECT done_until_ms FROM compaction WHERE level = ?').pluck().get(level) as number | undefined) ??
-    undefined;
+    (db.prepare(`SELECT done_until_ms FROM ${schema}.compaction WHERE level = ?`).pluck().get(level) as
+      | number
+      | undefined) ?? undefined;
   return {
     hourDoneMs: get('hour'),
     dayDoneMs: get('day'),
-    dirtyHours: db.prepare('SELECT bucket_ms FROM compaction_dirty ORDER BY bucket_ms').pluck().all() as number[],
+    dirtyHours: db
+      .prepare(`SELECT bucket_ms FROM ${schema}.compaction_dirty ORDER BY bucket_ms`)
+      .pluck()
+      .all() as number[],
   };
 }
 

@@ -51,7 +51,7 @@ export function mergeStores(paths: readonly string[], q: MergeQuery): Database {
   const stores = distinctStores(paths);
   stores.forEach((path, i) => {
     merged.prepare('ATTACH DATABASE ? AS ?').run(path, `s${i}`);
-    states.push(readAttachedState(merged, `s${i}`));
+    states.push(readCompactionState(merged, `s${i}`));
   });
   writeMergedState(merged, states);
   const segments = planSegments(merged, q);
@@ -61,18 +61,6 @@ export function mergeStores(paths: readonly string[], q: MergeQuery): Database {
   copy();
   for (let i = 0; i < stores.length; i++) merged.prepare('DETACH DATABASE ?').run(`s${i}`);
   return merged;
-}
-
-function readAttachedState(db: Database, schema: string): CompactionState {
-  const get = (level: string) =>
-    db.prepare(`SELECT done_until_ms FROM ${schema}.compaction WHERE level = ?`).pluck().get(level) as
-      | number
-      | undefined;
-  return {
-    hourDoneMs: get('hour'),
-    dayDoneMs: get('day'),
-    dirtyHours: db.prepare(`SELECT bucket_ms FROM ${schema}.compaction_dirty`).pluck().all() as number[],
-  };
 }
 
 /** Compacted only as far as every store is, and dirty where any store is. */
@@ -88,8 +76,6 @@ function writeMergedState(db: Database, states: readonly CompactionState[]): voi
   }
   const dirty = db.prepare('INSERT OR IGNORE INTO compaction_dirty (bucket_ms) VALUES (?)');
   for (const s of states) for (const h of s.dirtyHours) dirty.run(h);
-  // Sanity: the merged state is what planSegments reads.
-  readCompactionState(db);
 }
 
 function copyStore(db: Database, s: string, q: MergeQuery, segments: ReturnType<typeof planSegments>): void {
