@@ -40,8 +40,8 @@ const SQL_INTERPOLATIONS = new Set([
   'tenant.sql',
   "perTarget ? 'coalesce(l.target_id, 0)' : '0'",
   "opts.fsync ? 'FULL' : 'NORMAL'",
-  // src/store/mergedStores.ts and compaction.ts: the alias of an attached store (or main), `s0`, `s1`, … made from its position,
-  // never from input (the file path itself is a bound parameter of ATTACH).
+  // src/store/mergedStores.ts and compaction.ts: the alias of an attached store (or main), `s0`, `s1`, …
+  // made from its position, never from input (the file path itself is a bound parameter of ATTACH).
   'schema',
   's',
 ]);
