@@ -91,7 +91,14 @@ export async function runSourceBench(servers = 2000, warmupS = 45, measureS = 90
     await sleep(20_000);
     const daemon = spawn(
       process.execPath,
-      [new URL('../bin/cachelens.js', import.meta.url).pathname, 'run', '--config', join(dir, 'cachelens.yaml')],
+      [
+        // e.g. BENCH_DAEMON_NODE_FLAGS='--cpu-prof --cpu-prof-dir=/tmp/prof' to see where a read's CPU goes
+        ...(process.env.BENCH_DAEMON_NODE_FLAGS?.split(' ').filter(Boolean) ?? []),
+        new URL('../bin/cachelens.js', import.meta.url).pathname,
+        'run',
+        '--config',
+        join(dir, 'cachelens.yaml'),
+      ],
       { stdio: ['ignore', 'inherit', 'inherit'] },
     );
     procs.push(daemon);
@@ -134,6 +141,12 @@ export async function runSourceBench(servers = 2000, warmupS = 45, measureS = 90
       rss_max_mb: Number(rssMax.toFixed(0)),
     };
   } finally {
+    // The daemon stops first and cleanly, so that a CPU profile asked for is written.
+    const daemon = procs[2];
+    if (daemon && daemon.exitCode === null) {
+      daemon.kill('SIGTERM');
+      await Promise.race([new Promise((r) => daemon.once('exit', r)), sleep(20_000)]);
+    }
     for (const p of procs.reverse()) p.kill('SIGKILL');
   }
 }
