@@ -28,6 +28,8 @@ function batch(t0: number): LedgerRow[] {
     windowComplete: true,
     latency: { ttft: 0.1, e2e: 1.5, queue: 0.01, prefill: 0.09, decode: 1.4, inference: 1.49 },
     tenantJson: null,
+    kvUsageStart: null,
+    waitingStart: null,
   }));
 }
 

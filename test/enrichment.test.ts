@@ -232,6 +232,9 @@ describe('enrichment: request spans carry the scripted fleet numbers for their w
     assert.equal(row.latency_e2e_s, 2.2);
     assert.equal(row.latency_queue_s, 0.25);
     assert.equal(row.window_complete, 1);
+    // the fleet state the latency view buckets by: the span's event values, at the window's start
+    assert.equal(row.kv_usage_start, A0.kv);
+    assert.equal(row.waiting_start, A0.waiting);
     await waitFor(
       () => !!db.prepare('SELECT 1 FROM request_ledger_tenants WHERE span_id = ?').get(reqId),
       'tenant of the trace',

@@ -97,6 +97,8 @@ describe('LedgerWriter', () => {
     windowComplete: true,
     latency: {},
     tenantJson: null,
+    kvUsageStart: null,
+    waitingStart: null,
   });
 
   it('writes queued batches on the next turn, each once', async () => {

@@ -251,6 +251,8 @@ describe('report: figures on a dataset worked out by hand', () => {
             windowComplete: true,
             latency: {},
             tenantJson: '{"tenant.id":"initech"}',
+            kvUsageStart: null,
+            waitingStart: null,
           },
         ],
         [],
@@ -301,6 +303,8 @@ describe('report: trace-level facts and the time-keyed ledger', () => {
         windowComplete: true,
         latency: {},
         tenantJson: null,
+        kvUsageStart: null,
+        waitingStart: null,
       });
       store.write(
         [req('a', NOV4 + 11 * HOUR_MS + 50 * min, 100 * K), req('b', NOV4 + 12 * HOUR_MS + 20 * min, 300 * K)],
@@ -393,6 +397,8 @@ describe('report: a reader next to the daemon', () => {
                 windowComplete: true,
                 latency: {},
                 tenantJson: null,
+                kvUsageStart: null,
+                waitingStart: null,
               },
             ],
             [],

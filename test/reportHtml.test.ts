@@ -173,6 +173,8 @@ describe('report: HTML in headless Chromium', { timeout: 180_000, skip: NO_CHROM
           windowComplete: true,
           latency: {},
           tenantJson: JSON.stringify({ 'tenant.id': HOSTILE_TENANT }),
+          kvUsageStart: null,
+          waitingStart: null,
         },
       ],
       [],

@@ -17,7 +17,9 @@ Usage:
                                             scrape once and print the normalized signals
   cachelens report [--since 7d|2026-11-01] [--until TIME] [--by model,instance,day,hour,tenant]
                    [--format table|csv|json|html] [--out FILE] [--prices FILE] [--db FILE ...] [--config FILE]
-                                            tokens, cache hit ratio, pressure and savings from the local store
+                   [--view cost|latency]
+                                            tokens, cache hit ratio, pressure and savings from the local store;
+                                            --view latency: TTFT, queue and prefill by cache-hit and KV bucket
   cachelens demo [--duration 45s] [--dir DIR] [--log-level warn]
                                             a simulated vLLM fleet through the real daemon: enriched spans and a
                                             report in about a minute, no GPU needed
@@ -71,6 +73,7 @@ export async function main(
       by: { type: 'string' },
       out: { type: 'string', short: 'o' },
       prices: { type: 'string' },
+      view: { type: 'string' },
       duration: { type: 'string' },
       dir: { type: 'string' },
       'log-level': { type: 'string' },
@@ -133,6 +136,7 @@ export async function main(
           by: values.by,
           format: values.format,
           prices: values.prices,
+          view: values.view,
           out: values.out,
           tenantKeys: config.ledger.tenant_attributes,
         },

@@ -1,20 +1,23 @@
 import { existsSync, readdirSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import type { Database } from 'better-sqlite3';
-import { distinctStores, mergeStores } from '../store/mergedStores.ts';
+import { distinctStores, type MergeQuery, mergeStores } from '../store/mergedStores.ts';
 import { openDatabase } from '../store/openDatabase.ts';
 import { listMigrations } from '../store/migrate.ts';
-import { loadFacts, modelsWithHitsInBlocks, targetInfo } from '../store/reportQueries.ts';
+import { loadFacts, loadLatencyFacts, modelsWithHitsInBlocks, targetInfo } from '../store/reportQueries.ts';
 import { DAY_MS, HOUR_MS, MINUTE_MS } from '../store/rollups.ts';
 import { buildReport, DIMENSIONS, type Dimension, type Report } from '../report/build.ts';
 import { formatCsv } from '../report/formatCsv.ts';
 import { formatHtml } from '../report/formatHtml.ts';
 import { formatText } from '../report/formatText.ts';
+import { formatLatencyCsv, formatLatencyHtml, formatLatencyText } from '../report/formatLatency.ts';
+import { buildLatencyReport, type LatencyReport } from '../report/latency.ts';
 import { parsePeriod } from '../report/period.ts';
 import { loadPrices } from '../report/prices.ts';
 import { UserError } from '../config/userError.ts';
 
 export const REPORT_FORMATS = ['table', 'csv', 'json', 'html'] as const;
+export const REPORT_VIEWS = ['cost', 'latency'] as const;
 export type ReportFormat = (typeof REPORT_FORMATS)[number];
 
 /** A mistake in how the report was asked for: one line with the fix, never a stack trace. */
@@ -32,6 +35,8 @@ export interface ReportOptions {
   by?: string;
   format?: string;
   prices?: string;
+  /** cost (the default): the FinOps report; latency: what the cache buys in latency. */
+  view?: string;
   tenantKeys: readonly string[];
   nowMs?: number;
 }
@@ -115,6 +120,61 @@ export function expandStores(patterns: readonly string[]): string[] {
   return distinctStores(out);
 }
 
+function parseView(text: string | undefined): (typeof REPORT_VIEWS)[number] {
+  const v = text ?? 'cost';
+  if (!(REPORT_VIEWS as readonly string[]).includes(v))
+    throw new ReportError(`--view ${v}: use one of ${REPORT_VIEWS.join(', ')}`);
+  return v as (typeof REPORT_VIEWS)[number];
+}
+
+/** Opens the one store, or merges several into one in-memory store holding what the plan reads. */
+function openStores(paths: readonly string[], q: MergeQuery): Database {
+  if (paths.length === 1) return openForReading(paths[0]!);
+  for (const p of paths) openForReading(p).close();
+  return mergeStores(paths, q);
+}
+
+export function makeLatencyReport(opts: ReportOptions): LatencyReport {
+  const nowMs = opts.nowMs ?? Date.now();
+  const by = parseBy(opts.by);
+  if (opts.prices) throw new ReportError('--prices: the latency view has no prices; leave it out, or use --view cost');
+  const { fromMs, toMs } = parsePeriod(opts.since, opts.until, nowMs);
+  const paths = typeof opts.db === 'string' ? [opts.db] : expandStores(opts.db);
+  // Hours at least: the view has no time series of its own, and hours read the compacted rollups.
+  const bucketMs = by.includes('day') ? DAY_MS : HOUR_MS;
+  const ledgerPerTarget = by.includes('instance');
+  const db = openStores(paths, { fromMs, toMs, bucketMs, ledger: false, ledgerPerTarget, latency: true });
+  try {
+    const facts = db
+      .transaction(() => loadLatencyFacts(db, { fromMs, toMs, bucketMs, tenantKeys: opts.tenantKeys, ledgerPerTarget }))
+      .deferred();
+    return buildLatencyReport({
+      db: paths.join(', '),
+      fromMs,
+      toMs,
+      by,
+      facts: facts.latency,
+      targets: targetInfo(db),
+      nowMs,
+    });
+  } finally {
+    db.close();
+  }
+}
+
+export function renderLatencyReport(report: LatencyReport, format: string | undefined): string {
+  switch (parseFormat(format)) {
+    case 'csv':
+      return formatLatencyCsv(report);
+    case 'json':
+      return `${JSON.stringify(report, null, 2)}\n`;
+    case 'html':
+      return formatLatencyHtml(report);
+    default:
+      return formatLatencyText(report);
+  }
+}
+
 export function makeReport(opts: ReportOptions): Report {
   const nowMs = opts.nowMs ?? Date.now();
   const by = parseBy(opts.by);
@@ -125,12 +185,7 @@ export function makeReport(opts: ReportOptions): Report {
   // The ledger only where tenant rows or the tenant chart need it, and per instance only where asked.
   const ledger = by.includes('tenant') || opts.format === 'html';
   const ledgerPerTarget = by.includes('instance') || (prices?.instances.length ?? 0) > 0;
-  let db: Database;
-  if (paths.length === 1) db = openForReading(paths[0]!);
-  else {
-    for (const p of paths) openForReading(p).close();
-    db = mergeStores(paths, { fromMs, toMs, bucketMs, ledger, ledgerPerTarget });
-  }
+  const db = openStores(paths, { fromMs, toMs, bucketMs, ledger, ledgerPerTarget });
   try {
     const read = db.transaction(() => ({
       ...loadFacts(db, { fromMs, toMs, bucketMs, tenantKeys: opts.tenantKeys, ledger, ledgerPerTarget }),
@@ -170,7 +225,10 @@ export function renderReport(report: Report, format: string | undefined): string
 
 export function runReport(opts: ReportOptions & { out?: string }, io: { out: NodeJS.WritableStream }): number {
   parseFormat(opts.format);
-  const text = renderReport(makeReport(opts), opts.format);
+  const text =
+    parseView(opts.view) === 'latency'
+      ? renderLatencyReport(makeLatencyReport(opts), opts.format)
+      : renderReport(makeReport(opts), opts.format);
   if (opts.out) {
     try {
       writeFileSync(opts.out, text);

@@ -57,6 +57,8 @@ const SKEW_KEY = 'cachelens.clock_skew_ms';
 /** Export batching and network time never put a span's end this far past its arrival. */
 const CLOCK_SKEW_TOLERANCE_MS = 2000;
 
+const finiteOrNull = (v: number | undefined): number | null => (v !== undefined && Number.isFinite(v) ? v : null);
+
 /** The processor step: decides each request span's window, builds its events and its ledger row. */
 export class Enricher {
   private readonly timelines: ScrapeTimelines;
@@ -194,6 +196,8 @@ export class Enricher {
           windowComplete: ctx.complete,
           latency: usage.latency,
           tenantJson: Object.keys(span.tenants).length ? JSON.stringify(span.tenants) : null,
+          kvUsageStart: finiteOrNull(ctx.kvUsageStart),
+          waitingStart: finiteOrNull(ctx.waitingStart),
         });
       }
     }

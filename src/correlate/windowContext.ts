@@ -14,6 +14,9 @@ export interface WindowContext {
   /** Window totals behind the per-request cached-token estimate. */
   windowPromptTokens?: number;
   windowCachedTokens?: number;
+  /** The matched instance at the window's start, for the ledger (the latency view's buckets). */
+  kvUsageStart?: number;
+  waitingStart?: number;
 }
 
 export type WindowLookup = { wait: true } | { wait: false; ctx: WindowContext };
@@ -177,6 +180,8 @@ export class WindowContexts {
       scheduler,
       windowPromptTokens: own.counters.prompt_tokens,
       windowCachedTokens: own.counters.prompt_tokens_cached ?? own.counters.prefix_cache_hits,
+      kvUsageStart: startGauge('kv_cache_usage'),
+      waitingStart: startGauge('requests_waiting'),
     };
   }
 }

@@ -302,8 +302,8 @@ function fleetKey(
   return key;
 }
 
-function ledgerKey(
-  l: LedgerFact,
+export function ledgerKey(
+  l: Pick<LedgerFact, 'bucketMs' | 'targetId' | 'model' | 'tenant'>,
   dims: readonly Dimension[],
   targets: Map<number, TargetInfo>,
 ): Partial<Record<Dimension, string>> {

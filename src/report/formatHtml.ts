@@ -81,7 +81,7 @@ function lineChart(
   return `${svgFigure(title, H, parts)}<div class="legend">${legend}</div></figure>`;
 }
 
-function barChart(
+export function barChart(
   title: string,
   bars: Array<{ name: string; value: number | null }>,
   format: (v: number) => string,
@@ -144,7 +144,7 @@ function linesBy(
   return [...byModel].sort((a, b) => (a[0] < b[0] ? -1 : 1)).map(([name, pts]) => ({ name, points: pts }));
 }
 
-const CSS = [
+export const CSS = [
   'body{font:14px/1.4 system-ui,sans-serif;margin:24px;color:#111;background:#fff}',
   'h1{font-size:20px;margin:0 0 4px}.meta{color:#555;margin-bottom:16px}.notes li{color:#92400e}',
   'figure{margin:16px 0}figcaption{font-weight:600;margin-bottom:4px}',

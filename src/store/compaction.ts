@@ -13,6 +13,13 @@ import {
   type LedgerFact,
   type Level,
 } from './rollups.ts';
+import {
+  foldLatencyTargets,
+  latencyBackfillHours,
+  latencyFromRaw,
+  latencyFromRollup,
+  writeLatencyRollup,
+} from './latencyRollups.ts';
 
 /** The same facts with instances folded together (target 0). */
 function foldTargets(facts: readonly LedgerFact[]): LedgerFact[] {
@@ -124,8 +131,21 @@ export class Compactor {
     }
     if (state.hourDoneMs === undefined && done === start) this.setDone('hour', start);
 
+    // Hours compacted before the latency rollups existed: their latency rows, once, from the ledger kept.
+    const latencyDays = new Set<number>();
+    for (const h of latencyBackfillHours(db)) {
+      if (this.stopped) break;
+      db.transaction(() => {
+        this.compactLatencyHour(h);
+        db.prepare('DELETE FROM latency_backfill WHERE bucket_ms = ?').run(h);
+      })();
+      latencyDays.add(floorTo(h, DAY_MS));
+      await yieldToEventLoop();
+    }
     const dayDone = state.dayDoneMs ?? floorTo(start, DAY_MS);
     for (const d of redoDays) if (d < dayDone) this.compactDayTx(d);
+    for (const d of latencyDays)
+      if (d < dayDone && !redoDays.has(d)) this.db.transaction(() => this.compactLatencyDay(d))();
     let d = dayDone;
     for (; d + DAY_MS <= done && !this.stopped; d += DAY_MS) {
       this.compactDayTx(d);
@@ -157,6 +177,21 @@ export class Compactor {
     const perTarget = ledgerFromRaw(this.db, h, h + HOUR_MS, HOUR_MS, this.opts.tenantKeys);
     writeLedgerRollup(this.db, 'hour', perTarget);
     writeLedgerRollup(this.db, 'hour_all', foldTargets(perTarget));
+    this.compactLatencyHour(h);
+  }
+
+  private compactLatencyHour(h: number): void {
+    this.db.prepare("DELETE FROM latency_rollup WHERE level IN ('hour', 'hour_all') AND bucket_ms = ?").run(h);
+    const latency = latencyFromRaw(this.db, h, h + HOUR_MS, HOUR_MS, this.opts.tenantKeys);
+    writeLatencyRollup(this.db, 'hour', latency);
+    writeLatencyRollup(this.db, 'hour_all', foldLatencyTargets(latency));
+  }
+
+  /** Sketches merge in code, not SQL: a day's latency rows from its hours'. */
+  private compactLatencyDay(d: number): void {
+    this.db.prepare("DELETE FROM latency_rollup WHERE level IN ('day', 'day_all') AND bucket_ms = ?").run(d);
+    writeLatencyRollup(this.db, 'day', latencyFromRollup(this.db, 'hour', d, d + DAY_MS, DAY_MS));
+    writeLatencyRollup(this.db, 'day_all', latencyFromRollup(this.db, 'hour', d, d + DAY_MS, DAY_MS, false));
   }
 
   private compactDayTx(d: number): void {
@@ -174,6 +209,7 @@ export class Compactor {
       );
       insertDay.run({ day: 'day', hour: 'hour', from: d, to: d + DAY_MS });
       insertDay.run({ day: 'day_all', hour: 'hour_all', from: d, to: d + DAY_MS });
+      this.compactLatencyDay(d);
     })();
   }
 

@@ -19,6 +19,9 @@ export interface LedgerRow {
   windowComplete: boolean;
   latency: Partial<Record<'ttft' | 'e2e' | 'queue' | 'prefill' | 'decode' | 'inference', number>>;
   tenantJson: string | null;
+  /** The matched instance's KV usage (0–1) and requests waiting at the start of the request's window. */
+  kvUsageStart: number | null;
+  waitingStart: number | null;
 }
 
 /** The span that carried a trace-level fact: its times say which hours the fact may change. */
@@ -64,8 +67,8 @@ export class LedgerStore {
         instance, model, match,
       prompt_tokens, completion_tokens, cached_tokens, cached_tokens_estimate, window_complete,
       latency_ttft_s, latency_e2e_s, latency_queue_s, latency_prefill_s, latency_decode_s, latency_inference_s,
-      tenant_json)
-      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+      tenant_json, kv_usage_start, waiting_start)
+      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
       ON CONFLICT (start_ms, trace_id, span_id) DO UPDATE SET end_ms = excluded.end_ms, span_name = excluded.span_name,
         service_name = excluded.service_name, target_id = excluded.target_id, instance = excluded.instance,
         model = excluded.model,
@@ -76,7 +79,8 @@ export class LedgerStore {
         latency_queue_s = excluded.latency_queue_s,
         latency_prefill_s = excluded.latency_prefill_s, latency_decode_s = excluded.latency_decode_s,
         latency_inference_s = excluded.latency_inference_s,
-        tenant_json = excluded.tenant_json
+        tenant_json = excluded.tenant_json, kv_usage_start = excluded.kv_usage_start,
+        waiting_start = excluded.waiting_start
       WHERE excluded.window_complete >= request_ledger.window_complete`);
     this.tenant = db.prepare('INSERT OR IGNORE INTO trace_tenants (trace_id, key, value, seen_ms) VALUES (?, ?, ?, ?)');
     this.usage = db.prepare('INSERT OR REPLACE INTO trace_usage (trace_id, cached_tokens, seen_ms) VALUES (?, ?, ?)');
@@ -129,6 +133,8 @@ export class LedgerStore {
           l.decode ?? null,
           l.inference ?? null,
           r.tenantJson,
+          r.kvUsageStart,
+          r.waitingStart,
         );
       }
       for (const t of tenants) if (this.tenant.run(t.traceId, t.key, t.value, t.seenMs).changes) lateTrace(t);

@@ -2,6 +2,7 @@ import { realpathSync } from 'node:fs';
 import type { Database } from 'better-sqlite3';
 import { type CompactionState, readCompactionState } from './compaction.ts';
 import { openDatabase } from './openDatabase.ts';
+import { latencyBackfillHours, mergeLatencyFact, rowToFact, writeLatencyRollup } from './latencyRollups.ts';
 import { planSegments } from './reportQueries.ts';
 import { TRACE_REACH_MS } from './rollups.ts';
 
@@ -13,6 +14,8 @@ export interface MergeQuery {
   ledger: boolean;
   /** The ledger per instance; else only the rollups with instances folded together are copied. */
   ledgerPerTarget: boolean;
+  /** The latency view: latency rollups, and raw ledger rows where the plan reads raw. */
+  latency?: boolean;
 }
 
 /** The same file named twice (or by two paths) is one store. */
@@ -54,7 +57,13 @@ export function mergeStores(paths: readonly string[], q: MergeQuery): Database {
     states.push(readCompactionState(merged, `s${i}`));
   });
   writeMergedState(merged, states);
-  const segments = planSegments(merged, q);
+  if (q.latency) {
+    const backfill = merged.prepare('INSERT OR IGNORE INTO latency_backfill (bucket_ms) VALUES (?)');
+    stores.forEach((_, i) => {
+      for (const h of latencyBackfillHours(merged, `s${i}`)) backfill.run(h);
+    });
+  }
+  const segments = planSegments(merged, q, q.latency ? latencyBackfillHours(merged) : []);
   const copy = merged.transaction(() => {
     for (let i = 0; i < stores.length; i++) copyStore(merged, `s${i}`, q, segments);
   });
@@ -76,6 +85,40 @@ function writeMergedState(db: Database, states: readonly CompactionState[]): voi
   }
   const dirty = db.prepare('INSERT OR IGNORE INTO compaction_dirty (bucket_ms) VALUES (?)');
   for (const s of states) for (const h of s.dirtyHours) dirty.run(h);
+}
+
+/**
+ * Latency rollup rows of one store, merged into what other stores gave for the same key: sketches merge in
+ * code (the load-balancing exporter sends each trace to one store, so the stores' requests add up).
+ */
+function copyLatencyRollup(db: Database, s: string, level: string, seg: { fromMs: number; toMs: number }): void {
+  const read = db
+    .prepare(
+      `SELECT l.bucket_ms, coalesce(t.to_id, 0), l.model, l.tenant, l.family, l.bucket, l.requests, l.prompt_requests,
+         l.prompt_tokens, l.share_measured, l.share_estimated, l.ttft_sketch, l.queue_sketch, l.prefill_sketch,
+         l.e2e_sketch, l.prefill_per_1k_sketch
+       FROM ${s}.latency_rollup l LEFT JOIN target_map t ON t.from_id = l.target_id
+       WHERE l.level = ? AND l.bucket_ms >= ? AND l.bucket_ms < ?`,
+    )
+    .raw();
+  const have = db
+    .prepare(
+      `SELECT bucket_ms, target_id, model, tenant, family, bucket, requests, prompt_requests, prompt_tokens,
+         share_measured, share_estimated, ttft_sketch, queue_sketch, prefill_sketch, e2e_sketch, prefill_per_1k_sketch
+       FROM main.latency_rollup WHERE level = ? AND bucket_ms = ? AND target_id = ? AND model = ? AND tenant = ?
+         AND family = ? AND bucket = ?`,
+    )
+    .raw();
+  const facts = [];
+  for (const row of read.all(level, seg.fromMs, seg.toMs) as unknown[][]) {
+    const f = rowToFact(row);
+    const prev = have.get(level, f.bucketMs, f.targetId, f.model, f.tenant, f.family, f.bucket) as
+      | unknown[]
+      | undefined;
+    if (prev) mergeLatencyFact(f, rowToFact(prev));
+    facts.push(f);
+  }
+  writeLatencyRollup(db, level as Parameters<typeof writeLatencyRollup>[1], facts);
 }
 
 function copyStore(db: Database, s: string, q: MergeQuery, segments: ReturnType<typeof planSegments>): void {
@@ -133,27 +176,31 @@ function copyStore(db: Database, s: string, q: MergeQuery, segments: ReturnType<
        CASE WHEN l.target_id IS NULL OR l.target_id = 0 THEN l.target_id ELSE t.to_id END,
        l.instance, l.model, l.match, l.prompt_tokens, l.completion_tokens, l.cached_tokens,
        l.cached_tokens_estimate, l.window_complete, l.latency_ttft_s, l.latency_e2e_s, l.latency_queue_s,
-       l.latency_prefill_s, l.latency_decode_s, l.latency_inference_s, l.tenant_json
+       l.latency_prefill_s, l.latency_decode_s, l.latency_inference_s, l.tenant_json, l.kv_usage_start,
+       l.waiting_start
      FROM ${s}.request_ledger l LEFT JOIN target_map t ON t.from_id = l.target_id
      WHERE l.start_ms >= ? AND l.start_ms < ?`,
   );
+  const rawLedger = q.ledger || q.latency;
   for (const seg of segments) {
     if (seg.source === 'raw') {
-      minutes.run(seg.fromMs, seg.toMs);
-      if (q.ledger) ledgerRows.run(seg.fromMs - TRACE_REACH_MS, seg.toMs + TRACE_REACH_MS);
-    } else {
+      if (!q.latency) minutes.run(seg.fromMs, seg.toMs);
+      if (rawLedger) ledgerRows.run(seg.fromMs - TRACE_REACH_MS, seg.toMs + TRACE_REACH_MS);
+    } else if (q.latency) copyLatencyRollup(db, s, q.ledgerPerTarget ? seg.source : `${seg.source}_all`, seg);
+    else {
       fleet.run(seg.source, seg.fromMs, seg.toMs);
       if (q.ledger) ledgerRollup.run(q.ledgerPerTarget ? seg.source : `${seg.source}_all`, seg.fromMs, seg.toMs);
     }
   }
   // Trace-level facts of the copied rows only, looked up by trace id (the store may hold millions).
-  if (q.ledger && segments.some((seg) => seg.source === 'raw'))
+  if (rawLedger && segments.some((seg) => seg.source === 'raw'))
     db.exec(`
       INSERT OR IGNORE INTO main.trace_usage SELECT u.* FROM (SELECT DISTINCT trace_id FROM main.request_ledger) l
         CROSS JOIN ${s}.trace_usage u WHERE u.trace_id = l.trace_id;
       INSERT OR IGNORE INTO main.trace_tenants SELECT t.* FROM (SELECT DISTINCT trace_id FROM main.request_ledger) l
         CROSS JOIN ${s}.trace_tenants t WHERE t.trace_id = l.trace_id;
     `);
+  if (q.latency) return;
   // The note on prefix counters in blocks looks at the whole period, compacted or not. CROSS JOIN keeps
   // SQLite starting from those few series, not from every minute row of the store.
   db.prepare(

@@ -1,6 +1,14 @@
 import type { Database } from 'better-sqlite3';
 import { readCompactionState } from './compaction.ts';
 import {
+  type LatencyFact,
+  latencyBackfillHours,
+  latencyFromRaw,
+  latencyFromRollup,
+  latencyKey,
+  mergeLatencyFact,
+} from './latencyRollups.ts';
+import {
   DAY_MS,
   HOUR_MS,
   fleetFromMinutes,
@@ -37,12 +45,18 @@ export interface Segment {
  * the report buckets by day, whole compacted hours, and raw minutes/ledger rows for the edges, the
  * not-yet-compacted tail and hours with late ledger rows.
  */
-export function planSegments(db: Database, q: Pick<FactQuery, 'fromMs' | 'toMs' | 'bucketMs'>): Segment[] {
+export function planSegments(
+  db: Database,
+  q: Pick<FactQuery, 'fromMs' | 'toMs' | 'bucketMs'>,
+  /** More hours to read raw (the latency view: hours compacted before it existed). */
+  rawHours: readonly number[] = [],
+): Segment[] {
   const state = readCompactionState(db);
   const hourDone = state.hourDoneMs ?? -Infinity;
   const dayDone = state.dayDoneMs ?? -Infinity;
-  const dirty = new Set(state.dirtyHours);
-  const dirtyDays = new Set(state.dirtyHours.map((h) => Math.floor(h / DAY_MS) * DAY_MS));
+  const dirtyHours = [...state.dirtyHours, ...rawHours];
+  const dirty = new Set(dirtyHours);
+  const dirtyDays = new Set(dirtyHours.map((h) => Math.floor(h / DAY_MS) * DAY_MS));
   const out: Segment[] = [];
   const push = (source: Segment['source'], fromMs: number, toMs: number) => {
     const last = out[out.length - 1];
@@ -110,6 +124,27 @@ export function loadFacts(
     }
   }
   return { fleet: [...fleet.values()], ledger: [...ledger.values()], segments };
+}
+
+/** Latency facts for the period (the latency view), bucketed by `bucketMs`, from whichever tables hold them. */
+export function loadLatencyFacts(
+  db: Database,
+  q: Omit<FactQuery, 'ledger'>,
+): { latency: LatencyFact[]; segments: Segment[] } {
+  const segments = planSegments(db, q, latencyBackfillHours(db));
+  const out = new Map<string, LatencyFact>();
+  for (const s of segments) {
+    const facts =
+      s.source === 'raw'
+        ? latencyFromRaw(db, s.fromMs, s.toMs, q.bucketMs, q.tenantKeys, q.ledgerPerTarget)
+        : latencyFromRollup(db, s.source, s.fromMs, s.toMs, q.bucketMs, q.ledgerPerTarget);
+    for (const f of facts) {
+      const have = out.get(latencyKey(f));
+      if (have) mergeLatencyFact(have, f);
+      else out.set(latencyKey(f), f);
+    }
+  }
+  return { latency: [...out.values()], segments };
 }
 
 export interface TargetInfo {

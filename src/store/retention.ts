@@ -57,7 +57,7 @@ export class Retention {
         if (n < SCRAPES_PER_BATCH) break;
         await yieldToEventLoop();
       }
-      for (const table of ['fleet_rollup', 'ledger_rollup']) {
+      for (const table of ['fleet_rollup', 'ledger_rollup', 'latency_rollup']) {
         const buckets = this.db
           .prepare(`SELECT DISTINCT level, bucket_ms FROM ${table} WHERE bucket_ms < ?`)
           .raw()
@@ -73,7 +73,10 @@ export class Retention {
         (this.db.prepare("SELECT done_until_ms FROM compaction WHERE level = 'hour'").pluck().get() as
           | number
           | undefined) ?? -Infinity;
-      const ledgerCutoff = Math.min(nowMs - this.ledgerRetentionMs, hourDone);
+      // … and, for hours compacted before the latency rollups existed, once those are built too.
+      const backfill =
+        (this.db.prepare('SELECT min(bucket_ms) FROM latency_backfill').pluck().get() as number | null) ?? Infinity;
+      const ledgerCutoff = Math.min(nowMs - this.ledgerRetentionMs, hourDone, backfill);
       if (Number.isFinite(ledgerCutoff)) {
         for (const sql of [
           // keyed by (start_ms, trace_id, span_id), WITHOUT ROWID: the oldest rows are the key's first

@@ -231,19 +231,16 @@ function tenantExpr(keys: readonly string[]): { sql: string; params: Record<stri
 export const TRACE_REACH_MS = HOUR_MS;
 
 /**
- * Ledger facts from raw request rows whose span started in [fromMs, toMs). A request's cached count is
- * measured when its span (or, failing that, another span of its trace: split over the trace's request
- * spans within TRACE_REACH_MS by prompt tokens) carried one; else allocated, from the window estimate
- * the enricher stored.
+ * A WITH clause naming `rows`: the ledger's request rows whose span started in [@from, @to), with their
+ * @size bucket, target (0 when folded), model, tenant, prompt and completion (0 when unknown), the
+ * measured cached count (the span's own, else its share of a count on another span of its trace) and
+ * the enricher's estimate. `extra` adds columns of `l` (the ledger row).
  */
-export function ledgerFromRaw(
-  db: Database,
-  fromMs: number,
-  toMs: number,
-  bucketSizeMs: number,
+export function ledgerRowsSql(
   tenantKeys: readonly string[],
-  perTarget = true,
-): LedgerFact[] {
+  perTarget: boolean,
+  extra = '',
+): { sql: string; params: Record<string, string> } {
   const tenant = tenantExpr(tenantKeys);
   const sql = `
     WITH shares AS (
@@ -259,11 +256,30 @@ export function ledgerFromRaw(
           tu.cached_tokens
             * CASE WHEN s.prompt > 0 THEN coalesce(l.prompt_tokens, 0) * 1.0 / s.prompt ELSE 1.0 / s.n END
         ) AS measured,
-        l.cached_tokens_estimate AS estimate
+        l.cached_tokens_estimate AS estimate${extra}
       FROM request_ledger l LEFT JOIN trace_usage tu ON tu.trace_id = l.trace_id LEFT JOIN shares s
       ON s.trace_id = l.trace_id
       WHERE l.start_ms >= @from AND l.start_ms < @to
-    )
+    )`;
+  return { sql, params: tenant.params };
+}
+
+/**
+ * Ledger facts from raw request rows whose span started in [fromMs, toMs). A request's cached count is
+ * measured when its span (or, failing that, another span of its trace: split over the trace's request
+ * spans within TRACE_REACH_MS by prompt tokens) carried one; else allocated, from the window estimate
+ * the enricher stored.
+ */
+export function ledgerFromRaw(
+  db: Database,
+  fromMs: number,
+  toMs: number,
+  bucketSizeMs: number,
+  tenantKeys: readonly string[],
+  perTarget = true,
+): LedgerFact[] {
+  const { sql: rowsSql, params } = ledgerRowsSql(tenantKeys, perTarget);
+  const sql = `${rowsSql}
     SELECT bucket, target_id, model, tenant, count(*), sum(prompt), sum(completion),
       coalesce(sum(measured), 0), count(measured), coalesce(sum(CASE WHEN measured IS NULL THEN estimate END), 0),
       count(CASE WHEN measured IS NULL THEN estimate END)
@@ -271,7 +287,7 @@ export function ledgerFromRaw(
   const rows = db
     .prepare(sql)
     .raw()
-    .all({ size: bucketSizeMs, from: fromMs, to: toMs, reach: TRACE_REACH_MS, ...tenant.params }) as Array<
+    .all({ size: bucketSizeMs, from: fromMs, to: toMs, reach: TRACE_REACH_MS, ...params }) as Array<
     [number, number, string, string, number, number, number, number, number, number, number]
   >;
   return rows.map(

@@ -142,6 +142,8 @@ const ledgerRow = (
   windowComplete: true,
   latency: {},
   tenantJson,
+  kvUsageStart: null,
+  waitingStart: null,
 });
 
 /**
