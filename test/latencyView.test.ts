@@ -332,8 +332,8 @@ describe('the latency view', () => {
     migrate(db4, four);
     db4
       .prepare(
-        "INSERT INTO targets (id, url, instance, first_seen_ms, last_seen_ms) VALUES (1, 'http://10.0.0.1:8000/metrics', " +
-          "'10.0.0.1:8000', 0, 0)",
+        'INSERT INTO targets (id, url, instance, first_seen_ms, last_seen_ms) VALUES ' +
+          "(1, 'http://10.0.0.1:8000/metrics', '10.0.0.1:8000', 0, 0)",
       )
       .run();
     // A row as the old ledger wrote it (no fleet state columns), in an hour already compacted.
