@@ -25,6 +25,7 @@ const REQUIRED = [
   'cachelens_spool_bytes',
   'cachelens_spans_enriched_total',
   'cachelens_enrich_wait_seconds',
+  'cachelens_request_ttft_seconds',
   'cachelens_target_up',
   'cachelens_scrape_duration_seconds',
   'cachelens_scrapes_skipped_total',
@@ -95,7 +96,9 @@ describe('self-telemetry: /metrics, /healthz, /readyz', () => {
     });
 
   it('serves every named metric, and promtool check metrics passes', async (t) => {
-    assert.equal((await post(makeRequest(20, { name: 'llm_request' }).body)).status, 200);
+    // vLLM's TTFT on each; no prompt count, so no cached share: bucket "unknown"
+    const more = (i: number) => ({ 'gen_ai.latency.time_to_first_token': i < 15 ? 0.3 : 3 });
+    assert.equal((await post(makeRequest(20, { name: 'llm_request', more }).body)).status, 200);
     await waitFor(() => sink.spans().length >= 20, 'spans downstream');
     const res = await fetch(`${base}/metrics`);
     assert.equal(res.status, 200);
@@ -116,6 +119,9 @@ describe('self-telemetry: /metrics, /healthz, /readyz', () => {
     assert.match(text, /^cachelens_exporter_sent_spans_total 20$/m);
     assert.match(text, /^cachelens_spans_enriched_total\{match="fleet"\} 20$/m);
     assert.match(text, /^cachelens_enrich_wait_seconds_count 1$/m);
+    // Matched fleet-wide with no model on the span: model "unknown". 15 at 0.3 s, 5 at 3 s.
+    assert.match(text, /^cachelens_request_ttft_seconds_bucket\{le="0.5",model="unknown",cache_hit_bucket="unknown"\} 15$/m);
+    assert.match(text, /^cachelens_request_ttft_seconds_count\{model="unknown",cache_hit_bucket="unknown"\} 20$/m);
     assert.doesNotMatch(text, /s3cret-token-value/, 'no secret in /metrics');
     if (NO_PROMTOOL) return t.skip(NO_PROMTOOL);
     const check = spawnSync('promtool', ['check', 'metrics'], { input: text, encoding: 'utf8' });

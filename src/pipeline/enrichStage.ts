@@ -7,6 +7,13 @@ import { FactsCache } from './factsCache.ts';
 import type { LedgerBatch } from './ledgerWriter.ts';
 import type { PipelineMetrics } from './metrics.ts';
 import type { SpoolRow } from './spool.ts';
+import { cacheHitBucket } from '../store/latencyRollups.ts';
+import type { LedgerRow } from '../store/ledgerStore.ts';
+
+/** Spool rows remembered as observed on the TTFT histogram; cleared past this (a retry may count twice). */
+const MAX_OBSERVED = 100_000;
+/** Distinct model label values on the TTFT histogram before the rest are `other`. */
+const MAX_MODELS = 50;
 
 /** One spool row, enriched: its bytes with cachelens' fields spliced in. */
 export interface EnrichedRow {
@@ -26,6 +33,8 @@ export class EnrichStage {
   private readonly encoder = new ExtraEncoder();
   private readonly waitingForWindow = new Set<number>();
   private readonly wokenAtMs = new Map<number, number>();
+  private readonly observed = new Set<number>();
+  private readonly models = new Set<string>();
 
   constructor(
     private readonly enricher: Enricher,
@@ -67,8 +76,28 @@ export class EnrichStage {
       for (const [match, n] of prepared.byMatch) this.metrics.enriched.inc({ match }, n);
       if (prepared.requestSpans) this.metrics.enrichWait.observe(Math.max(0, nowMs - row.received_ms) / 1000);
       if (prepared.incomplete) this.metrics.incomplete.inc(prepared.incomplete);
+      if (!this.observed.has(row.id)) {
+        // A row enriched again (its export failed and is retried) is observed once.
+        if (this.observed.size >= MAX_OBSERVED) this.observed.clear();
+        this.observed.add(row.id);
+        for (const r of prepared.ledger) this.observeTtft(r);
+      }
     }
     return { ready: true, row: { chunks: spliced.chunks, bytes: spliced.len } };
+  }
+
+  private observeTtft(r: LedgerRow): void {
+    const ttft = r.latency.ttft;
+    if (ttft === undefined || !Number.isFinite(ttft) || ttft < 0 || !this.metrics) return;
+    const cached = r.cachedTokens ?? r.cachedTokensEstimate;
+    const share = r.promptTokens && cached !== null ? Math.min(1, Math.max(0, cached / r.promptTokens)) : null;
+    // Models come from the span too: past MAX_MODELS distinct names, the rest share one label value.
+    let model = r.model || 'unknown';
+    if (!this.models.has(model)) {
+      if (this.models.size >= MAX_MODELS) model = 'other';
+      else this.models.add(model);
+    }
+    this.metrics.ttft.observe({ model, cache_hit_bucket: cacheHitBucket(share) }, ttft);
   }
 
   /** A scrape round was written: the rows waiting for a window, to be made ready now. */

@@ -16,6 +16,7 @@ export class PipelineMetrics {
   readonly enriched: Counter<'match'>;
   readonly enrichWait: Histogram;
   readonly incomplete: Counter;
+  readonly ttft: Histogram<'model' | 'cache_hit_bucket'>;
 
   constructor(readonly registry: Registry = new Registry()) {
     const r = [registry];
@@ -79,6 +80,18 @@ export class PipelineMetrics {
     this.incomplete = new Counter({
       name: 'cachelens_enrich_incomplete_windows_total',
       help: 'Request spans enriched after enrich.max_wait without a closing scrape.',
+      registers: r,
+    });
+    // No tenant label (cardinality, privacy): per-tenant latency is the report's job (--view latency).
+    this.ttft = new Histogram({
+      name: 'cachelens_request_ttft_seconds',
+      help:
+        "Time to first token of enriched request spans (the span's gen_ai.latency.time_to_first_token), by model " +
+        'and by the share of the prompt that was cached (measured, else estimated from the window; unknown ' +
+        'without a prompt count).',
+      labelNames: ['model', 'cache_hit_bucket'],
+      // vLLM's own TTFT histogram boundaries, up to 80 s
+      buckets: [0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10, 20, 40, 80],
       registers: r,
     });
   }

@@ -5,7 +5,13 @@ import { ExportTraceServiceRequest, type OtlpTraceRequest } from '../../src/otlp
 /** A protobuf ExportTraceServiceRequest of n spans with ~15 attributes each, and their span ids. */
 export function makeRequest(
   n: number,
-  opts: { name?: string; attrs?: number; resource?: Record<string, string> } = {},
+  opts: {
+    name?: string;
+    attrs?: number;
+    resource?: Record<string, string>;
+    /** More numeric attributes of span i (integers as intValue), such as vLLM's gen_ai.* ones. */
+    more?: (i: number) => Record<string, number>;
+  } = {},
 ): { body: Uint8Array; spanIds: string[] } {
   const traceId = randomBytes(16);
   const now = BigInt(Date.now()) * 1_000_000n;
@@ -25,6 +31,8 @@ export function makeRequest(
               ? { stringValue: `value-${a}-${i}` }
               : { doubleValue: a + 0.5 },
       });
+    for (const [key, v] of Object.entries(opts.more?.(i) ?? {}))
+      attributes.push({ key, value: Number.isInteger(v) ? { intValue: v } : { doubleValue: v } });
     spans.push({
       traceId,
       spanId,
