@@ -208,6 +208,27 @@ describe('the Grafana dashboard behind a real Prometheus', { skip: NO_PROMETHEUS
         200,
       );
 
+      // Request spans with vLLM's TTFT, matched to a live server, for the latency panel.
+      assert.equal(
+        (
+          await fetch(otlpHttp, {
+            method: 'POST',
+            headers: { 'content-type': 'application/x-protobuf' },
+            body: Buffer.from(
+              makeRequest(5, {
+                name: 'llm_request',
+                resource: { 'service.instance.id': 'vllm-0' },
+                more: (i) => ({
+                  'gen_ai.latency.time_to_first_token': 0.1 * (i + 1),
+                  'gen_ai.usage.prompt_tokens': 100,
+                }),
+              }).body,
+            ),
+          })
+        ).status,
+        200,
+      );
+
       // Past the burst, with rate() windows of several scrapes.
       await waitFor(() => Date.now() - fleet.fleet.startMs > 15_000, 'the burst to pass', 30_000);
       const eventQueries = {
@@ -215,6 +236,7 @@ describe('the Grafana dashboard behind a real Prometheus', { skip: NO_PROMETHEUS
         'rejected spans': 'sum(increase(cachelens_receiver_rejected_spans_total[5m]))',
         'dropped spans': 'sum(increase(cachelens_exporter_dropped_spans_total[5m]))',
         'incomplete windows': 'sum(increase(cachelens_enrich_incomplete_windows_total[5m]))',
+        'request TTFT': 'sum(cachelens_request_ttft_seconds_count)',
         preemptions: 'sum(increase(vllm:num_preemptions_total{target="vllm-0"}[5m]))',
       };
       for (const [what, q] of Object.entries(eventQueries)) {
