@@ -21,12 +21,16 @@ describe('simulated fleet', () => {
       preemptionsInBurst: 0,
       finished: 0,
       restartedAt: -1,
+      /** Requests finished before the first burst: their cached share and prefill time. */
+      prefills: [] as Array<{ share: number; ms: number }>,
     };
     let beforeRestart = 0;
     for (let t = 100; t <= durationMs; t += 100) {
       const { finished, restarted } = fleet.step(t);
       seen.finished += finished.length;
       for (const f of finished) {
+        if (t < scenario.phases[0]!.fromMs)
+          seen.prefills.push({ share: f.cachedTokens / f.promptTokens, ms: f.firstTokenMs! - f.scheduledMs! });
         assert.ok(
           f.cachedTokens <= f.promptTokens &&
             f.finishMs! >= f.firstTokenMs! &&
@@ -87,6 +91,23 @@ describe('simulated fleet', () => {
     },
   );
 
+  it('a cached prefix is not prefilled again: warm requests reach their first token sooner', () => {
+    const { seen } = run(45_000);
+    const median = (pick: (share: number) => boolean) => {
+      const xs = seen.prefills
+        .filter((p) => pick(p.share))
+        .map((p) => p.ms)
+        .sort((a, b) => a - b);
+      return { n: xs.length, p50: xs[Math.floor(xs.length / 2)] ?? NaN };
+    };
+    const warm = median((s) => s >= 0.5);
+    const cold = median((s) => s < 0.1);
+    assert.ok(warm.n >= 10 && cold.n >= 10, `${warm.n} warm and ${cold.n} cold requests before the burst`);
+    // Prompts are 240–2,100 tokens either way; 24,000 tokens/s of prefill: cold ~10–90 ms.
+    assert.ok(cold.p50 > 0, 'a prefill takes time');
+    assert.ok(warm.p50 < cold.p50 / 2, `warm prefill p50 ${warm.p50} ms against cold ${cold.p50} ms`);
+  });
+
   it('repeats its script when given a cycle (docker-compose runs it for hours)', () => {
     const fleet = new Fleet(demoScenario(20_000), 0, 1, 20_000);
     let restarts = 0;
@@ -119,6 +140,9 @@ describe('cachelens demo', () => {
       for (const name of ['meta-llama/Llama-3.1-8B-Instruct', 'Qwen/Qwen2.5-7B-Instruct', 'acme', 'globex', 'initech'])
         assert.ok(stdout.includes(name), `report names ${name}`);
       assert.match(stdout, /1 counter reset/);
+      assert.match(stdout, /Latency by cache-hit share \(cachelens report --view latency --by model\)/);
+      assert.match(stdout, /Llama-3\.1-8B-Instruct +cache-hit share +0\.5-0\.9/);
+      assert.match(stdout, /Llama-3\.1-8B-Instruct: (warm requests \(share ≥ 0\.5\) had TTFT p50|not shown: )/);
       // The store it leaves behind agrees with what was printed.
       const db = new Database(join(dir, 'cachelens.db'), { readonly: true });
       assert.equal(

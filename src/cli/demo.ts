@@ -11,7 +11,7 @@ import { anyValueToJs, nanosToMs, type JsAttrValue } from '../otlp/decode.ts';
 import { parseEndpoint } from '../config/endpoint.ts';
 import { createLogger } from '../telemetry/logger.ts';
 import { Daemon } from './daemon.ts';
-import { makeReport, renderReport } from './report.ts';
+import { makeLatencyReport, makeReport, renderLatencyReport, renderReport } from './report.ts';
 
 export interface DemoOptions {
   durationMs: number;
@@ -257,12 +257,17 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
   out.write(renderReport(makeReport({ ...period, by: 'model' }), 'table'));
   out.write('\nReport by tenant (cachelens report --by tenant), from the request ledger:\n');
   out.write(renderReport(makeReport({ ...period, by: 'tenant' }), 'table'));
+  // The simulated engines prefill only the uncached part of a prompt, as vLLM does: warm requests
+  // reach their first token sooner.
+  out.write('\nLatency by cache-hit share (cachelens report --view latency --by model):\n');
+  out.write(renderLatencyReport(makeLatencyReport({ ...period, prices: undefined, by: 'model' }), 'table'));
   out.write(
     [
       '',
       'Try next:',
       `  cachelens report --db ${dbPath} --prices ${pricesPath} --by instance --since 1h`,
       `  cachelens report --db ${dbPath} --prices ${pricesPath} --format html --out report.html --since 1h`,
+      `  cachelens report --db ${dbPath} --view latency --by model,tenant --since 1h`,
       '  docker compose --profile demo up      # the same fleet with Jaeger, Prometheus and Grafana',
       '',
     ].join('\n'),

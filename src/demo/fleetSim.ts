@@ -158,7 +158,13 @@ export class SimInstance {
       if (r.prefillLeft <= 0) {
         r.prefillLeft = 0;
         this.touchPrefix(r.prefixId, r.prefixTokens);
-        if (r.firstTokenMs === undefined) r.firstTokenMs = nowMs;
+        // At least the compute time of the uncached part: a cached prefix is not prefilled again, so a
+        // warm request reaches its first token sooner (steps are coarser than a short prefill).
+        if (r.firstTokenMs === undefined)
+          r.firstTokenMs = Math.max(
+            nowMs,
+            (r.scheduledMs ?? nowMs) + ((r.promptTokens - r.cachedTokens) * 1000) / this.spec.prefillTokensPerSec,
+          );
       }
     }
     // Decode: every request past prefill advances; a bigger batch makes each step slower.
@@ -172,7 +178,7 @@ export class SimInstance {
       r.generated += n;
       c.generationTokens += n;
       if (r.generated >= r.outputTarget) {
-        r.finishMs = nowMs;
+        r.finishMs = Math.max(nowMs, r.firstTokenMs ?? nowMs);
         finished.push(r);
         if (r.outputTarget >= r.maxTokens) c.requestsFinished.length++;
         else c.requestsFinished.stop++;
