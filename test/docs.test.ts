@@ -64,6 +64,45 @@ it('the span-event tables list exactly the attributes the enricher writes', () =
   assert.deepEqual([...documented].sort(), [...written].sort());
 });
 
+it('docs/latency.md lists exactly the fields and buckets of cachelens.latency/v1', async () => {
+  const { LATENCY_FAMILIES } = await import('../src/store/latencyRollups.ts');
+  const { buildLatencyReport, LATENCY_SCHEMA } = await import('../src/report/latency.ts');
+  const section = doc('latency.md');
+  assert.ok(section.includes(`schema: "${LATENCY_SCHEMA}"`));
+  const documented = [...section.matchAll(/^\| `([a-z0-9_]+)` \| (?!`)/gm)].map((m) => m[1]!);
+  const report = buildLatencyReport({
+    db: '',
+    fromMs: 0,
+    toMs: 1,
+    by: [],
+    facts: [
+      {
+        bucketMs: 0,
+        targetId: 0,
+        model: 'm',
+        tenant: '',
+        family: 'cache_hit',
+        bucket: '0-0.1',
+        requests: 1,
+        promptRequests: 0,
+        promptTokens: 0,
+        shareMeasured: 0,
+        shareEstimated: 0,
+        sketches: { ttft: new Map(), queue: new Map(), prefill: new Map(), e2e: new Map(), prefill_per_1k: new Map() },
+      },
+    ],
+    targets: new Map(),
+    nowMs: 0,
+  });
+  const fields = Object.keys(report.rows[0]!).filter((k) => !['key', 'family', 'bucket'].includes(k));
+  assert.deepEqual(documented, fields);
+  for (const [family, buckets] of Object.entries(LATENCY_FAMILIES))
+    assert.ok(
+      section.includes(`| \`${family}\` | ${buckets.map((b) => `\`${b}\``).join(', ')} |`),
+      `docs/latency.md: the buckets of ${family}`,
+    );
+});
+
 it("docs/deployment.md's Collector snippet wires a pipeline through cachelens and back", () => {
   const blocks = [
     ...doc('deployment.md').matchAll(/```yaml\n(# otel-collector config\n[\s\S]*?|# cachelens\.yaml\n[\s\S]*?)```/g),
