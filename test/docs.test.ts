@@ -150,7 +150,7 @@ it('docs/several-instances.md: every layout config is valid, and the HA pair is 
   const cachelens = blocks('# cachelens.yaml');
   assert.equal(cachelens.length, 4, 'sidecar, pool, HA pair, Prometheus source');
   const configs = cachelens.map((raw) => buildConfig(raw, {}).config);
-  assert.ok(configs.some((c) => c.scrape.prometheus && c.scrape.prometheus.instance_labels.includes('pod')));
+  assert.ok(configs.some((c) => c.scrape.prometheus?.instance_labels.includes('pod')));
   const [col] = blocks('# otel-collector config') as [Record<string, any>];
   for (const [name, p] of Object.entries(col.service.pipelines) as Array<
     [string, { receivers: string[]; exporters: string[]; processors: string[] }]

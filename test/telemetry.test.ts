@@ -120,7 +120,10 @@ describe('self-telemetry: /metrics, /healthz, /readyz', () => {
     assert.match(text, /^cachelens_spans_enriched_total\{match="fleet"\} 20$/m);
     assert.match(text, /^cachelens_enrich_wait_seconds_count 1$/m);
     // Matched fleet-wide with no model on the span: model "unknown". 15 at 0.3 s, 5 at 3 s.
-    assert.match(text, /^cachelens_request_ttft_seconds_bucket\{le="0.5",model="unknown",cache_hit_bucket="unknown"\} 15$/m);
+    assert.match(
+      text,
+      /^cachelens_request_ttft_seconds_bucket\{le="0.5",model="unknown",cache_hit_bucket="unknown"\} 15$/m,
+    );
     assert.match(text, /^cachelens_request_ttft_seconds_count\{model="unknown",cache_hit_bucket="unknown"\} 20$/m);
     assert.doesNotMatch(text, /s3cret-token-value/, 'no secret in /metrics');
     if (NO_PROMTOOL) return t.skip(NO_PROMTOOL);
