@@ -5,12 +5,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { promisify } from 'node:util';
-import { makeReport, renderReport } from '../src/cli/report.ts';
+import { makeLatencyReport, makeReport, renderLatencyReport, renderReport } from '../src/cli/report.ts';
+import { escapeHtml } from '../src/report/formatHtml.ts';
 import { normalizeBody } from '../src/scrape/scrapeTarget.ts';
 import { makeTarget } from '../src/scrape/target.ts';
 import { LedgerStore } from '../src/store/ledgerStore.ts';
 import { openDatabase } from '../src/store/openDatabase.ts';
 import { ScrapeStore } from '../src/store/scrapeStore.ts';
+import { buildStore, H0, requests } from './support/latencyDataset.ts';
 import { buildDataset } from './support/reportDataset.ts';
 import { decodePng, pixelStats } from './support/png.ts';
 import { toolSkip } from './support/systemTool.ts';
@@ -93,6 +95,42 @@ describe('report: HTML in headless Chromium', { timeout: 180_000, skip: NO_CHROM
     ])
       assert.ok(html.includes(caption), caption);
     assert.equal((html.match(/<polyline /g) ?? []).length, 6, 'a line per model in the three time charts');
+  });
+
+  it('the latency view: bars by cache-hit and KV bucket per model, no console errors, names escaped', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cachelens-html-latency-'));
+    const db = join(dir, 'latency.db');
+    // The hand-worked dataset, with a hostile model name on the qwen requests.
+    buildStore(
+      db,
+      requests().map((r) => (r.model === 'qwen' ? { ...r, model: HOSTILE_MODEL } : r)),
+    );
+    const html = renderLatencyReport(
+      makeLatencyReport({
+        db,
+        since: new Date(H0).toISOString(),
+        until: new Date(H0 + 3 * 3_600_000).toISOString(),
+        by: 'model',
+        tenantKeys: ['tenant.id'],
+      }),
+      'html',
+    );
+    const file = join(dir, 'latency.html');
+    writeFileSync(file, html);
+    const r = await render(file);
+    assert.deepEqual(r.console, [], 'nothing runs, nothing is refused');
+    assert.ok(r.stats.nonBackground > 0.03, `bars, not a blank page: ${JSON.stringify(r.stats)}`);
+    for (const caption of [
+      'TTFT p50 by cache-hit share',
+      'TTFT p95 by cache-hit share',
+      'TTFT p50 by KV-cache usage at the window&#39;s start',
+      'TTFT p95 by KV-cache usage at the window&#39;s start',
+    ])
+      assert.ok(html.includes(caption), caption);
+    // llama: 3 cache-hit buckets, qwen: 3; llama: 3 KV buckets, qwen: 1; p50 and p95 of each
+    assert.equal((html.match(/<rect /g) ?? []).length, 2 * (6 + 4));
+    assert.ok(!html.includes(HOSTILE_MODEL) && html.includes(escapeHtml(HOSTILE_MODEL)), 'the model name is escaped');
+    assert.match(html, /warm requests \(share ≥ 0\.5\) had TTFT p50/);
   });
 
   it('a short period draws lines: minute buckets, every point inside the chart', async () => {
