@@ -6,7 +6,7 @@ import { seededRandom } from '../src/demo/fleetSim.ts';
 import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { makeReport, renderReport } from '../src/cli/report.ts';
+import { makeLatencyReport, makeReport, renderLatencyReport, renderReport } from '../src/cli/report.ts';
 import { Compactor } from '../src/store/compaction.ts';
 import { openDatabase } from '../src/store/openDatabase.ts';
 import { DAY_MS, HOUR_MS } from '../src/store/rollups.ts';
@@ -164,7 +164,8 @@ export function generate(path: string, p: DatasetParams): { seconds: number; min
     db.prepare(`INSERT INTO request_ledger (trace_id, span_id, start_ms, end_ms, span_name, service_name, target_id,
       instance, model, match,
     prompt_tokens, completion_tokens, cached_tokens, cached_tokens_estimate, window_complete, latency_e2e_s,
-    tenant_json) VALUES (?, ?, ?, ?, 'llm_request', 'vllm', ?, ?, ?, 'resource', ?, ?, ?, ?, 1, ?, ?)`);
+    tenant_json, latency_ttft_s, latency_queue_s, latency_prefill_s, kv_usage_start, waiting_start)
+    VALUES (?, ?, ?, ?, 'llm_request', 'vllm', ?, ?, ?, 'resource', ?, ?, ?, ?, 1, ?, ?, ?, ?, ?, ?, ?)`);
   const insTenant = db.prepare('INSERT INTO trace_tenants (trace_id, key, value, seen_ms) VALUES (?, ?, ?, ?)');
   const hex = (n: number, len: number) => n.toString(16).padStart(len, '0');
   let ledgerRows = 0;
@@ -181,6 +182,11 @@ export function generate(path: string, p: DatasetParams): { seconds: number; min
         const cached = Math.floor(prompt * (0.3 + 0.4 * rand()));
         const measured = rand() < 0.2;
         const how = rand();
+        // Latency as the fleet's state shapes it: a queue under pressure, prefill of the uncached part.
+        const kv = rand();
+        const waiting = Math.floor(10 * rand() ** 3);
+        const queue = waiting * 0.15 * rand();
+        const prefill = (prompt - cached) / 20_000;
         insLedger.run(
           traceId,
           hex(r, 16),
@@ -195,6 +201,11 @@ export function generate(path: string, p: DatasetParams): { seconds: number; min
           measured ? null : cached,
           2.5,
           how < 0.7 ? JSON.stringify({ 'tenant.id': tenant }) : null,
+          queue + prefill + 0.02,
+          queue,
+          prefill,
+          kv,
+          waiting,
         );
         if (how >= 0.7 && how < 0.9) insTenant.run(traceId, 'tenant.id', tenant, start);
         ledgerRows++;
@@ -235,7 +246,8 @@ export async function runReportBench(p: DatasetParams): Promise<Record<string, u
     // Same data, rollups rebuilt: after a change to compaction, without regenerating 10 GB.
     const db = openDatabase(path);
     db.exec(
-      'DELETE FROM fleet_rollup; DELETE FROM ledger_rollup; DELETE FROM compaction; DELETE FROM compaction_dirty;',
+      'DELETE FROM fleet_rollup; DELETE FROM ledger_rollup; DELETE FROM latency_rollup; DELETE FROM compaction; ' +
+        'DELETE FROM compaction_dirty; DELETE FROM latency_backfill;',
     );
     const t = performance.now();
     const done = await new Compactor(db, {
@@ -292,6 +304,17 @@ export async function runReportBench(p: DatasetParams): Promise<Record<string, u
     );
     results[`by ${by} (in-process)`] = { medianMs: t.medianMs, maxMs: t.maxMs, rows: t.result.split('\n').length };
   }
+  for (const by of ['model', 'tenant']) {
+    const t = timeIt(
+      () =>
+        renderLatencyReport(
+          makeLatencyReport({ db: path, since, by, tenantKeys: TENANT_KEYS, nowMs: END_MS }),
+          'table',
+        ),
+      5,
+    );
+    results[`latency view by ${by} (in-process)`] = { medianMs: t.medianMs, maxMs: t.maxMs };
+  }
   // The whole CLI, as a user runs it: Node + tsx start-up included.
   const bin = new URL('../bin/cachelens.js', import.meta.url).pathname;
   const until = new Date(END_MS).toISOString();
@@ -309,6 +332,20 @@ export async function runReportBench(p: DatasetParams): Promise<Record<string, u
     }
     times.sort((a, b) => a - b);
     results[`by ${by} (CLI, wall)`] = { medianMs: Number(times[1]!.toFixed(0)) };
+  }
+  for (const by of ['model', 'tenant']) {
+    const times: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      const t = performance.now();
+      execFileSync(
+        process.execPath,
+        [bin, 'report', '--view', 'latency', '--db', path, '--since', sinceIso, '--until', until, '--by', by],
+        { stdio: ['ignore', 'ignore', 'inherit'] },
+      );
+      times.push(performance.now() - t);
+    }
+    times.sort((a, b) => a - b);
+    results[`latency view by ${by} (CLI, wall)`] = { medianMs: Number(times[1]!.toFixed(0)) };
   }
   const startup = performance.now();
   execFileSync(process.execPath, [bin, 'help'], { stdio: 'ignore' });

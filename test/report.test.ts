@@ -479,14 +479,28 @@ describe('report: formats', () => {
       const records = text.slice(0, -2).split('\r\n');
       assert.equal(
         records[0],
-        'tenant,source,basis,requests,prompt_tokens,cached_prompt_tokens,' +
-          'cached_measured_tokens,cached_allocated_tokens,' +
-          'cache_hit_ratio,generation_tokens,preemptions,kv_cache_usage_mean,kv_cache_usage_p95,' +
+        'tenant,source,basis,cached_split_basis,requests,prompt_tokens,cached_prompt_tokens,' +
+          'cached_measured_tokens,cached_allocated_tokens,local_cached_prompt_tokens,external_cached_prompt_tokens,' +
+          'external_hit_ratio,cache_hit_ratio,generation_tokens,preemptions,kv_cache_usage_mean,kv_cache_usage_p95,' +
           'queue_depth_mean,queue_depth_p95,cost_without_cache,cost_with_cache,savings',
       );
       assert.equal(records.length, 1 + 3 + 1, 'header, acme, globex, unattributed, total');
       const acme = records[1]!.split(',');
-      assert.deepEqual(acme.slice(0, 8), ['acme', 'tenant', 'mixed', '2', '1500000', '800000', '600000', '200000']);
+      // no server of this fleet exposes a tiered cache: the split is empty, not 0
+      assert.deepEqual(acme.slice(0, 12), [
+        'acme',
+        'tenant',
+        'mixed',
+        '',
+        '2',
+        '1500000',
+        '800000',
+        '600000',
+        '200000',
+        '',
+        '',
+        '',
+      ]);
       assert.equal(records[4]!.split(',')[1], 'total');
     });
   });
@@ -514,12 +528,16 @@ describe('report: formats', () => {
       'key',
       'source',
       'basis',
+      'cached_split_basis',
       'requests',
       'prompt_tokens',
       'cached_prompt_tokens',
       'cached_measured_tokens',
       'cached_allocated_tokens',
+      'local_cached_prompt_tokens',
+      'external_cached_prompt_tokens',
       'cache_hit_ratio',
+      'external_hit_ratio',
       'generation_tokens',
       'preemptions',
       'kv_cache_usage_mean',

@@ -108,6 +108,7 @@ export class Daemon {
       targets: () => (source ? [...scheduler.statuses(), ...source.statuses()] : scheduler.statuses()),
       skippedScrapes: () => scheduler.skippedTotal,
       failures: () => scheduler.failures,
+      cachedSplitMismatches: () => writer.cachedDisagreements,
     });
     if (source) registerSourceMetrics(this.registry, 'prometheus', source);
     registerSpoolMetrics(this.registry, () =>

@@ -28,6 +28,7 @@ models:
   - match: "meta-llama/*"
     input: 0.20
     cached_input: 0.05
+    external_cached_input: 0.08   # a token loaded from the shared KV tier: network and store
     output: 0.60
   - match: "Qwen/*"
     input: 0.15

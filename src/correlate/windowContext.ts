@@ -143,6 +143,11 @@ export class WindowContexts {
     put(cache, 'cachelens.prefix_cache.hit_ratio', ratio(c('prefix_cache_hits'), c('prefix_cache_queries')));
     put(cache, 'cachelens.prompt_tokens', c('prompt_tokens'));
     put(cache, 'cachelens.prompt_tokens.cached', c('prompt_tokens_cached'));
+    // Tiered KV caches: where the cached tokens came from, and the KV connector's own lookups.
+    put(cache, 'cachelens.prompt_tokens.cached.local', c('prompt_tokens_local_cache_hit'));
+    put(cache, 'cachelens.prompt_tokens.cached.external', c('prompt_tokens_external_transfer'));
+    put(cache, 'cachelens.prefix_cache.external.queries', c('external_prefix_cache_queries'));
+    put(cache, 'cachelens.prefix_cache.external.hits', c('external_prefix_cache_hits'));
     put(cache, 'cachelens.kv_cache.usage.start', startGauge('kv_cache_usage'));
     put(cache, 'cachelens.kv_cache.usage.max', inst.gaugeMax.kv_cache_usage);
     put(

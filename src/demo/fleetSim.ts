@@ -13,6 +13,11 @@ export interface InstanceSpec {
   prefillTokensPerSec: number;
   /** Per-request decode speed with a small batch; it falls as the batch grows. */
   decodeTokensPerSec: number;
+  /**
+   * A KV connector to a tier shared by the model's instances (LMCache, Mooncake): prefixes of at least this
+   * many tokens are stored there once prefilled, and an instance that misses locally loads them from it.
+   */
+  externalTierMinTokens?: number;
 }
 
 export interface SimRequest {
@@ -31,6 +36,8 @@ export interface SimRequest {
   outputTarget: number;
   /** Prompt tokens found in the prefix cache at the first scheduling (vLLM's num_cached_tokens). */
   cachedTokens: number;
+  /** Of those, loaded from the external tier by the KV connector. */
+  externalTokens?: number;
   temperature: number;
   topP: number;
   prefillLeft: number;
@@ -40,6 +47,8 @@ export interface SimRequest {
 }
 
 const BLOCK = 16;
+/** KV loaded over the network from a shared tier, against prefill computing it: this many times faster. */
+const EXTERNAL_LOAD_SPEEDUP = 5;
 
 export class SimInstance {
   readonly counters: VllmModelState;
@@ -55,6 +64,8 @@ export class SimInstance {
   constructor(
     readonly spec: InstanceSpec,
     nowMs: number,
+    /** The model's shared external tier (prefix ids), when the instance has a KV connector. */
+    private readonly externalTier?: Set<string>,
   ) {
     this.counters = SimInstance.zero(spec.model, nowMs);
   }
@@ -66,6 +77,9 @@ export class SimInstance {
       prefixCacheHits: 0,
       promptTokens: 0,
       promptTokensCached: 0,
+      promptTokensExternal: 0,
+      externalQueries: 0,
+      externalHits: 0,
       generationTokens: 0,
       preemptions: 0,
       requestsFinished: { stop: 0, length: 0, abort: 0, error: 0, repetition: 0 },
@@ -133,16 +147,26 @@ export class SimInstance {
       const r = this.waiting[0]!;
       if (this.kvUsedTokens() + r.promptTokens + r.generated > cap * 0.95) break;
       this.waiting.shift();
-      const hit = this.cache.has(r.prefixId) ? Math.floor(r.prefixTokens / BLOCK) * BLOCK : 0;
+      const blocks = Math.floor(r.prefixTokens / BLOCK) * BLOCK;
+      const local = this.cache.has(r.prefixId) ? blocks : 0;
+      // What the local prefix cache misses, the KV connector looks up in the shared tier and loads.
+      const external = !local && this.externalTier?.has(r.prefixId) ? blocks : 0;
+      const hit = local + external;
       // Counted at the first scheduling only: recent vLLM keeps a preempted request's re-lookup
       // out of the prefix-cache counters, and counts its prompt tokens once.
       if (r.scheduledMs === undefined) {
         r.scheduledMs = nowMs;
         r.cachedTokens = hit;
+        r.externalTokens = external;
         c.prefixCacheQueries += r.promptTokens;
-        c.prefixCacheHits += hit;
+        c.prefixCacheHits += local;
         c.promptTokens += r.promptTokens;
         c.promptTokensCached += hit;
+        if (this.externalTier && !local) {
+          c.externalQueries! += r.promptTokens;
+          c.externalHits! += external;
+          c.promptTokensExternal! += external;
+        }
       }
       r.prefillLeft = r.promptTokens - hit;
       r.admitOrder = ++this.admitted;
@@ -158,12 +182,17 @@ export class SimInstance {
       if (r.prefillLeft <= 0) {
         r.prefillLeft = 0;
         this.touchPrefix(r.prefixId, r.prefixTokens);
+        if (this.externalTier && r.prefixTokens >= (this.spec.externalTierMinTokens ?? Infinity))
+          this.externalTier.add(r.prefixId);
         // At least the compute time of the uncached part: a cached prefix is not prefilled again, so a
         // warm request reaches its first token sooner (steps are coarser than a short prefill).
         if (r.firstTokenMs === undefined)
           r.firstTokenMs = Math.max(
             nowMs,
-            (r.scheduledMs ?? nowMs) + ((r.promptTokens - r.cachedTokens) * 1000) / this.spec.prefillTokensPerSec,
+            (r.scheduledMs ?? nowMs) +
+              // loading KV from the external tier is faster than computing it, not free
+              ((r.promptTokens - r.cachedTokens + (r.externalTokens ?? 0) / EXTERNAL_LOAD_SPEEDUP) * 1000) /
+                this.spec.prefillTokensPerSec,
           );
       }
     }
@@ -264,6 +293,8 @@ export function demoScenario(durationMs: number): FleetScenario {
         maxRunning: 48,
         prefillTokensPerSec: 24_000,
         decodeTokensPerSec: 70,
+        // Llama's two instances share an external KV tier (LMCache-style) for the long documents and tools.
+        externalTierMinTokens: 2_000,
       },
       {
         name: 'vllm-1',
@@ -272,6 +303,7 @@ export function demoScenario(durationMs: number): FleetScenario {
         maxRunning: 48,
         prefillTokensPerSec: 24_000,
         decodeTokensPerSec: 70,
+        externalTierMinTokens: 2_000,
       },
       {
         name: 'vllm-2',
@@ -327,7 +359,14 @@ export class Fleet {
     /** When set, the script repeats every cycleMs (docker-compose runs the fleet for hours). */
     private readonly cycleMs?: number,
   ) {
-    this.instances = scenario.instances.map((s) => new SimInstance(s, startMs));
+    // One shared tier per model whose instances have a KV connector.
+    const tiers = new Map<string, Set<string>>();
+    this.instances = scenario.instances.map((s) => {
+      if (s.externalTierMinTokens === undefined) return new SimInstance(s, startMs);
+      let tier = tiers.get(s.model);
+      if (!tier) tiers.set(s.model, (tier = new Set()));
+      return new SimInstance(s, startMs, tier);
+    });
     this.random = seededRandom(seed);
     this.lastMs = startMs;
     this.restartsLeft = [...scenario.restarts];

@@ -7,7 +7,13 @@ export interface VllmModelState {
   prefixCacheQueries: number;
   prefixCacheHits: number;
   promptTokens: number;
+  /** Cached prompt tokens, local and external (vllm:prompt_tokens_cached_total). */
   promptTokensCached: number;
+  /** Of those, KV transferred from an external tier by a KV connector (source="external_kv_transfer"). */
+  promptTokensExternal?: number;
+  /** The KV connector's cross-instance lookups and hits, in tokens. */
+  externalQueries?: number;
+  externalHits?: number;
   generationTokens: number;
   preemptions: number;
   requestsFinished: { stop: number; length: number; abort: number; error: number; repetition: number };
@@ -186,12 +192,12 @@ export function renderVllmExposition(models: VllmModelState[], opts: RenderOptio
     'vllm:external_prefix_cache_queries',
     'External prefix cache queries from KV connector cross-instance cache sharing, in terms of number of queried ' +
       'tokens.',
-    () => 0,
+    (m) => m.externalQueries ?? 0,
   );
   counter(
     'vllm:external_prefix_cache_hits',
     'External prefix cache hits from KV connector cross-instance cache sharing, in terms of number of cached tokens.',
-    () => 0,
+    (m) => m.externalHits ?? 0,
   );
   counter('vllm:mm_cache_queries', 'Multi-modal cache queries, in terms of number of queried items.', () => 0);
   counter('vllm:mm_cache_hits', 'Multi-modal cache hits, in terms of number of cached items.', () => 0);
@@ -199,8 +205,8 @@ export function renderVllmExposition(models: VllmModelState[], opts: RenderOptio
   counter('vllm:prompt_tokens', 'Number of prefill tokens processed.', (m) => m.promptTokens);
   const bySource = (m: VllmModelState): Array<[Record<string, string>, number, VllmModelState]> => [
     [{ source: 'local_compute' }, m.promptTokens - m.promptTokensCached, m],
-    [{ source: 'local_cache_hit' }, m.promptTokensCached, m],
-    [{ source: 'external_kv_transfer' }, 0, m],
+    [{ source: 'local_cache_hit' }, m.promptTokensCached - (m.promptTokensExternal ?? 0), m],
+    [{ source: 'external_kv_transfer' }, m.promptTokensExternal ?? 0, m],
   ];
   if (opts.cachedCounters ?? true) {
     family(

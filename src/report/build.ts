@@ -15,7 +15,12 @@ export interface Figures {
   cached_prompt_tokens: number | null;
   cached_measured_tokens: number | null;
   cached_allocated_tokens: number | null;
+  /** Of the cached tokens: local prefix-cache hits, and KV transferred from an external tier (KV connector). */
+  local_cached_prompt_tokens: number | null;
+  external_cached_prompt_tokens: number | null;
   cache_hit_ratio: number | null;
+  /** The KV connector's cross-instance lookups: external hits / external queries. */
+  external_hit_ratio: number | null;
   generation_tokens: number | null;
   preemptions: number | null;
   kv_cache_usage_mean: number | null;
@@ -34,6 +39,11 @@ export interface ReportRow extends Figures {
   /** fleet rows: exact scrape deltas; tenant rows: how their cached tokens were found. */
   source: RowSource;
   basis: 'exact' | 'measured' | 'allocated' | 'mixed' | 'none' | 'remainder';
+  /**
+   * How local and external cached tokens were found: exact (the fleet's counters), allocated (a tenant's
+   * cached tokens split as its model's fleet split them in the same bucket), null where unknown.
+   */
+  cached_split_basis: 'exact' | 'allocated' | 'remainder' | null;
 }
 
 export interface SeriesPoint {
@@ -42,6 +52,8 @@ export interface SeriesPoint {
   cache_hit_ratio: number | null;
   kv_cache_usage_mean: number | null;
   queue_depth_mean: number | null;
+  local_cached_prompt_tokens: number | null;
+  external_cached_prompt_tokens: number | null;
 }
 
 export interface Report {
@@ -94,7 +106,27 @@ const hourOf = (ms: number) => `${iso(Math.floor(ms / HOUR_MS) * HOUR_MS).slice(
  * The cached prompt tokens of a fleet fact: `prompt_tokens_cached` where exposed, else prefix-cache hits; never both.
  */
 export function fleetCached(f: FleetFact): number | null {
-  return f.counters.prompt_tokens_cached ?? f.counters.prefix_cache_hits;
+  const c = f.counters;
+  // Before vLLM 0.16 prefix-cache hits are the GPU's own; a KV connector's hits (since 0.11) add to them.
+  return (
+    c.prompt_tokens_cached ??
+    (c.prefix_cache_hits === null ? null : c.prefix_cache_hits + (c.external_prefix_cache_hits ?? 0))
+  );
+}
+
+/**
+ * Local and external cached tokens of a fleet fact: vllm:prompt_tokens_by_source where exposed, else the
+ * KV connector's hits as the external part (the rest local); null for both where the server exposes neither.
+ */
+export function fleetCachedSplit(f: FleetFact): { local: number | null; external: number | null } {
+  const c = f.counters;
+  const external = c.prompt_tokens_external_transfer ?? c.external_prefix_cache_hits;
+  if (external === null) return { local: c.prompt_tokens_local_cache_hit, external: null };
+  const cached = fleetCached(f);
+  return {
+    local: c.prompt_tokens_local_cache_hit ?? (cached === null ? null : Math.max(0, cached - external)),
+    external,
+  };
 }
 
 interface Cost {
@@ -104,14 +136,18 @@ interface Cost {
 
 /** Costs of token counts under a per-1M-token model price. Prompt tokens include the cached ones. */
 function tokenCost(
-  p: { input: number; cachedInput: number; output: number },
+  p: { input: number; cachedInput: number; externalCachedInput: number; output: number },
   prompt: number,
   cached: number,
   gen: number,
+  external: number,
 ): Cost {
+  const ext = Math.min(external, cached);
   return {
     without: (prompt * p.input + gen * p.output) / 1e6,
-    with: ((prompt - cached) * p.input + cached * p.cachedInput + gen * p.output) / 1e6,
+    with:
+      ((prompt - cached) * p.input + (cached - ext) * p.cachedInput + ext * p.externalCachedInput + gen * p.output) /
+      1e6,
   };
 }
 
@@ -165,10 +201,10 @@ class Pricer {
     const prompt = f.counters.prompt_tokens ?? 0;
     const cached = fleetCached(f) ?? 0;
     const gen = f.counters.generation_tokens ?? 0;
-    return this.price(f.targetId, f.model, f.bucketMs, prompt, cached, gen, true);
+    return this.price(f.targetId, f.model, f.bucketMs, prompt, cached, gen, true, fleetCachedSplit(f).external ?? 0);
   }
 
-  ledger(l: LedgerFact): Cost | null {
+  ledger(l: LedgerFact, external: number): Cost | null {
     return this.price(
       l.targetId,
       l.model,
@@ -177,6 +213,7 @@ class Pricer {
       l.cachedMeasured + l.cachedAllocated,
       l.completionTokens,
       false,
+      external,
     );
   }
 
@@ -188,6 +225,7 @@ class Pricer {
     cached: number,
     gen: number,
     idle: boolean,
+    external: number,
   ): Cost | null {
     const gpu = this.perToken.get(`${targetId}\u0000${bucketMs}`);
     if (gpu) {
@@ -202,7 +240,7 @@ class Pricer {
       if (prompt || gen) this.unpricedModels.add(model || UNKNOWN_MODEL);
       return null;
     }
-    return tokenCost(p, prompt, cached, gen);
+    return tokenCost(p, prompt, cached, gen, external);
   }
 }
 
@@ -226,9 +264,18 @@ class Acc {
   queueSketch: Sketch = newSketch();
   costWithout: number | null = null;
   costWith: number | null = null;
+  local: number | null = null;
+  external: number | null = null;
+  extQueries: number | null = null;
+  extHits: number | null = null;
 
   addFleet(f: FleetFact, cost: Cost | null): void {
     const c = f.counters;
+    const split = fleetCachedSplit(f);
+    this.local = addNullable(this.local, split.local);
+    this.external = addNullable(this.external, split.external);
+    this.extQueries = addNullable(this.extQueries, c.external_prefix_cache_queries);
+    this.extHits = addNullable(this.extHits, c.external_prefix_cache_hits);
     this.requests = addNullable(this.requests, c.requests);
     this.prompt = addNullable(this.prompt, c.prompt_tokens);
     const cached = fleetCached(f);
@@ -247,7 +294,13 @@ class Acc {
     this.addCost(cost);
   }
 
-  addLedger(l: LedgerFact, cost: Cost | null): void {
+  /** `externalShare`: the fleet's external share of its cached tokens for the fact's model and bucket. */
+  addLedger(l: LedgerFact, cost: Cost | null, externalShare: number | null): void {
+    if (externalShare !== null) {
+      const cached = l.cachedMeasured + l.cachedAllocated;
+      this.local = (this.local ?? 0) + cached * (1 - externalShare);
+      this.external = (this.external ?? 0) + cached * externalShare;
+    }
     this.requests = (this.requests ?? 0) + l.requests;
     this.prompt = (this.prompt ?? 0) + l.promptTokens;
     this.gen = (this.gen ?? 0) + l.completionTokens;
@@ -271,7 +324,13 @@ class Acc {
       cached_prompt_tokens: this.cached,
       cached_measured_tokens: null,
       cached_allocated_tokens: null,
+      local_cached_prompt_tokens: this.local,
+      external_cached_prompt_tokens: this.external,
       cache_hit_ratio: this.cached !== null && this.promptWithCached > 0 ? this.cached / this.promptWithCached : null,
+      external_hit_ratio:
+        this.extHits !== null && this.extQueries !== null && this.extQueries > 0
+          ? this.extHits / this.extQueries
+          : null,
       generation_tokens: this.gen,
       preemptions: this.preemptions,
       kv_cache_usage_mean: this.kvCount ? this.kvSum / this.kvCount : null,
@@ -362,10 +421,31 @@ export function buildReport(input: BuildInput): Report {
   const fleetCost = new Map<FleetFact, Cost | null>(input.fleet.map((f) => [f, pricer ? pricer.fleet(f) : null]));
   const notes: string[] = [];
 
+  // A tenant's cached tokens split local/external as its model's fleet split them in the same bucket.
+  const fleetSplit = new Map<string, { cached: number; external: number }>();
+  for (const f of input.fleet) {
+    const { external } = fleetCachedSplit(f);
+    const cached = fleetCached(f);
+    if (external === null || cached === null) continue;
+    const k = `${f.bucketMs}\u0000${f.model}`;
+    const have = fleetSplit.get(k) ?? { cached: 0, external: 0 };
+    have.cached += cached;
+    have.external += external;
+    fleetSplit.set(k, have);
+  }
+  const externalShare = (l: LedgerFact): number | null => {
+    const s = fleetSplit.get(`${l.bucketMs}\u0000${l.model}`);
+    return s && s.cached > 0 ? Math.min(1, s.external / s.cached) : null;
+  };
   // Each fact is priced once; rows, remainders and charts all read these.
-  const ledgerCost = new Map<LedgerFact, Cost | null>(input.ledger.map((l) => [l, pricer ? pricer.ledger(l) : null]));
+  const ledgerCost = new Map<LedgerFact, Cost | null>(
+    input.ledger.map((l) => [
+      l,
+      pricer ? pricer.ledger(l, (l.cachedMeasured + l.cachedAllocated) * (externalShare(l) ?? 0)) : null,
+    ]),
+  );
   const ledgerAcc = (facts: readonly LedgerFact[], into = new Acc()) => {
-    for (const l of facts) into.addLedger(l, ledgerCost.get(l) ?? null);
+    for (const l of facts) into.addLedger(l, ledgerCost.get(l) ?? null, externalShare(l));
     return into;
   };
   const fleetAcc = (facts: readonly FleetFact[]) => {
@@ -373,12 +453,16 @@ export function buildReport(input: BuildInput): Report {
     for (const f of facts) a.addFleet(f, fleetCost.get(f) ?? null);
     return a;
   };
-  const fleetRow = (key: Partial<Record<Dimension, string>>, a: Acc): ReportRow => ({
-    key,
-    source: 'fleet',
-    basis: 'exact',
-    ...a.figures(priced),
-  });
+  const fleetRow = (key: Partial<Record<Dimension, string>>, a: Acc): ReportRow => {
+    const figures = a.figures(priced);
+    return {
+      key,
+      source: 'fleet',
+      basis: 'exact',
+      cached_split_basis: figures.external_cached_prompt_tokens === null ? null : 'exact',
+      ...figures,
+    };
+  };
 
   const totalsAcc = fleetAcc(input.fleet);
   const totals = fleetRow({}, totalsAcc);
@@ -401,11 +485,13 @@ export function buildReport(input: BuildInput): Report {
       const a = ledgerAcc(g.items);
       measured += a.measured;
       allocated += a.allocated;
+      const figures = a.figures(priced);
       rows.push({
         key: g.key,
         source: 'tenant',
         basis: basisOf(a.measured, a.allocated),
-        ...a.figures(priced),
+        cached_split_basis: figures.external_cached_prompt_tokens === null ? null : 'allocated',
+        ...figures,
         cached_measured_tokens: a.measured,
         cached_allocated_tokens: a.allocated,
         preemptions: null,
@@ -426,12 +512,22 @@ export function buildReport(input: BuildInput): Report {
         key,
         source: 'unattributed',
         basis: 'remainder',
+        cached_split_basis: fa.external_cached_prompt_tokens === null ? null : 'remainder',
         requests: sub(fa.requests, t?.requests ?? null),
         prompt_tokens: sub(fa.prompt_tokens, t?.prompt_tokens ?? null),
         cached_prompt_tokens: sub(fa.cached_prompt_tokens, t?.cached_prompt_tokens ?? null),
         cached_measured_tokens: null,
         cached_allocated_tokens: null,
+        local_cached_prompt_tokens:
+          fa.local_cached_prompt_tokens === null
+            ? null
+            : sub(fa.local_cached_prompt_tokens, t?.local_cached_prompt_tokens ?? null),
+        external_cached_prompt_tokens:
+          fa.external_cached_prompt_tokens === null
+            ? null
+            : sub(fa.external_cached_prompt_tokens, t?.external_cached_prompt_tokens ?? null),
         cache_hit_ratio: null,
+        external_hit_ratio: null,
         generation_tokens: sub(fa.generation_tokens, t?.generation_tokens ?? null),
         preemptions: fa.preemptions,
         kv_cache_usage_mean: null,
@@ -479,6 +575,8 @@ export function buildReport(input: BuildInput): Report {
       cache_hit_ratio: fig.cache_hit_ratio,
       kv_cache_usage_mean: fig.kv_cache_usage_mean,
       queue_depth_mean: fig.queue_depth_mean,
+      local_cached_prompt_tokens: fig.local_cached_prompt_tokens,
+      external_cached_prompt_tokens: fig.external_cached_prompt_tokens,
     });
   }
   series.sort((a, b) => (a.t === b.t ? (a.model < b.model ? -1 : 1) : a.t < b.t ? -1 : 1));

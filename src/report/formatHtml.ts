@@ -1,5 +1,5 @@
 import type { Report, SeriesPoint } from './build.ts';
-import { columnsFor, rowsWithTotal, showsBasis } from './columns.ts';
+import { columnsFor, hasTiers, rowsWithTotal, showsBasis } from './columns.ts';
 import { formatCell, formatMoney, humanNumber } from './formatText.ts';
 
 // One self-contained page: inline CSS and SVG, no script, and a CSP that forbids every fetch, so it
@@ -130,7 +130,12 @@ const BUCKET_MS = { minute: 60_000, hour: 3_600_000, day: 86_400_000 } as const;
  */
 function linesBy(
   points: SeriesPoint[],
-  field: 'cache_hit_ratio' | 'kv_cache_usage_mean' | 'queue_depth_mean',
+  field:
+    | 'cache_hit_ratio'
+    | 'kv_cache_usage_mean'
+    | 'queue_depth_mean'
+    | 'local_cached_prompt_tokens'
+    | 'external_cached_prompt_tokens',
   bucket: keyof typeof BUCKET_MS,
   fromMs: number,
   toMs: number,
@@ -200,6 +205,26 @@ export function formatHtml(report: Report): string {
       (v) => humanNumber(Number(v.toFixed(1))),
     ),
   ];
+  // Tiered KV caches: only where a server said where its cached tokens came from.
+  if (hasTiers(report))
+    charts.push(
+      lineChart(
+        'Cached prompt tokens over time: local prefix cache and external KV tier, per model',
+        [
+          ...linesBy(pts, 'local_cached_prompt_tokens', report.series.bucket, fromMs, toMs).map((l) => ({
+            ...l,
+            name: `${l.name} · local`,
+          })),
+          ...linesBy(pts, 'external_cached_prompt_tokens', report.series.bucket, fromMs, toMs).map((l) => ({
+            ...l,
+            name: `${l.name} · external`,
+          })),
+        ],
+        fromMs,
+        toMs,
+        (v) => humanNumber(Math.round(v)),
+      ),
+    );
   const cols = columnsFor(report);
   const dims = report.group_by;
   const basis = showsBasis(report);

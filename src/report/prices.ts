@@ -9,6 +9,8 @@ export interface ModelPrice {
   match: string;
   input: number;
   cachedInput: number;
+  /** A cached token whose KV came from an external tier (KV connector); defaults to cachedInput. */
+  externalCachedInput: number;
   output: number;
   effectiveFromMs: number;
   re: RegExp;
@@ -99,11 +101,13 @@ export function parsePrices(text: string, file: string): Prices {
   };
   const models = list('models').map((e, i): ModelPrice => {
     const where = `${file}: models[${i}]`;
-    checkKeys(e, ['match', 'input', 'cached_input', 'output', 'effective_from'], where);
+    checkKeys(e, ['match', 'input', 'cached_input', 'external_cached_input', 'output', 'effective_from'], where);
+    const cachedInput = price(e, 'cached_input', where, true)!;
     return {
       match: e.match as string,
       input: price(e, 'input', where, true)!,
-      cachedInput: price(e, 'cached_input', where, true)!,
+      cachedInput,
+      externalCachedInput: price(e, 'external_cached_input', where, false) ?? cachedInput,
       output: price(e, 'output', where, true)!,
       effectiveFromMs: parseEffective(e.effective_from, where),
       re: globToRegExp(e.match as string),

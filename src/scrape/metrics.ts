@@ -16,6 +16,7 @@ export function registerScrapeMetrics(
     targets: () => readonly TargetStatus[];
     skippedScrapes: () => number;
     failures: () => ReadonlyMap<ScrapeFailureReason, number>;
+    cachedSplitMismatches?: () => number;
   },
 ): void {
   const r = [registry];
@@ -63,6 +64,17 @@ export function registerScrapeMetrics(
       const f = src.failures();
       // Every reason is exported, at 0 until it happens, so rate() sees the first failure.
       for (const reason of SCRAPE_FAILURE_REASONS) this.inc({ reason }, f.get(reason) ?? 0);
+    },
+  });
+  new Counter({
+    name: 'cachelens_cached_tokens_split_mismatch_total',
+    help:
+      'Scrape intervals of a server and model where vllm:prompt_tokens_by_source (local_cache_hit + ' +
+      'external_kv_transfer) did not add up to vllm:prompt_tokens_cached. Stored as exposed, never corrected.',
+    registers: r,
+    collect() {
+      this.reset();
+      this.inc(src.cachedSplitMismatches?.() ?? 0);
     },
   });
 }

@@ -47,6 +47,7 @@ export function normalizeSamples(
     }
     for (const s of rowSamples) {
       if (row.skipLabel?.pattern.test(s.labels[row.skipLabel.name] ?? '')) continue;
+      if (row.onlyLabel && s.labels[row.onlyLabel.name] !== row.onlyLabel.value) continue;
       let value = s.value;
       if (Number.isNaN(value)) continue;
       if (row.unknownBelow !== undefined && value < row.unknownBelow) continue;

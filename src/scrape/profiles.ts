@@ -17,6 +17,8 @@ export interface ProfileRow {
   unitFromHelp?: { pattern: RegExp; unit: string };
   /** Series whose label matches are skipped (SGLang's priority="" is the total; others are parts). */
   skipLabel?: { name: string; pattern: RegExp };
+  /** Only series with this label value (one name, several signals: prompt_tokens_by_source{source}). */
+  onlyLabel?: { name: string; value: string };
 }
 
 export interface Profile {
@@ -65,6 +67,19 @@ const VLLM_V1: ProfileRow[] = [
   counter('prefix_cache_queries', 'vllm:prefix_cache_queries_total', 'tokens'),
   counter('prefix_cache_hits', 'vllm:prefix_cache_hits_total', 'tokens'),
   counter('prompt_tokens_cached', 'vllm:prompt_tokens_cached_total', 'tokens'), // since 0.16
+  // since 0.16: local_cache_hit + external_kv_transfer = prompt_tokens_cached (checked, never corrected)
+  counter('prompt_tokens_local_cache_hit', 'vllm:prompt_tokens_by_source_total', 'tokens', {
+    onlyLabel: { name: 'source', value: 'local_cache_hit' },
+  }),
+  counter('prompt_tokens_external_transfer', 'vllm:prompt_tokens_by_source_total', 'tokens', {
+    onlyLabel: { name: 'source', value: 'external_kv_transfer' },
+  }),
+  counter('prompt_tokens_local_compute', 'vllm:prompt_tokens_by_source_total', 'tokens', {
+    onlyLabel: { name: 'source', value: 'local_compute' },
+  }),
+  // since PR #26245 (2025-10): the KV connector's cross-instance lookups
+  counter('external_prefix_cache_queries', 'vllm:external_prefix_cache_queries_total', 'tokens'),
+  counter('external_prefix_cache_hits', 'vllm:external_prefix_cache_hits_total', 'tokens'),
   ...VLLM_COMMON,
   gauge('kv_cache_usage', 'vllm:kv_cache_usage_perc', 'ratio'), // fraction 0-1 despite the name
 ];

@@ -8,6 +8,13 @@ export const COUNTER_SIGNALS = [
   'generation_tokens',
   'preemptions',
   'requests_finished',
+  // Tiered KV caches (vLLM's KV connector: LMCache, NIXL, Mooncake, offloading): prompt tokens by where
+  // their KV came from, and the connector's cross-instance lookups, in tokens.
+  'prompt_tokens_local_cache_hit',
+  'prompt_tokens_external_transfer',
+  'prompt_tokens_local_compute',
+  'external_prefix_cache_queries',
+  'external_prefix_cache_hits',
   // Prefix counters in blocks with no block size to convert them (vLLM before 0.9 without cache_config_info):
   // kept apart under their own names, so they never enter a token sum or a ratio with tokens.
   'prefix_cache_queries_blocks',

@@ -152,7 +152,9 @@ function copyStore(db: Database, s: string, q: MergeQuery, segments: ReturnType<
     `INSERT OR IGNORE INTO main.fleet_rollup
      SELECT f.level, f.bucket_ms, coalesce(t.to_id, f.target_id), f.model, f.minutes, f.requests, f.prompt_tokens,
        f.prompt_tokens_cached, f.prefix_cache_hits, f.prefix_cache_queries, f.generation_tokens, f.preemptions,
-       f.resets, f.kv_sum, f.kv_count, f.kv_sketch, f.queue_sum, f.queue_count, f.queue_sketch
+       f.resets, f.kv_sum, f.kv_count, f.kv_sketch, f.queue_sum, f.queue_count, f.queue_sketch,
+       f.prompt_tokens_local_cache_hit, f.prompt_tokens_external_transfer, f.prompt_tokens_local_compute,
+       f.external_prefix_cache_queries, f.external_prefix_cache_hits
      FROM ${s}.fleet_rollup f LEFT JOIN target_map t ON t.from_id = f.target_id
      WHERE f.level = ? AND f.bucket_ms >= ? AND f.bucket_ms < ?`,
   );

@@ -17,6 +17,11 @@ export const FACT_COUNTERS = [
   'prefix_cache_queries',
   'generation_tokens',
   'preemptions',
+  'prompt_tokens_local_cache_hit',
+  'prompt_tokens_external_transfer',
+  'prompt_tokens_local_compute',
+  'external_prefix_cache_queries',
+  'external_prefix_cache_hits',
 ] as const;
 export type FactCounter = (typeof FACT_COUNTERS)[number];
 const SIGNAL_TO_COUNTER: Record<string, FactCounter> = {
@@ -27,6 +32,11 @@ const SIGNAL_TO_COUNTER: Record<string, FactCounter> = {
   prefix_cache_queries: 'prefix_cache_queries',
   generation_tokens: 'generation_tokens',
   preemptions: 'preemptions',
+  prompt_tokens_local_cache_hit: 'prompt_tokens_local_cache_hit',
+  prompt_tokens_external_transfer: 'prompt_tokens_external_transfer',
+  prompt_tokens_local_compute: 'prompt_tokens_local_compute',
+  external_prefix_cache_queries: 'external_prefix_cache_queries',
+  external_prefix_cache_hits: 'external_prefix_cache_hits',
 };
 const GAUGE_SIGNALS = { kv_cache_usage: 'kv', requests_waiting: 'queue' } as const;
 

@@ -20,6 +20,8 @@ export class RoundWriter {
   private pending: ScrapeResult[] = [];
   droppedResults = 0;
   failedWrites = 0;
+  /** Intervals where the by-source split of cached tokens did not add up (RoundSummary). */
+  cachedDisagreements = 0;
   lastError?: string;
 
   constructor(
@@ -47,6 +49,7 @@ export class RoundWriter {
     if (this.pending.length === 0) return undefined;
     try {
       const summary = this.store.writeRound(this.pending);
+      this.cachedDisagreements += summary.cachedDisagreements;
       if (this.lastError)
         this.log.info(
           { db: this.path, results: this.pending.length },

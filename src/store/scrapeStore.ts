@@ -10,6 +10,20 @@ export interface RoundSummary {
   deltas: number;
   gauges: number;
   resets: number;
+  /**
+   * Scrape intervals of a (server, model) where local cache hits + external transfers (prompt_tokens_by_source)
+   * differ from prompt_tokens_cached: counted, never corrected.
+   */
+  cachedDisagreements: number;
+}
+
+/** The deltas of one (server, model) in one interval, by signal: does the by-source split add up? */
+function cachedSplitDisagrees(deltas: ReadonlyMap<string, number>): boolean {
+  const local = deltas.get('prompt_tokens_local_cache_hit');
+  const external = deltas.get('prompt_tokens_external_transfer');
+  const cached = deltas.get('prompt_tokens_cached');
+  if (cached === undefined || (local === undefined && external === undefined)) return false;
+  return Math.abs((local ?? 0) + (external ?? 0) - cached) > 0.5;
 }
 
 /**
@@ -117,7 +131,7 @@ export class ScrapeStore implements StoredScrapes {
 
   /** Writes one round in one transaction: all of it or nothing. */
   writeRound(results: ScrapeResult[]): RoundSummary {
-    const summary: RoundSummary = { scrapes: results.length, deltas: 0, gauges: 0, resets: 0 };
+    const summary: RoundSummary = { scrapes: results.length, deltas: 0, gauges: 0, resets: 0, cachedDisagreements: 0 };
     const pendingState = new Map<number, Map<string, CounterState>>();
     const pendingUp = new Map<number, number>();
     const pendingTargetIds = new Map<string, number>();
@@ -148,6 +162,14 @@ export class ScrapeStore implements StoredScrapes {
         const seenBefore = pendingUp.get(targetId) ?? this.lastUpMs.get(targetId);
         const { deltas, nextState } = computeCounterDeltas(r.signals, prev, r.startedMs, seenBefore);
         const aggregated = aggregateSignals(r.signals, deltas);
+        const byModel = new Map<string, Map<string, number>>();
+        for (const a of aggregated)
+          if (a.engine === '' && a.delta !== undefined) {
+            let m = byModel.get(a.model);
+            if (!m) byModel.set(a.model, (m = new Map()));
+            m.set(a.signal, a.delta);
+          }
+        for (const m of byModel.values()) if (cachedSplitDisagrees(m)) summary.cachedDisagreements++;
         const minute = Math.floor(r.startedMs / MINUTE_MS) * MINUTE_MS;
         for (const a of aggregated) {
           const id = this.seriesId(targetId, a);
