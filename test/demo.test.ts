@@ -140,6 +140,9 @@ describe('cachelens demo', () => {
       for (const name of ['meta-llama/Llama-3.1-8B-Instruct', 'Qwen/Qwen2.5-7B-Instruct', 'acme', 'globex', 'initech'])
         assert.ok(stdout.includes(name), `report names ${name}`);
       assert.match(stdout, /1 counter reset/);
+      // Llama's two instances share an external KV tier: its cached tokens split local / external
+      assert.match(stdout, /local cached +external cached +ext hit %/);
+      assert.match(stdout, /meta-llama\/Llama-3\.1-8B-Instruct +\d+ +[\d.]+k? +[\d.]+k? +[\d.]+k? +[1-9][\d.]*k? /);
       assert.match(stdout, /Latency by cache-hit share \(cachelens report --view latency --by model\)/);
       assert.match(stdout, /Llama-3\.1-8B-Instruct +cache-hit share +0\.5-0\.9/);
       assert.match(stdout, /Llama-3\.1-8B-Instruct: (warm requests \(share ≥ 0\.5\) had TTFT p50|not shown: )/);

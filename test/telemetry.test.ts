@@ -26,6 +26,7 @@ const REQUIRED = [
   'cachelens_spans_enriched_total',
   'cachelens_enrich_wait_seconds',
   'cachelens_request_ttft_seconds',
+  'cachelens_cached_tokens_split_mismatch_total',
   'cachelens_target_up',
   'cachelens_scrape_duration_seconds',
   'cachelens_scrapes_skipped_total',

@@ -7,7 +7,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { makeReport } from '../src/cli/report.ts';
+import { makeReport, renderReport } from '../src/cli/report.ts';
 import { DEFAULT_REQUEST_SPAN_NAMES } from '../src/config/spanNames.ts';
 import { Enricher } from '../src/correlate/enricher.ts';
 import { compileSpanSelector } from '../src/correlate/requestSpans.ts';
@@ -235,6 +235,23 @@ describe('tiered KV caches: local hits and external transfers', () => {
     // external_cached_input defaults to cached_input
     assert.ok(Math.abs(qwen.cost_with_cache! - (1100 * 1000 + 1900 * 100) / 1e6) < 1e-9);
     assert.equal(r.totals.external_cached_prompt_tokens, 950 + 900);
+    // the HTML charts the split over time: a local and an external line per model
+    const html = renderReport(r, 'html');
+    assert.match(html, /Cached prompt tokens over time: local prefix cache and external KV tier, per model/);
+    for (const line of ['llama · local', 'llama · external', 'qwen · local', 'qwen · external'])
+      assert.ok(html.includes(line), line);
+    // a fleet without a tiered cache shows no such chart and no such columns in the table
+    assert.doesNotMatch(
+      renderReport(
+        {
+          ...r,
+          rows: [],
+          totals: { ...r.totals, local_cached_prompt_tokens: null, external_cached_prompt_tokens: null },
+        },
+        'table',
+      ),
+      /external cached/,
+    );
   });
 
   it('tenant rows split their cached tokens as their model did, marked allocated; unattributed takes the rest', () => {
