@@ -205,7 +205,8 @@ describe('tiered KV caches: local hits and external transfers', () => {
     const prices = join(dir, 'prices.yaml');
     writeFileSync(
       prices,
-      'models:\n  - match: llama\n    input: 1000\n    cached_input: 100\n    external_cached_input: 500\n    output: 0\n' +
+      'models:\n  - match: llama\n    input: 1000\n    cached_input: 100\n' +
+        '    external_cached_input: 500\n    output: 0\n' +
         '  - match: qwen\n    input: 1000\n    cached_input: 100\n    output: 0\n',
     );
     const r = makeReport({
