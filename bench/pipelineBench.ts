@@ -83,6 +83,7 @@ function references(requests: number): Record<string, { spans_per_s: number }> {
       const adds = req.resourceSpans[0]!.scopeSpans[0]!.spans.map((s, i) =>
         enc.encode({
           as: 'events',
+          detail: 'full',
           time: s.startTimeUnixNano,
           cache,
           scheduler,

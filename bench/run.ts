@@ -1,4 +1,4 @@
-// `npm run bench [-- parse|fleet|pipeline|ledger|report|merge|source]`: prints one JSON object per benchmark;
+// `npm run bench [-- parse|fleet|pipeline|ledger|report|merge|source|bytes]`: prints one JSON object per benchmark;
 // figures go in bench/README.md.
 import { runFleetBench } from './fleetBench.ts';
 import { runLedgerBench } from './ledgerBench.ts';
@@ -7,6 +7,7 @@ import { runParseBench } from './parseBench.ts';
 import { runPipelineBench } from './pipelineBench.ts';
 import { runReportBench } from './reportBench.ts';
 import { runSourceBench } from './sourceBench.ts';
+import { measureAddedBytes } from './spanBytes.ts';
 
 const which = process.argv[2] ?? 'all';
 const out: Record<string, unknown> = { node: process.version, date: new Date().toISOString() };
@@ -37,6 +38,7 @@ if (which === 'all' || which === 'merge')
     Number(process.env.BENCH_MERGE_DAYS ?? 3),
     Number(process.env.BENCH_MERGE_INSTANCES ?? 10),
   );
+if (which === 'all' || which === 'bytes') out.bytes = measureAddedBytes();
 if (which === 'all' || which === 'source')
   out.source = await runSourceBench(
     Number(process.env.BENCH_SOURCE_SERVERS ?? 2000),

@@ -199,6 +199,11 @@ describe('enrichment: request spans carry the scripted fleet numbers for their w
       'cachelens.prefix_cache.hit_ratio': dA('hits') / dA('queries'),
       'cachelens.prompt_tokens': dA('prompt'),
       'cachelens.prompt_tokens.cached': dA('cached'),
+      // vLLM ≥ 0.16 without a KV connector: every cached token local, the connector's counters at 0
+      'cachelens.prompt_tokens.cached.local': dA('cached'),
+      'cachelens.prompt_tokens.cached.external': 0,
+      'cachelens.prefix_cache.external.queries': 0,
+      'cachelens.prefix_cache.external.hits': 0,
       'cachelens.kv_cache.usage.start': A0.kv,
       'cachelens.kv_cache.usage.max': A1.kv,
       'cachelens.fleet.prefix_cache.hit_ratio': (dA('hits') + dB('hits')) / (dA('queries') + dB('queries')),

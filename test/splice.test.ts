@@ -48,6 +48,7 @@ const join = (r: { chunks: Uint8Array[]; len: number }): Buffer => Buffer.concat
 function extra(over: Partial<SpanExtra> = {}): SpanExtra {
   return {
     as: 'events',
+    detail: 'full',
     time: { low: 0x12345678, high: 0x187654 },
     cache: {
       'cachelens.match': 'resource',

@@ -11,7 +11,7 @@ import { applyEnvOverrides, ConfigError, validateConfigObject } from './validate
 export { ConfigError };
 export type { Config };
 export type { AuthOptions } from './sections/auth.ts';
-export type { EnrichAs, EnrichConfig } from './sections/enrich.ts';
+export type { EnrichAs, EnrichConfig, EnrichDetail } from './sections/enrich.ts';
 export type { ExporterConfig } from './sections/exporter.ts';
 export type { LedgerConfig } from './sections/ledger.ts';
 export type { ReceiversConfig } from './sections/receivers.ts';

@@ -1,4 +1,4 @@
-import type { EnrichAs } from '../config/config.ts';
+import type { EnrichAs, EnrichDetail } from '../config/config.ts';
 import type { LongLike, OtlpTraceRequest } from '../otlp/schema.ts';
 import { nanosToMs } from '../otlp/decode.ts';
 import type { FleetQueries } from '../store/fleetQueries.ts';
@@ -12,6 +12,8 @@ import { WindowContexts, type EventAttrs } from './windowContext.ts';
 export interface EnrichOptions {
   maxWaitMs: number;
   as: EnrichAs;
+  /** full (default): the cache and scheduler events; compact: one small event. */
+  detail?: EnrichDetail;
   selector: SpanSelector;
   tenantKeys: readonly string[];
   /** How far back gauge lookups and scrape timelines reach. */
@@ -30,6 +32,8 @@ export interface EnrichOptions {
  */
 export interface SpanExtra {
   as: EnrichAs;
+  /** compact: `cache` holds the compact values, written as one `cachelens` event; `scheduler` is empty. */
+  detail: EnrichDetail;
   /** The events' timestamp: the span's start. */
   time: LongLike | number;
   cache: EventAttrs;
@@ -52,7 +56,10 @@ export type Prepared =
 
 export const CACHE_EVENT = 'cachelens.cache';
 export const SCHEDULER_EVENT = 'cachelens.scheduler';
+export const COMPACT_EVENT = 'cachelens';
 const ESTIMATE_KEY = 'cachelens.request.cache_read.input_tokens.estimate';
+const COMPACT_ESTIMATE_KEY = 'cachelens.cached_estimate';
+const NOTHING: EventAttrs = Object.freeze({}) as EventAttrs;
 const SKEW_KEY = 'cachelens.clock_skew_ms';
 /** Export batching and network time never put a span's end this far past its arrival. */
 const CLOCK_SKEW_TOLERANCE_MS = 2000;
@@ -103,6 +110,7 @@ export class Enricher {
     let requestSpans = 0;
     let incomplete = 0;
     const { tracesWithCount } = facts;
+    const compact = this.opts.detail === 'compact';
 
     for (const resource of facts.resources) {
       const resourceAttrs = resource.attributes;
@@ -167,14 +175,15 @@ export class Enricher {
             usage.promptTokens,
             (ctx.windowCachedTokens * usage.promptTokens) / ctx.windowPromptTokens,
           );
-          spanOwn = { [ESTIMATE_KEY]: estimate };
+          spanOwn = { [compact ? COMPACT_ESTIMATE_KEY : ESTIMATE_KEY]: estimate };
         }
         if (skewMs !== undefined) spanOwn = { ...spanOwn, [SKEW_KEY]: skewMs };
         extras.set(span.index, {
           as: this.opts.as,
+          detail: compact ? 'compact' : 'full',
           time: span.start,
-          cache: ctx.cache,
-          scheduler: ctx.scheduler,
+          cache: compact ? ctx.compact : ctx.cache,
+          scheduler: compact ? NOTHING : ctx.scheduler,
           own: spanOwn,
         });
         const serviceName = resourceAttrs['service.name'];

@@ -11,6 +11,8 @@ export interface WindowContext {
   complete: boolean;
   cache: EventAttrs;
   scheduler: EventAttrs;
+  /** enrich.detail: compact: the few values that say cold cache, full KV cache, long queue, preemptions. */
+  compact: EventAttrs;
   /** Window totals behind the per-request cached-token estimate. */
   windowPromptTokens?: number;
   windowCachedTokens?: number;
@@ -123,7 +125,10 @@ export class WindowContexts {
     put(cache, 'cachelens.window.start_unix_nano', from !== undefined ? msToNanos(from) : undefined);
     put(cache, 'cachelens.window.end_unix_nano', to !== undefined ? msToNanos(to) : undefined);
     put(cache, 'cachelens.window.complete', complete);
-    if (from === undefined || to === undefined) return { complete, cache, scheduler };
+    const compact: EventAttrs = {};
+    put(compact, 'cachelens.match', rule);
+    put(compact, 'cachelens.instance', target?.instance);
+    if (from === undefined || to === undefined) return { complete, cache, scheduler, compact };
 
     const empty: WindowSignals = { counters: {}, gaugeStart: {}, gaugeMax: {} };
     const inst = target ? this.queries.windowSignals([target.id], models, from, to) : empty;
@@ -177,12 +182,23 @@ export class WindowContexts {
     put(scheduler, 'cachelens.fleet.preemptions', fl.counters.preemptions);
 
     const own = target ? inst : fl;
+    // The matched instance's values; fleet-wide when the span matched no instance.
+    put(compact, 'cachelens.hit_ratio', ratio(own.counters.prefix_cache_hits, own.counters.prefix_cache_queries));
+    put(compact, 'cachelens.kv_max', own.gaugeMax.kv_cache_usage);
+    put(compact, 'cachelens.waiting_max', own.gaugeMax.requests_waiting);
+    put(compact, 'cachelens.preemptions', own.counters.preemptions);
+    put(
+      compact,
+      'cachelens.external_share',
+      ratio(own.counters.prompt_tokens_external_transfer, own.counters.prompt_tokens_cached),
+    );
     // The reports' source (report/build.ts cachedOf): prompt_tokens_cached, else prefix-cache hits in
     // tokens, so vLLM 0.12–0.15 and SGLang without cached_tokens_total get an estimate too.
     return {
       complete,
       cache,
       scheduler,
+      compact,
       windowPromptTokens: own.counters.prompt_tokens,
       windowCachedTokens: own.counters.prompt_tokens_cached ?? own.counters.prefix_cache_hits,
       kvUsageStart: startGauge('kv_cache_usage'),

@@ -1,4 +1,4 @@
-import { CACHE_EVENT, SCHEDULER_EVENT, type SpanExtra } from '../correlate/enricher.ts';
+import { CACHE_EVENT, COMPACT_EVENT, SCHEDULER_EVENT, type SpanExtra } from '../correlate/enricher.ts';
 import type { EventAttrs } from '../correlate/windowContext.ts';
 import { WIRE_I64, WIRE_LEN, WIRE_VARINT, WireWriter } from '../otlp/wire.ts';
 
@@ -74,6 +74,7 @@ interface Encoded {
 
 const CACHE_NAME = new WireWriter().tag(EVENT_NAME, WIRE_LEN).string(CACHE_EVENT).finish();
 const SCHEDULER_NAME = new WireWriter().tag(EVENT_NAME, WIRE_LEN).string(SCHEDULER_EVENT).finish();
+const COMPACT_NAME = new WireWriter().tag(EVENT_NAME, WIRE_LEN).string(COMPACT_EVENT).finish();
 /** The event's time_unix_nano field: tag, then 8 bytes. */
 const TIME_FIELD_BYTES = 9;
 
@@ -112,6 +113,21 @@ export class ExtraEncoder {
 
   private write(extra: SpanExtra): void {
     const hasOwn = extra.own !== undefined && Object.keys(extra.own).length > 0;
+    if (extra.detail === 'compact') {
+      // One event (or its attributes): the window's few values, then the span's own.
+      if (extra.as !== 'events') {
+        this.out.raw(this.block(extra.cache, SPAN_ATTRIBUTES));
+        if (hasOwn) this.out.raw(this.ownBlock(extra.own!, SPAN_ATTRIBUTES));
+      }
+      if (extra.as !== 'attributes')
+        this.event(
+          extra,
+          COMPACT_NAME,
+          this.block(extra.cache, EVENT_ATTRIBUTES),
+          hasOwn ? this.ownBlock(extra.own!, EVENT_ATTRIBUTES) : undefined,
+        );
+      return;
+    }
     if (extra.as !== 'events') {
       this.out.raw(this.block(extra.cache, SPAN_ATTRIBUTES));
       if (hasOwn) this.out.raw(this.ownBlock(extra.own!, SPAN_ATTRIBUTES));

@@ -47,6 +47,7 @@ export class TracePipeline {
     const enricher = new Enricher(new FleetQueries(db), {
       maxWaitMs: enrich.max_wait,
       as: enrich.as,
+      detail: enrich.detail,
       selector: compileSpanSelector(enrich.span_names),
       tenantKeys: ledger.tenant_attributes,
       lookbackMs: enrich.lookback,

@@ -32,6 +32,15 @@ export const enrichSpec = {
       default: 'events',
       doc: 'Span events `cachelens.cache` / `cachelens.scheduler`, the same keys as span attributes, or both.',
     },
+    detail: {
+      kind: 'enum',
+      values: ['full', 'compact'],
+      default: 'full',
+      doc:
+        'full: the `cachelens.cache` and `cachelens.scheduler` events (about 1 KB a span). compact: one `cachelens` ' +
+        'event (or attributes) with the matched instance, hit ratio, KV and queue maxima, preemptions and the ' +
+        'cached-token estimate, under 350 bytes a span (docs/span-events.md).',
+    },
     span_names: {
       kind: 'stringList',
       default: [...DEFAULT_REQUEST_SPAN_NAMES],
@@ -45,6 +54,7 @@ export const enrichSpec = {
 /** max_wait and lookback are resolved from scrape.interval when not set. */
 export type EnrichConfig = ConfigOf<typeof enrichSpec>;
 export type EnrichAs = EnrichConfig['as'];
+export type EnrichDetail = EnrichConfig['detail'];
 
 /**
  * Defaults that follow the slowest source's interval (direct scrapes or Prometheus reads): a window
