@@ -366,6 +366,71 @@ describe('spool bound and downstream failures', () => {
   });
 });
 
+describe('the in-flight bound: requests are shed before they are buffered', () => {
+  it('past max_inflight_bytes: 503 + Retry-After and UNAVAILABLE + RetryInfo; retried, they land', async () => {
+    const sink = await new OtlpSink().start();
+    const h = await startPipeline({
+      exporter: { endpoint: sink.endpoint },
+      receivers: { max_inflight_bytes: '4KiB' },
+    });
+    try {
+      // A client uploading slowly holds its declared length in flight while its body trickles in.
+      const slow = makeRequest(20);
+      const url = new URL(h.httpUrl);
+      let slowStatus = 0;
+      const slowDone = new Promise<void>((resolve) => {
+        const req = http.request(
+          {
+            host: url.hostname,
+            port: url.port,
+            path: url.pathname,
+            method: 'POST',
+            headers: { 'content-type': 'application/x-protobuf', 'content-length': slow.body.length },
+          },
+          (res) => {
+            slowStatus = res.statusCode ?? 0;
+            res.resume();
+            res.on('end', resolve);
+          },
+        );
+        req.write(Buffer.from(slow.body.subarray(0, 10)));
+        setTimeout(() => req.end(Buffer.from(slow.body.subarray(10))), 1500);
+      });
+      assert.ok(slow.body.length > 2048, `${slow.body.length} bytes: more than half the bound`);
+      await waitFor(() => h.pipeline.intake.inFlightBytes > 0, 'the slow upload admitted');
+      const refused = await post(h.httpUrl, makeRequest(20).body);
+      assert.equal(refused.status, 503);
+      assert.ok(Number(refused.headers.get('retry-after')) >= 1, 'Retry-After');
+      assert.match((RpcStatus.decode(refused.body) as unknown as { message: string }).message, /max_inflight_bytes/);
+      const g = await grpcExport(h.pipeline.grpc!.port, makeRequest(20).body);
+      assert.equal(g.err?.code, status.UNAVAILABLE);
+      assert.ok(
+        statusOf(g.err!).details.some((d) => d.typeUrl.endsWith('google.rpc.RetryInfo')),
+        'RetryInfo',
+      );
+      await slowDone;
+      assert.equal(slowStatus, 200, 'the admitted request completes');
+      assert.equal(h.pipeline.intake.inFlightBytes, 0, 'the budget is given back');
+      // what was refused is sent again, as an OTLP client does, and lands
+      const again = makeRequest(20);
+      assert.equal((await post(h.httpUrl, again.body)).status, 200);
+      await waitFor(
+        () =>
+          [...slow.spanIds, ...again.spanIds].every((id) =>
+            sink.spans().some((s) => Buffer.from(s.spanId).toString('hex') === id),
+          ),
+        'the accepted spans downstream',
+      );
+      const metrics = await h.pipeline.metrics.registry.metrics();
+      assert.match(metrics, /^cachelens_receiver_refused_requests_total\{transport="http",reason="unavailable"\} 1$/m);
+      assert.match(metrics, /^cachelens_receiver_inflight_bytes 0$/m);
+    } finally {
+      await h.close();
+      await sink.stop();
+    }
+  });
+});
+
 describe('stopping the HTTP receiver under load', () => {
   it('a keep-alive client that never pauses cannot hold the listener open', async () => {
     const h = await startPipeline({});

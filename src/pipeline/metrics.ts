@@ -97,6 +97,20 @@ export class PipelineMetrics {
   }
 }
 
+/** Request bytes the receivers are reading, decoding and spooling, against receivers.max_inflight_bytes. */
+export function registerIntakeMetrics(registry: Registry, intake: { inFlightBytes: number }): void {
+  new Gauge({
+    name: 'cachelens_receiver_inflight_bytes',
+    help:
+      'Request bytes being read, decoded and spooled by the receivers; past receivers.max_inflight_bytes new ' +
+      'requests are refused, retryably.',
+    registers: [registry],
+    collect() {
+      this.set(intake.inFlightBytes);
+    },
+  });
+}
+
 /** The spool's depth, read at scrape time; absent while the spool is closed. */
 export function registerSpoolMetrics(
   registry: Registry,

@@ -8,7 +8,7 @@ import { compileSpanSelector } from '../correlate/requestSpans.ts';
 import { FleetQueries } from '../store/fleetQueries.ts';
 import { LedgerStore } from '../store/ledgerStore.ts';
 import type { Logger } from '../telemetry/logger.ts';
-import { PipelineMetrics } from './metrics.ts';
+import { PipelineMetrics, registerIntakeMetrics } from './metrics.ts';
 import { createDownstreamExporter, resolveEndpoint } from './exporter.ts';
 import { ExportQueue } from './exportQueue.ts';
 import { GrpcReceiver } from './receivers/grpcReceiver.ts';
@@ -28,7 +28,7 @@ export class TracePipeline {
   http?: HttpReceiver;
   /** True between a successful start and the beginning of shutdown: what /readyz reports. */
   listening = false;
-  private readonly intake: Intake;
+  readonly intake: Intake;
 
   constructor(
     private readonly config: PipelineConfig,
@@ -90,7 +90,9 @@ export class TracePipeline {
       },
       this.metrics,
       log,
+      config.receivers.max_inflight_bytes,
     );
+    registerIntakeMetrics(this.metrics.registry, this.intake);
   }
 
   async start(): Promise<{ grpc?: string; http?: string }> {

@@ -35,6 +35,14 @@ export const receiversSpec = {
       default: '20MiB',
       doc: 'Largest request accepted, after decompression; larger ones get 413 / RESOURCE_EXHAUSTED.',
     },
+    max_inflight_bytes: {
+      kind: 'bytes',
+      default: '16MiB',
+      doc:
+        'Request bytes being read, decoded and spooled at once, over both listeners. Past it, a request is ' +
+        'refused before it is buffered (503 with Retry-After / UNAVAILABLE with RetryInfo) and the client retries: ' +
+        'memory stays bounded under any load, the backlog stays in the spool on disk.',
+    },
     bearer_token: {
       kind: 'string',
       doc: 'Require `Authorization: Bearer <token>` on both listeners.',

@@ -94,13 +94,17 @@ export class GrpcReceiver {
   private async export(call: ServerUnaryCall<Buffer, Buffer>, cb: sendUnaryData<Buffer>): Promise<void> {
     if (this.authorized && !this.authorized(call.metadata.get('authorization')[0]?.toString()))
       return this.fail(cb, 'unauthenticated', 'missing or wrong bearer token');
+    let release: (() => void) | undefined;
     try {
+      release = this.intake.admit(call.request.length);
       const accepted = await this.intake.accept(call.request, 'protobuf', call.getPeer(), 'grpc');
       cb(null, Buffer.from(exportResponse(accepted)));
     } catch (err) {
       if (err instanceof Refusal) return this.fail(cb, err.kind, err.message, err.retryAfterMs);
       this.log.error({ err: (err as Error).message }, 'OTLP/gRPC request failed');
       this.fail(cb, 'unavailable', `internal error: ${(err as Error).message}`, 1000);
+    } finally {
+      release?.();
     }
   }
 

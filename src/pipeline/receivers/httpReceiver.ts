@@ -155,6 +155,8 @@ export class HttpReceiver {
       );
     }
     const max = this.opts.maxRequestBytes;
+    let release: (() => void) | undefined;
+    let bodyRead = false;
     try {
       const declared = Number(req.headers['content-length']);
       if (Number.isFinite(declared) && declared > max)
@@ -162,18 +164,25 @@ export class HttpReceiver {
           'too_large',
           `request of ${declared} bytes is larger than receivers.max_request_bytes (${max})`,
         );
+      // Shed before reading: a declared length is admitted up front; a chunked body once it has arrived.
+      if (Number.isFinite(declared)) release = this.intake.admit(declared);
       const raw = await readBody(req, max);
+      bodyRead = true;
+      release ??= this.intake.admit(raw.length);
       const body = await decompress(raw, String(req.headers['content-encoding'] ?? ''), max);
       const accepted = await this.intake.accept(body, format, req.socket.remoteAddress ?? null, 'http');
       this.reply(res, 200, format, format === 'json' ? exportResponseJson(accepted) : exportResponse(accepted));
     } catch (err) {
       if (err instanceof Refusal) {
-        if (err.kind === 'too_large') discardRest(req, DISCARD_LIMIT_BYTES);
+        // Refused before its body was read (too large, or shed): read it to the bin so the answer arrives.
+        if (!bodyRead) discardRest(req, DISCARD_LIMIT_BYTES);
         return this.refuse(res, format, HTTP_CODE[err.kind], err.kind, err.message, err.retryAfterMs);
       }
       this.log.error({ err: (err as Error).message }, 'OTLP/HTTP request failed');
       // Unexpected: answer retryable so the client keeps the spans.
       this.refuse(res, format, 503, 'unavailable', `internal error: ${(err as Error).message}`, 1000);
+    } finally {
+      release?.();
     }
   }
 

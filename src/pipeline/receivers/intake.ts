@@ -51,12 +51,46 @@ export interface TracesConsumer {
  */
 export class Intake {
   private lastFullLogMs = 0;
+  private lastBusyLogMs = 0;
+  /** Bytes of requests admitted and not yet answered, over both receivers. */
+  inFlightBytes = 0;
 
   constructor(
     private readonly next: TracesConsumer,
     private readonly metrics: PipelineMetrics,
     private readonly log: Logger,
+    /** receivers.max_inflight_bytes */
+    private readonly maxInFlightBytes = Infinity,
   ) {}
+
+  /**
+   * Takes `bytes` of the in-flight budget, or refuses (retryably) when it is spent: a request is shed before
+   * it is read and decoded, so memory does not grow with the offered load. One request always fits, so a
+   * request near max_request_bytes is never refused forever. The caller releases what it took.
+   */
+  admit(bytes: number): () => void {
+    if (this.inFlightBytes > 0 && this.inFlightBytes + bytes > this.maxInFlightBytes) {
+      if (Date.now() - this.lastBusyLogMs > 10_000) {
+        this.lastBusyLogMs = Date.now();
+        this.log.warn(
+          { inFlightBytes: this.inFlightBytes, max: this.maxInFlightBytes },
+          'refusing requests: receivers.max_inflight_bytes reached (clients will retry)',
+        );
+      }
+      throw new Refusal(
+        'unavailable',
+        `busy: ${this.inFlightBytes} request bytes in flight (receivers.max_inflight_bytes ${this.maxInFlightBytes})`,
+        1000,
+      );
+    }
+    this.inFlightBytes += bytes;
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      this.inFlightBytes -= bytes;
+    };
+  }
 
   async accept(body: Uint8Array, format: BodyFormat, peer: string | null, transport: Transport): Promise<Accepted> {
     let req: OtlpTraceRequest;
