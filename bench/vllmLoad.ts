@@ -83,6 +83,16 @@ export class VllmLoad {
     }
   }
 
+  /** The span ids of a body from next(), hex, in wire order. */
+  spanIds(body: Uint8Array): string[] {
+    const out: string[] = [];
+    for (let i = 1; i < this.idOffsets.length; i += 2) {
+      const [at, len] = this.idOffsets[i]!;
+      out.push(Buffer.from(body.subarray(at, at + len)).toString('hex'));
+    }
+    return out;
+  }
+
   /** A body with fresh ids and times: the spans ended 0.5 s ago and took 1.5 s. */
   next(): Buffer<ArrayBuffer> {
     const body = Buffer.from(this.template) as Buffer<ArrayBuffer>;

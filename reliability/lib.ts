@@ -223,6 +223,20 @@ export class AckingClient {
     });
   }
 
+  /** Sends a body built elsewhere (bench/vllmLoad.ts: cheap to make at any rate) and remembers its acked spans. */
+  async sendBody(
+    d: DaemonProcess,
+    transport: 'grpc' | 'http',
+    body: Uint8Array,
+    spanIds: readonly string[],
+  ): Promise<SendOutcome> {
+    const out = transport === 'grpc' ? await this.sendGrpc(d.grpcAddr, body) : await this.sendHttp(d.httpUrl, body);
+    if (out.acked) for (const id of spanIds) this.acked.add(id);
+    else if (out.retryable) this.refusedRetryable++;
+    else this.refusedOther++;
+    return out;
+  }
+
   /** Sends one batch of n spans over the given transport; acknowledged span ids are remembered. */
   async batch(
     d: DaemonProcess,

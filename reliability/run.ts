@@ -15,6 +15,7 @@ import { diskPressure } from './cases/diskPressure.ts';
 import { soak } from './cases/soak.ts';
 import { corpora, poisonedBatch, startupFaults } from './cases/edges.ts';
 import { sigtermLoop } from './cases/sigtermLoop.ts';
+import { overload } from './cases/overload.ts';
 
 interface CaseDef {
   key: string;
@@ -30,6 +31,7 @@ const CASES: CaseDef[] = [
   { key: 'disk', run: (long) => diskPressure({ fullMs: long ? 30_000 : 5_000 }) },
   { key: 'soak', run: (long) => soak({ durationMs: long ? 30 * 60_000 : 2 * 60_000, spansPerSecond: 1000 }) },
   { key: 'security', run: () => security() },
+  { key: 'overload', run: (long) => overload({ probeMs: 10_000, overloadMs: long ? 120_000 : 60_000 }) },
   { key: 'poison', run: (long) => poisonedBatch({ requests: long ? 400 : 60 }) },
   { key: 'faults', run: () => startupFaults() },
   { key: 'corpora', run: () => corpora() },

@@ -81,7 +81,7 @@ describe('cachelens CLI', () => {
     // Values derived from other keys are resolved in config and shown: 2 × and the 6 h floor of 4 × interval.
     assert.match(ok.stdout, /max_wait: 30s/);
     assert.match(ok.stdout, /lookback: 6h/);
-    assert.match(ok.stdout, /facts_cache_bytes: 64MiB/);
+    assert.match(ok.stdout, /facts_cache_bytes: 32MiB/);
     assert.match(ok.stdout, /path: (?:\.\/)?cachelens-spool\.db/);
     const dir = mkdtempSync(join(tmpdir(), 'cachelens-cli-'));
     writeFileSync(

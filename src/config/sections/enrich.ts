@@ -21,7 +21,7 @@ export const enrichSpec = {
     },
     facts_cache_bytes: {
       kind: 'bytes',
-      default: '64MiB',
+      default: '32MiB',
       doc:
         'Memory for facts of spooled requests (about 1 KB a request span), so a request is not read and decoded ' +
         'again; past it, it is.',
