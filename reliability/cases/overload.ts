@@ -17,7 +17,10 @@ import { AckingClient, Check, DaemonProcess, sleep, waitUntil, type CaseResult }
  */
 export const OVERLOAD_RSS_BOUND_MB = 400;
 
-/** Span ids in an ExportTraceServiceRequest, read off the wire: resource_spans(1) → scope_spans(2) → spans(2) → span_id(2). */
+/**
+ * Span ids in an ExportTraceServiceRequest, read off the wire: resource_spans(1) → scope_spans(2) → spans(2)
+ * → span_id(2).
+ */
 function collectSpanIds(buf: Uint8Array, into: Set<string>, start = 0, end = buf.length, level = 0): void {
   for (let pos = start; pos < end; ) {
     const [key, afterKey] = readVarint(buf, pos);
@@ -197,7 +200,8 @@ export async function overload(opts: { probeMs: number; overloadMs: number }): P
   // The backlog is on disk: memory does not grow with it.
   check.that(
     lastThird - firstThird < 40,
-    `RSS grew ${(lastThird - firstThird).toFixed(0)} MB from the first to the last third of the overload while the spool ` +
+    `RSS grew ${(lastThird - firstThird).toFixed(0)} MB from the first to the last third of the overload while the ` +
+      'spool ' +
       `held up to ${spoolMax} spans`,
   );
   check.that(exit === 0, `clean exit (got ${exit})`);
@@ -205,11 +209,15 @@ export async function overload(opts: { probeMs: number; overloadMs: number }): P
     name: `overload (${opts.overloadMs / 1000} s at 2× capacity)`,
     load:
       `capacity ${capacity} spans/s delivered (enriched request spans, ${TARGETS} targets scraped every 1 s); then ` +
-      `${offered} spans/s offered for ${opts.overloadMs / 1000} s over gRPC and HTTP (16 clients, ${BATCH}-span requests)`,
+      `${offered} spans/s offered for ${opts.overloadMs / 1000} s over gRPC and HTTP (16 clients, ${BATCH}-span ` +
+      'requests)',
     lost,
-    refused: `${refusedInOverload} requests refused under overload (503 + Retry-After / UNAVAILABLE + RetryInfo), ${client.refusedOther} not retryable`,
+    refused:
+      `${refusedInOverload} requests refused under overload (503 + Retry-After / UNAVAILABLE + RetryInfo), ` +
+      `${client.refusedOther} not retryable`,
     recovered:
-      `RSS idle ${idleMb.toFixed(0)} MB, ${fixedMb.toFixed(0)} MB at ${fixedRate} spans/s, max ${overloadMax.toFixed(0)} MB ` +
+      `RSS idle ${idleMb.toFixed(0)} MB, ${fixedMb.toFixed(0)} MB at ${fixedRate} spans/s, max ` +
+      `${overloadMax.toFixed(0)} MB ` +
       `under overload (bound ${OVERLOAD_RSS_BOUND_MB}; first third ${firstThird.toFixed(0)}, last third ` +
       `${lastThird.toFixed(0)}); spool up to ${spoolMax} spans; ${client.acked.size} acknowledged spans all delivered`,
     notes: [
