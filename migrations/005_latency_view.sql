@@ -9,7 +9,9 @@ ALTER TABLE request_ledger ADD COLUMN waiting_start REAL;
 -- One row per (bucket, target, model, tenant, family, bucket of that family). Every request is in one
 -- row of each family: cache_hit (its cached share of the prompt), kv_usage and waiting (at the start of
 -- its window); 'unknown' where the input is missing. Percentiles come from the DDSketches (1 % relative
--- accuracy, src/store/sketch.ts); hour_all / day_all fold instances together, as in ledger_rollup.
+-- accuracy, src/store/sketch.ts). hour / day: per instance, tenants folded (tenant '*'); hour_all /
+-- day_all: per tenant, instances folded (target 0). Per instance and tenant at once would be more rows
+-- than the ledger holds requests; a view by both reads the ledger.
 CREATE TABLE latency_rollup (
   level            TEXT NOT NULL CHECK (level IN ('hour', 'day', 'hour_all', 'day_all')),
   bucket_ms        INTEGER NOT NULL,

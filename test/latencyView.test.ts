@@ -154,6 +154,21 @@ describe('the latency view', () => {
     assert.equal(row(tenants, { tenant: 'acme' }, 'cache_hit', '0-0.1').requests, 35);
     const instances = view(compacted, 'instance');
     assert.equal(row(instances, { instance: '10.0.0.2:8000' }, 'cache_hit', '0.9-1').requests, 6);
+    // The rollups keep instances or tenants, not both (that would be more rows than requests): a view by both
+    // reads the ledger, and agrees with the rollups on what they both hold.
+    const both = view(raw, 'instance,tenant');
+    assert.equal(row(both, { instance: '10.0.0.1:8000', tenant: 'globex' }, 'cache_hit', '0.9-1').requests, 25);
+    assert.equal(row(both, { instance: '10.0.0.2:8000', tenant: 'acme' }, 'cache_hit', '0.9-1').requests, 6);
+    const db2 = openDatabase(compacted, { readonly: true });
+    assert.deepEqual(
+      db2.prepare("SELECT DISTINCT tenant FROM latency_rollup WHERE level IN ('hour', 'day')").pluck().all(),
+      ['*'],
+    );
+    assert.deepEqual(
+      db2.prepare("SELECT DISTINCT target_id FROM latency_rollup WHERE level IN ('hour_all', 'day_all')").pluck().all(),
+      [0],
+    );
+    db2.close();
   });
 
   it('over an HA pair of stores (each trace in one) equals one store; the same store twice counts once', async () => {

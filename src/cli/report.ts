@@ -143,10 +143,13 @@ export function makeLatencyReport(opts: ReportOptions): LatencyReport {
   // Hours at least: the view has no time series of its own, and hours read the compacted rollups.
   const bucketMs = by.includes('day') ? DAY_MS : HOUR_MS;
   const ledgerPerTarget = by.includes('instance');
-  const db = openStores(paths, { fromMs, toMs, bucketMs, ledger: false, ledgerPerTarget, latency: true });
+  const tenants = by.includes('tenant');
+  const db = openStores(paths, { fromMs, toMs, bucketMs, ledger: false, ledgerPerTarget, latency: true, tenants });
   try {
     const facts = db
-      .transaction(() => loadLatencyFacts(db, { fromMs, toMs, bucketMs, tenantKeys: opts.tenantKeys, ledgerPerTarget }))
+      .transaction(() =>
+        loadLatencyFacts(db, { fromMs, toMs, bucketMs, tenantKeys: opts.tenantKeys, ledgerPerTarget, tenants }),
+      )
       .deferred();
     return buildLatencyReport({
       db: paths.join(', '),

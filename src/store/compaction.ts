@@ -15,6 +15,7 @@ import {
 } from './rollups.ts';
 import {
   foldLatencyTargets,
+  foldLatencyTenants,
   latencyBackfillHours,
   latencyFromRaw,
   latencyFromRollup,
@@ -183,7 +184,7 @@ export class Compactor {
   private compactLatencyHour(h: number): void {
     this.db.prepare("DELETE FROM latency_rollup WHERE level IN ('hour', 'hour_all') AND bucket_ms = ?").run(h);
     const latency = latencyFromRaw(this.db, h, h + HOUR_MS, HOUR_MS, this.opts.tenantKeys);
-    writeLatencyRollup(this.db, 'hour', latency);
+    writeLatencyRollup(this.db, 'hour', foldLatencyTenants(latency));
     writeLatencyRollup(this.db, 'hour_all', foldLatencyTargets(latency));
   }
 

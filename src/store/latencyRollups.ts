@@ -289,6 +289,14 @@ export function writeLatencyRollup(
   for (const f of facts) insert.run(level, ...factToRow(f));
 }
 
+/** Tenants folded together: the per-instance rollup rows (tenant '*'). */
+export const ANY_TENANT = '*';
+export function foldLatencyTenants(facts: readonly LatencyFact[]): LatencyFact[] {
+  const out = new Map<string, LatencyFact>();
+  for (const f of facts) addLatencyFact(out, { ...f, tenant: ANY_TENANT });
+  return [...out.values()];
+}
+
 /** The same facts with instances folded together (target 0). */
 export function foldLatencyTargets(facts: readonly LatencyFact[]): LatencyFact[] {
   const out = new Map<string, LatencyFact>();

@@ -3,7 +3,7 @@ import type { Database } from 'better-sqlite3';
 import { type CompactionState, readCompactionState } from './compaction.ts';
 import { openDatabase } from './openDatabase.ts';
 import { latencyBackfillHours, mergeLatencyFact, rowToFact, writeLatencyRollup } from './latencyRollups.ts';
-import { planSegments } from './reportQueries.ts';
+import { latencySegments, planSegments } from './reportQueries.ts';
 import { TRACE_REACH_MS } from './rollups.ts';
 
 export interface MergeQuery {
@@ -16,6 +16,8 @@ export interface MergeQuery {
   ledgerPerTarget: boolean;
   /** The latency view: latency rollups, and raw ledger rows where the plan reads raw. */
   latency?: boolean;
+  /** The latency view by tenant (with latency and ledgerPerTarget: read raw throughout). */
+  tenants?: boolean;
 }
 
 /** The same file named twice (or by two paths) is one store. */
@@ -63,7 +65,7 @@ export function mergeStores(paths: readonly string[], q: MergeQuery): Database {
       for (const h of latencyBackfillHours(merged, `s${i}`)) backfill.run(h);
     });
   }
-  const segments = planSegments(merged, q, q.latency ? latencyBackfillHours(merged) : []);
+  const segments = q.latency ? latencySegments(merged, { ...q, tenants: q.tenants ?? false }) : planSegments(merged, q);
   const copy = merged.transaction(() => {
     for (let i = 0; i < stores.length; i++) copyStore(merged, `s${i}`, q, segments);
   });

@@ -126,12 +126,24 @@ export function loadFacts(
   return { fleet: [...fleet.values()], ledger: [...ledger.values()], segments };
 }
 
+/**
+ * Where the latency view reads: the rollups keep instances (tenants folded) or tenants (instances
+ * folded), so a view by instance and tenant at once reads the ledger rows.
+ */
+export function latencySegments(
+  db: Database,
+  q: Pick<FactQuery, 'fromMs' | 'toMs' | 'bucketMs' | 'ledgerPerTarget'> & { tenants: boolean },
+): Segment[] {
+  if (q.ledgerPerTarget && q.tenants) return [{ source: 'raw', fromMs: q.fromMs, toMs: q.toMs }];
+  return planSegments(db, q, latencyBackfillHours(db));
+}
+
 /** Latency facts for the period (the latency view), bucketed by `bucketMs`, from whichever tables hold them. */
 export function loadLatencyFacts(
   db: Database,
-  q: Omit<FactQuery, 'ledger'>,
+  q: Omit<FactQuery, 'ledger'> & { tenants: boolean },
 ): { latency: LatencyFact[]; segments: Segment[] } {
-  const segments = planSegments(db, q, latencyBackfillHours(db));
+  const segments = latencySegments(db, q);
   const out = new Map<string, LatencyFact>();
   for (const s of segments) {
     const facts =
