@@ -1,14 +1,14 @@
 import {
-  LATENCY_FAMILIES,
+  emptyLatencyFact,
   FAMILY_NAMES,
+  LATENCY_FAMILIES,
   type LatencyFact,
   type LatencyFamily,
-  LATENCY_SKETCHES,
-  type LatencySketch,
+  mergeLatencyFact,
   UNKNOWN_BUCKET,
 } from '../store/latencyRollups.ts';
 import type { TargetInfo } from '../store/reportQueries.ts';
-import { mergeSketch, newSketch, type Sketch, sketchCount, sketchQuantile } from '../store/sketch.ts';
+import { type Sketch, sketchCount, sketchQuantile } from '../store/sketch.ts';
 import { type Dimension, ledgerKey } from './build.ts';
 
 export const LATENCY_SCHEMA = 'cachelens.latency/v1';
@@ -73,32 +73,11 @@ export interface LatencyInput {
   nowMs: number;
 }
 
-interface Acc {
-  requests: number;
-  promptRequests: number;
-  promptTokens: number;
-  measured: number;
-  estimated: number;
-  sketches: Record<LatencySketch, Sketch>;
-}
-
-const newAcc = (): Acc => ({
-  requests: 0,
-  promptRequests: 0,
-  promptTokens: 0,
-  measured: 0,
-  estimated: 0,
-  sketches: Object.fromEntries(LATENCY_SKETCHES.map((k) => [k, newSketch()])) as Record<LatencySketch, Sketch>,
-});
-
-function add(acc: Acc, f: LatencyFact): void {
-  acc.requests += f.requests;
-  acc.promptRequests += f.promptRequests;
-  acc.promptTokens += f.promptTokens;
-  acc.measured += f.shareMeasured;
-  acc.estimated += f.shareEstimated;
-  for (const k of LATENCY_SKETCHES) mergeSketch(acc.sketches[k], f.sketches[k]);
-}
+/** A group's running sums: a latency fact with no key of its own. */
+type Acc = LatencyFact;
+const newAcc = (): Acc =>
+  emptyLatencyFact({ bucketMs: 0, targetId: 0, model: '', tenant: '', family: 'cache_hit', bucket: '' });
+const add = (acc: Acc, f: LatencyFact) => mergeLatencyFact(acc, f);
 
 const q = (s: Sketch, p: number) => sketchQuantile(s, p) ?? null;
 const meanPrompt = (a: Acc) => (a.promptRequests ? a.promptTokens / a.promptRequests : null);
@@ -176,8 +155,8 @@ function groupRows(facts: readonly LatencyFact[], by: readonly Dimension[], targ
     e2e_p50_s: q(acc.sketches.e2e, 0.5),
     e2e_p95_s: q(acc.sketches.e2e, 0.95),
     prefill_s_per_1k_uncached_p50: q(acc.sketches.prefill_per_1k, 0.5),
-    share_measured: acc.measured,
-    share_estimated: acc.estimated,
+    share_measured: acc.shareMeasured,
+    share_estimated: acc.shareEstimated,
   }));
   return rows.sort((a, b) => {
     for (const d of by) {

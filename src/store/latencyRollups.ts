@@ -64,23 +64,31 @@ export function mergeLatencyFact(into: LatencyFact, from: LatencyFact): void {
   for (const k of LATENCY_SKETCHES) mergeSketch(into.sketches[k], from.sketches[k]);
 }
 
+export type LatencyKey = Pick<LatencyFact, 'bucketMs' | 'targetId' | 'model' | 'tenant' | 'family' | 'bucket'>;
+
+export function emptyLatencyFact(k: LatencyKey): LatencyFact {
+  const { bucketMs, targetId, model, tenant, family, bucket } = k;
+  return {
+    bucketMs,
+    targetId,
+    model,
+    tenant,
+    family,
+    bucket,
+    requests: 0,
+    promptRequests: 0,
+    promptTokens: 0,
+    shareMeasured: 0,
+    shareEstimated: 0,
+    sketches: newSketches(),
+  };
+}
+
 /** Adds `f` to the fact of its key in `into` (a copy, so `f` may be reused). */
 export function addLatencyFact(into: Map<string, LatencyFact>, f: LatencyFact): void {
   const key = latencyKey(f);
   let have = into.get(key);
-  if (!have)
-    into.set(
-      key,
-      (have = {
-        ...f,
-        requests: 0,
-        promptRequests: 0,
-        promptTokens: 0,
-        shareMeasured: 0,
-        shareEstimated: 0,
-        sketches: newSketches(),
-      }),
-    );
+  if (!have) into.set(key, (have = emptyLatencyFact(f)));
   mergeLatencyFact(have, f);
 }
 
@@ -164,24 +172,7 @@ export function latencyFromRaw(
     for (const [family, bucket] of buckets) {
       const key = `${bucketMs}\u0000${targetId}\u0000${model}\u0000${tenant}\u0000${family}\u0000${bucket}`;
       let f = out.get(key);
-      if (!f)
-        out.set(
-          key,
-          (f = {
-            bucketMs,
-            targetId,
-            model,
-            tenant,
-            family,
-            bucket,
-            requests: 0,
-            promptRequests: 0,
-            promptTokens: 0,
-            shareMeasured: 0,
-            shareEstimated: 0,
-            sketches: newSketches(),
-          }),
-        );
+      if (!f) out.set(key, (f = emptyLatencyFact({ bucketMs, targetId, model, tenant, family, bucket })));
       f.requests++;
       if (prompt !== null) {
         f.promptRequests++;
