@@ -110,7 +110,9 @@ export async function overload(opts: { probeMs: number; overloadMs: number }): P
   // load is not capped by the client.
   const loads = Array.from({ length: TARGETS }, (_, i) => new VllmLoad(BATCH, { 'service.instance.id': `vllm-${i}` }));
   let seq = 0;
+  let attempted = 0;
   const send = () => {
+    attempted += BATCH;
     const i = seq++;
     const load = loads[i % TARGETS]!;
     const body = load.next();
@@ -171,7 +173,11 @@ export async function overload(opts: { probeMs: number; overloadMs: number }): P
     }
   })();
   const offered = 2 * capacity;
+  const attempted0 = attempted;
+  const overloadStart = Date.now();
   await drive(opts.overloadMs, 16, offered / BATCH / 16);
+  // What the clients managed to send: a refusal or a slow answer holds a client back, as it would an exporter.
+  const sentPerS = Math.round(((attempted - attempted0) * 1000) / (Date.now() - overloadStart));
   await watchSpool;
   const overloadRss = rssSamples.slice(rssBeforeOverload).map(([, r]) => r);
   const overloadMax = Math.max(...overloadRss);
@@ -210,7 +216,7 @@ export async function overload(opts: { probeMs: number; overloadMs: number }): P
     load:
       `capacity ${capacity} spans/s delivered (enriched request spans, ${TARGETS} targets scraped every 1 s); then ` +
       `${offered} spans/s offered for ${opts.overloadMs / 1000} s over gRPC and HTTP (16 clients, ${BATCH}-span ` +
-      'requests)',
+      `requests; ${sentPerS} spans/s sent, the rest held back by refusals and slow answers)`,
     lost,
     refused:
       `${refusedInOverload} requests refused under overload (503 + Retry-After / UNAVAILABLE + RetryInfo), ` +
