@@ -44,6 +44,11 @@ const SQL_INTERPOLATIONS = new Set([
   // made from its position, never from input (the file path itself is a bound parameter of ATTACH).
   'schema',
   's',
+  // src/store/latencyRollups.ts: the column list, its placeholders, and ledgerRowsSql's WITH clause (constants and
+  // the tenant expression above, whose values are bound parameters).
+  'LATENCY_COLS',
+  'LATENCY_PLACEHOLDERS',
+  'ledgerRows',
 ]);
 
 function sqlInterpolations(): Array<{ file: string; expr: string }> {

@@ -123,7 +123,7 @@ export function latencyFromRaw(
   tenantKeys: readonly string[],
   perTarget = true,
 ): LatencyFact[] {
-  const { sql, params } = ledgerRowsSql(
+  const { sql: ledgerRows, params } = ledgerRowsSql(
     tenantKeys,
     perTarget,
     `, l.prompt_tokens AS prompt_raw, l.latency_ttft_s AS ttft, l.latency_queue_s AS queue,
@@ -131,8 +131,8 @@ export function latencyFromRaw(
   );
   const rows = db
     .prepare(
-      `${sql} SELECT bucket, target_id, model, tenant, prompt_raw, measured, estimate, ttft, queue, prefill, e2e, kv,
-        waiting FROM rows`,
+      `${ledgerRows} SELECT bucket, target_id, model, tenant, prompt_raw, measured, estimate, ttft, queue, prefill,
+        e2e, kv, waiting FROM rows`,
     )
     .raw()
     .iterate({
@@ -192,9 +192,13 @@ export function latencyFromRaw(
   return [...out.values()];
 }
 
-const COLS =
+const LATENCY_COLS =
   'bucket_ms, target_id, model, tenant, family, bucket, requests, prompt_requests, prompt_tokens, share_measured, ' +
   'share_estimated, ttft_sketch, queue_sketch, prefill_sketch, e2e_sketch, prefill_per_1k_sketch';
+
+const LATENCY_PLACEHOLDERS = Array(1 + LATENCY_COLS.split(',').length)
+  .fill('?')
+  .join(', ');
 
 /** Facts from compacted rows of `level` with bucket in [fromMs, toMs), re-bucketed to `bucketSizeMs`. */
 export function latencyFromRollup(
@@ -207,7 +211,7 @@ export function latencyFromRollup(
 ): LatencyFact[] {
   const out = new Map<string, LatencyFact>();
   const rows = db
-    .prepare(`SELECT ${COLS} FROM latency_rollup WHERE level = ? AND bucket_ms >= ? AND bucket_ms < ?`)
+    .prepare(`SELECT ${LATENCY_COLS} FROM latency_rollup WHERE level = ? AND bucket_ms >= ? AND bucket_ms < ?`)
     .raw()
     .iterate(perTarget ? level : `${level}_all`, fromMs, toMs) as Iterable<unknown[]>;
   for (const row of rows) {
@@ -275,7 +279,7 @@ export function writeLatencyRollup(
   facts: readonly LatencyFact[],
 ): void {
   const insert = db.prepare(
-    `INSERT OR REPLACE INTO latency_rollup (level, ${COLS}) VALUES (${Array(17).fill('?').join(', ')})`,
+    `INSERT OR REPLACE INTO latency_rollup (level, ${LATENCY_COLS}) VALUES (${LATENCY_PLACEHOLDERS})`,
   );
   for (const f of facts) insert.run(level, ...factToRow(f));
 }
