@@ -10,10 +10,11 @@ ALTER TABLE request_ledger ADD COLUMN waiting_start REAL;
 -- row of each family: cache_hit (its cached share of the prompt), kv_usage and waiting (at the start of
 -- its window); 'unknown' where the input is missing. Percentiles come from the DDSketches (1 % relative
 -- accuracy, src/store/sketch.ts). hour / day: per instance, tenants folded (tenant '*'); hour_all /
--- day_all: per tenant, instances folded (target 0). Per instance and tenant at once would be more rows
--- than the ledger holds requests; a view by both reads the ledger.
+-- day_all: per tenant, instances folded (target 0); hour_model / day_model: both folded, what a view by
+-- model or time reads (a month of day_all rows is hundreds of MB of sketches). Per instance and tenant at
+-- once would be more rows than the ledger holds requests; a view by both reads the ledger.
 CREATE TABLE latency_rollup (
-  level            TEXT NOT NULL CHECK (level IN ('hour', 'day', 'hour_all', 'day_all')),
+  level            TEXT NOT NULL CHECK (level IN ('hour', 'day', 'hour_all', 'day_all', 'hour_model', 'day_model')),
   bucket_ms        INTEGER NOT NULL,
   target_id        INTEGER NOT NULL,
   model            TEXT NOT NULL,

@@ -168,6 +168,16 @@ describe('the latency view', () => {
       db2.prepare("SELECT DISTINCT target_id FROM latency_rollup WHERE level IN ('hour_all', 'day_all')").pluck().all(),
       [0],
     );
+    // by model or time: both folded, the fewest rows
+    assert.deepEqual(
+      db2
+        .prepare(
+          "SELECT DISTINCT target_id || ' ' || tenant FROM latency_rollup WHERE level IN ('hour_model', 'day_model')",
+        )
+        .pluck()
+        .all(),
+      ['0 *'],
+    );
     db2.close();
   });
 

@@ -140,8 +140,9 @@ export function makeLatencyReport(opts: ReportOptions): LatencyReport {
   if (opts.prices) throw new ReportError('--prices: the latency view has no prices; leave it out, or use --view cost');
   const { fromMs, toMs } = parsePeriod(opts.since, opts.until, nowMs);
   const paths = typeof opts.db === 'string' ? [opts.db] : expandStores(opts.db);
-  // Hours at least: the view has no time series of its own, and hours read the compacted rollups.
-  const bucketMs = by.includes('day') ? DAY_MS : HOUR_MS;
+  // The view has no time series of its own: facts are read per day (whole days from the daily rollups), per
+  // hour only for --by hour.
+  const bucketMs = by.includes('hour') ? HOUR_MS : DAY_MS;
   const ledgerPerTarget = by.includes('instance');
   const tenants = by.includes('tenant');
   const db = openStores(paths, { fromMs, toMs, bucketMs, ledger: false, ledgerPerTarget, latency: true, tenants });

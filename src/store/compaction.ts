@@ -182,17 +182,24 @@ export class Compactor {
   }
 
   private compactLatencyHour(h: number): void {
-    this.db.prepare("DELETE FROM latency_rollup WHERE level IN ('hour', 'hour_all') AND bucket_ms = ?").run(h);
+    this.db
+      .prepare("DELETE FROM latency_rollup WHERE level IN ('hour', 'hour_all', 'hour_model') AND bucket_ms = ?")
+      .run(h);
     const latency = latencyFromRaw(this.db, h, h + HOUR_MS, HOUR_MS, this.opts.tenantKeys);
     writeLatencyRollup(this.db, 'hour', foldLatencyTenants(latency));
-    writeLatencyRollup(this.db, 'hour_all', foldLatencyTargets(latency));
+    const perTenant = foldLatencyTargets(latency);
+    writeLatencyRollup(this.db, 'hour_all', perTenant);
+    writeLatencyRollup(this.db, 'hour_model', foldLatencyTenants(perTenant));
   }
 
   /** Sketches merge in code, not SQL: a day's latency rows from its hours'. */
   private compactLatencyDay(d: number): void {
-    this.db.prepare("DELETE FROM latency_rollup WHERE level IN ('day', 'day_all') AND bucket_ms = ?").run(d);
+    this.db
+      .prepare("DELETE FROM latency_rollup WHERE level IN ('day', 'day_all', 'day_model') AND bucket_ms = ?")
+      .run(d);
     writeLatencyRollup(this.db, 'day', latencyFromRollup(this.db, 'hour', d, d + DAY_MS, DAY_MS));
     writeLatencyRollup(this.db, 'day_all', latencyFromRollup(this.db, 'hour', d, d + DAY_MS, DAY_MS, false));
+    writeLatencyRollup(this.db, 'day_model', latencyFromRollup(this.db, 'hour', d, d + DAY_MS, DAY_MS, false, true));
   }
 
   private compactDayTx(d: number): void {

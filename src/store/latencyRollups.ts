@@ -64,6 +64,9 @@ export function mergeLatencyFact(into: LatencyFact, from: LatencyFact): void {
   for (const k of LATENCY_SKETCHES) mergeSketch(into.sketches[k], from.sketches[k]);
 }
 
+/** Tenants folded together: the per-instance rollup rows (tenant '*'). */
+export const ANY_TENANT = '*';
+
 export type LatencyKey = Pick<LatencyFact, 'bucketMs' | 'targetId' | 'model' | 'tenant' | 'family' | 'bucket'>;
 
 export function emptyLatencyFact(k: LatencyKey): LatencyFact {
@@ -200,6 +203,11 @@ const LATENCY_PLACEHOLDERS = Array(1 + LATENCY_COLS.split(',').length)
   .fill('?')
   .join(', ');
 
+/** The stored level a read needs: per instance, per tenant, or neither (the smallest). */
+export function latencyLevel(level: Level, perTarget: boolean, foldTenants: boolean): string {
+  return perTarget ? level : foldTenants ? `${level}_model` : `${level}_all`;
+}
+
 /** Facts from compacted rows of `level` with bucket in [fromMs, toMs), re-bucketed to `bucketSizeMs`. */
 export function latencyFromRollup(
   db: Database,
@@ -208,15 +216,18 @@ export function latencyFromRollup(
   toMs: number,
   bucketSizeMs: number,
   perTarget = true,
+  /** Fold tenants as rows are read (a view not by tenant): a month of hours per tenant would not fit memory. */
+  foldTenants = false,
 ): LatencyFact[] {
   const out = new Map<string, LatencyFact>();
   const rows = db
     .prepare(`SELECT ${LATENCY_COLS} FROM latency_rollup WHERE level = ? AND bucket_ms >= ? AND bucket_ms < ?`)
     .raw()
-    .iterate(perTarget ? level : `${level}_all`, fromMs, toMs) as Iterable<unknown[]>;
+    .iterate(latencyLevel(level, perTarget, foldTenants), fromMs, toMs) as Iterable<unknown[]>;
   for (const row of rows) {
     const f = rowToFact(row);
     f.bucketMs = floorTo(f.bucketMs, bucketSizeMs);
+    if (foldTenants) f.tenant = ANY_TENANT;
     const have = out.get(latencyKey(f));
     if (have) mergeLatencyFact(have, f);
     else out.set(latencyKey(f), f);
@@ -275,7 +286,7 @@ export function factToRow(f: LatencyFact): unknown[] {
 
 export function writeLatencyRollup(
   db: Database,
-  level: Level | 'hour_all' | 'day_all',
+  level: Level | 'hour_all' | 'day_all' | 'hour_model' | 'day_model',
   facts: readonly LatencyFact[],
 ): void {
   const insert = db.prepare(
@@ -284,8 +295,6 @@ export function writeLatencyRollup(
   for (const f of facts) insert.run(level, ...factToRow(f));
 }
 
-/** Tenants folded together: the per-instance rollup rows (tenant '*'). */
-export const ANY_TENANT = '*';
 export function foldLatencyTenants(facts: readonly LatencyFact[]): LatencyFact[] {
   const out = new Map<string, LatencyFact>();
   for (const f of facts) addLatencyFact(out, { ...f, tenant: ANY_TENANT });

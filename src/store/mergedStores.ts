@@ -2,7 +2,13 @@ import { realpathSync } from 'node:fs';
 import type { Database } from 'better-sqlite3';
 import { type CompactionState, readCompactionState } from './compaction.ts';
 import { openDatabase } from './openDatabase.ts';
-import { latencyBackfillHours, mergeLatencyFact, rowToFact, writeLatencyRollup } from './latencyRollups.ts';
+import {
+  latencyBackfillHours,
+  latencyLevel,
+  mergeLatencyFact,
+  rowToFact,
+  writeLatencyRollup,
+} from './latencyRollups.ts';
 import { latencySegments, planSegments } from './reportQueries.ts';
 import { TRACE_REACH_MS } from './rollups.ts';
 
@@ -190,7 +196,8 @@ function copyStore(db: Database, s: string, q: MergeQuery, segments: ReturnType<
     if (seg.source === 'raw') {
       if (!q.latency) minutes.run(seg.fromMs, seg.toMs);
       if (rawLedger) ledgerRows.run(seg.fromMs - TRACE_REACH_MS, seg.toMs + TRACE_REACH_MS);
-    } else if (q.latency) copyLatencyRollup(db, s, q.ledgerPerTarget ? seg.source : `${seg.source}_all`, seg);
+    } else if (q.latency)
+      copyLatencyRollup(db, s, latencyLevel(seg.source, q.ledgerPerTarget, !(q.tenants ?? false)), seg);
     else {
       fleet.run(seg.source, seg.fromMs, seg.toMs);
       if (q.ledger) ledgerRollup.run(q.ledgerPerTarget ? seg.source : `${seg.source}_all`, seg.fromMs, seg.toMs);

@@ -146,10 +146,11 @@ export function loadLatencyFacts(
   const segments = latencySegments(db, q);
   const out = new Map<string, LatencyFact>();
   for (const s of segments) {
+    // Not by tenant: no tenant lookups on raw rows, and tenants folded as rollup rows are read.
     const facts =
       s.source === 'raw'
-        ? latencyFromRaw(db, s.fromMs, s.toMs, q.bucketMs, q.tenantKeys, q.ledgerPerTarget)
-        : latencyFromRollup(db, s.source, s.fromMs, s.toMs, q.bucketMs, q.ledgerPerTarget);
+        ? latencyFromRaw(db, s.fromMs, s.toMs, q.bucketMs, q.tenants ? q.tenantKeys : [], q.ledgerPerTarget)
+        : latencyFromRollup(db, s.source, s.fromMs, s.toMs, q.bucketMs, q.ledgerPerTarget, !q.tenants);
     for (const f of facts) {
       const have = out.get(latencyKey(f));
       if (have) mergeLatencyFact(have, f);
