@@ -193,6 +193,10 @@ describe('tiered KV caches: local hits and external transfers', () => {
     assert.equal(b['cachelens.prompt_tokens.cached.external'], undefined);
     assert.equal(b['cachelens.prefix_cache.external.queries'], 800);
     assert.equal(b['cachelens.prefix_cache.external.hits'], 300);
+    // its estimate reads the same cached tokens as the reports: GPU hits plus the connector's (200 + 300 of 1,000)
+    const p = enricher.prepare(enricher.facts(spanOn('vllm-b', T0 + STEP + 1)), null, T0 + 60_000, T0 + 60_000);
+    assert.ok(p.ready);
+    assert.equal(p.extras.get(0)!.own?.['cachelens.request.cache_read.input_tokens.estimate'], (500 * 500) / 1000);
     db.close();
   });
 

@@ -192,15 +192,19 @@ export class WindowContexts {
       'cachelens.external_share',
       ratio(own.counters.prompt_tokens_external_transfer, own.counters.prompt_tokens_cached),
     );
-    // The reports' source (report/build.ts cachedOf): prompt_tokens_cached, else prefix-cache hits in
-    // tokens, so vLLM 0.12–0.15 and SGLang without cached_tokens_total get an estimate too.
+    // The reports' source (report/build.ts fleetCached): prompt_tokens_cached, else prefix-cache hits in
+    // tokens plus a KV connector's, so vLLM 0.12–0.15 and SGLang without cached_tokens_total get an estimate too.
     return {
       complete,
       cache,
       scheduler,
       compact,
       windowPromptTokens: own.counters.prompt_tokens,
-      windowCachedTokens: own.counters.prompt_tokens_cached ?? own.counters.prefix_cache_hits,
+      windowCachedTokens:
+        own.counters.prompt_tokens_cached ??
+        (own.counters.prefix_cache_hits === undefined
+          ? undefined
+          : own.counters.prefix_cache_hits + (own.counters.external_prefix_cache_hits ?? 0)),
       kvUsageStart: startGauge('kv_cache_usage'),
       waitingStart: startGauge('requests_waiting'),
     };
