@@ -1,5 +1,6 @@
 import type { Signal } from '../scrape/types.ts';
 import type { FleetQueries, WindowSignals } from '../store/fleetQueries.ts';
+import { cachedTokensOf } from '../store/rollups.ts';
 import type { MatchRule, MatchTarget } from './match.ts';
 import type { ScrapeTimelines } from './timelines.ts';
 
@@ -192,8 +193,8 @@ export class WindowContexts {
       'cachelens.external_share',
       ratio(own.counters.prompt_tokens_external_transfer, own.counters.prompt_tokens_cached),
     );
-    // The reports' source (report/build.ts fleetCached): prompt_tokens_cached, else prefix-cache hits in
-    // tokens plus a KV connector's, so vLLM 0.12–0.15 and SGLang without cached_tokens_total get an estimate too.
+    // The reports' source (cachedTokensOf), so vLLM 0.12–0.15 and SGLang without cached_tokens_total get an
+    // estimate too.
     return {
       complete,
       cache,
@@ -201,10 +202,11 @@ export class WindowContexts {
       compact,
       windowPromptTokens: own.counters.prompt_tokens,
       windowCachedTokens:
-        own.counters.prompt_tokens_cached ??
-        (own.counters.prefix_cache_hits === undefined
-          ? undefined
-          : own.counters.prefix_cache_hits + (own.counters.external_prefix_cache_hits ?? 0)),
+        cachedTokensOf(
+          own.counters.prompt_tokens_cached,
+          own.counters.prefix_cache_hits,
+          own.counters.external_prefix_cache_hits,
+        ) ?? undefined,
       kvUsageStart: startGauge('kv_cache_usage'),
       waitingStart: startGauge('requests_waiting'),
     };

@@ -1,4 +1,12 @@
-import { addNullable, DAY_MS, HOUR_MS, MINUTE_MS, type FleetFact, type LedgerFact } from '../store/rollups.ts';
+import {
+  addNullable,
+  cachedTokensOf,
+  DAY_MS,
+  HOUR_MS,
+  MINUTE_MS,
+  type FleetFact,
+  type LedgerFact,
+} from '../store/rollups.ts';
 import type { TargetInfo } from '../store/reportQueries.ts';
 import { mergeSketch, newSketch, sketchQuantile, type Sketch } from '../store/sketch.ts';
 import { instancePriceAt, modelPriceAt, type Prices } from './prices.ts';
@@ -107,11 +115,7 @@ const hourOf = (ms: number) => `${iso(Math.floor(ms / HOUR_MS) * HOUR_MS).slice(
  */
 export function fleetCached(f: FleetFact): number | null {
   const c = f.counters;
-  // Before vLLM 0.16 prefix-cache hits are the GPU's own; a KV connector's hits (since 0.11) add to them.
-  return (
-    c.prompt_tokens_cached ??
-    (c.prefix_cache_hits === null ? null : c.prefix_cache_hits + (c.external_prefix_cache_hits ?? 0))
-  );
+  return cachedTokensOf(c.prompt_tokens_cached, c.prefix_cache_hits, c.external_prefix_cache_hits);
 }
 
 /**

@@ -80,6 +80,19 @@ function newFleetFact(bucketMs: number, targetId: number, model: string): FleetF
   return { bucketMs, targetId, model, minutes: 0, counters, resets: 0, kv: emptyGauge(), queue: emptyGauge() };
 }
 
+/**
+ * A server's cached prompt tokens: prompt_tokens_cached where exposed, else prefix-cache hits in tokens plus a
+ * KV connector's hits (before vLLM 0.16 prefix hits are the GPU's own; connector hits exist since 0.11). One
+ * rule for the reports and the per-request estimate on spans.
+ */
+export function cachedTokensOf(
+  cached: number | null | undefined,
+  prefixHits: number | null | undefined,
+  externalHits: number | null | undefined,
+): number | null {
+  return cached ?? (prefixHits === null || prefixHits === undefined ? null : prefixHits + (externalHits ?? 0));
+}
+
 /** Sums where null means "not exposed": null + null stays null, null + x is x. */
 export const addNullable = (a: number | null, b: number | null) => (b === null ? a : (a ?? 0) + b);
 
