@@ -4,6 +4,7 @@ import { parse as parseYaml } from 'yaml';
 import { buildConfig } from '../src/config/config.ts';
 import { it } from 'node:test';
 import { renderConfigDoc } from '../src/config/writeDocs.ts';
+import { newSketch } from '../src/store/sketch.ts';
 
 const doc = (name: string) => readFileSync(new URL(`../docs/${name}`, import.meta.url), 'utf8');
 
@@ -88,7 +89,13 @@ it('docs/latency.md lists exactly the fields and buckets of cachelens.latency/v1
         promptTokens: 0,
         shareMeasured: 0,
         shareEstimated: 0,
-        sketches: { ttft: new Map(), queue: new Map(), prefill: new Map(), e2e: new Map(), prefill_per_1k: new Map() },
+        sketches: {
+          ttft: newSketch(),
+          queue: newSketch(),
+          prefill: newSketch(),
+          e2e: newSketch(),
+          prefill_per_1k: newSketch(),
+        },
       },
     ],
     targets: new Map(),

@@ -2,7 +2,7 @@ import { watch, type FSWatcher } from 'node:fs';
 import { basename, dirname, resolve } from 'node:path';
 import type { ScrapeConfig } from '../config/config.ts';
 import type { Logger } from '../telemetry/logger.ts';
-import { readFileSd } from './fileSd.ts';
+import { parseFileSd, readFileSdText } from './fileSd.ts';
 import { makeTarget, type Target } from './target.ts';
 
 export function staticTargets(scrape: ScrapeConfig): Target[] {
@@ -25,7 +25,7 @@ export function staticTargets(scrape: ScrapeConfig): Target[] {
  * A file that fails to read keeps its last good targets, as Prometheus does, and the error is logged.
  */
 export class TargetDiscovery {
-  private readonly fromFiles = new Map<string, Target[]>();
+  private readonly fromFiles = new Map<string, { text: string; targets: Target[] }>();
   private readonly watchers: FSWatcher[] = [];
   private timer?: NodeJS.Timeout;
   private debounce?: NodeJS.Timeout;
@@ -40,18 +40,27 @@ export class TargetDiscovery {
   targets(): Target[] {
     const byKey = new Map<string, Target>();
     for (const t of staticTargets(this.scrape)) byKey.set(t.key, t);
-    for (const list of this.fromFiles.values()) for (const t of list) if (!byKey.has(t.key)) byKey.set(t.key, t);
+    for (const { targets } of this.fromFiles.values())
+      for (const t of targets) if (!byKey.has(t.key)) byKey.set(t.key, t);
     return [...byKey.values()];
   }
 
+  /** Re-reads the files; one whose text is unchanged is not parsed again (the refresh timer fires every 30 s). */
   refresh(): void {
     const { bearer_token, bearer_token_file, basic_auth, tls } = this.scrape;
+    let changed = this.lastKeys === '';
     for (const path of this.scrape.file_sd) {
       try {
-        this.fromFiles.set(
-          path,
-          readFileSd(path, this.scrape.profile, { bearer_token, bearer_token_file, basic_auth, tls }),
-        );
+        const text = readFileSdText(path);
+        if (this.fromFiles.get(path)?.text === text) continue;
+        const targets = parseFileSd(path, text, this.scrape.profile, {
+          bearer_token,
+          bearer_token_file,
+          basic_auth,
+          tls,
+        });
+        this.fromFiles.set(path, { text, targets });
+        changed = true;
       } catch (err) {
         this.log.error(
           { file: path, err: (err as Error).message },
@@ -59,6 +68,7 @@ export class TargetDiscovery {
         );
       }
     }
+    if (!changed) return;
     const targets = this.targets();
     const keys = targets
       .map((t) => `${t.key}|${JSON.stringify(t.labels)}|${t.profile}`)

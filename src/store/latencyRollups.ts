@@ -1,6 +1,14 @@
 import type { Database } from 'better-sqlite3';
 import { floorTo, ledgerRowsSql, type Level, TRACE_REACH_MS } from './rollups.ts';
-import { addToSketch, decodeSketch, encodeSketch, mergeSketch, newSketch, type Sketch } from './sketch.ts';
+import {
+  addToSketch,
+  decodeSketch,
+  encodeSketch,
+  mergeSketch,
+  newSketch,
+  type Sketch,
+  type StoredSketch,
+} from './sketch.ts';
 
 /** The three ways the latency view splits requests; each request is in one bucket of each family. */
 export const LATENCY_FAMILIES = {
@@ -225,46 +233,44 @@ export function latencyFromRollup(
     .raw()
     .iterate(latencyLevel(level, perTarget, foldTenants), fromMs, toMs) as Iterable<unknown[]>;
   for (const row of rows) {
-    const f = rowToFact(row);
-    f.bucketMs = floorTo(f.bucketMs, bucketSizeMs);
-    if (foldTenants) f.tenant = ANY_TENANT;
-    const have = out.get(latencyKey(f));
-    if (have) mergeLatencyFact(have, f);
-    else out.set(latencyKey(f), f);
+    // Sketches decode straight into the fact they merge into: no sketch per row.
+    const k = keyOfRow(row);
+    k.bucketMs = floorTo(k.bucketMs, bucketSizeMs);
+    if (foldTenants) k.tenant = ANY_TENANT;
+    const key = latencyKey(k);
+    let f = out.get(key);
+    if (!f) out.set(key, (f = emptyLatencyFact(k)));
+    addRowToFact(f, row);
   }
   return [...out.values()];
 }
 
+function keyOfRow(row: unknown[]): LatencyKey {
+  const [bucketMs, targetId, model, tenant, family, bucket] = row as [
+    number,
+    number,
+    string,
+    string,
+    LatencyFamily,
+    string,
+  ];
+  return { bucketMs, targetId, model, tenant, family, bucket };
+}
+
+/** Adds a stored row (LATENCY_COLS) to `f`, whatever the row's key. */
+function addRowToFact(f: LatencyFact, row: unknown[]): void {
+  f.requests += row[6] as number;
+  f.promptRequests += row[7] as number;
+  f.promptTokens += row[8] as number;
+  f.shareMeasured += row[9] as number;
+  f.shareEstimated += row[10] as number;
+  LATENCY_SKETCHES.forEach((k, i) => decodeSketch(row[11 + i] as StoredSketch, f.sketches[k]));
+}
+
 export function rowToFact(row: unknown[]): LatencyFact {
-  const [
-    bucketMs,
-    targetId,
-    model,
-    tenant,
-    family,
-    bucket,
-    requests,
-    promptRequests,
-    promptTokens,
-    measured,
-    estimated,
-  ] = row as [number, number, string, string, LatencyFamily, string, number, number, number, number, number];
-  const sketches = newSketches();
-  LATENCY_SKETCHES.forEach((k, i) => decodeSketch(row[11 + i] as string | null, sketches[k]));
-  return {
-    bucketMs,
-    targetId,
-    model,
-    tenant,
-    family,
-    bucket,
-    requests,
-    promptRequests,
-    promptTokens,
-    shareMeasured: measured,
-    shareEstimated: estimated,
-    sketches,
-  };
+  const f = emptyLatencyFact(keyOfRow(row));
+  addRowToFact(f, row);
+  return f;
 }
 
 export function factToRow(f: LatencyFact): unknown[] {

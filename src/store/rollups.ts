@@ -1,5 +1,13 @@
 import type { Database } from 'better-sqlite3';
-import { addToSketch, decodeSketch, encodeSketch, mergeSketch, newSketch, type Sketch } from './sketch.ts';
+import {
+  addToSketch,
+  decodeSketch,
+  encodeSketch,
+  mergeSketch,
+  newSketch,
+  type Sketch,
+  type StoredSketch,
+} from './sketch.ts';
 
 export const MINUTE_MS = 60_000;
 export const HOUR_MS = 3_600_000;
@@ -198,7 +206,7 @@ function rowToFleetFact(row: unknown[]): FleetFact {
   for (const g of ['kv', 'queue'] as const) {
     f[g].sum = (row[i++] as number | null) ?? 0;
     f[g].count = (row[i++] as number | null) ?? 0;
-    decodeSketch(row[i++] as string | null, f[g].sketch);
+    decodeSketch(row[i++] as StoredSketch, f[g].sketch);
   }
   return f;
 }

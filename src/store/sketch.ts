@@ -6,54 +6,180 @@ const ALPHA = 0.01;
 const GAMMA = (1 + ALPHA) / (1 - ALPHA);
 const LOG_GAMMA = Math.log(GAMMA);
 const ZERO_BELOW = 1e-6;
-const ZERO = -0x80000000;
+/** The zero bucket's key in the JSON form that stores written before the binary form hold. */
+const LEGACY_ZERO = -0x80000000;
+/** First byte of the binary form; a later layout takes another. */
+const BINARY_V1 = 1;
+/** Room left on each side when a sketch grows, so values added one by one rarely reallocate. */
+const SLACK = 16;
+const EMPTY = new Float64Array(0);
 
-/** Bucket index → count. Stored as a flat JSON array [index, count, …]: parses far faster than an object. */
-export type Sketch = Map<number, number>;
-
-export function newSketch(): Sketch {
-  return new Map();
+/**
+ * Counts in a dense window of bucket indexes. A 30-day view merges tens of thousands of stored sketches
+ * of ~150 buckets each: adding into one typed array is ~50× faster than into a Map (13 s → well under 1 s).
+ */
+export interface Sketch {
+  /** Values below ZERO_BELOW. */
+  zero: number;
+  /** The bucket index of counts[0]. */
+  lo: number;
+  counts: Float64Array;
+  /** All counts, zero bucket included. */
+  total: number;
 }
 
+/** A sketch as a column holds it: binary, JSON text from older stores, or NULL when empty. */
+export type StoredSketch = Uint8Array | string | null;
+
+export function newSketch(): Sketch {
+  return { zero: 0, lo: 0, counts: EMPTY, total: 0 };
+}
+
+/** Makes buckets [lo, hi] addressable, keeping what is counted. */
+function reserve(s: Sketch, lo: number, hi: number): void {
+  const n = s.counts.length;
+  if (n && lo >= s.lo && hi < s.lo + n) return;
+  const from = (n ? Math.min(lo, s.lo) : lo) - SLACK;
+  const to = (n ? Math.max(hi, s.lo + n - 1) : hi) + SLACK;
+  const counts = new Float64Array(to - from + 1);
+  if (n) counts.set(s.counts, s.lo - from);
+  s.counts = counts;
+  s.lo = from;
+}
+
+/** Adds `count` (a whole number) values of `value`. */
 export function addToSketch(s: Sketch, value: number, count = 1): void {
-  const key = value < ZERO_BELOW ? ZERO : Math.ceil(Math.log(value) / LOG_GAMMA);
-  s.set(key, (s.get(key) ?? 0) + count);
+  s.total += count;
+  if (!(value >= ZERO_BELOW)) {
+    s.zero += count;
+    return;
+  }
+  const key = Math.ceil(Math.log(value) / LOG_GAMMA);
+  reserve(s, key, key);
+  s.counts[key - s.lo]! += count;
 }
 
 export function mergeSketch(into: Sketch, from: Sketch): void {
-  for (const [k, n] of from) into.set(k, (into.get(k) ?? 0) + n);
+  into.zero += from.zero;
+  into.total += from.total;
+  const n = from.counts.length;
+  if (!n) return;
+  reserve(into, from.lo, from.lo + n - 1);
+  const at = from.lo - into.lo;
+  const dst = into.counts;
+  const src = from.counts;
+  for (let i = 0; i < n; i++) dst[at + i]! += src[i]!;
 }
 
 export function sketchCount(s: Sketch): number {
-  let n = 0;
-  for (const c of s.values()) n += c;
-  return n;
+  return s.total;
 }
 
 /** The q-quantile (nearest rank), within 1% of the true value; undefined for an empty sketch. */
 export function sketchQuantile(s: Sketch, q: number): number | undefined {
-  const total = sketchCount(s);
-  if (total === 0) return undefined;
-  const rank = Math.max(1, Math.ceil(q * total));
-  const buckets = [...s.entries()].sort((a, b) => a[0] - b[0]);
-  let seen = 0;
-  for (const [idx, n] of buckets) {
-    seen += n;
-    if (seen >= rank) return idx === ZERO ? 0 : (2 * GAMMA ** idx) / (GAMMA + 1);
+  if (s.total <= 0) return undefined;
+  const rank = Math.max(1, Math.ceil(q * s.total));
+  let seen = s.zero;
+  if (seen >= rank) return 0;
+  const c = s.counts;
+  for (let i = 0; i < c.length; i++) {
+    seen += c[i]!;
+    if (seen >= rank) return (2 * GAMMA ** (s.lo + i)) / (GAMMA + 1);
   }
   return undefined;
 }
 
-export function encodeSketch(s: Sketch): string | null {
-  if (!s.size) return null;
-  const flat: number[] = [];
-  for (const [k, n] of s) flat.push(k, n);
-  return JSON.stringify(flat);
+function pushVarint(out: number[], v: number): void {
+  // Arithmetic, not bit operations: a merged count may pass 2^31.
+  while (v >= 0x80) {
+    out.push((v % 0x80) | 0x80);
+    v = Math.floor(v / 0x80);
+  }
+  out.push(v);
 }
 
-export function decodeSketch(text: string | null | undefined, into: Sketch = newSketch()): Sketch {
-  if (!text) return into;
+/**
+ * The stored form: byte 1, then varints: the zero bucket's count, the first index (zigzag), the number
+ * of buckets, and each bucket's count, gaps as 0. A day's TTFT sketch is ~200 bytes against ~1,100 as
+ * JSON, and decodes straight into the sketch it merges into. Null for an empty sketch.
+ */
+export function encodeSketch(s: Sketch): Buffer | null {
+  if (s.total <= 0) return null;
+  const c = s.counts;
+  let first = 0;
+  let last = c.length - 1;
+  while (first <= last && c[first] === 0) first++;
+  while (last >= first && c[last] === 0) last--;
+  const out: number[] = [BINARY_V1];
+  pushVarint(out, s.zero);
+  const lo = s.lo + first;
+  pushVarint(out, lo < 0 ? -2 * lo - 1 : 2 * lo);
+  const n = last >= first ? last - first + 1 : 0;
+  pushVarint(out, n);
+  for (let i = 0; i < n; i++) pushVarint(out, c[first + i]!);
+  return Buffer.from(out);
+}
+
+/** Reads a stored sketch and adds it to `into`: the binary form, or the JSON one older stores hold. */
+export function decodeSketch(stored: StoredSketch | undefined, into: Sketch = newSketch()): Sketch {
+  if (!stored) return into;
+  if (typeof stored === 'string') return decodeLegacy(stored, into);
+  if (stored[0] !== BINARY_V1) throw new Error(`unknown sketch encoding ${stored[0]}`);
+  let p = 1;
+  const varint = (): number => {
+    let v = 0;
+    let scale = 1;
+    for (;;) {
+      const b = stored[p++];
+      if (b === undefined) throw new Error('truncated sketch');
+      v += (b & 0x7f) * scale;
+      if (b < 0x80) return v;
+      scale *= 0x80;
+    }
+  };
+  const zero = varint();
+  const z = varint();
+  const lo = z % 2 ? -(z + 1) / 2 : z / 2;
+  const n = varint();
+  into.zero += zero;
+  into.total += zero;
+  if (!n) return into;
+  reserve(into, lo, lo + n - 1);
+  const dst = into.counts;
+  let at = lo - into.lo;
+  let total = 0;
+  for (let i = 0; i < n; i++) {
+    // The common case, a count under 128, without the closure call.
+    const b = stored[p];
+    let v: number;
+    if (b !== undefined && b < 0x80) {
+      v = b;
+      p++;
+    } else v = varint();
+    dst[at++]! += v;
+    total += v;
+  }
+  into.total += total;
+  return into;
+}
+
+/** The flat JSON array [index, count, …] of stores written before the binary form. */
+function decodeLegacy(text: string, into: Sketch): Sketch {
   const flat = JSON.parse(text) as number[];
-  for (let i = 0; i < flat.length; i += 2) into.set(flat[i]!, (into.get(flat[i]!) ?? 0) + flat[i + 1]!);
+  let lo = Infinity;
+  let hi = -Infinity;
+  for (let i = 0; i < flat.length; i += 2)
+    if (flat[i] !== LEGACY_ZERO) {
+      lo = Math.min(lo, flat[i]!);
+      hi = Math.max(hi, flat[i]!);
+    }
+  if (lo <= hi) reserve(into, lo, hi);
+  for (let i = 0; i < flat.length; i += 2) {
+    const key = flat[i]!;
+    const n = flat[i + 1]!;
+    into.total += n;
+    if (key === LEGACY_ZERO) into.zero += n;
+    else into.counts[key - into.lo]! += n;
+  }
   return into;
 }
