@@ -304,7 +304,7 @@ export async function runReportBench(p: DatasetParams): Promise<Record<string, u
     );
     results[`by ${by} (in-process)`] = { medianMs: t.medianMs, maxMs: t.maxMs, rows: t.result.split('\n').length };
   }
-  for (const by of ['model', 'tenant']) {
+  for (const by of ['day', 'model', 'tenant', 'instance']) {
     const t = timeIt(
       () =>
         renderLatencyReport(
@@ -334,7 +334,7 @@ export async function runReportBench(p: DatasetParams): Promise<Record<string, u
   };
   for (const by of ['day', 'model', 'tenant'])
     results[`by ${by} (CLI, wall)`] = cliMedianMs(['--by', by, '--prices', pricesPath]);
-  for (const by of ['model', 'tenant'])
+  for (const by of ['day', 'model', 'tenant', 'instance'])
     results[`latency view by ${by} (CLI, wall)`] = cliMedianMs(['--view', 'latency', '--by', by]);
   const startup = performance.now();
   execFileSync(process.execPath, [bin, 'help'], { stdio: 'ignore' });

@@ -15,6 +15,7 @@ import { type LedgerRow, LedgerStore } from '../src/store/ledgerStore.ts';
 import { listMigrations, migrate } from '../src/store/migrate.ts';
 import { openDatabase } from '../src/store/openDatabase.ts';
 import { buildStore, H0, ledgerRows, requests } from './support/latencyDataset.ts';
+import { toLegacySketches } from './support/legacySketches.ts';
 import { memoryLogger } from './support/silentLogger.ts';
 
 const HOUR = 3_600_000;
@@ -179,6 +180,22 @@ describe('the latency view', () => {
       ['0 *'],
     );
     db2.close();
+  });
+
+  it('reads the JSON sketches of a store written before the compact form, to the same figures', () => {
+    const compacted = join(dir, 'compacted.db');
+    const legacy = join(dir, 'legacy.db');
+    copyFileSync(compacted, legacy);
+    toLegacySketches(legacy);
+    const db = openDatabase(legacy, { readonly: true });
+    const first = db.prepare('SELECT ttft_sketch FROM latency_rollup WHERE ttft_sketch IS NOT NULL').pluck().get();
+    assert.match(String(first), /^\[/);
+    db.close();
+    checkHandWorked(view(legacy, 'model'));
+    for (const by of ['tenant', 'instance', 'day']) {
+      const strip = (r: LatencyReport) => ({ ...r, db: '', generated_at: '' });
+      assert.deepEqual(strip(view(legacy, by)), strip(view(compacted, by)), by);
+    }
   });
 
   it('over an HA pair of stores (each trace in one) equals one store; the same store twice counts once', async () => {

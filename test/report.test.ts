@@ -7,6 +7,7 @@ import { main, runCli } from '../src/cli/main.ts';
 import { makeReport } from '../src/cli/report.ts';
 import type { Report, ReportRow } from '../src/report/build.ts';
 import { Compactor } from '../src/store/compaction.ts';
+import { toLegacySketches } from './support/legacySketches.ts';
 import { LedgerStore } from '../src/store/ledgerStore.ts';
 import { openDatabase } from '../src/store/openDatabase.ts';
 import { loadFacts, planSegments } from '../src/store/reportQueries.ts';
@@ -229,6 +230,13 @@ describe('report: figures on a dataset worked out by hand', () => {
         );
       const compacted = variants();
       for (let i = 0; i < raw.length; i++) assert.deepEqual(rounded(compacted[i]!), rounded(raw[i]!));
+      // A store whose rollups hold the JSON sketches of before 2026-12 reads to the same report.
+      const legacyPath = `${data.dbPath}.legacy.db`;
+      db.exec(`VACUUM INTO '${legacyPath}'`);
+      toLegacySketches(legacyPath);
+      const legacy = report(legacyPath, 'instance,day', data.pricesPath);
+      assert.ok(legacy.rows.some((r) => (r.kv_cache_usage_p95 ?? 0) > 0));
+      assert.deepEqual(rounded({ ...legacy, db: '' }), rounded({ ...compacted[2]!, db: '' }));
 
       // A span from Nov 3 exported only now (a spool that drained late): its hour is read raw until redone.
       new LedgerStore(db).write(

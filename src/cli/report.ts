@@ -149,7 +149,15 @@ export function makeLatencyReport(opts: ReportOptions): LatencyReport {
   try {
     const facts = db
       .transaction(() =>
-        loadLatencyFacts(db, { fromMs, toMs, bucketMs, tenantKeys: opts.tenantKeys, ledgerPerTarget, tenants }),
+        loadLatencyFacts(db, {
+          fromMs,
+          toMs,
+          bucketMs,
+          tenantKeys: opts.tenantKeys,
+          ledgerPerTarget,
+          tenants,
+          foldTime: !by.includes('day') && !by.includes('hour'),
+        }),
       )
       .deferred();
     return buildLatencyReport({

@@ -133,6 +133,8 @@ export function latencyFromRaw(
   bucketSizeMs: number,
   tenantKeys: readonly string[],
   perTarget = true,
+  /** One time bucket for the whole period (a view not by day or hour). */
+  foldTime = false,
 ): LatencyFact[] {
   const { sql: ledgerRows, params } = ledgerRowsSql(
     tenantKeys,
@@ -154,7 +156,7 @@ export function latencyFromRaw(
       ...params,
     }) as Iterable<RawLatencyRow>;
   const out = new Map<string, LatencyFact>();
-  for (const [
+  for (let [
     bucketMs,
     targetId,
     model,
@@ -169,6 +171,7 @@ export function latencyFromRaw(
     kv,
     waiting,
   ] of rows) {
+    if (foldTime) bucketMs = 0;
     const hasPrompt = prompt !== null && prompt > 0;
     const cached = measured ?? estimate;
     const share = hasPrompt && cached !== null ? Math.min(1, Math.max(0, cached / prompt)) : null;
@@ -226,6 +229,11 @@ export function latencyFromRollup(
   perTarget = true,
   /** Fold tenants as rows are read (a view not by tenant): a month of hours per tenant would not fit memory. */
   foldTenants = false,
+  /**
+   * One time bucket for the whole period (a view not by day or hour): 30 days of per-tenant rows merge as
+   * they are read instead of into 73,000 facts of their own (4 s of allocation and GC).
+   */
+  foldTime = false,
 ): LatencyFact[] {
   const out = new Map<string, LatencyFact>();
   const rows = db
@@ -235,7 +243,7 @@ export function latencyFromRollup(
   for (const row of rows) {
     // Sketches decode straight into the fact they merge into: no sketch per row.
     const k = keyOfRow(row);
-    k.bucketMs = floorTo(k.bucketMs, bucketSizeMs);
+    k.bucketMs = foldTime ? 0 : floorTo(k.bucketMs, bucketSizeMs);
     if (foldTenants) k.tenant = ANY_TENANT;
     const key = latencyKey(k);
     let f = out.get(key);

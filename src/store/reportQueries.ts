@@ -141,7 +141,7 @@ export function latencySegments(
 /** Latency facts for the period (the latency view), bucketed by `bucketMs`, from whichever tables hold them. */
 export function loadLatencyFacts(
   db: Database,
-  q: Omit<FactQuery, 'ledger'> & { tenants: boolean },
+  q: Omit<FactQuery, 'ledger'> & { tenants: boolean; foldTime?: boolean },
 ): { latency: LatencyFact[]; segments: Segment[] } {
   const segments = latencySegments(db, q);
   const out = new Map<string, LatencyFact>();
@@ -149,8 +149,8 @@ export function loadLatencyFacts(
     // Not by tenant: no tenant lookups on raw rows, and tenants folded as rollup rows are read.
     const facts =
       s.source === 'raw'
-        ? latencyFromRaw(db, s.fromMs, s.toMs, q.bucketMs, q.tenants ? q.tenantKeys : [], q.ledgerPerTarget)
-        : latencyFromRollup(db, s.source, s.fromMs, s.toMs, q.bucketMs, q.ledgerPerTarget, !q.tenants);
+        ? latencyFromRaw(db, s.fromMs, s.toMs, q.bucketMs, q.tenants ? q.tenantKeys : [], q.ledgerPerTarget, q.foldTime)
+        : latencyFromRollup(db, s.source, s.fromMs, s.toMs, q.bucketMs, q.ledgerPerTarget, !q.tenants, q.foldTime);
     for (const f of facts) {
       const have = out.get(latencyKey(f));
       if (have) mergeLatencyFact(have, f);

@@ -8,8 +8,6 @@ const LOG_GAMMA = Math.log(GAMMA);
 const ZERO_BELOW = 1e-6;
 /** The zero bucket's key in the JSON form that stores written before the binary form hold. */
 const LEGACY_ZERO = -0x80000000;
-/** First byte of the binary form; a later layout takes another. */
-const BINARY_V1 = 1;
 /** Room left on each side when a sketch grows, so values added one by one rarely reallocate. */
 const SLACK = 16;
 const EMPTY = new Float64Array(0);
@@ -28,8 +26,8 @@ export interface Sketch {
   total: number;
 }
 
-/** A sketch as a column holds it: binary, JSON text from older stores, or NULL when empty. */
-export type StoredSketch = Uint8Array | string | null;
+/** A sketch as a column holds it: text (JSON in stores written before 2026-12), or NULL when empty. */
+export type StoredSketch = string | null;
 
 export function newSketch(): Sketch {
   return { zero: 0, lo: 0, counts: EMPTY, total: 0 };
@@ -89,58 +87,71 @@ export function sketchQuantile(s: Sketch, q: number): number | undefined {
   return undefined;
 }
 
-function pushVarint(out: number[], v: number): void {
+// The stored form is ASCII text: better-sqlite3 makes a JS string from a TEXT value ~6× faster than a
+// Buffer from a BLOB (73,440 rows of five sketches: 0.2 s against 1.2 s).
+/** First character of the stored form; JSON from older stores starts with '['. */
+const TEXT_V1 = 0x21; // '!'
+/** Base-32 digits, least significant first: the last digit of a number is 0x30–0x4f, the others 0x50–0x6f. */
+const LAST_DIGIT = 0x30;
+const MORE_DIGIT = 0x50;
+
+function pushNumber(out: number[], v: number): void {
   // Arithmetic, not bit operations: a merged count may pass 2^31.
-  while (v >= 0x80) {
-    out.push((v % 0x80) | 0x80);
-    v = Math.floor(v / 0x80);
+  while (v >= 32) {
+    out.push(MORE_DIGIT + (v % 32));
+    v = Math.floor(v / 32);
   }
-  out.push(v);
+  out.push(LAST_DIGIT + v);
 }
 
 /**
- * The stored form: byte 1, then varints: the zero bucket's count, the first index (zigzag), the number
- * of buckets, and each bucket's count, gaps as 0. A day's TTFT sketch is ~200 bytes against ~1,100 as
- * JSON, and decodes straight into the sketch it merges into. Null for an empty sketch.
+ * The stored form: '!', then numbers in base-32 digits: the zero bucket's count, the first index
+ * (zigzag), the number of buckets, and each bucket's count, gaps as 0. A day's TTFT sketch is ~250
+ * characters against ~1,100 as JSON, and decodes straight into the sketch it merges into. Null when empty.
  */
-export function encodeSketch(s: Sketch): Buffer | null {
+export function encodeSketch(s: Sketch): string | null {
   if (s.total <= 0) return null;
   const c = s.counts;
   let first = 0;
   let last = c.length - 1;
   while (first <= last && c[first] === 0) first++;
   while (last >= first && c[last] === 0) last--;
-  const out: number[] = [BINARY_V1];
-  pushVarint(out, s.zero);
+  const out: number[] = [TEXT_V1];
+  pushNumber(out, s.zero);
   const lo = s.lo + first;
-  pushVarint(out, lo < 0 ? -2 * lo - 1 : 2 * lo);
+  pushNumber(out, lo < 0 ? -2 * lo - 1 : 2 * lo);
   const n = last >= first ? last - first + 1 : 0;
-  pushVarint(out, n);
-  for (let i = 0; i < n; i++) pushVarint(out, c[first + i]!);
-  return Buffer.from(out);
+  pushNumber(out, n);
+  for (let i = 0; i < n; i++) pushNumber(out, c[first + i]!);
+  let text = '';
+  for (let i = 0; i < out.length; i += 8192) text += String.fromCharCode(...out.slice(i, i + 8192));
+  return text;
 }
 
-/** Reads a stored sketch and adds it to `into`: the binary form, or the JSON one older stores hold. */
+/** Reads a stored sketch and adds it to `into`: the current form, or the JSON one older stores hold. */
 export function decodeSketch(stored: StoredSketch | undefined, into: Sketch = newSketch()): Sketch {
   if (!stored) return into;
-  if (typeof stored === 'string') return decodeLegacy(stored, into);
-  if (stored[0] !== BINARY_V1) throw new Error(`unknown sketch encoding ${stored[0]}`);
+  const first = stored.charCodeAt(0);
+  if (first === 0x5b /* [ */) return decodeLegacy(stored, into);
+  if (first !== TEXT_V1) throw new Error(`unknown sketch encoding ${JSON.stringify(stored.slice(0, 8))}`);
   let p = 1;
-  const varint = (): number => {
+  const end = stored.length;
+  const number = (): number => {
     let v = 0;
     let scale = 1;
-    for (;;) {
-      const b = stored[p++];
-      if (b === undefined) throw new Error('truncated sketch');
-      v += (b & 0x7f) * scale;
-      if (b < 0x80) return v;
-      scale *= 0x80;
+    while (p < end) {
+      const c = stored.charCodeAt(p++);
+      if (c >= LAST_DIGIT && c < MORE_DIGIT) return v + (c - LAST_DIGIT) * scale;
+      if (c < MORE_DIGIT || c >= MORE_DIGIT + 32) throw new Error(`bad sketch digit at ${p - 1}`);
+      v += (c - MORE_DIGIT) * scale;
+      scale *= 32;
     }
+    throw new Error('truncated sketch');
   };
-  const zero = varint();
-  const z = varint();
+  const zero = number();
+  const z = number();
   const lo = z % 2 ? -(z + 1) / 2 : z / 2;
-  const n = varint();
+  const n = number();
   into.zero += zero;
   into.total += zero;
   if (!n) return into;
@@ -149,13 +160,7 @@ export function decodeSketch(stored: StoredSketch | undefined, into: Sketch = ne
   let at = lo - into.lo;
   let total = 0;
   for (let i = 0; i < n; i++) {
-    // The common case, a count under 128, without the closure call.
-    const b = stored[p];
-    let v: number;
-    if (b !== undefined && b < 0x80) {
-      v = b;
-      p++;
-    } else v = varint();
+    const v = number();
     dst[at++]! += v;
     total += v;
   }
