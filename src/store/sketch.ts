@@ -37,8 +37,11 @@ export function newSketch(): Sketch {
 function reserve(s: Sketch, lo: number, hi: number): void {
   const n = s.counts.length;
   if (n && lo >= s.lo && hi < s.lo + n) return;
-  const from = (n ? Math.min(lo, s.lo) : lo) - SLACK;
-  const to = (n ? Math.max(hi, s.lo + n - 1) : hi) + SLACK;
+  // Grows by half again on the side that needs room: a sketch merged from 30 days of rows whose ranges
+  // creep outward reallocates a few times, not once a day.
+  const room = Math.max(SLACK, n >> 1);
+  const from = n ? (lo < s.lo ? lo - room : s.lo) : lo - SLACK;
+  const to = n ? (hi >= s.lo + n ? hi + room : s.lo + n - 1) : hi + SLACK;
   const counts = new Float64Array(to - from + 1);
   if (n) counts.set(s.counts, s.lo - from);
   s.counts = counts;
@@ -128,41 +131,60 @@ export function encodeSketch(s: Sketch): string | null {
   return text;
 }
 
+/** Where readNumber is in the text it reads: module state, so that no closure is made per sketch. */
+let at = 0;
+
+function readNumber(stored: string, end: number): number {
+  let v = 0;
+  let scale = 1;
+  for (;;) {
+    if (at >= end) throw new Error('truncated sketch');
+    const c = stored.charCodeAt(at++);
+    if (c >= LAST_DIGIT && c < MORE_DIGIT) return v + (c - LAST_DIGIT) * scale;
+    if (c < MORE_DIGIT || c >= MORE_DIGIT + 32) throw new Error(`bad sketch digit at ${at - 1}`);
+    v += (c - MORE_DIGIT) * scale;
+    scale *= 32;
+  }
+}
+
 /** Reads a stored sketch and adds it to `into`: the current form, or the JSON one older stores hold. */
 export function decodeSketch(stored: StoredSketch | undefined, into: Sketch = newSketch()): Sketch {
   if (!stored) return into;
   const first = stored.charCodeAt(0);
   if (first === 0x5b /* [ */) return decodeLegacy(stored, into);
   if (first !== TEXT_V1) throw new Error(`unknown sketch encoding ${JSON.stringify(stored.slice(0, 8))}`);
-  let p = 1;
   const end = stored.length;
-  const number = (): number => {
-    let v = 0;
-    let scale = 1;
-    while (p < end) {
-      const c = stored.charCodeAt(p++);
-      if (c >= LAST_DIGIT && c < MORE_DIGIT) return v + (c - LAST_DIGIT) * scale;
-      if (c < MORE_DIGIT || c >= MORE_DIGIT + 32) throw new Error(`bad sketch digit at ${p - 1}`);
-      v += (c - MORE_DIGIT) * scale;
-      scale *= 32;
-    }
-    throw new Error('truncated sketch');
-  };
-  const zero = number();
-  const z = number();
+  at = 1;
+  const zero = readNumber(stored, end);
+  const z = readNumber(stored, end);
+  const n = readNumber(stored, end);
+  let p = at;
+  // The counts are read inline, not through readNumber: this loop runs for every bucket of every row.
   const lo = z % 2 ? -(z + 1) / 2 : z / 2;
-  const n = number();
   into.zero += zero;
   into.total += zero;
   if (!n) return into;
   reserve(into, lo, lo + n - 1);
   const dst = into.counts;
-  let at = lo - into.lo;
+  let i = lo - into.lo;
   let total = 0;
-  for (let i = 0; i < n; i++) {
-    const v = number();
-    dst[at++]! += v;
-    total += v;
+  let v = 0;
+  let scale = 1;
+  let left = n;
+  while (left > 0) {
+    if (p >= end) throw new Error('truncated sketch');
+    const c = stored.charCodeAt(p++);
+    if (c >= LAST_DIGIT && c < MORE_DIGIT) {
+      v += (c - LAST_DIGIT) * scale;
+      dst[i++]! += v;
+      total += v;
+      v = 0;
+      scale = 1;
+      left--;
+    } else if (c >= MORE_DIGIT && c < MORE_DIGIT + 32) {
+      v += (c - MORE_DIGIT) * scale;
+      scale *= 32;
+    } else throw new Error(`bad sketch digit at ${p - 1}`);
   }
   into.total += total;
   return into;
