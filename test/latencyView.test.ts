@@ -14,6 +14,8 @@ import { Compactor } from '../src/store/compaction.ts';
 import { type LedgerRow, LedgerStore } from '../src/store/ledgerStore.ts';
 import { listMigrations, migrate } from '../src/store/migrate.ts';
 import { openDatabase } from '../src/store/openDatabase.ts';
+import { loadLatencyFacts } from '../src/store/reportQueries.ts';
+import { Retention } from '../src/store/retention.ts';
 import { buildStore, H0, ledgerRows, requests } from './support/latencyDataset.ts';
 import { toLegacySketches } from './support/legacySketches.ts';
 import { memoryLogger } from './support/silentLogger.ts';
@@ -220,6 +222,67 @@ describe('the latency view', () => {
     const strip = (r: LatencyReport) => ({ ...r, db: '' });
     assert.deepEqual(strip(view([a, b], 'model')), strip(view(raw, 'model')));
     assert.deepEqual(strip(view([raw, raw], 'model,tenant')), strip(view(raw, 'model,tenant')));
+  });
+
+  it('a view not by day or hour reads whole weeks from weekly rows, rebuilt when one of their days is redone', async () => {
+    const DAY = 24 * HOUR;
+    const NOV2 = Date.UTC(2026, 10, 2); // a Monday
+    const weekly = join(dir, 'weekly.db');
+    copyFileSync(raw, weekly);
+    const db = openDatabase(weekly);
+    const compactor = new Compactor(db, { tenantKeys: TENANT_KEYS, graceMs: 0, log: memoryLogger().log });
+    await compactor.runOnce(NOV2 + 8 * DAY);
+    assert.deepEqual(db.prepare('SELECT bucket_ms FROM latency_week_done').pluck().all(), [NOV2]);
+    const q = {
+      fromMs: NOV2 - DAY,
+      toMs: NOV2 + 8 * DAY,
+      bucketMs: DAY,
+      tenantKeys: TENANT_KEYS,
+      ledgerPerTarget: false,
+      tenants: true,
+      foldTime: true,
+    };
+    const sources = (x: typeof q) => loadLatencyFacts(db, x).segments.map((s) => s.source);
+    assert.deepEqual(sources(q), ['day', 'week', 'day']);
+    assert.deepEqual(sources({ ...q, foldTime: false }), ['day'], 'a view by day reads days');
+    const weekView = (path: string, by: string) =>
+      makeLatencyReport({
+        db: path,
+        since: new Date(NOV2 - DAY).toISOString(),
+        until: new Date(NOV2 + 8 * DAY).toISOString(),
+        by,
+        tenantKeys: TENANT_KEYS,
+        nowMs: NOV2 + 8 * DAY,
+      });
+    // Without its days, hours and ledger rows, the week alone gives every hand-worked figure.
+    const weekOnly = join(dir, 'week-only.db');
+    db.exec(`VACUUM INTO '${weekOnly}'`);
+    const w = openDatabase(weekOnly);
+    w.exec('DELETE FROM latency_rollup; DELETE FROM request_ledger');
+    w.close();
+    checkHandWorked(weekView(weekOnly, 'model'));
+    const tenants = weekView(weekOnly, 'tenant');
+    assert.equal(row(tenants, { tenant: 'globex' }, 'cache_hit', '0.9-1').requests, 25);
+    near(row(tenants, { tenant: 'globex' }, 'cache_hit', '0.9-1').ttft_p50_s, 0.22, 'globex warm, from the week');
+    assert.equal(row(weekView(weekOnly, 'instance'), { instance: '10.0.0.2:8000' }, 'cache_hit', '0.9-1').requests, 6);
+
+    // A span of Nov 3 exported late: its day is read from hours and raw rows until redone, then the week again.
+    const warm = () => row(weekView(weekly, 'tenant'), { tenant: 'globex' }, 'cache_hit', '0.9-1').requests;
+    const warmGlobex = requests().filter(
+      (r) => r.tenant === 'globex' && r.prompt !== null && (r.cached ?? r.estimate ?? 0) >= 0.9 * r.prompt,
+    );
+    const [late] = ledgerRows(warmGlobex, H0 + HOUR);
+    new LedgerStore(db).write([{ ...late!, traceId: 'late', spanId: 'late' }], []);
+    assert.equal(warm(), 26);
+    assert.ok(!sources(q).includes('week'));
+    await compactor.runOnce(NOV2 + 8 * DAY);
+    assert.deepEqual(sources(q), ['day', 'week', 'day']);
+    assert.equal(warm(), 26);
+    // Retention past the week's start removes it, done mark included: the days left are read as days.
+    await new Retention(db, DAY, 25 * DAY, memoryLogger().log).runOnce(NOV2 + 30 * DAY);
+    assert.equal(db.prepare('SELECT count(*) FROM latency_week').pluck().get(), 0);
+    assert.deepEqual(db.prepare('SELECT bucket_ms FROM latency_week_done').pluck().all(), []);
+    db.close();
   });
 
   it('a store compacted before the view existed reads those hours raw, then builds them once', async () => {

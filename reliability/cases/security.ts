@@ -49,6 +49,8 @@ const SQL_INTERPOLATIONS = new Set([
   'LATENCY_COLS',
   'LATENCY_PLACEHOLDERS',
   'ledgerRows',
+  // … and the table a level lives in: 'latency_week' or 'latency_rollup', chosen by a constant prefix.
+  'tableOf(level)',
 ]);
 
 function sqlInterpolations(): Array<{ file: string; expr: string }> {

@@ -14,11 +14,15 @@ import {
   type Level,
 } from './rollups.ts';
 import {
+  floorToWeek,
   foldLatencyTargets,
   foldLatencyTenants,
+  type LatencyFact,
   latencyBackfillHours,
   latencyFromRaw,
   latencyFromRollup,
+  latencyWeeksDone,
+  WEEK_MS,
   writeLatencyRollup,
 } from './latencyRollups.ts';
 
@@ -154,7 +158,8 @@ export class Compactor {
       await yieldToEventLoop();
     }
     if (state.dayDoneMs === undefined || d !== dayDone) this.setDone('day', d);
-    if (hours) this.opts.log.debug({ hours, days }, 'compaction pass');
+    const weeks = await this.compactLatencyWeeks(d, [...redoDays, ...latencyDays]);
+    if (hours || weeks) this.opts.log.debug({ hours, days, weeks }, 'compaction pass');
     return { hours, days };
   }
 
@@ -197,9 +202,46 @@ export class Compactor {
     this.db
       .prepare("DELETE FROM latency_rollup WHERE level IN ('day', 'day_all', 'day_model') AND bucket_ms = ?")
       .run(d);
-    writeLatencyRollup(this.db, 'day', latencyFromRollup(this.db, 'hour', d, d + DAY_MS, DAY_MS));
-    writeLatencyRollup(this.db, 'day_all', latencyFromRollup(this.db, 'hour', d, d + DAY_MS, DAY_MS, false));
-    writeLatencyRollup(this.db, 'day_model', latencyFromRollup(this.db, 'hour', d, d + DAY_MS, DAY_MS, false, true));
+    const read = (perTarget: boolean, foldTenants: boolean) =>
+      latencyFromRollup(this.db, 'hour', d, d + DAY_MS, { bucketMs: DAY_MS, perTarget, foldTenants });
+    writeLatencyRollup(this.db, 'day', read(true, false));
+    writeLatencyRollup(this.db, 'day_all', read(false, false));
+    writeLatencyRollup(this.db, 'day_model', read(false, true));
+  }
+
+  /**
+   * Builds each week whose seven days are compacted and not yet in a week row, from the days' latency rows;
+   * a redone day first takes its week out. Weeks with latency backfill pending wait for it.
+   */
+  private async compactLatencyWeeks(dayDone: number, redoneDays: readonly number[]): Promise<number> {
+    const db = this.db;
+    const undo = db.prepare('DELETE FROM latency_week_done WHERE bucket_ms = ?');
+    for (const day of redoneDays) undo.run(floorToWeek(day));
+    const first = db.prepare("SELECT min(bucket_ms) FROM latency_rollup WHERE level = 'day_model'").pluck().get() as
+      | number
+      | null;
+    if (first === null) return 0;
+    const done = latencyWeeksDone(db);
+    const pending = new Set(latencyBackfillHours(db).map(floorToWeek));
+    let weeks = 0;
+    for (let w = floorToWeek(first); w + WEEK_MS <= dayDone && !this.stopped; w += WEEK_MS) {
+      if (done.has(w) || pending.has(w)) continue;
+      db.transaction(() => {
+        db.prepare('DELETE FROM latency_week WHERE bucket_ms = ?').run(w);
+        const at = (facts: LatencyFact[]) => facts.map((f) => ({ ...f, bucketMs: w }));
+        const read = (perTarget: boolean, foldTenants: boolean) =>
+          at(
+            latencyFromRollup(db, 'day', w, w + WEEK_MS, { bucketMs: WEEK_MS, perTarget, foldTenants, foldTime: true }),
+          );
+        writeLatencyRollup(db, 'week', read(true, false));
+        writeLatencyRollup(db, 'week_all', read(false, false));
+        writeLatencyRollup(db, 'week_model', read(false, true));
+        db.prepare('INSERT INTO latency_week_done (bucket_ms) VALUES (?)').run(w);
+      })();
+      weeks++;
+      await yieldToEventLoop();
+    }
+    return weeks;
   }
 
   private compactDayTx(d: number): void {

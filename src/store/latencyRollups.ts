@@ -214,37 +214,53 @@ const LATENCY_PLACEHOLDERS = Array(1 + LATENCY_COLS.split(',').length)
   .fill('?')
   .join(', ');
 
+/** Hours and days in latency_rollup; weeks (Monday 00:00 UTC) in latency_week. */
+export type LatencyLevel = Level | 'week';
+export const WEEK_MS = 7 * 86_400_000;
+/** 1970-01-01 was a Thursday: weeks counted from the epoch start on Thursdays, so shift by 4 days. */
+const MONDAY_SHIFT_MS = 4 * 86_400_000;
+export const floorToWeek = (ms: number) => floorTo(ms - MONDAY_SHIFT_MS, WEEK_MS) + MONDAY_SHIFT_MS;
+const tableOf = (level: string) => (level.startsWith('week') ? 'latency_week' : 'latency_rollup');
+
 /** The stored level a read needs: per instance, per tenant, or neither (the smallest). */
-export function latencyLevel(level: Level, perTarget: boolean, foldTenants: boolean): string {
+export function latencyLevel(level: LatencyLevel, perTarget: boolean, foldTenants: boolean): string {
   return perTarget ? level : foldTenants ? `${level}_model` : `${level}_all`;
 }
 
-/** Facts from compacted rows of `level` with bucket in [fromMs, toMs), re-bucketed to `bucketSizeMs`. */
-export function latencyFromRollup(
-  db: Database,
-  level: Level,
-  fromMs: number,
-  toMs: number,
-  bucketSizeMs: number,
-  perTarget = true,
+export interface RollupRead {
+  /** Facts are re-bucketed to this size. */
+  bucketMs: number;
+  /** Per instance (default), else per tenant with instances folded. */
+  perTarget?: boolean;
   /** Fold tenants as rows are read (a view not by tenant): a month of hours per tenant would not fit memory. */
-  foldTenants = false,
+  foldTenants?: boolean;
   /**
    * One time bucket for the whole period (a view not by day or hour): 30 days of per-tenant rows merge as
    * they are read instead of into 73,000 facts of their own (4 s of allocation and GC).
    */
-  foldTime = false,
+  foldTime?: boolean;
+  /** Facts to add to, keyed by latencyKey: several segments decode into one set of sketches, not one each. */
+  into?: Map<string, LatencyFact>;
+}
+
+/** Facts from compacted rows of `level` with bucket in [fromMs, toMs). */
+export function latencyFromRollup(
+  db: Database,
+  level: LatencyLevel,
+  fromMs: number,
+  toMs: number,
+  r: RollupRead,
 ): LatencyFact[] {
-  const out = new Map<string, LatencyFact>();
+  const out = r.into ?? new Map<string, LatencyFact>();
   const rows = db
-    .prepare(`SELECT ${LATENCY_COLS} FROM latency_rollup WHERE level = ? AND bucket_ms >= ? AND bucket_ms < ?`)
+    .prepare(`SELECT ${LATENCY_COLS} FROM ${tableOf(level)} WHERE level = ? AND bucket_ms >= ? AND bucket_ms < ?`)
     .raw()
-    .iterate(latencyLevel(level, perTarget, foldTenants), fromMs, toMs) as Iterable<unknown[]>;
+    .iterate(latencyLevel(level, r.perTarget ?? true, r.foldTenants ?? false), fromMs, toMs) as Iterable<unknown[]>;
   for (const row of rows) {
     // Sketches decode straight into the fact they merge into: no sketch per row.
     const k = keyOfRow(row);
-    k.bucketMs = foldTime ? 0 : floorTo(k.bucketMs, bucketSizeMs);
-    if (foldTenants) k.tenant = ANY_TENANT;
+    k.bucketMs = r.foldTime ? 0 : floorTo(k.bucketMs, r.bucketMs);
+    if (r.foldTenants) k.tenant = ANY_TENANT;
     const key = latencyKey(k);
     let f = out.get(key);
     if (!f) out.set(key, (f = emptyLatencyFact(k)));
@@ -300,11 +316,11 @@ export function factToRow(f: LatencyFact): unknown[] {
 
 export function writeLatencyRollup(
   db: Database,
-  level: Level | 'hour_all' | 'day_all' | 'hour_model' | 'day_model',
+  level: `${LatencyLevel}` | `${LatencyLevel}_all` | `${LatencyLevel}_model`,
   facts: readonly LatencyFact[],
 ): void {
   const insert = db.prepare(
-    `INSERT OR REPLACE INTO latency_rollup (level, ${LATENCY_COLS}) VALUES (${LATENCY_PLACEHOLDERS})`,
+    `INSERT OR REPLACE INTO ${tableOf(level)} (level, ${LATENCY_COLS}) VALUES (${LATENCY_PLACEHOLDERS})`,
   );
   for (const f of facts) insert.run(level, ...factToRow(f));
 }
@@ -320,6 +336,11 @@ export function foldLatencyTargets(facts: readonly LatencyFact[]): LatencyFact[]
   const out = new Map<string, LatencyFact>();
   for (const f of facts) addLatencyFact(out, { ...f, targetId: 0 });
   return [...out.values()];
+}
+
+/** Weeks whose rows are built (latency_week_done). */
+export function latencyWeeksDone(db: Database): Set<number> {
+  return new Set(db.prepare('SELECT bucket_ms FROM latency_week_done').pluck().all() as number[]);
 }
 
 /** Hours compacted before the latency rollups existed and not yet built: read raw until then. */

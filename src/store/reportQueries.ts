@@ -2,11 +2,14 @@ import type { Database } from 'better-sqlite3';
 import { readCompactionState } from './compaction.ts';
 import {
   type LatencyFact,
+  floorToWeek,
   latencyBackfillHours,
   latencyFromRaw,
   latencyFromRollup,
   latencyKey,
+  latencyWeeksDone,
   mergeLatencyFact,
+  WEEK_MS,
 } from './latencyRollups.ts';
 import {
   DAY_MS,
@@ -138,20 +141,56 @@ export function latencySegments(
   return planSegments(db, q, latencyBackfillHours(db));
 }
 
-/** Latency facts for the period (the latency view), bucketed by `bucketMs`, from whichever tables hold them. */
+export type LatencySegment = Omit<Segment, 'source'> & { source: Segment['source'] | 'week' };
+
+/** Built weeks that lie whole inside the day segments read as weeks: a fifth of the rows. */
+function withWeeks(db: Database, segments: readonly Segment[]): LatencySegment[] {
+  const done = latencyWeeksDone(db);
+  if (!done.size) return [...segments];
+  const out: LatencySegment[] = [];
+  for (const s of segments) {
+    if (s.source !== 'day') {
+      out.push(s);
+      continue;
+    }
+    let t = s.fromMs;
+    const firstWeek = floorToWeek(t) < t ? floorToWeek(t) + WEEK_MS : t;
+    for (let w = firstWeek; w + WEEK_MS <= s.toMs; w += WEEK_MS) {
+      if (!done.has(w)) continue;
+      if (t < w) out.push({ source: 'day', fromMs: t, toMs: w });
+      out.push({ source: 'week', fromMs: w, toMs: w + WEEK_MS });
+      t = w + WEEK_MS;
+    }
+    if (t < s.toMs) out.push({ source: 'day', fromMs: t, toMs: s.toMs });
+  }
+  return out;
+}
+
+/**
+ * Latency facts for the period (the latency view), bucketed by `bucketMs` (one bucket with `foldTime`),
+ * from whichever tables hold them; with `foldTime`, whole built weeks come from the weekly rows.
+ */
 export function loadLatencyFacts(
   db: Database,
   q: Omit<FactQuery, 'ledger'> & { tenants: boolean; foldTime?: boolean },
-): { latency: LatencyFact[]; segments: Segment[] } {
-  const segments = latencySegments(db, q);
+): { latency: LatencyFact[]; segments: LatencySegment[] } {
+  const days = latencySegments(db, q);
+  const segments = q.foldTime ? withWeeks(db, days) : days;
   const out = new Map<string, LatencyFact>();
   for (const s of segments) {
     // Not by tenant: no tenant lookups on raw rows, and tenants folded as rollup rows are read.
-    const facts =
-      s.source === 'raw'
-        ? latencyFromRaw(db, s.fromMs, s.toMs, q.bucketMs, q.tenants ? q.tenantKeys : [], q.ledgerPerTarget, q.foldTime)
-        : latencyFromRollup(db, s.source, s.fromMs, s.toMs, q.bucketMs, q.ledgerPerTarget, !q.tenants, q.foldTime);
-    for (const f of facts) {
+    if (s.source !== 'raw') {
+      latencyFromRollup(db, s.source, s.fromMs, s.toMs, {
+        bucketMs: q.bucketMs,
+        perTarget: q.ledgerPerTarget,
+        foldTenants: !q.tenants,
+        foldTime: q.foldTime,
+        into: out,
+      });
+      continue;
+    }
+    const tenantKeys = q.tenants ? q.tenantKeys : [];
+    for (const f of latencyFromRaw(db, s.fromMs, s.toMs, q.bucketMs, tenantKeys, q.ledgerPerTarget, q.foldTime)) {
       const have = out.get(latencyKey(f));
       if (have) mergeLatencyFact(have, f);
       else out.set(latencyKey(f), f);

@@ -57,7 +57,9 @@ export class Retention {
         if (n < SCRAPES_PER_BATCH) break;
         await yieldToEventLoop();
       }
-      for (const table of ['fleet_rollup', 'ledger_rollup', 'latency_rollup']) {
+      // A week some of whose days are gone is read as its remaining days.
+      this.db.prepare('DELETE FROM latency_week_done WHERE bucket_ms < ?').run(rollupCutoff);
+      for (const table of ['fleet_rollup', 'ledger_rollup', 'latency_rollup', 'latency_week']) {
         const buckets = this.db
           .prepare(`SELECT DISTINCT level, bucket_ms FROM ${table} WHERE bucket_ms < ?`)
           .raw()

@@ -33,6 +33,24 @@ export function newSketch(): Sketch {
   return { zero: 0, lo: 0, counts: EMPTY, total: 0 };
 }
 
+// Sketch arrays are carved from shared slabs: a typed array with a backing store of its own costs ~6 µs to
+// allocate (13,000 of them were 76 ms of a 30-day view). Carved regions are never reused, so they start at 0;
+// a slab is freed once no sketch holds a view of it.
+const SLAB = 1 << 16;
+let slab = new Float64Array(0);
+let slabUsed = 0;
+
+function zeros(n: number): Float64Array {
+  if (n > SLAB >> 4) return new Float64Array(n);
+  if (slabUsed + n > slab.length) {
+    slab = new Float64Array(SLAB);
+    slabUsed = 0;
+  }
+  const view = new Float64Array(slab.buffer, slabUsed * 8, n);
+  slabUsed += n;
+  return view;
+}
+
 /** Makes buckets [lo, hi] addressable, keeping what is counted. */
 function reserve(s: Sketch, lo: number, hi: number): void {
   const n = s.counts.length;
@@ -42,7 +60,7 @@ function reserve(s: Sketch, lo: number, hi: number): void {
   const room = Math.max(SLACK, n >> 1);
   const from = n ? (lo < s.lo ? lo - room : s.lo) : lo - SLACK;
   const to = n ? (hi >= s.lo + n ? hi + room : s.lo + n - 1) : hi + SLACK;
-  const counts = new Float64Array(to - from + 1);
+  const counts = zeros(to - from + 1);
   if (n) counts.set(s.counts, s.lo - from);
   s.counts = counts;
   s.lo = from;
