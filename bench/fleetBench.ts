@@ -83,7 +83,8 @@ async function runCachelens(dir: string, sd: string, warmupS: number, measureS: 
       '--config',
       config,
     ],
-    { stdio: ['ignore', 'inherit', 'inherit'] },
+    // As the image runs it (Dockerfile): two malloc arenas.
+    { stdio: ['ignore', 'inherit', 'inherit'], env: { MALLOC_ARENA_MAX: '2', ...process.env } },
   );
   try {
     const startMs = Date.now();
@@ -95,6 +96,13 @@ async function runCachelens(dir: string, sd: string, warmupS: number, measureS: 
     const m = await measure(daemon.pid!, warmupS, measureS);
     clearTimeout(loopMax);
     const eventLoopMaxS = await metricValue(telemetryPort, 'nodejs_eventloop_lag_max_seconds');
+    // Where the RSS is at the end: V8's heap (used and reserved) and memory outside it (Buffers).
+    const mb = async (name: string) => Number((((await metricValue(telemetryPort, name)) ?? 0) / 2 ** 20).toFixed(0));
+    const memory = {
+      heap_used_mb: await mb('nodejs_heap_size_used_bytes'),
+      heap_total_mb: await mb('nodejs_heap_size_total_bytes'),
+      external_mb: await mb('nodejs_external_memory_bytes'),
+    };
     await stop(daemon);
     const db = new BetterSqlite3(join(dir, 'bench.db'), { readonly: true });
     const s = db
@@ -106,6 +114,7 @@ async function runCachelens(dir: string, sd: string, warmupS: number, measureS: 
     return {
       ...m,
       event_loop_delay_max_ms: eventLoopMaxS === undefined ? null : Number((eventLoopMaxS * 1000).toFixed(1)),
+      memory_at_end: memory,
       scrapes: s.n,
       scrapes_up_ratio: Number((s.up / s.n).toFixed(4)),
       mean_scrape_ms: Number(s.dur.toFixed(2)),
@@ -187,6 +196,8 @@ export async function runFleetBench(targets = 1000, warmupS = 20, measureS = 60)
     );
     const load = loadavg()[0]!;
     const cachelens = await runCachelens(dir, sd, warmupS, measureS);
+    // BENCH_FLEET_ONLY=cachelens: skip Prometheus while working on cachelens's side.
+    if (process.env.BENCH_FLEET_ONLY === 'cachelens') return { targets, body_bytes: bodyBytes, cachelens };
     const prometheus = await runPrometheus(dir, sd, warmupS, measureS);
     return {
       targets,
