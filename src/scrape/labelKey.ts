@@ -1,4 +1,5 @@
 /** Label values JSON.stringify leaves as they are: no quote, backslash, control character or surrogate. */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: these are the characters JSON.stringify escapes.
 const PLAIN = /^[^"\\\u0000-\u001f\ud800-\udfff]*$/;
 
 /**
