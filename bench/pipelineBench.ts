@@ -1,6 +1,6 @@
 import { execFileSync, fork, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { writeHeapSnapshot } from 'node:v8';
 import { fileURLToPath } from 'node:url';
@@ -104,6 +104,7 @@ async function fullPath(
   enrich: boolean,
   requests: number,
   ratePerS?: number,
+  detail: 'full' | 'compact' = 'full',
 ) {
   const dir = mkdtempSync(join(tmpdir(), 'cachelens-bench-'));
   const { config } = buildConfig(
@@ -113,7 +114,7 @@ async function fullPath(
       receivers: { grpc: { endpoint: '127.0.0.1:0' }, http: { endpoint: '127.0.0.1:0' } },
       telemetry: { endpoint: '127.0.0.1:0' },
       exporter: { endpoint: `http://127.0.0.1:${info.sinkPort}` },
-      enrich: { span_names: enrich ? ['llm_request'] : ['none'] },
+      enrich: { span_names: enrich ? ['llm_request'] : ['none'], detail },
       log: { level: 'warn' },
     },
     {},
@@ -149,7 +150,9 @@ async function fullPath(
     : undefined;
   const cpu0 = process.cpuUsage();
   const t0 = process.hrtime.bigint();
-  load.send({ transport, port, requests, concurrency: 4, spansPerRequest: SPANS, ratePerS });
+  // At least 20 s (BENCH_PIPELINE_S): runs of 3-7 s differed by up to 2x.
+  const durationS = Number(process.env.BENCH_PIPELINE_S ?? 20);
+  load.send({ transport, port, requests, concurrency: 4, spansPerRequest: SPANS, ratePerS, durationS });
   const done = await waitMessage<{ done?: boolean; received: number }>(load, (m) => !!m.done);
   const wall = Number(process.hrtime.bigint() - t0) / 1e9;
   const cpu = process.cpuUsage(cpu0);
@@ -171,6 +174,7 @@ async function fullPath(
   return {
     transport,
     enrich,
+    detail,
     offered: ratePerS ? `${Math.round(ratePerS * SPANS)} spans/s` : 'as fast as possible',
     spans: done.received,
     wall_s: +wall.toFixed(2),
@@ -196,7 +200,7 @@ async function fullPath(
 }
 
 /** Each full-path run in a fresh process, so its RSS is its own and not what earlier runs left in the heap. */
-function isolated(name: string, requests: number): Promise<unknown> {
+function isolated(name: string, requests: number): Promise<Record<string, unknown>> {
   return new Promise((resolve, reject) => {
     const child = fork(fileURLToPath(new URL('./run.ts', import.meta.url)), ['pipeline'], {
       execArgv: ['--import', 'tsx'],
@@ -205,31 +209,89 @@ function isolated(name: string, requests: number): Promise<unknown> {
     });
     let out = '';
     child.stdout!.on('data', (d: Buffer) => (out += d));
+    // 'exit' comes after the run's load client and sink have exited (the run waits for them).
     child.on('exit', (code) => {
       if (code !== 0) return reject(new Error(`pipeline run ${name} exited ${code}`));
-      resolve((JSON.parse(out) as { pipeline: Record<string, unknown> }).pipeline[name]);
+      resolve((JSON.parse(out) as { pipeline: Record<string, Record<string, unknown>> }).pipeline[name]!);
     });
   });
 }
 
+/** Busy share of every core from /proc/stat between two readings: the machine's load, ours included. */
+function cpuTimes(): { busy: number; total: number } {
+  const [, ...f] = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/);
+  const n = f.map(Number);
+  const idle = n[3]! + (n[4] ?? 0);
+  const total = n.reduce((a, b) => a + b, 0);
+  return { busy: total - idle, total };
+}
+
+const get = (o: unknown, path: string): number => {
+  let v: unknown = o;
+  for (const k of path.split('.')) v = (v as Record<string, unknown>)?.[k];
+  return typeof v === 'number' ? v : Number.NaN;
+};
+
+/** Median and range of the figures that matter over the repeats. */
+function spread(runs: ReadonlyArray<Record<string, unknown>>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const path of [
+    'spans_per_s_wall',
+    'spans_per_cpu_s',
+    'cpu_cores_used',
+    'ack_to_send_ms.p99',
+    'ack_to_downstream_ack_ms.p99',
+    'rss_max_mb',
+  ]) {
+    const xs = runs.map((r) => get(r, path)).sort((a, b) => a - b);
+    out[path] = { median: xs[Math.floor(xs.length / 2)], min: xs[0], max: xs.at(-1) };
+  }
+  return out;
+}
+
+const NAMES = [
+  'grpc_enrich',
+  'grpc_enrich_compact',
+  'grpc_no_enrich',
+  'http_enrich',
+  'http_no_enrich',
+  'grpc_enrich_5k',
+  'grpc_enrich_10k',
+  'grpc_enrich_20k',
+];
+
 export async function runPipelineBench(requests: number): Promise<unknown> {
-  const names = [
-    'grpc_enrich',
-    'grpc_no_enrich',
-    'http_enrich',
-    'http_no_enrich',
-    'grpc_enrich_paced',
-    'grpc_enrich_20k',
-  ];
   // BENCH_PIPELINE_RUNS=grpc_enrich,http_no_enrich runs those in this process (what isolated() uses; also for
   // profiling).
   const only = process.env.BENCH_PIPELINE_RUNS?.split(',');
   if (!only) {
+    const repeats = Number(process.env.BENCH_PIPELINE_REPEATS ?? 3);
     const out: Record<string, unknown> = {
       batch: `${SPANS} spans x 15 attributes`,
+      seconds_per_run: Number(process.env.BENCH_PIPELINE_S ?? 20),
+      repeats,
       in_process: references(Math.max(20, requests / 4)),
     };
-    for (const name of names) out[name] = await isolated(name, requests);
+    const cases = process.env.BENCH_PIPELINE_CASES?.split(',') ?? NAMES;
+    for (const name of cases) {
+      const runs: Array<Record<string, unknown>> = [];
+      const load1m: number[] = [];
+      const machineBusy: number[] = [];
+      for (let i = 0; i < repeats; i++) {
+        load1m.push(Number(loadavg()[0]!.toFixed(2)));
+        const before = cpuTimes();
+        runs.push(await isolated(name, requests));
+        const after = cpuTimes();
+        machineBusy.push(Math.round(((after.busy - before.busy) / (after.total - before.total)) * 100));
+      }
+      out[name] = {
+        ...spread(runs),
+        // The machine around each run: the 1-minute load average before it, and how busy every core was during
+        // it (cachelens, the load client and the sink included).
+        background: { load_average_1m_before: load1m, all_cores_busy_percent: machineBusy },
+        runs,
+      };
+    }
     return out;
   }
   const load = fork(fileURLToPath(new URL('./pipelineLoad.ts', import.meta.url)), [], {
@@ -240,29 +302,27 @@ export async function runPipelineBench(requests: number): Promise<unknown> {
   // sink (forked before this) elsewhere: the issue's one-core figure on a machine with cores to spare.
   if (process.env.BENCH_PIN_CORE)
     execFileSync('taskset', ['-a', '-cp', process.env.BENCH_PIN_CORE, String(process.pid)], { stdio: 'ignore' });
+  // Runs last BENCH_PIPELINE_S seconds; `requests` only caps them.
+  const many = Number.MAX_SAFE_INTEGER;
+  const paced = (spansPerS: number) => () => fullPath(load, info, 'grpc', true, many, spansPerS / SPANS);
   const runs: Record<string, () => Promise<unknown>> = {
-    grpc_enrich: () => fullPath(load, info, 'grpc', true, requests),
-    grpc_no_enrich: () => fullPath(load, info, 'grpc', false, requests),
-    http_enrich: () => fullPath(load, info, 'http', true, requests),
-    http_no_enrich: () => fullPath(load, info, 'http', false, requests),
-    // Latency and memory below saturation: 5,000 spans/s offered over gRPC with enrichment.
-    grpc_enrich_paced: () => fullPath(load, info, 'grpc', true, requests, 5000 / SPANS),
-    // Memory at the issue's 20,000 spans/s, offered steadily rather than as fast as acks come back.
-    grpc_enrich_20k: () =>
-      fullPath(
-        load,
-        info,
-        'grpc',
-        true,
-        Math.max(requests, 400),
-        Number(process.env.BENCH_RATE_SPANS ?? 20000) / SPANS,
-      ),
+    grpc_enrich: () => fullPath(load, info, 'grpc', true, many),
+    grpc_enrich_compact: () => fullPath(load, info, 'grpc', true, many, undefined, 'compact'),
+    grpc_no_enrich: () => fullPath(load, info, 'grpc', false, many),
+    http_enrich: () => fullPath(load, info, 'http', true, many),
+    http_no_enrich: () => fullPath(load, info, 'http', false, many),
+    // Latency and memory below saturation, and RSS at 5k, 10k and 20k spans/s offered steadily.
+    grpc_enrich_5k: paced(5000),
+    grpc_enrich_10k: paced(10_000),
+    grpc_enrich_20k: paced(20_000),
   };
   const out: Record<string, unknown> = {};
   for (const name of only) {
-    if (!runs[name]) throw new Error(`unknown pipeline run ${name} (one of ${names.join(', ')})`);
+    if (!runs[name]) throw new Error(`unknown pipeline run ${name} (one of ${NAMES.join(', ')})`);
     out[name] = await runs[name]();
   }
   load.send({ stop: true });
+  // The next case starts only once this one's load client and sink are gone.
+  await new Promise((r) => load.once('exit', r));
   return out;
 }

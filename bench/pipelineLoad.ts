@@ -31,6 +31,8 @@ process.on(
     concurrency: number;
     spansPerRequest: number;
     ratePerS?: number;
+    /** Send for this long instead of a number of requests (the benchmark's cases run at least 20 s). */
+    durationS?: number;
   }) => {
     if ((msg as unknown as { stop?: boolean }).stop) {
       sinkChild.send({ stop: true });
@@ -61,8 +63,9 @@ process.on(
     const start = received;
     let next = 0;
     const t0 = Date.now();
+    const stopAt = msg.durationS ? t0 + msg.durationS * 1000 : Number.POSITIVE_INFINITY;
     const worker = async (): Promise<void> => {
-      while (next < msg.requests) {
+      while (next < msg.requests && Date.now() < stopAt) {
         const i = next++;
         // Paced mode: request i leaves at its slot, to measure latency below saturation.
         if (msg.ratePerS) {
@@ -73,7 +76,7 @@ process.on(
       }
     };
     await Promise.all(Array.from({ length: msg.concurrency }, worker));
-    const target = start + msg.requests * msg.spansPerRequest;
+    const target = start + next * msg.spansPerRequest;
     while (received < target) await new Promise((r) => setTimeout(r, 5));
     client.close();
     process.send!({ done: true, received: received - start });

@@ -9,6 +9,7 @@ import { Compactor } from '../store/compaction.ts';
 import { Retention } from '../store/retention.ts';
 import { RoundWriter } from '../store/roundWriter.ts';
 import { ScrapeStore } from '../store/scrapeStore.ts';
+import { WalCheckpointer } from '../store/walCheckpointer.ts';
 import type { Logger } from '../telemetry/logger.ts';
 import { TracePipeline } from '../pipeline/tracePipeline.ts';
 import { Registry } from 'prom-client';
@@ -19,6 +20,7 @@ import { registerProcessMetrics, TelemetryServer } from '../telemetry/telemetryS
 
 /** The long-running process: discovery → scheduler → round writer → SQLite, plus retention. */
 export class Daemon {
+  private checkpointer?: WalCheckpointer;
   db?: Database;
   scheduler?: ScrapeScheduler;
   writer?: RoundWriter;
@@ -63,6 +65,10 @@ export class Daemon {
   private async startParts(): Promise<void> {
     const { storage, scrape } = this.config;
     this.db = openDatabase(storage.path, { busyTimeoutMs: storage.busy_timeout });
+    if (storage.path !== ':memory:') {
+      this.checkpointer = new WalCheckpointer(this.db, storage.path, this.log);
+      this.checkpointer.start();
+    }
     const store = new ScrapeStore(this.db);
     this.writer = new RoundWriter(store, this.log, storage.path, storage.max_pending_results);
     const writer = this.writer;
@@ -220,6 +226,7 @@ export class Daemon {
           'exiting with unwritten scrape results (gauges lost; counters stay exact)',
         );
       stage('closing the store');
+      await this.checkpointer?.stop();
       if (this.db?.open) this.db.close();
       stage('stopped');
       this.log.info('cachelens stopped');

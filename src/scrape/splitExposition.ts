@@ -7,6 +7,13 @@ import { lexSampleLine } from './lexSampleLine.ts';
 export const ALL = Symbol('all names');
 
 const SAMPLE_NAME_RE = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/;
+/**
+ * A copy of a kept line that does not point into the body. V8 makes a slice of 13 characters or more a view of
+ * its parent: a model name or series key kept in the counter state held its whole 57 KB body for a scrape
+ * interval, and the young-generation GC copied those bodies (13 ms pauses, 330 MB RSS at 1,000 targets).
+ * Slicing a concatenation flattens it into a new string first.
+ */
+const own = (line: string) => ` ${line}`.slice(1);
 /** What may follow a sample line's name: its labels, or the blank before its value. */
 const isNameEnd = (c: number) => c === 123 /* { */ || c === 32 || c === 9;
 
@@ -48,8 +55,8 @@ export function splitExposition(
     out.present.add(name);
     if (wanted === ALL || wanted.has(name)) {
       const list = out.linesByName.get(name);
-      if (list) list.push(line);
-      else out.linesByName.set(name, [line]);
+      if (list) list.push(own(line));
+      else out.linesByName.set(name, [own(line)]);
     }
   };
   let prevName = '';
@@ -107,7 +114,7 @@ export function splitExposition(
       isNameEnd(body.charCodeAt(from + prevName.length))
     ) {
       out.sampleLines++;
-      if (prevLines) prevLines.push(body.slice(pos, lineEnd));
+      if (prevLines) prevLines.push(own(body.slice(pos, lineEnd)));
     } else {
       let i = from;
       while (i < lineEnd) {
