@@ -224,7 +224,7 @@ describe('the latency view', () => {
     assert.deepEqual(strip(view([raw, raw], 'model,tenant')), strip(view(raw, 'model,tenant')));
   });
 
-  it('a view not by day or hour reads whole weeks from weekly rows, rebuilt when one of their days is redone', async () => {
+  it('a view not by day or hour reads whole weeks, rebuilt when one of their days is redone', async () => {
     const DAY = 24 * HOUR;
     const NOV2 = Date.UTC(2026, 10, 2); // a Monday
     const weekly = join(dir, 'weekly.db');
