@@ -3,22 +3,14 @@
 // timeout for both. CPU (user+system from /proc) and RSS (sampled each second) of each scraper's process
 // only; cachelens's event-loop delay from its own /metrics (prom-client's monitorEventLoopDelay).
 import { type ChildProcess, spawn } from 'node:child_process';
-import { loadavg } from 'node:os';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import BetterSqlite3 from 'better-sqlite3';
 import { stringify as toYaml } from 'yaml';
+import { cpuSeconds, rssMb, sleep, spawnDaemon } from './processes.ts';
 
-const CLK_TCK = 100;
-const cpuSeconds = (pid: number): number => {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / CLK_TCK; // utime + stime
-};
-const rssMb = (pid: number): number =>
-  Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) / 1024;
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const exited = (p: ChildProcess) =>
   p.exitCode !== null || p.signalCode !== null ? Promise.resolve() : new Promise((r) => p.once('exit', r));
 
@@ -73,19 +65,8 @@ async function runCachelens(dir: string, sd: string, warmupS: number, measureS: 
       log: { level: 'warn' },
     }),
   );
-  const daemon = spawn(
-    process.execPath,
-    [
-      // e.g. BENCH_DAEMON_NODE_FLAGS='--cpu-prof --cpu-prof-dir=/tmp/prof' to see where a scrape's CPU goes
-      ...(process.env.BENCH_DAEMON_NODE_FLAGS?.split(' ').filter(Boolean) ?? []),
-      new URL('../bin/cachelens.js', import.meta.url).pathname,
-      'run',
-      '--config',
-      config,
-    ],
-    // As the image runs it (Dockerfile): two malloc arenas.
-    { stdio: ['ignore', 'inherit', 'inherit'], env: { MALLOC_ARENA_MAX: '2', ...process.env } },
-  );
+  // As the image runs it (Dockerfile): two malloc arenas.
+  const daemon = spawnDaemon(config, { MALLOC_ARENA_MAX: '2', ...process.env });
   try {
     const startMs = Date.now();
     // The window's event-loop max: prom-client resets its monitor at each collection.

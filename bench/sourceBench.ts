@@ -3,20 +3,12 @@
 // from Prometheus every 15 s. CPU of the daemon process only, per read and per second; Prometheus's
 // query time as the daemon sees it; bytes read. Goal (issue 17): ≤ 5 % of one core for 2,000 servers.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { stringify as toYaml } from 'yaml';
-
-const CLK_TCK = 100;
-const cpuSeconds = (pid: number): number => {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / CLK_TCK;
-};
-const rssMb = (pid: number): number =>
-  Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) / 1024;
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+import { cpuSeconds, rssMb, sleep, spawnDaemon } from './processes.ts';
 
 async function selfMetrics(port: number): Promise<Map<string, number>> {
   const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
@@ -89,18 +81,7 @@ export async function runSourceBench(servers = 2000, warmupS = 45, measureS = 90
     );
     // Prometheus scrapes everything at least once before cachelens starts reading.
     await sleep(20_000);
-    const daemon = spawn(
-      process.execPath,
-      [
-        // e.g. BENCH_DAEMON_NODE_FLAGS='--cpu-prof --cpu-prof-dir=/tmp/prof' to see where a read's CPU goes
-        ...(process.env.BENCH_DAEMON_NODE_FLAGS?.split(' ').filter(Boolean) ?? []),
-        new URL('../bin/cachelens.js', import.meta.url).pathname,
-        'run',
-        '--config',
-        join(dir, 'cachelens.yaml'),
-      ],
-      { stdio: ['ignore', 'inherit', 'inherit'] },
-    );
+    const daemon = spawnDaemon(join(dir, 'cachelens.yaml'));
     procs.push(daemon);
     await sleep(warmupS * 1000);
     const pid = daemon.pid!;

@@ -15,8 +15,8 @@ import {
 } from './rollups.ts';
 import {
   floorToWeek,
-  foldLatencyTargets,
-  foldLatencyTenants,
+  ANY_TENANT,
+  foldLatency,
   type LatencyFact,
   latencyBackfillHours,
   latencyFromRaw,
@@ -196,10 +196,10 @@ export class Compactor {
       .prepare("DELETE FROM latency_rollup WHERE level IN ('hour', 'hour_all', 'hour_model') AND bucket_ms = ?")
       .run(h);
     const latency = latencyFromRaw(this.db, h, h + HOUR_MS, HOUR_MS, this.opts.tenantKeys);
-    writeLatencyRollup(this.db, 'hour', foldLatencyTenants(latency));
-    const perTenant = foldLatencyTargets(latency);
+    writeLatencyRollup(this.db, 'hour', foldLatency(latency, { tenant: ANY_TENANT }));
+    const perTenant = foldLatency(latency, { targetId: 0 });
     writeLatencyRollup(this.db, 'hour_all', perTenant);
-    writeLatencyRollup(this.db, 'hour_model', foldLatencyTenants(perTenant));
+    writeLatencyRollup(this.db, 'hour_model', foldLatency(perTenant, { tenant: ANY_TENANT }));
   }
 
   /** Sketches merge in code, not SQL: a day's latency rows from its hours'. */

@@ -1,5 +1,5 @@
 import type { Database } from 'better-sqlite3';
-import { floorTo, ledgerRowsSql, type Level, TRACE_REACH_MS } from './rollups.ts';
+import { DAY_MS, floorTo, ledgerRowsSql, type Level, TRACE_REACH_MS } from './rollups.ts';
 import {
   addToSketch,
   decodeSketch,
@@ -216,9 +216,9 @@ const LATENCY_PLACEHOLDERS = Array(1 + LATENCY_COLS.split(',').length)
 
 /** Hours and days in latency_rollup; weeks (Monday 00:00 UTC) in latency_week. */
 export type LatencyLevel = Level | 'week';
-export const WEEK_MS = 7 * 86_400_000;
+export const WEEK_MS = 7 * DAY_MS;
 /** 1970-01-01 was a Thursday: weeks counted from the epoch start on Thursdays, so shift by 4 days. */
-const MONDAY_SHIFT_MS = 4 * 86_400_000;
+const MONDAY_SHIFT_MS = 4 * DAY_MS;
 export const floorToWeek = (ms: number) => floorTo(ms - MONDAY_SHIFT_MS, WEEK_MS) + MONDAY_SHIFT_MS;
 const tableOf = (level: string) => (level.startsWith('week') ? 'latency_week' : 'latency_rollup');
 
@@ -325,16 +325,10 @@ export function writeLatencyRollup(
   for (const f of facts) insert.run(level, ...factToRow(f));
 }
 
-export function foldLatencyTenants(facts: readonly LatencyFact[]): LatencyFact[] {
+/** The same facts with a key part folded: tenants (`{ tenant: ANY_TENANT }`) or instances (`{ targetId: 0 }`). */
+export function foldLatency(facts: readonly LatencyFact[], fold: Partial<LatencyKey>): LatencyFact[] {
   const out = new Map<string, LatencyFact>();
-  for (const f of facts) addLatencyFact(out, { ...f, tenant: ANY_TENANT });
-  return [...out.values()];
-}
-
-/** The same facts with instances folded together (target 0). */
-export function foldLatencyTargets(facts: readonly LatencyFact[]): LatencyFact[] {
-  const out = new Map<string, LatencyFact>();
-  for (const f of facts) addLatencyFact(out, { ...f, targetId: 0 });
+  for (const f of facts) addLatencyFact(out, { ...f, ...fold });
   return [...out.values()];
 }
 

@@ -6,7 +6,7 @@ const ALPHA = 0.01;
 const GAMMA = (1 + ALPHA) / (1 - ALPHA);
 const LOG_GAMMA = Math.log(GAMMA);
 const ZERO_BELOW = 1e-6;
-/** The zero bucket's key in the JSON form that stores written before the binary form hold. */
+/** The zero bucket's key in the JSON form that stores written before 2026-12 hold. */
 const LEGACY_ZERO = -0x80000000;
 /** Room left on each side when a sketch grows, so values added one by one rarely reallocate. */
 const SLACK = 16;
@@ -177,7 +177,6 @@ export function decodeSketch(stored: StoredSketch | undefined, into: Sketch = ne
   const z = readNumber(stored, end);
   const n = readNumber(stored, end);
   let p = at;
-  // The counts are read inline, not through readNumber: this loop runs for every bucket of every row.
   const lo = z % 2 ? -(z + 1) / 2 : z / 2;
   into.zero += zero;
   into.total += zero;
@@ -189,6 +188,7 @@ export function decodeSketch(stored: StoredSketch | undefined, into: Sketch = ne
   let v = 0;
   let scale = 1;
   let left = n;
+  // The counts are read inline, not through readNumber: this loop runs for every bucket of every row.
   while (left > 0) {
     if (p >= end) throw new Error('truncated sketch');
     const c = stored.charCodeAt(p++);
@@ -208,7 +208,7 @@ export function decodeSketch(stored: StoredSketch | undefined, into: Sketch = ne
   return into;
 }
 
-/** The flat JSON array [index, count, …] of stores written before the binary form. */
+/** The flat JSON array [index, count, …] of stores written before 2026-12. */
 function decodeLegacy(text: string, into: Sketch): Sketch {
   const flat = JSON.parse(text) as number[];
   let lo = Infinity;

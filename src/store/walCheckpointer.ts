@@ -15,7 +15,7 @@ const db = new Database(workerData.path, { timeout: 1000 });
 const tick = () => {
   try {
     const [r] = db.pragma('wal_checkpoint(PASSIVE)');
-    parentPort.postMessage({ walPages: r.log, checkpointed: r.checkpointed });
+    parentPort.postMessage({ checkpointed: r.checkpointed });
   } catch (err) {
     parentPort.postMessage({ error: err.message });
   }
@@ -33,10 +33,8 @@ parentPort.on('message', (m) => {
 
 export class WalCheckpointer {
   private worker?: Worker;
-  /** Pages in the WAL at the last checkpoint, and how many of them it copied. */
-  walPages = 0;
+  /** Pages the last checkpoint found copied back into the database file. */
   checkpointed = 0;
-  failures = 0;
 
   constructor(
     private readonly db: Database,
@@ -52,14 +50,12 @@ export class WalCheckpointer {
       workerData: { sqlite, path: this.path, intervalMs: this.intervalMs },
     });
     this.db.pragma('wal_autocheckpoint = 0');
-    worker.on('message', (m: { walPages?: number; checkpointed?: number; error?: string }) => {
+    worker.on('message', (m: { checkpointed?: number; error?: string }) => {
       if (m.error !== undefined) {
-        this.failures++;
         // BUSY while a reader holds an old snapshot is normal; the next tick tries again.
         if (!/busy|locked/i.test(m.error)) this.log.warn({ err: m.error }, 'WAL checkpoint failed; retrying');
         return;
       }
-      this.walPages = m.walPages ?? 0;
       this.checkpointed = m.checkpointed ?? 0;
     });
     worker.on('error', (err) => this.fallBack(err.message));

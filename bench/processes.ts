@@ -1,0 +1,35 @@
+// What the fleet and source benchmarks measure of a process, and how they start the daemon.
+import { type ChildProcess, spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+
+const CLK_TCK = 100;
+
+/** User + system CPU seconds of a process, all its threads, from /proc. */
+export function cpuSeconds(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / CLK_TCK; // utime + stime
+}
+
+export function rssMb(pid: number): number {
+  return Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) / 1024;
+}
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * The real daemon (`bin/cachelens.js run`) on `config`. BENCH_DAEMON_NODE_FLAGS adds Node flags, e.g.
+ * '--cpu-prof --cpu-prof-dir=/tmp/prof' to see where its CPU goes.
+ */
+export function spawnDaemon(config: string, env: NodeJS.ProcessEnv = process.env): ChildProcess {
+  return spawn(
+    process.execPath,
+    [
+      ...(process.env.BENCH_DAEMON_NODE_FLAGS?.split(' ').filter(Boolean) ?? []),
+      new URL('../bin/cachelens.js', import.meta.url).pathname,
+      'run',
+      '--config',
+      config,
+    ],
+    { stdio: ['ignore', 'inherit', 'inherit'], env },
+  );
+}
