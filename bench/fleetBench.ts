@@ -162,9 +162,9 @@ export async function runFleetBench(targets = 1000, warmupS = 20, measureS = 60)
     { stdio: ['ignore', 'pipe', 'inherit'] },
   );
   try {
-    const { port, bodyBytes } = JSON.parse(
+    const { port, bodyBytes, gzipBytes } = JSON.parse(
       await new Promise<string>((resolve) => createInterface({ input: server.stdout! }).once('line', resolve)),
-    ) as { port: number; bodyBytes: number };
+    ) as { port: number; bodyBytes: number; gzipBytes: number };
     const sd = join(dir, 'fleet.json');
     writeFileSync(
       sd,
@@ -178,13 +178,14 @@ export async function runFleetBench(targets = 1000, warmupS = 20, measureS = 60)
     const load = loadavg()[0]!;
     const cachelens = await runCachelens(dir, sd, warmupS, measureS);
     // BENCH_FLEET_ONLY=cachelens: skip Prometheus while working on cachelens's side.
-    if (process.env.BENCH_FLEET_ONLY === 'cachelens') return { targets, body_bytes: bodyBytes, cachelens };
+    const body = { body_bytes: bodyBytes, gzip_bytes: gzipBytes || null };
+    if (process.env.BENCH_FLEET_ONLY === 'cachelens') return { targets, ...body, cachelens };
     const prometheus = await runPrometheus(dir, sd, warmupS, measureS);
     return {
       targets,
       interval: '5s',
       timeout: '4s',
-      body_bytes: bodyBytes,
+      ...body,
       warmup_s: warmupS,
       load_average_1m_before: Number(load.toFixed(2)),
       cachelens,
