@@ -49,5 +49,7 @@ const server = http.createServer((req, res) => {
 server.keepAliveTimeout = 60_000;
 server.listen(port, '127.0.0.1', () => {
   const addr = server.address() as { port: number };
-  process.stdout.write(`${JSON.stringify({ port: addr.port, bodyBytes: full.length, gzipBytes: gzip ? gzipSync(full).length : 0 })}\n`);
+  process.stdout.write(
+    `${JSON.stringify({ port: addr.port, bodyBytes: full.length, gzipBytes: gzip ? gzipSync(full).length : 0 })}\n`,
+  );
 });
