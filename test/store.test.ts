@@ -155,3 +155,82 @@ describe('the scrape store', () => {
     db.close();
   });
 });
+
+describe('counter state written only when it changes (migration 008)', () => {
+  const body = (prompt: number, gen: number, preempt?: number) =>
+    `vllm:prompt_tokens_total{engine="0",model_name="m"} ${prompt}\n` +
+    `vllm:generation_tokens_total{engine="0",model_name="m"} ${gen}\n` +
+    (preempt === undefined ? '' : `vllm:num_preemptions_total{engine="0",model_name="m"} ${preempt}\n`) +
+    'vllm:kv_cache_usage_perc{engine="0",model_name="m"} 0.5\n';
+  const at = (tsMs: number, text: string): ScrapeResult => ({
+    target,
+    startedMs: tsMs,
+    durationMs: 3,
+    up: true,
+    ...normalizeBody(target, text),
+  });
+  const deltas = (db: BetterSqlite3.Database, signal: string) =>
+    db
+      .prepare(
+        'SELECT d.ts_ms, d.delta, d.interval_ms FROM counter_deltas d JOIN series s ON s.id = d.series_id ' +
+          "WHERE s.signal = ? AND s.engine = '' ORDER BY d.ts_ms",
+      )
+      .raw()
+      .all(signal);
+
+  it('after a restart, unchanged series count from the last scrape and gone ones from when last seen', () => {
+    const path = tmpDb();
+    let db = openDatabase(path);
+    let store = new ScrapeStore(db);
+    store.writeRound([at(1000, body(100, 50, 1))]);
+    store.writeRound([at(2000, body(100, 50, 1))]);
+    store.writeRound([at(3000, body(100, 50))]); // preemptions gone from an up scrape
+    store.writeRound([at(4000, body(100, 50))]);
+    const stateTs = db
+      .prepare('SELECT series_key, ts_ms, absent FROM counter_state ORDER BY series_key')
+      .raw()
+      .all() as Array<[string, number, number]>;
+    assert.deepEqual(
+      stateTs.map(([k, ts, absent]) => [k.split('{')[0], ts, absent]),
+      [
+        ['vllm:generation_tokens_total', 1000, 0],
+        ['vllm:num_preemptions_total', 2000, 1],
+        ['vllm:prompt_tokens_total', 1000, 0],
+      ],
+      'unchanged rows are not rewritten; the gone series is marked once, with the time it was last seen',
+    );
+    db.close();
+    db = openDatabase(path);
+    store = new ScrapeStore(db);
+    store.writeRound([at(10_000, body(130, 60, 2))]);
+    store.writeRound([at(70_000, body(130, 60, 2))]);
+    // Intervals run from the last scrape that saw each series, as if every row had been rewritten each time.
+    assert.deepEqual(deltas(db, 'prompt_tokens').slice(-2), [
+      [10_000, 30, 6000],
+      [70_000, 0, 60_000],
+    ]);
+    assert.deepEqual(deltas(db, 'generation_tokens').slice(-2), [
+      [10_000, 10, 6000],
+      [70_000, 0, 60_000],
+    ]);
+    assert.deepEqual(deltas(db, 'preemptions'), [
+      [2000, 0, 1000],
+      [10_000, 1, 8000],
+      [70_000, 0, 60_000],
+    ]);
+    // Zero deltas skip the rollup upsert but the minute row still exists, with the same sums.
+    const rollups = db
+      .prepare(
+        'SELECT r.minute_ms, r.delta_sum FROM rollup_minute r JOIN series s ON s.id = r.series_id ' +
+          "WHERE s.signal = 'prompt_tokens' AND s.engine = '' ORDER BY r.minute_ms",
+      )
+      .raw()
+      .all();
+    assert.deepEqual(rollups, [
+      [0, 30],
+      [60_000, 0],
+    ]);
+    assert.equal(db.prepare('SELECT last_seen_ms FROM targets').pluck().get(), 70_000);
+    db.close();
+  });
+});

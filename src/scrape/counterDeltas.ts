@@ -5,6 +5,8 @@ export interface CounterState {
   value: number;
   createdSeconds?: number;
   tsMs: number;
+  /** Missing from its target's last successful scrape: tsMs is when it was last seen. */
+  absent?: boolean;
 }
 
 export interface SeriesDelta {

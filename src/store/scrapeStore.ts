@@ -26,6 +26,19 @@ function cachedSplitDisagrees(deltas: ReadonlyMap<string, number>): boolean {
   return Math.abs((local ?? 0) + (external ?? 0) - cached) > 0.5;
 }
 
+interface TargetRow {
+  id: number;
+  instance: string;
+  labels: string;
+  profile: string | null;
+  /** The minute last_seen_ms was last moved to. */
+  seenMinute: number;
+}
+
+/** Does a series' stored state need rewriting? Only when what a later delta is computed from changed. */
+const stateChanged = (p: CounterState | undefined, st: CounterState) =>
+  !p || p.absent || p.value !== st.value || p.createdSeconds !== st.createdSeconds;
+
 /**
  * Writes scrape rounds. Counter deltas are computed inside the write transaction from the stored state,
  * and the in-memory copy of that state only advances once the transaction commits: a round that fails
@@ -42,6 +55,12 @@ export class ScrapeStore implements StoredScrapes {
   private readonly lastUpMs = new Map<number, number>();
   /** target key → last scrape time, up or down: where a read from Prometheus continues. */
   private readonly lastScrape = new Map<string, number>();
+  /** target key → its targets row as last written, and the minute of the last last_seen_ms update. */
+  private readonly targetRows = new Map<string, TargetRow>();
+  /** A target's labels as stored, by the labels object (one per target until file_sd changes it). */
+  private readonly labelsJson = new WeakMap<object, string>();
+  /** series id → the minute its counter rollup row was last written in (a zero delta adds nothing to it). */
+  private readonly rollupMinute = new Map<number, number>();
   private readonly stmt: Record<string, Statement>;
 
   constructor(private readonly db: Database) {
@@ -51,7 +70,7 @@ export class ScrapeStore implements StoredScrapes {
           @instance, @labels, @profile, @ts, @ts)
          ON CONFLICT(url) DO UPDATE SET instance = excluded.instance, labels_json = excluded.labels_json,
            profile = coalesce(excluded.profile, targets.profile), last_seen_ms = excluded.last_seen_ms
-         RETURNING id`,
+         RETURNING id, profile`,
       ),
       insertScrape: db.prepare(
         'INSERT INTO scrapes (target_id, ts_ms, duration_ms, up, samples, parse_errors, profile, error) VALUES (?, ' +
@@ -82,9 +101,10 @@ export class ScrapeStore implements StoredScrapes {
            gauge_count = coalesce(gauge_count, 0) + 1, gauge_last = excluded.gauge_last`,
       ),
       upsertState: db.prepare(
-        'INSERT OR REPLACE INTO counter_state (target_id, series_key, value, created_seconds, ts_ms) VALUES (?, ?, ' +
-          '?, ?, ?)',
+        'INSERT OR REPLACE INTO counter_state (target_id, series_key, value, created_seconds, ts_ms, absent) ' +
+          'VALUES (?, ?, ?, ?, ?, ?)',
       ),
+      touchTarget: db.prepare('UPDATE targets SET last_seen_ms = max(last_seen_ms, ?) WHERE id = ?'),
     };
     this.loadState();
   }
@@ -92,24 +112,49 @@ export class ScrapeStore implements StoredScrapes {
   private loadState(): void {
     // One index lookup per target (scrapes_target_ts), not a scan of every scrape.
     const rows = this.db
-      .prepare('SELECT id, url, (SELECT max(ts_ms) FROM scrapes WHERE target_id = targets.id) AS last FROM targets')
-      .all() as Array<{ id: number; url: string; last: number | null }>;
+      .prepare(
+        `SELECT id, url, instance, labels_json AS labels, profile,
+           (SELECT max(ts_ms) FROM scrapes WHERE target_id = targets.id) AS last,
+           (SELECT max(ts_ms) FROM scrapes WHERE target_id = targets.id AND up = 1) AS lastUp
+         FROM targets`,
+      )
+      .all() as Array<{
+      id: number;
+      url: string;
+      instance: string;
+      labels: string;
+      profile: string | null;
+      last: number | null;
+      lastUp: number | null;
+    }>;
     for (const row of rows) {
       this.targetIds.set(row.url, row.id);
+      this.targetRows.set(row.url, { ...row, seenMinute: -1 });
       if (row.last !== null) this.lastScrape.set(row.url, row.last);
+      if (row.lastUp !== null) this.lastUpMs.set(row.id, row.lastUp);
     }
     for (const row of this.db
-      .prepare('SELECT target_id, series_key, value, created_seconds, ts_ms FROM counter_state')
+      .prepare('SELECT target_id, series_key, value, created_seconds, ts_ms, absent FROM counter_state')
       .iterate() as Iterable<{
       target_id: number;
       series_key: string;
       value: number;
       created_seconds: number | null;
       ts_ms: number;
+      absent: number;
     }>) {
       let m = this.state.get(row.target_id);
       if (!m) this.state.set(row.target_id, (m = new Map()));
-      m.set(row.series_key, { value: row.value, createdSeconds: row.created_seconds ?? undefined, tsMs: row.ts_ms });
+      // A series in its target's last successful scrape was seen then, even if its row was last written earlier.
+      const lastUp = this.lastUpMs.get(row.target_id);
+      const tsMs = row.absent || lastUp === undefined ? row.ts_ms : Math.max(row.ts_ms, lastUp);
+      m.set(row.series_key, {
+        value: row.value,
+        createdSeconds: row.created_seconds ?? undefined,
+        tsMs,
+        absent: row.absent === 1 || undefined,
+      });
+      // Stores written before migration 008 may hold state newer than their scrape rows' view of "up".
       this.lastUpMs.set(row.target_id, Math.max(this.lastUpMs.get(row.target_id) ?? 0, row.ts_ms));
     }
   }
@@ -133,6 +178,34 @@ export class ScrapeStore implements StoredScrapes {
     return cached.id;
   }
 
+  /**
+   * The target's id. Its row is written when it is new or its instance, labels or profile changed, and its
+   * last_seen_ms moves once a minute: rewriting it on every scrape was one statement in fifty.
+   */
+  private targetId(r: ScrapeResult, minute: number, pending: Map<string, TargetRow>): number {
+    const key = r.target.key;
+    const known = pending.get(key) ?? this.targetRows.get(key);
+    let labels = this.labelsJson.get(r.target.labels);
+    if (labels === undefined) this.labelsJson.set(r.target.labels, (labels = JSON.stringify(r.target.labels)));
+    const profile = r.profile ?? known?.profile ?? null;
+    if (known && known.instance === r.target.instance && known.labels === labels && known.profile === profile) {
+      if (known.seenMinute !== minute) {
+        this.stmt.touchTarget!.run(r.startedMs, known.id);
+        pending.set(key, { ...known, seenMinute: minute });
+      }
+      return known.id;
+    }
+    const row = this.stmt.upsertTarget!.get({
+      url: key,
+      instance: r.target.instance,
+      labels,
+      profile: r.profile ?? null,
+      ts: r.startedMs,
+    }) as { id: number; profile: string | null };
+    pending.set(key, { id: row.id, instance: r.target.instance, labels, profile: row.profile, seenMinute: minute });
+    return row.id;
+  }
+
   /** Writes one round in one transaction: all of it or nothing. */
   writeRound(results: ScrapeResult[]): RoundSummary {
     const summary: RoundSummary = { scrapes: results.length, deltas: 0, gauges: 0, resets: 0, cachedDisagreements: 0 };
@@ -141,16 +214,12 @@ export class ScrapeStore implements StoredScrapes {
     const pendingTargetIds = new Map<string, number>();
     // Not a copy of every series id each round (20,000 for 1,000 targets): only those this round mints or updates.
     this.touchedInRound = [];
+    const pendingTargetRows = new Map<string, TargetRow>();
+    const pendingRollupMinute = new Map<number, number>();
     const write = this.db.transaction(() => {
       for (const r of results) {
-        const targetRow = this.stmt.upsertTarget!.get({
-          url: r.target.key,
-          instance: r.target.instance,
-          labels: JSON.stringify(r.target.labels),
-          profile: r.profile ?? null,
-          ts: r.startedMs,
-        }) as { id: number };
-        const targetId = targetRow.id;
+        const minute = Math.floor(r.startedMs / MINUTE_MS) * MINUTE_MS;
+        const targetId = this.targetId(r, minute, pendingTargetRows);
         pendingTargetIds.set(r.target.key, targetId);
         this.stmt.insertScrape!.run(
           targetId,
@@ -175,7 +244,6 @@ export class ScrapeStore implements StoredScrapes {
             m.set(a.signal, a.delta);
           }
         for (const m of byModel.values()) if (cachedSplitDisagrees(m)) summary.cachedDisagreements++;
-        const minute = Math.floor(r.startedMs / MINUTE_MS) * MINUTE_MS;
         for (const a of aggregated) {
           const id = this.seriesId(targetId, a);
           if (a.kind === 'gauge') {
@@ -183,17 +251,34 @@ export class ScrapeStore implements StoredScrapes {
             this.stmt.rollupGauge!.run(id, minute, a.value, a.value, a.value, a.value);
             summary.gauges++;
           } else if (a.delta !== undefined) {
-            this.stmt.insertDelta!.run(id, r.startedMs, a.intervalMs, a.delta, a.value, a.resets ?? 0);
-            this.stmt.rollupCounter!.run(id, minute, a.delta, a.resets ?? 0);
+            const resets = a.resets ?? 0;
+            this.stmt.insertDelta!.run(id, r.startedMs, a.intervalMs, a.delta, a.value, resets);
+            // A zero delta adds nothing to a minute row that already exists; it only has to make the row exist.
+            if (
+              a.delta !== 0 ||
+              resets !== 0 ||
+              (pendingRollupMinute.get(id) ?? this.rollupMinute.get(id)) !== minute
+            ) {
+              this.stmt.rollupCounter!.run(id, minute, a.delta, resets);
+              pendingRollupMinute.set(id, minute);
+            }
             summary.deltas++;
-            if (a.engine === '') summary.resets += a.resets ?? 0;
+            if (a.engine === '') summary.resets += resets;
           }
         }
         const merged = new Map(prev);
         for (const [key, st] of nextState) {
+          if (stateChanged(prev.get(key), st))
+            this.stmt.upsertState!.run(targetId, key, st.value, st.createdSeconds ?? null, st.tsMs, 0);
           merged.set(key, st);
-          this.stmt.upsertState!.run(targetId, key, st.value, st.createdSeconds ?? null, st.tsMs);
         }
+        // A series gone from an up scrape keeps the time it was last seen; say so once, for a restart to read.
+        for (const [key, st] of prev)
+          if (!st.absent && !nextState.has(key)) {
+            const gone = { ...st, absent: true };
+            this.stmt.upsertState!.run(targetId, key, st.value, st.createdSeconds ?? null, st.tsMs, 1);
+            merged.set(key, gone);
+          }
         pendingState.set(targetId, merged);
         pendingUp.set(targetId, r.startedMs);
       }
@@ -208,6 +293,8 @@ export class ScrapeStore implements StoredScrapes {
     for (const [id, m] of pendingState) this.state.set(id, m);
     for (const [id, ts] of pendingUp) this.lastUpMs.set(id, ts);
     for (const [url, id] of pendingTargetIds) this.targetIds.set(url, id);
+    for (const [url, row] of pendingTargetRows) this.targetRows.set(url, row);
+    for (const [id, minute] of pendingRollupMinute) this.rollupMinute.set(id, minute);
     for (const r of results)
       this.lastScrape.set(r.target.key, Math.max(this.lastScrape.get(r.target.key) ?? r.startedMs, r.startedMs));
     return summary;
