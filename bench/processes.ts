@@ -16,14 +16,18 @@ export function rssMb(pid: number): number {
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** Node flags of the image's ENTRYPOINT (Dockerfile; test/compose.test.ts checks that they agree). */
+export const IMAGE_NODE_FLAGS = ['--max-semi-space-size=8'];
+
 /**
- * The real daemon (`bin/cachelens.js run`) on `config`. BENCH_DAEMON_NODE_FLAGS adds Node flags, e.g.
+ * The real daemon (`bin/cachelens.js run`) on `config`, run as the image runs it. BENCH_DAEMON_NODE_FLAGS adds Node flags, e.g.
  * '--cpu-prof --cpu-prof-dir=/tmp/prof' to see where its CPU goes.
  */
 export function spawnDaemon(config: string, env: NodeJS.ProcessEnv = process.env): ChildProcess {
   return spawn(
     process.execPath,
     [
+      ...IMAGE_NODE_FLAGS,
       ...(process.env.BENCH_DAEMON_NODE_FLAGS?.split(' ').filter(Boolean) ?? []),
       new URL('../bin/cachelens.js', import.meta.url).pathname,
       'run',

@@ -1,5 +1,6 @@
 // Shared parts of the reliability suite: the real CLI as a child process, OTLP clients that count
 // what was acknowledged, a downstream that counts what arrived, and RSS sampling.
+import { IMAGE_NODE_FLAGS } from '../bench/processes.ts';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -82,7 +83,8 @@ export class DaemonProcess {
   }
 
   start(): DaemonHandle {
-    const child = spawn(process.execPath, [BIN, 'run', '--config', this.configPath], {
+    // As the image runs it (Dockerfile ENTRYPOINT).
+    const child = spawn(process.execPath, [...IMAGE_NODE_FLAGS, BIN, 'run', '--config', this.configPath], {
       stdio: ['ignore', 'ignore', 'pipe'],
     });
     const stderr: string[] = [];

@@ -11,6 +11,7 @@ import { demoModelState, renderVllmExposition } from '../src/demo/vllmExposition
 import { registerScrapeMetrics } from '../src/scrape/metrics.ts';
 import { registerProcessMetrics } from '../src/telemetry/telemetryServer.ts';
 import { PipelineMetrics, registerSpoolMetrics } from '../src/pipeline/metrics.ts';
+import { IMAGE_NODE_FLAGS } from '../bench/processes.ts';
 
 const ROOT = new URL('..', import.meta.url).pathname;
 const read = (p: string) => readFileSync(join(ROOT, p), 'utf8');
@@ -85,6 +86,11 @@ describe('docker-compose.yml', () => {
     // The image runs the compiled dist/, built by npm ci's prepare script, without dev dependencies.
     assert.match(dockerfile, /RUN npm ci[^\n]*&& npm prune --omit=dev/);
     assert.match(dockerfile, /COPY --from=build \/app\/dist dist/);
+    // The benchmarks run the daemon with the image's Node flags, so their figures are the image's.
+    const entry = /^ENTRYPOINT (\[.*\])$/m.exec(dockerfile);
+    assert.ok(entry, 'Dockerfile has an exec-form ENTRYPOINT');
+    assert.deepEqual(JSON.parse(entry[1]!), ['node', ...IMAGE_NODE_FLAGS, 'bin/cachelens.js']);
+    assert.match(dockerfile, /^ENV MALLOC_ARENA_MAX=2$/m);
   });
 
   it(
