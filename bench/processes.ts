@@ -21,7 +21,7 @@ export const IMAGE_NODE_FLAGS = ['--max-semi-space-size=8'];
 
 /**
  * The real daemon (`bin/cachelens.js run`) on `config`, run as the image runs it. BENCH_DAEMON_NODE_FLAGS adds
- * Node flags, e.g. * '--cpu-prof --cpu-prof-dir=/tmp/prof' to see where its CPU goes.
+ * Node flags, e.g. '--cpu-prof --cpu-prof-dir=/tmp/prof' to see where its CPU goes.
  */
 export function spawnDaemon(config: string, env: NodeJS.ProcessEnv = process.env): ChildProcess {
   return spawn(
