@@ -15,6 +15,14 @@ const BODY = Array.from({ length: 2000 }, (_, i) => `vllm:num_requests_running{m
 // 4 GiB of zeros in 4 MB: 64 members of 64 MiB each. Inflated whole, it passes Node's largest Buffer.
 const member = gzipSync(Buffer.alloc(64 * 1024 * 1024));
 const BOMB = Buffer.concat(Array.from({ length: 64 }, () => member));
+// Inflated on the thread pool (over 256 KB compressed), as a Prometheus answer for a fleet is: random values
+// that gzip cannot shrink much.
+const LARGE = Array.from(
+  { length: 40_000 },
+  (_, i) => `vllm:prompt_tokens_total{pod="p${i}",model_name="m"} ${Math.random()}${Math.random()}`,
+)
+  .concat('')
+  .join('\n');
 
 type Answer = (req: http.IncomingMessage, res: http.ServerResponse) => void;
 const answers: Record<string, Answer> = {
@@ -41,6 +49,25 @@ const answers: Record<string, Answer> = {
   '/bomb': (_q, res) => {
     res.setHeader('Content-Encoding', 'gzip');
     res.end(BOMB);
+  },
+  // 64 MiB of zeros in 64 KB: small enough to inflate synchronously.
+  '/small-bomb': (_q, res) => {
+    res.setHeader('Content-Encoding', 'gzip');
+    res.end(member);
+  },
+  '/large-gzip': (_q, res) => {
+    res.setHeader('Content-Encoding', 'gzip');
+    const gz = gzipSync(LARGE);
+    assert.ok(gz.length > 256 * 1024, `${gz.length} bytes compressed`);
+    res.end(gz);
+  },
+  '/large-deflate': (_q, res) => {
+    res.setHeader('Content-Encoding', 'deflate');
+    res.end(deflateSync(LARGE));
+  },
+  '/large-garbage': (_q, res) => {
+    res.setHeader('Content-Encoding', 'gzip');
+    res.end(Buffer.concat([Buffer.from([0x1f, 0x8b]), Buffer.alloc(512 * 1024, 7)]));
   },
   '/garbage': (_q, res) => {
     res.setHeader('Content-Encoding', 'gzip');
@@ -93,9 +120,21 @@ describe('fetchExposition: encodings and limits', () => {
     });
 
   it('a gzip bomb stops at scrape.max_body_bytes after inflation, with a clear error', async () => {
-    const err = await failure('/bomb', 8 * 1024 * 1024);
-    assert.equal(err.reason, 'too_large');
-    assert.match(err.message, /body exceeds 8388608 bytes \(scrape\.max_body_bytes\)/);
+    for (const path of ['/bomb', '/small-bomb']) {
+      const err = await failure(path, 8 * 1024 * 1024);
+      assert.equal(err.reason, 'too_large', path);
+      assert.match(err.message, /body exceeds 8388608 bytes \(scrape\.max_body_bytes\)/, path);
+    }
+  });
+
+  it('a large compressed answer inflates off the event loop to the same body', async () => {
+    for (const path of ['/large-gzip', '/large-deflate']) {
+      const r = await get(path, 64 * 1024 * 1024);
+      assert.equal(r.body, LARGE, path);
+    }
+    const err = await failure('/large-garbage');
+    assert.equal(err.reason, 'decode');
+    assert.match(err.message, /^cannot decode gzip: /);
   });
 
   it('an identity body over the cap is too_large', async () => {

@@ -92,6 +92,12 @@ export interface FetchOptions {
   readErrorBodies?: boolean;
 }
 
+/**
+ * Compressed bodies up to this size inflate synchronously (a gzipped vLLM body is 4–10 KB); larger ones, such
+ * as Prometheus API answers of several MB, on the thread pool, where ~10 ms of inflation does not hold the loop.
+ */
+const SYNC_INFLATE_MAX_BYTES = 256 * 1024;
+
 /** GETs a target's /metrics. The size cap applies after decompression, so a gzip bomb stops at the cap. */
 export function fetchExposition(
   t: Target,
@@ -144,13 +150,8 @@ export function fetchExposition(
         return fail(new ScrapeError(`HTTP ${status} ${res.statusMessage ?? ''}`.trim(), 'http_status'));
       }
       const encoding = (res.headers['content-encoding'] ?? '').toLowerCase();
-      const inflate =
-        encoding === 'gzip' || encoding === 'x-gzip'
-          ? zlib.gunzipSync
-          : encoding === 'deflate'
-            ? zlib.inflateSync
-            : undefined;
-      if (!inflate && encoding !== '' && encoding !== 'identity')
+      const gzip = encoding === 'gzip' || encoding === 'x-gzip';
+      if (!gzip && encoding !== 'deflate' && encoding !== '' && encoding !== 'identity')
         return fail(new ScrapeError(`unsupported Content-Encoding ${encoding}`, 'decode'));
       const tooLarge = () =>
         fail(new ScrapeError(`body exceeds ${maxBodyBytes} bytes (scrape.max_body_bytes)`, 'too_large'));
@@ -166,19 +167,8 @@ export function fetchExposition(
         chunks.push(chunk);
       });
       res.on('error', (err: Error) => fail(new ScrapeError(`body: ${err.message}`, 'connect')));
-      res.on('end', () => {
+      const done = (body: Buffer) => {
         if (settled) return;
-        let body = Buffer.concat(chunks, bytes);
-        if (inflate)
-          try {
-            // One synchronous inflation of the whole body (~50 µs for 57 KB): a zlib stream per scrape, or the
-            // thread pool's hand-off, cost 250–300 µs of CPU more per scrape (bench/README).
-            // maxOutputLength stops a gzip bomb at the cap.
-            body = inflate(body, { maxOutputLength: maxBodyBytes });
-          } catch (err) {
-            if ((err as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') return tooLarge();
-            return fail(new ScrapeError(`cannot decode ${encoding}: ${(err as Error).message}`, 'decode'));
-          }
         settled = true;
         clearTimeout(timer);
         resolve({
@@ -187,6 +177,32 @@ export function fetchExposition(
           contentType: String(res.headers['content-type'] ?? ''),
           bodyBytes: body.length,
         });
+      };
+      const inflateFailed = (err: unknown) =>
+        (err as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE'
+          ? tooLarge()
+          : fail(new ScrapeError(`cannot decode ${encoding}: ${(err as Error).message}`, 'decode'));
+      res.on('end', () => {
+        if (settled) return;
+        const raw = Buffer.concat(chunks, bytes);
+        if (encoding === '' || encoding === 'identity') return done(raw);
+        // maxOutputLength stops a gzip bomb at the cap.
+        const opts = { maxOutputLength: maxBodyBytes };
+        if (raw.length <= SYNC_INFLATE_MAX_BYTES) {
+          // One synchronous inflation of a /metrics body (~50 µs for 57 KB): a zlib stream per scrape, or the
+          // thread pool's hand-off, cost 250–300 µs of CPU more per scrape (bench/README).
+          let body: Buffer;
+          try {
+            body = gzip ? zlib.gunzipSync(raw, opts) : zlib.inflateSync(raw, opts);
+          } catch (err) {
+            return inflateFailed(err);
+          }
+          return done(body);
+        }
+        // A large answer (a Prometheus query for a whole fleet) inflates on the thread pool, off the event loop.
+        const cb = (err: Error | null, body: Buffer) => (err ? inflateFailed(err) : done(body));
+        if (gzip) zlib.gunzip(raw, opts, cb);
+        else zlib.inflate(raw, opts, cb);
       });
     });
     req.end();
