@@ -1,7 +1,8 @@
-// `npm run bench [-- parse|fleet|pipeline|ledger|report|merge|source|bytes]`: prints one JSON object per benchmark;
-// figures go in bench/README.md.
+// `npm run bench [-- parse|fleet|pipeline|memory|ledger|report|merge|source|bytes]`: prints one JSON object per
+// benchmark; figures go in bench/README.md.
 import { runFleetBench } from './fleetBench.ts';
 import { runLedgerBench } from './ledgerBench.ts';
+import { runMemoryBench } from './memoryBench.ts';
 import { runMergeBench } from './mergeBench.ts';
 import { runParseBench } from './parseBench.ts';
 import { runPipelineBench } from './pipelineBench.ts';
@@ -20,6 +21,11 @@ if (which === 'all' || which === 'fleet')
   );
 if (which === 'all' || which === 'pipeline')
   out.pipeline = await runPipelineBench(Number(process.env.BENCH_REQUESTS ?? 400));
+if (which === 'all' || which === 'memory')
+  out.memory = await runMemoryBench(
+    (process.env.BENCH_MEMORY_RATES ?? '5000,10000').split(',').map(Number),
+    Number(process.env.BENCH_MEMORY_S ?? 30),
+  );
 if (which === 'all' || which === 'ledger') out.ledger = runLedgerBench(Number(process.env.BENCH_LEDGER_BATCHES ?? 400));
 if (which === 'all' || which === 'report') {
   const env = (k: string, d: number) => Number(process.env[k] ?? d);
