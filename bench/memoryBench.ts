@@ -43,7 +43,10 @@ export async function runMemoryBench(rates: number[], seconds: number): Promise<
     scrape: {
       interval: '1s',
       timeout: '500ms',
-      targets: Array.from({ length: TARGETS }, (_, i) => ({ url: `${base}/t/${i}`, labels: { instance: `vllm-${i}` } })),
+      targets: Array.from({ length: TARGETS }, (_, i) => ({
+        url: `${base}/t/${i}`,
+        labels: { instance: `vllm-${i}` },
+      })),
     },
     exporter: { endpoint: `http://127.0.0.1:${sinkPort}` },
   }).init();
