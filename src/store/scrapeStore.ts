@@ -154,7 +154,7 @@ export class ScrapeStore implements StoredScrapes {
         tsMs,
         absent: row.absent === 1 || undefined,
       });
-      // Stores written before migration 008 may hold state newer than their scrape rows' view of "up".
+      // Retention may have deleted a target's scrape rows; its state rows still say when it was last up.
       this.lastUpMs.set(row.target_id, Math.max(this.lastUpMs.get(row.target_id) ?? 0, row.ts_ms));
     }
   }
