@@ -2,32 +2,17 @@
 // image's Node flags) at a fixed rate of vLLM request spans, enrichment on, forwarding to a gRPC sink. RSS idle
 // and at each rate (maximum of 1 s samples), the daemon's CPU over the same window, and where the memory sits
 // at the end (V8's heap, Buffers) from its own /metrics.
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { Server, ServerCredentials, type sendUnaryData, type ServerUnaryCall } from '@grpc/grpc-js';
-import { demoModelState, renderVllmExposition } from '../src/demo/vllmExposition.ts';
 import { TRACE_SERVICE } from '../src/pipeline/receivers/grpcReceiver.ts';
-import { AckingClient, DaemonProcess } from '../reliability/lib.ts';
+import { AckingClient, DaemonProcess, growingFleet, SpanDriver } from '../reliability/lib.ts';
 import { cpuSeconds, sleep } from './processes.ts';
-import { VllmLoad } from './vllmLoad.ts';
 
 const TARGETS = 4;
 const BATCH = 200;
 const WORKERS = 4;
 
 export async function runMemoryBench(rates: number[], seconds: number): Promise<Record<string, unknown>> {
-  let scrapes = 0;
-  const fleet = http.createServer((_q, res) => {
-    scrapes++;
-    res.writeHead(200, { 'Content-Type': 'text/plain; version=0.0.4' });
-    res.end(
-      renderVllmExposition([
-        { ...demoModelState('llama'), promptTokens: 1000 * scrapes, prefixCacheHits: 400 * scrapes },
-      ]),
-    );
-  });
-  await new Promise<void>((r) => fleet.listen(0, '127.0.0.1', () => r()));
-  const base = `http://127.0.0.1:${(fleet.address() as AddressInfo).port}`;
+  const fleet = await growingFleet(TARGETS);
   let received = 0;
   const sink = new Server({ 'grpc.max_receive_message_length': 64 * 1024 * 1024 });
   sink.addService(TRACE_SERVICE, {
@@ -43,10 +28,7 @@ export async function runMemoryBench(rates: number[], seconds: number): Promise<
     scrape: {
       interval: '1s',
       timeout: '500ms',
-      targets: Array.from({ length: TARGETS }, (_, i) => ({
-        url: `${base}/t/${i}`,
-        labels: { instance: `vllm-${i}` },
-      })),
+      targets: fleet.targets,
     },
     exporter: { endpoint: `http://127.0.0.1:${sinkPort}` },
   }).init();
@@ -58,11 +40,7 @@ export async function runMemoryBench(rates: number[], seconds: number): Promise<
     const mb = (bytes: number | undefined) => Number(((bytes ?? 0) / 1048576).toFixed(0));
     const idle = mb(d.rssBytes());
     const client = new AckingClient();
-    const loads = Array.from(
-      { length: TARGETS },
-      (_, i) => new VllmLoad(BATCH, { 'service.instance.id': `vllm-${i}` }),
-    );
-    let seq = 0;
+    const driver = new SpanDriver(d, client, TARGETS, BATCH);
     const runs = [];
     for (const rate of rates) {
       let stop = false;
@@ -76,22 +54,7 @@ export async function runMemoryBench(rates: number[], seconds: number): Promise<
       const acked0 = client.acked.size;
       const cpu0 = cpuSeconds(pid);
       const t0 = performance.now();
-      const until = Date.now() + seconds * 1000;
-      const perWorker = rate / BATCH / WORKERS;
-      await Promise.all(
-        Array.from({ length: WORKERS }, async () => {
-          const start = Date.now();
-          let sent = 0;
-          while (Date.now() < until) {
-            const i = seq++;
-            const load = loads[i % TARGETS]!;
-            const body = load.next();
-            await client.sendBody(d, i % 2 ? 'grpc' : 'http', body, load.spanIds(body));
-            sent++;
-            await sleep(Math.max(0, start + (sent / perWorker) * 1000 - Date.now()));
-          }
-        }),
-      );
+      await driver.drive(seconds * 1000, WORKERS, rate / BATCH / WORKERS);
       const wallS = (performance.now() - t0) / 1000;
       const cpu = ((cpuSeconds(pid) - cpu0) / wallS) * 100;
       stop = true;

@@ -2,6 +2,8 @@
 // what was acknowledged, a downstream that counts what arrived, and RSS sampling.
 import { IMAGE_NODE_FLAGS } from '../bench/processes.ts';
 import { spawn, type ChildProcess } from 'node:child_process';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,6 +13,8 @@ import { stringify as toYaml } from 'yaml';
 import { makeRequest } from '../test/support/otlpRequests.ts';
 import { OtlpSink } from '../test/support/otlpSink.ts';
 import { freePort } from '../test/support/ports.ts';
+import { demoModelState, renderVllmExposition } from '../src/demo/vllmExposition.ts';
+import { VllmLoad } from '../bench/vllmLoad.ts';
 
 export const BIN = fileURLToPath(new URL('../bin/cachelens.js', import.meta.url));
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -286,6 +290,81 @@ export async function settle(
 export async function waitUntil(cond: () => boolean | Promise<boolean>, timeoutMs: number): Promise<boolean> {
   for (const until = Date.now() + timeoutMs; Date.now() < until; await sleep(100)) if (await cond()) return true;
   return cond();
+}
+
+/**
+ * `n` vLLM servers behind one port on 127.0.0.1 (`/t/<i>`), named vllm-0…, whose prompt and prefix-hit counters
+ * grow with every scrape; and the scrape targets that name them.
+ */
+export async function growingFleet(n: number): Promise<{
+  targets: Array<{ url: string; labels: { instance: string } }>;
+  close: () => void;
+}> {
+  let scrapes = 0;
+  const server = http.createServer((_req, res) => {
+    scrapes++;
+    res.writeHead(200, { 'Content-Type': 'text/plain; version=0.0.4' });
+    res.end(
+      renderVllmExposition([
+        { ...demoModelState('llama'), promptTokens: 1000 * scrapes, prefixCacheHits: 400 * scrapes },
+      ]),
+    );
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  return {
+    targets: Array.from({ length: n }, (_, i) => ({ url: `${base}/t/${i}`, labels: { instance: `vllm-${i}` } })),
+    close: () => server.close(),
+  };
+}
+
+/**
+ * vLLM-shaped request spans for a daemon: one template per instance of growingFleet, fresh ids per request (cheap
+ * to make, so the load is not capped by the client), gRPC and HTTP alternating.
+ */
+export class SpanDriver {
+  /** Spans offered so far, acknowledged or not. */
+  attempted = 0;
+  private seq = 0;
+  private readonly loads: VllmLoad[];
+
+  constructor(
+    private readonly d: DaemonProcess,
+    readonly client: AckingClient,
+    instances: number,
+    private readonly batch: number,
+  ) {
+    this.loads = Array.from(
+      { length: instances },
+      (_, i) => new VllmLoad(batch, { 'service.instance.id': `vllm-${i}` }),
+    );
+  }
+
+  send(): Promise<SendOutcome> {
+    this.attempted += this.batch;
+    const i = this.seq++;
+    const load = this.loads[i % this.loads.length]!;
+    const body = load.next();
+    return this.client.sendBody(this.d, i % 2 ? 'grpc' : 'http', body, load.spanIds(body));
+  }
+
+  /** `workers` senders for `ms`, each at `perWorker` batches a second (Infinity: as fast as acks come). */
+  async drive(ms: number, workers: number, perWorker: number): Promise<void> {
+    const until = Date.now() + ms;
+    await Promise.all(
+      Array.from({ length: workers }, async () => {
+        const start = Date.now();
+        let sent = 0;
+        while (Date.now() < until) {
+          const out = await this.send();
+          sent++;
+          // A refused request is retried after the hint, as an OTLP exporter would; here it is sent anew.
+          if (!out.acked && out.retryable) await sleep(200);
+          if (Number.isFinite(perWorker)) await sleep(Math.max(0, start + (sent / perWorker) * 1000 - Date.now()));
+        }
+      }),
+    );
+  }
 }
 
 export { OtlpSink, makeRequest };

@@ -2,14 +2,19 @@
 // The daemon must shed load by refusing (retryably) before it buffers, keep its memory under a stated
 // bound while the backlog sits in the spool on disk, and lose nothing it acknowledged. Figures: capacity,
 // RSS idle, at a fixed rate and under overload, refusals.
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { Server, ServerCredentials, type sendUnaryData, type ServerUnaryCall } from '@grpc/grpc-js';
-import { demoModelState, renderVllmExposition } from '../../src/demo/vllmExposition.ts';
 import { readVarint, skipField, WIRE_LEN } from '../../src/otlp/wire.ts';
 import { TRACE_SERVICE } from '../../src/pipeline/receivers/grpcReceiver.ts';
-import { VllmLoad } from '../../bench/vllmLoad.ts';
-import { AckingClient, Check, DaemonProcess, sleep, waitUntil, type CaseResult } from '../lib.ts';
+import {
+  AckingClient,
+  Check,
+  DaemonProcess,
+  growingFleet,
+  SpanDriver,
+  sleep,
+  waitUntil,
+  type CaseResult,
+} from '../lib.ts';
 
 /**
  * The bound this case holds the daemon to (docs/reliability.md states it). Measured 331–334 MB at the peak
@@ -65,23 +70,13 @@ const BATCH = 200;
 
 export async function overload(opts: { probeMs: number; overloadMs: number }): Promise<CaseResult> {
   const check = new Check();
-  let n = 0;
-  const fleet = http.createServer((req, res) => {
-    n++;
-    res.writeHead(200, { 'Content-Type': 'text/plain; version=0.0.4' });
-    res.end(renderVllmExposition([{ ...demoModelState('llama'), promptTokens: 1000 * n, prefixCacheHits: 400 * n }]));
-  });
-  await new Promise<void>((r) => fleet.listen(0, '127.0.0.1', () => r()));
-  const base = `http://127.0.0.1:${(fleet.address() as AddressInfo).port}`;
+  const fleet = await growingFleet(TARGETS);
   const sink = await new IdSink().start();
   const d = await new DaemonProcess({
     scrape: {
       interval: '1s',
       timeout: '500ms',
-      targets: Array.from({ length: TARGETS }, (_, i) => ({
-        url: `${base}/t/${i}`,
-        labels: { instance: `vllm-${i}` },
-      })),
+      targets: fleet.targets,
     },
     exporter: { endpoint: sink.endpoint },
     // A small spool, so a minute of overload reaches its bound and the spool refuses too.
@@ -106,41 +101,13 @@ export async function overload(opts: { probeMs: number; overloadMs: number }): P
       await sleep(1000);
     }
   })();
-  // vLLM-shaped request spans, one template per target, fresh ids per request: cheap to make, so the
-  // load is not capped by the client.
-  const loads = Array.from({ length: TARGETS }, (_, i) => new VllmLoad(BATCH, { 'service.instance.id': `vllm-${i}` }));
-  let seq = 0;
-  let attempted = 0;
-  const send = () => {
-    attempted += BATCH;
-    const i = seq++;
-    const load = loads[i % TARGETS]!;
-    const body = load.next();
-    return client.sendBody(d, i % 2 ? 'grpc' : 'http', body, load.spanIds(body));
-  };
-  /** `workers` senders, each at `perWorker` batches a second (Infinity: as fast as acks come). */
-  const drive = async (ms: number, workers: number, perWorker: number) => {
-    const until = Date.now() + ms;
-    await Promise.all(
-      Array.from({ length: workers }, async () => {
-        const start = Date.now();
-        let sent = 0;
-        while (Date.now() < until) {
-          const out = await send();
-          sent++;
-          // A refused request is retried after the hint, as an OTLP exporter would; here it is sent anew.
-          if (!out.acked && out.retryable) await sleep(200);
-          if (Number.isFinite(perWorker)) await sleep(Math.max(0, start + (sent / perWorker) * 1000 - Date.now()));
-        }
-      }),
-    );
-  };
+  const driver = new SpanDriver(d, client, TARGETS, BATCH);
   const drained = () => waitUntil(async () => ((await d.metric('cachelens_spool_spans')) ?? 0) === 0, 180_000);
 
   // 1. Capacity: fill the spool as fast as acks come, then time its drain with nothing arriving: what
   // the export stage (enrich, splice, send) delivers per second when it has the machine to itself.
   const probeAcked0 = client.acked.size;
-  await drive(opts.probeMs, 8, Number.POSITIVE_INFINITY);
+  await driver.drive(opts.probeMs, 8, Number.POSITIVE_INFINITY);
   const probeAckedPerS = Math.round(((client.acked.size - probeAcked0) * 1000) / opts.probeMs);
   const probeBacklog = (await d.metric('cachelens_spool_spans')) ?? 0;
   const drainFrom = sink.ids.size;
@@ -151,7 +118,7 @@ export async function overload(opts: { probeMs: number; overloadMs: number }): P
   // 2. A fixed 10,000 spans/s (the memory goal's rate), if the machine can take it.
   const fixedRate = Math.min(10_000, Math.round(capacity * 0.8));
   const rssBeforeFixed = rssSamples.length;
-  await drive(20_000, 4, fixedRate / BATCH / 4);
+  await driver.drive(20_000, 4, fixedRate / BATCH / 4);
   const fixedMb = Math.max(...rssSamples.slice(rssBeforeFixed).map(([, r]) => r));
   // Where that memory is, from the daemon's own prom-client process metrics.
   const mb = async (name: string) => (((await d.metric(name)) ?? 0) / 1048576).toFixed(0);
@@ -173,11 +140,11 @@ export async function overload(opts: { probeMs: number; overloadMs: number }): P
     }
   })();
   const offered = 2 * capacity;
-  const attempted0 = attempted;
+  const attempted0 = driver.attempted;
   const overloadStart = Date.now();
-  await drive(opts.overloadMs, 16, offered / BATCH / 16);
+  await driver.drive(opts.overloadMs, 16, offered / BATCH / 16);
   // What the clients managed to send: a refusal or a slow answer holds a client back, as it would an exporter.
-  const sentPerS = Math.round(((attempted - attempted0) * 1000) / (Date.now() - overloadStart));
+  const sentPerS = Math.round(((driver.attempted - attempted0) * 1000) / (Date.now() - overloadStart));
   await watchSpool;
   const overloadRss = rssSamples.slice(rssBeforeOverload).map(([, r]) => r);
   const overloadMax = Math.max(...overloadRss);
