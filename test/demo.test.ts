@@ -11,6 +11,24 @@ import { demoScenario, Fleet } from '../src/demo/fleetSim.ts';
 const BIN = new URL('../bin/cachelens.js', import.meta.url).pathname;
 
 describe('simulated fleet', () => {
+  it('runs the same however late it is ticked: a loaded machine does not change queueing or preemptions', () => {
+    const counters = (ticks: (t: number) => number) => {
+      const fleet = new Fleet(demoScenario(24_000), 0, 42);
+      for (let t = 0; t < 16_000; t = ticks(t)) fleet.step(t);
+      fleet.step(16_000);
+      return fleet.instances.map((i) => ({ ...i.counters }));
+    };
+    const even = counters((t) => t + 100);
+    // Ticks 100-600 ms apart, as timers fire on a busy event loop.
+    let r = 7;
+    const late = counters((t) => {
+      r = (r * 48271) % 2147483647;
+      return t + 100 + (r % 500);
+    });
+    assert.ok(even[0]!.preemptions > 0, 'the burst preempts on vllm-0');
+    assert.deepEqual(late, even);
+  });
+
   // Stepped with a synthetic clock: deterministic for the seed.
   const run = (durationMs: number) => {
     const fleet = new Fleet(demoScenario(durationMs), 0, 7);
