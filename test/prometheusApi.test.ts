@@ -258,6 +258,60 @@ describe('reading from a Prometheus-compatible API', () => {
     await api.close();
   });
 
+  it('series that come and go or change order between reads still map to their own server and series', async () => {
+    // The source reuses what it worked out for a series while the answers list the same series in the same
+    // order; here each read's answer differs from the last: reversed, a server and a series (a second engine,
+    // its labels differing from a neighbour's only in one value) added at the front and the middle.
+    const t0 = Date.now() - 40_000;
+    const a = vllmSeries('10.0.0.1:8000', t0, 30);
+    const b = vllmSeries('10.0.0.2:8000', t0, 30);
+    const c = vllmSeries('10.0.0.3:8000', t0 + 10_000, 20);
+    const engine1: Series = {
+      metric: { ...a[1]!.metric, engine: '1' },
+      values: Array.from({ length: 20 }, (_, i) => [t0 + 10_000 + i * 1000, 5000 + 10 * i]),
+    };
+    // The same name and labels less one: where the series with that label was expected, it must not fit.
+    const { engine: _, ...noEngine } = a[1]!.metric;
+    const fewer: Series = {
+      metric: noEngine,
+      values: Array.from({ length: 20 }, (_, i) => [t0 + 10_000 + i * 1000, 7000 + i]),
+    };
+    let phase = 1;
+    const api = await fakeApi(() => {
+      if (phase === 1) return [...a, ...b];
+      if (phase === 2) return [...c, ...b.toReversed(), a[0]!, engine1, a[1]!, fewer, ...a.slice(2)];
+      return [a[0]!, engine1, fewer, ...a.slice(1), ...b, ...c];
+    });
+    const { source, db, setNow } = sourceFor(api.url);
+    for (phase = 1; phase <= 3; phase++) {
+      setNow(t0 + phase * 10_000 - 500);
+      await source.read();
+      assert.equal(source.status.up, true, source.status.lastError);
+    }
+    setNow(t0 + 30_000);
+    await source.read();
+    const byInstance = Object.fromEntries(
+      (
+        db
+          .prepare(
+            `SELECT t.instance, sum(d.delta) AS delta FROM counter_deltas d JOIN series s ON s.id = d.series_id
+             JOIN targets t ON t.id = s.target_id WHERE s.signal = 'prompt_tokens' AND s.engine = ''
+             GROUP BY t.instance`,
+          )
+          .all() as Array<{ instance: string; delta: number }>
+      ).map((r) => [r.instance, r.delta]),
+    );
+    // 29 intervals of 100 tokens; on 10.0.0.1, once they have a baseline, engine 1 adds 19 of 10 and the series
+    // without an engine 19 of 1; 10.0.0.3 has 19.
+    assert.deepEqual(byInstance, { '10.0.0.1:8000': 2900 + 190 + 19, '10.0.0.2:8000': 2900, '10.0.0.3:8000': 1900 });
+    assert.equal(
+      db.prepare(`SELECT count(*) FROM counter_state WHERE series_key LIKE 'vllm:prompt_tokens_total%'`).pluck().get(),
+      5,
+      'one counter state per series: three on 10.0.0.1, one on each other server',
+    );
+    await api.close();
+  });
+
   it('reads the values the API writes: decimals, NaN and infinities', () => {
     assert.equal(parseApiValue('1.5e3'), 1500);
     assert.ok(Number.isNaN(parseApiValue('NaN')));

@@ -39,7 +39,8 @@ export function normalizeSamples(
     const created = new Map<string, number>();
     if (row.kind === 'counter' && companion)
       for (const c of byName.get(companion) ?? [])
-        if (Number.isFinite(c.value)) created.set(labelKey(c.labels, 'le'), c.value);
+        if (Number.isFinite(c.value))
+          created.set(c.key !== undefined && c.labels.le === undefined ? c.key : labelKey(c.labels, 'le'), c.value);
     let unit = row.unit;
     if (row.unitFromHelp) {
       const text = help.get(row.metric) ?? help.get(row.metric.replace(/_total$/, ''));
@@ -60,11 +61,11 @@ export function normalizeSamples(
           break;
         }
       }
-      const key = labelKey(s.labels);
+      const key = s.key ?? labelKey(s.labels);
       const engine = profile.engineLabel ? (s.labels[profile.engineLabel] ?? '') : '';
       let sampleUnit = unit;
       let signal = row.signal;
-      let seriesKey = `${row.metric}{${key}}`;
+      let seriesKey = s.seriesKey ?? `${row.metric}{${key}}`;
       if (unit === 'blocks') {
         // Before vLLM 0.9 prefix counters count blocks: tokens = blocks × that engine's block size.
         const size = blockSizes?.get(engine) ?? (blockSizes?.size === 1 ? blockSizes.get('') : undefined);
@@ -83,7 +84,7 @@ export function normalizeSamples(
         engine,
         seriesKey,
         value,
-        createdSeconds: created.get(key),
+        createdSeconds: created.size ? created.get(key) : undefined,
       });
     }
   }

@@ -33,6 +33,12 @@ export interface Sample {
   value: number;
   /** As written in the body, when it has one; only compared within that body. */
   timestamp?: number;
+  /**
+   * `labelKey(labels)` and `name{key}`, when the reader already knows them: the Prometheus source hands the
+   * same strings every read, so every map keyed by them hashes each once, not once per scrape.
+   */
+  key?: string;
+  seriesKey?: string;
 }
 
 /** One exposed series mapped onto a signal; `seriesKey` is the raw identity used for counter deltas. */
