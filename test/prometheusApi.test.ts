@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { afterEach, describe, it } from 'node:test';
 import { buildConfig } from '../src/config/config.ts';
 import { parseApiValue } from '../src/scrape/prometheusApi.ts';
-import { PrometheusSource } from '../src/scrape/prometheusSource.ts';
+import { CREATED_GROUPS, PrometheusSource } from '../src/scrape/prometheusSource.ts';
 import type { ScrapeResult } from '../src/scrape/scrapeTarget.ts';
 import { openDatabase } from '../src/store/openDatabase.ts';
 import { ScrapeStore } from '../src/store/scrapeStore.ts';
@@ -28,9 +28,11 @@ async function fakeApi(
   answer?: (rangeMs: number, url: URL) => { status: number; body: string } | undefined,
 ) {
   const seen: string[] = [];
+  const queries: string[] = [];
   const server = http.createServer((req, res) => {
     const url = new URL(req.url ?? '', 'http://x');
     seen.push(url.pathname);
+    if (url.searchParams.has('query')) queries.push(url.searchParams.get('query')!);
     if (url.pathname === '/api/v1/metadata') {
       res.end(JSON.stringify({ status: 'success', data: {} }));
       return;
@@ -42,6 +44,23 @@ async function fakeApi(
     if (custom) {
       res.statusCode = custom.status;
       res.end(custom.body);
+      return;
+    }
+    if (q.startsWith('changes(')) {
+      // `changes({__name__=~"x_created",…}[Nms]) > 0 or …`: the series of those names whose value changed.
+      const result = [...q.matchAll(/changes\(\{__name__=~"([^"]*)"[^}]*\}\[(\d+)ms\]\) > 0/g)].flatMap(
+        ([, name, range]) =>
+          series()
+            .filter((s) => s.metric.__name__ === name)
+            .map((s) => {
+              const vs = s.values.filter(([t]) => t > atMs - Number(range) && t <= atMs).map(([, v]) => v);
+              const { __name__: _, ...metric } = s.metric;
+              return { metric, value: [atMs / 1000, String(vs.filter((v, i) => i > 0 && v !== vs[i - 1]).length)] };
+            })
+            .filter((r) => r.value[1] !== '0'),
+      );
+      res.setHeader('Content-Type', 'application/json');
+      res.end(JSON.stringify({ status: 'success', data: { resultType: 'vector', result } }));
       return;
     }
     const names = new RegExp(`^(${/__name__=~"([^"]*)"/.exec(q)![1]!.replace(/\\\\/g, '\\')})$`);
@@ -61,6 +80,7 @@ async function fakeApi(
   const api = {
     url: `http://127.0.0.1:${port}`,
     seen,
+    queries,
     close: () =>
       new Promise<void>((r) => {
         if (closed) return r();
@@ -279,7 +299,7 @@ describe('reading from a Prometheus-compatible API', () => {
     let phase = 1;
     const api = await fakeApi(() => {
       if (phase === 1) return [...a, ...b];
-      if (phase === 2) return [...c, ...b.toReversed(), a[0]!, engine1, a[1]!, fewer, ...a.slice(2)];
+      if (phase === 2) return [...c, ...[...b].reverse(), a[0]!, engine1, a[1]!, fewer, ...a.slice(2)];
       return [a[0]!, engine1, fewer, ...a.slice(1), ...b, ...c];
     });
     const { source, db, setNow } = sourceFor(api.url);
@@ -309,6 +329,73 @@ describe('reading from a Prometheus-compatible API', () => {
       5,
       'one counter state per series: three on 10.0.0.1, one on each other server',
     );
+    await api.close();
+  });
+
+  it('reads _created times again only where Prometheus shows a change or a new series, and misses no reset', async () => {
+    const t0 = Date.now() - 60_000;
+    const a = vllmSeries('10.0.0.1:8000', t0, 40);
+    const b = vllmSeries('10.0.0.2:8000', t0, 40);
+    const at = (from: number, n: number, f: (i: number) => number): Array<[number, number]> =>
+      Array.from({ length: n }, (_, i) => [t0 + (from + i) * 1000, f(from + i)]);
+    const createdOf = (s: Series, values: Array<[number, number]>): Series => ({
+      metric: { ...s.metric, __name__: 'vllm:prompt_tokens_created' },
+      values,
+    });
+    // 10.0.0.1 restarts at its 21st scrape, the first of a read, and has counted past its old value by then: only
+    // _created shows it, against the time cached at the scrape before.
+    a[1]!.values = at(0, 40, (i) => (i < 21 ? 1000 + 100 * i : 5000 + 100 * (i - 21)));
+    const aCreated = createdOf(
+      a[1]!,
+      at(0, 40, (i) => (i < 21 ? 1_700_000_000 : 1_700_000_999)),
+    );
+    // 10.0.0.2 starts serving a second model at its 30th scrape: a series born then counts all of its value.
+    const born: Series = {
+      metric: { ...b[1]!.metric, model_name: 'mistral' },
+      values: at(30, 10, (i) => 50 + 10 * (i - 30)),
+    };
+    const series = [
+      ...a,
+      aCreated,
+      ...b,
+      createdOf(
+        b[1]!,
+        at(0, 40, () => 1_700_000_000),
+      ),
+      born,
+      createdOf(
+        born,
+        at(30, 10, () => (t0 + 29_500) / 1000),
+      ),
+    ];
+    const api = await fakeApi(() => series);
+    const { source, db, setNow } = sourceFor(api.url);
+    for (let s = 5; s <= 40; s += 5) {
+      setNow(t0 + s * 1000 + 500);
+      await source.read();
+      assert.equal(source.status.up, true, source.status.lastError);
+    }
+    const sums = db
+      .prepare(
+        `SELECT t.instance, s.model, sum(d.delta) AS delta, sum(d.resets) AS resets FROM counter_deltas d
+         JOIN series s ON s.id = d.series_id JOIN targets t ON t.id = s.target_id
+         WHERE s.signal = 'prompt_tokens' AND s.engine = '' GROUP BY 1, 2 ORDER BY 1, 2`,
+      )
+      .all();
+    assert.deepEqual(sums, [
+      // 20 intervals of 100, the restart counted as its new value (5,000, a reset), then 18 of 100.
+      { instance: '10.0.0.1:8000', model: 'llama', delta: 2000 + 5000 + 1800, resets: 1 },
+      { instance: '10.0.0.2:8000', model: 'llama', delta: 3900, resets: 0 },
+      // Born after the scrape before: its first value (50) counts, then 9 of 10.
+      { instance: '10.0.0.2:8000', model: 'mistral', delta: 140, resets: 0 },
+    ]);
+    const rawCreated = api.queries.filter((q) => q.includes('_created') && !q.startsWith('changes('));
+    // One query per group of created names each time: at first, after the restart, and for the new series.
+    const n = CREATED_GROUPS.length;
+    assert.equal(rawCreated.length, 3 * n, rawCreated.join('\n'));
+    assert.match(rawCreated[n]!, /instance=~"10\\\\.0\\\\.0\\\\.1:8000"/, 'only the server that restarted');
+    assert.match(rawCreated[2 * n]!, /instance=~"10\\\\.0\\\\.0\\\\.2:8000"/, 'only the server with a new series');
+    assert.equal(api.queries.filter((q) => q.startsWith('changes(')).length, 7, 'every read after the first checks');
     await api.close();
   });
 

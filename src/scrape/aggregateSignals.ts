@@ -39,25 +39,31 @@ interface Acc {
 export function aggregateSignals(samples: SignalSample[], deltas: SeriesDelta[]): AggregatedSignal[] {
   const deltaBySeries = new Map<string, SeriesDelta>();
   for (const d of deltas) deltaBySeries.set(d.sample.seriesKey, d);
-  const accs = new Map<string, Acc>();
+  // model → engine → signal, with the accumulators in the order first seen. Nested rather than one joined key:
+  // model and engine are often the same strings every scrape, so their hashes are already known.
+  const accs = new Map<string, Map<string, Map<Signal, Acc>>>();
+  const order: Acc[] = [];
   const add = (s: SignalSample, engine: string) => {
-    const key = `${s.model}\u0000${engine}\u0000${s.signal}`;
-    let a = accs.get(key);
-    if (!a)
-      accs.set(
-        key,
-        (a = {
-          model: s.model,
-          engine,
-          signal: s.signal,
-          kind: s.kind,
-          unit: s.unit,
-          sum: 0,
-          n: 0,
-          resets: 0,
-          engines: new Set(),
-        }),
-      );
+    let byEngine = accs.get(s.model);
+    if (!byEngine) accs.set(s.model, (byEngine = new Map()));
+    let bySignal = byEngine.get(engine);
+    if (!bySignal) byEngine.set(engine, (bySignal = new Map()));
+    let a = bySignal.get(s.signal);
+    if (!a) {
+      a = {
+        model: s.model,
+        engine,
+        signal: s.signal,
+        kind: s.kind,
+        unit: s.unit,
+        sum: 0,
+        n: 0,
+        resets: 0,
+        engines: new Set(),
+      };
+      bySignal.set(s.signal, a);
+      order.push(a);
+    }
     a.sum += s.value;
     a.n++;
     a.engines.add(s.engine);
@@ -74,10 +80,10 @@ export function aggregateSignals(samples: SignalSample[], deltas: SeriesDelta[])
     if (s.engine !== '') add(s, s.engine);
   }
   const enginesPerModel = new Map<string, number>();
-  for (const a of accs.values())
+  for (const a of order)
     if (a.engine === '') enginesPerModel.set(a.model, Math.max(enginesPerModel.get(a.model) ?? 0, a.engines.size));
   const out: AggregatedSignal[] = [];
-  for (const a of accs.values()) {
+  for (const a of order) {
     if (a.engine !== '' && (enginesPerModel.get(a.model) ?? 0) < 2) continue;
     // Within one engine several series (finished_reason, cache_source) are parts of one total.
     const value = a.kind === 'gauge' && MEAN_SIGNALS.has(a.signal) ? a.sum / a.n : a.sum;

@@ -75,8 +75,11 @@ export class PrometheusApi {
     this.endpoint = makeTarget(cfg.url, {}, 'auto', { bearer_token, bearer_token_file, basic_auth, tls }, 'prometheus');
   }
 
-  /** An instant query (a range selector gives every raw sample in its range, with its stored timestamp). */
-  async query(expr: string, atMs: number): Promise<QueryAnswer> {
+  /**
+   * An instant query (a range selector gives every raw sample in its range, with its stored timestamp). An
+   * expression of instant vectors (`want: 'vector'`) comes back with each sample as a series of one value.
+   */
+  async query(expr: string, atMs: number, want: 'matrix' | 'vector' = 'matrix'): Promise<QueryAnswer> {
     const base = this.cfg.url.replace(/\/+$/, '');
     const params = new URLSearchParams({
       query: expr,
@@ -122,9 +125,16 @@ export class PrometheusApi {
       throw new SourceError(message, TOO_BIG.test(doc.error ?? '') ? 'too_many_samples' : 'api_error');
     }
     const result = doc.data?.result;
-    if (doc.data?.resultType !== 'matrix' || !Array.isArray(result))
-      throw new SourceError(`expected a range vector (matrix), got ${doc.data?.resultType}`, 'decode');
-    return { series: result as RawSeries[], warnings: doc.warnings ?? [], bytes: fetched.bodyBytes };
+    if (doc.data?.resultType !== want || !Array.isArray(result))
+      throw new SourceError(`expected a ${want}, got ${doc.data?.resultType}`, 'decode');
+    const series =
+      want === 'matrix'
+        ? (result as RawSeries[])
+        : (result as Array<{ metric: Record<string, string>; value: [number, string] }>).map((r) => ({
+            metric: r.metric,
+            values: [r.value],
+          }));
+    return { series, warnings: doc.warnings ?? [], bytes: fetched.bodyBytes };
   }
 
   /** HELP text of one metric, from the metadata API (Prometheus keeps it per metric name). */

@@ -5,11 +5,19 @@ import { normalizeSamples } from './normalize.ts';
 import {
   PrometheusApi,
   parseApiValue,
+  type QueryAnswer,
   type RawSeries,
   SourceError,
   type SourceFailureReason,
 } from './prometheusApi.ts';
-import { detectProfile, HELP_NAMES, type Profile, SOURCE_SAMPLE_NAMES, serverKind } from './profiles.ts';
+import {
+  createdCompanion,
+  detectProfile,
+  HELP_NAMES,
+  type Profile,
+  SOURCE_SAMPLE_NAMES,
+  serverKind,
+} from './profiles.ts';
 import type { TargetStatus } from './scheduler.ts';
 import type { ScrapeResult } from './scrapeTarget.ts';
 import type { Target } from './target.ts';
@@ -51,9 +59,31 @@ export interface SourceStatus {
 export const SOURCE_KEY_PREFIX = 'prometheus:';
 const SCRAPE_META = ['up', 'scrape_duration_seconds', 'scrape_samples_scraped'];
 const NAME_GROUP_SIZE = 12;
-export const NAME_GROUPS: string[][] = [];
-for (const names = [...SCRAPE_META, ...SOURCE_SAMPLE_NAMES]; names.length; )
-  NAME_GROUPS.push(names.splice(0, NAME_GROUP_SIZE));
+/** The `_created` companions of the counters the profiles read: a third of the series, and they rarely change. */
+const COMPANIONS: ReadonlySet<string> = new Set(
+  SOURCE_SAMPLE_NAMES.map(createdCompanion).filter(
+    (n): n is string => n !== undefined && SOURCE_SAMPLE_NAMES.includes(n),
+  ),
+);
+const HAS_COMPANION: ReadonlySet<string> = new Set(
+  SOURCE_SAMPLE_NAMES.filter((n) => COMPANIONS.has(createdCompanion(n) ?? '')),
+);
+const groups = (names: string[]): string[][] => {
+  const out: string[][] = [];
+  while (names.length) out.push(names.splice(0, NAME_GROUP_SIZE));
+  return out;
+};
+/** The names every read asks for. */
+export const NAME_GROUPS: string[][] = groups([
+  ...SCRAPE_META,
+  ...SOURCE_SAMPLE_NAMES.filter((n) => !COMPANIONS.has(n)),
+]);
+/** The `_created` names, read raw only for servers whose created times are not known to be unchanged. */
+export const CREATED_GROUPS: string[][] = groups([...COMPANIONS]);
+/** Created times known for longer than this are read again rather than checked for changes. */
+const CREATED_CHECK_MS = 10 * 60_000;
+/** Fewer servers than this to read created times of: ask for them by their instance labels. */
+const CREATED_BY_SERVER_MAX = 64;
 /** A server with no sample for this long is down; after this long again it is forgotten (scaled down). */
 const STALE_MS = 5 * 60_000;
 
@@ -66,6 +96,10 @@ interface SeriesPlan {
   key: string;
   seriesKey: string;
   meta: boolean;
+  /** A counter with a `_created` companion. */
+  hasCompanion: boolean;
+  /** The server read that last counted it, so a series read in two parts counts once. */
+  countedIn?: ServerRead;
   /** How many labels it has, __name__ included. */
   size: number;
   /** The read that last saw it, to forget series gone for PLAN_READS reads. */
@@ -73,6 +107,8 @@ interface SeriesPlan {
   /** The series after it in the last answer: answers come sorted, so this is nearly always the next one. */
   next?: SeriesPlan;
 }
+
+const regexQuote = (v: string) => v.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
 /** Is this the series the plan was made for? Comparing strings costs less than hashing a key built of them. */
 function planFits(plan: SeriesPlan, metric: Record<string, string>): boolean {
@@ -94,6 +130,15 @@ interface ServerRead {
   /** sample time → the samples of that scrape */
   scrapes: Map<number, Sample[]>;
   meta: Map<number, { up?: number; durationS?: number; samples?: number }>;
+  /** Counter series with a `_created` companion in this read: more than when created times were read is a new one. */
+  counters: number;
+}
+
+/** A server's `_created` samples as last read, the time of that scrape, and its count of such counters then. */
+interface CreatedTimes {
+  samples: Sample[];
+  atMs: number;
+  counters: number;
 }
 
 /**
@@ -123,6 +168,13 @@ export class PrometheusSource {
    */
   private readonly plans = new Map<string, SeriesPlan>();
   private readNo = 0;
+  /**
+   * Per server. A read asks Prometheus which `_created` series changed since these were read, and reads
+   * only those servers' again; the rest are handed on with every scrape as a direct scrape would see them.
+   */
+  private readonly createdTimes = new Map<string, CreatedTimes>();
+  /** A server's instance label values, by its key. */
+  private readonly instanceValues = new Map<string, string[]>();
   /** The newest sample time handed to onRound per server. */
   private readonly handedMs = new Map<string, number>();
   private help = new Map<string, string>();
@@ -175,6 +227,7 @@ export class PrometheusSource {
         const reads = new Map<string, ServerRead>();
         for (const names of NAME_GROUPS)
           await this.fetchRange(from, to, names, (series) => this.collect(series, reads));
+        await this.readCreated(from, to, reads);
         const results = this.toResults(reads, to);
         if (results.length) this.opts.onRound(results);
         from = to;
@@ -213,13 +266,80 @@ export class PrometheusSource {
     return stored !== undefined ? Math.min(endMs - 1, stored - this.overlapMs) : endMs - this.opts.cfg.backfill;
   }
 
-  private matchers(names: readonly string[]): string {
+  private matchers(names: readonly string[], extra = ''): string {
     const sel = this.opts.cfg.selector
       .trim()
       .replace(/^\{|\}$/g, '')
       .trim();
-    const nameRe = names.map((n) => n.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('|');
-    return `{__name__=~"${nameRe}"${sel ? `,${sel}` : ''}}`;
+    const nameRe = names.map(regexQuote).join('|');
+    return `{__name__=~"${nameRe}"${sel ? `,${sel}` : ''}${extra}}`;
+  }
+
+  /** Matchers that select these servers by their instance labels (and maybe a few more, dropped as read). */
+  private serverMatchers(keys: ReadonlySet<string>): string {
+    let out = '';
+    const names = this.opts.cfg.instance_labels;
+    for (const [i, name] of names.entries()) {
+      const values = new Set([...keys].map((k) => this.instanceValues.get(k)?.[i] ?? ''));
+      const re = [...values].map(regexQuote).join('|');
+      out += `,${name}=~"${re.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`;
+    }
+    return out;
+  }
+
+  /**
+   * The `_created` samples of this step's scrapes. A server whose created times are cached and unchanged in
+   * Prometheus since (no change in a window reaching back to the cached scrape) gets the cached samples; the
+   * others (new, a new counter series, a change, or cached too long ago) are read raw.
+   */
+  private async readCreated(fromMs: number, toMs: number, reads: Map<string, ServerRead>): Promise<void> {
+    const stale = new Set<string>();
+    let oldest = Number.POSITIVE_INFINITY;
+    for (const [key, read] of reads) {
+      if (!read.scrapes.size) continue;
+      const known = this.createdTimes.get(key);
+      if (!known || read.counters > known.counters || toMs - known.atMs > CREATED_CHECK_MS) stale.add(key);
+      else oldest = Math.min(oldest, known.atMs);
+    }
+    if (oldest !== Number.POSITIVE_INFINITY) {
+      // One `changes` per name: over several names at once Prometheus 2 drops __name__ and refuses the duplicates.
+      const rangeMs = Math.ceil(toMs - oldest) + 1000;
+      const expr = CREATED_GROUPS.flat()
+        .map((n) => `changes(${this.matchers([n])}[${rangeMs}ms]) > 0`)
+        .join(' or ');
+      const answer = await this.api.query(expr, toMs, 'vector');
+      this.noteAnswer(answer);
+      for (const s of answer.series) {
+        const target = this.serverOf(s.metric);
+        if (target && reads.get(target.key)?.scrapes.size) stale.add(target.key);
+      }
+    }
+    if (stale.size) {
+      const extra = stale.size <= CREATED_BY_SERVER_MAX ? this.serverMatchers(stale) : '';
+      for (const names of CREATED_GROUPS)
+        await this.fetchRange(fromMs, toMs, names, (series) => this.collect(series, reads, stale), extra);
+    }
+    for (const [key, read] of reads) {
+      if (!read.scrapes.size) continue;
+      const latest = Math.max(...read.scrapes.keys());
+      if (stale.has(key)) {
+        const samples = read.scrapes.get(latest)!.filter((s) => COMPANIONS.has(s.name));
+        this.createdTimes.set(key, { samples, atMs: latest, counters: read.counters });
+        continue;
+      }
+      const known = this.createdTimes.get(key)!;
+      for (const list of read.scrapes.values()) for (const c of known.samples) list.push(c);
+      known.atMs = Math.max(known.atMs, latest);
+    }
+  }
+
+  private noteAnswer(answer: QueryAnswer): void {
+    this.status.queries++;
+    this.status.bytes += answer.bytes;
+    for (const w of answer.warnings) {
+      this.partial = true;
+      this.warnOnce(`warning:${w}`, { warning: w }, 'Prometheus answered with a warning');
+    }
   }
 
   /**
@@ -231,16 +351,12 @@ export class PrometheusSource {
     toMs: number,
     names: readonly string[],
     sink: (series: RawSeries[]) => void,
+    extra = '',
   ): Promise<void> {
     const rangeMs = Math.max(1, Math.round(toMs - fromMs));
     try {
-      const answer = await this.api.query(`${this.matchers(names)}[${rangeMs}ms]`, toMs);
-      this.status.queries++;
-      this.status.bytes += answer.bytes;
-      for (const w of answer.warnings) {
-        this.partial = true;
-        this.warnOnce(`warning:${w}`, { warning: w }, 'Prometheus answered with a warning');
-      }
+      const answer = await this.api.query(`${this.matchers(names, extra)}[${rangeMs}ms]`, toMs);
+      this.noteAnswer(answer);
       // A range selector is closed at its start in Prometheus 2 and open in 3: keep (from, to] either way.
       const fromS = fromMs / 1000;
       for (const s of answer.series) s.values = s.values.filter(([t]) => t > fromS);
@@ -250,14 +366,14 @@ export class PrometheusSource {
       if (rangeMs > this.opts.cfg.interval) {
         const mid = fromMs + rangeMs / 2;
         this.warnOnce('split-time', { range_ms: rangeMs }, 'Prometheus refused a query for its size; reading in parts');
-        await this.fetchRange(fromMs, mid, names, sink);
-        await this.fetchRange(mid, toMs, names, sink);
+        await this.fetchRange(fromMs, mid, names, sink, extra);
+        await this.fetchRange(mid, toMs, names, sink, extra);
         return;
       }
       if (names.length > 1) {
         const half = Math.ceil(names.length / 2);
-        await this.fetchRange(fromMs, toMs, names.slice(0, half), sink);
-        await this.fetchRange(fromMs, toMs, names.slice(half), sink);
+        await this.fetchRange(fromMs, toMs, names.slice(0, half), sink, extra);
+        await this.fetchRange(fromMs, toMs, names.slice(half), sink, extra);
         return;
       }
       throw err;
@@ -291,6 +407,7 @@ export class PrometheusSource {
       source: 'prometheus',
     };
     this.targetByValues.set(raw, target);
+    this.instanceValues.set(key, values);
     return target;
   }
 
@@ -316,15 +433,19 @@ export class PrometheusSource {
       const key = labelKey(labels);
       const meta = SCRAPE_META.includes(name);
       const size = Object.keys(metric).length;
-      plan = { target, name, labels, key, seriesKey: `${name}{${key}}`, meta, size, lastRead: 0 };
+      const hasCompanion = HAS_COMPANION.has(name);
+      plan = { target, name, labels, key, seriesKey: `${name}{${key}}`, meta, hasCompanion, size, lastRead: 0 };
       this.plans.set(id, plan);
     }
     plan.lastRead = this.readNo;
     return plan;
   }
 
-  /** Folds one answer into the read, keeping only samples newer than what is stored for each server. */
-  private collect(series: RawSeries[], reads: Map<string, ServerRead>): void {
+  /**
+   * Folds one answer into the read, keeping only samples newer than what is stored for each server (and only
+   * the servers in `only`, when given).
+   */
+  private collect(series: RawSeries[], reads: Map<string, ServerRead>, only?: ReadonlySet<string>): void {
     let samples = 0;
     let prev: SeriesPlan | undefined;
     for (const s of series) {
@@ -340,6 +461,7 @@ export class PrometheusSource {
         continue;
       }
       const { target, name, meta } = plan;
+      if (only && !only.has(target.key)) continue;
       let read = reads.get(target.key);
       if (!read) {
         // Results handed over but not yet written (a locked store keeps them queued) count as stored.
@@ -347,7 +469,11 @@ export class PrometheusSource {
           this.opts.store.lastScrapeMs(target.key) ?? Number.NEGATIVE_INFINITY,
           this.handedMs.get(target.key) ?? Number.NEGATIVE_INFINITY,
         );
-        reads.set(target.key, (read = { target, after, scrapes: new Map(), meta: new Map() }));
+        reads.set(target.key, (read = { target, after, scrapes: new Map(), meta: new Map(), counters: 0 }));
+      }
+      if (plan.hasCompanion && plan.countedIn !== read) {
+        plan.countedIn = read;
+        read.counters++;
       }
       for (const [t, v] of s.values) {
         const ts = Math.round(t * 1000);
@@ -474,6 +600,8 @@ export class PrometheusSource {
         this.servers.delete(key);
         this.profiles.delete(key);
         this.handedMs.delete(key);
+        this.createdTimes.delete(key);
+        this.instanceValues.delete(key);
         for (const [raw, t] of this.targetByValues) if (t.key === key) this.targetByValues.delete(raw);
         for (const [id, plan] of this.plans) if (plan.target.key === key) this.forgetPlan(id, plan);
         continue;

@@ -26,6 +26,18 @@ function cachedSplitDisagrees(deltas: ReadonlyMap<string, number>): boolean {
   return Math.abs((local ?? 0) + (external ?? 0) - cached) > 0.5;
 }
 
+interface SeriesEntry {
+  id: number;
+  unit: string;
+}
+
+/** The map under `key`, made if missing. */
+function child<K, V>(m: Map<K, V>, key: K, make: () => V): V {
+  let v = m.get(key);
+  if (v === undefined) m.set(key, (v = make()));
+  return v;
+}
+
 interface TargetRow {
   id: number;
   instance: string;
@@ -46,9 +58,13 @@ const stateChanged = (p: CounterState | undefined, st: CounterState) =>
  */
 export class ScrapeStore implements StoredScrapes {
   private readonly targetIds = new Map<string, number>();
-  private readonly seriesIds = new Map<string, { id: number; unit: string }>();
-  /** Keys of seriesIds set or changed in the round being written: forgotten if it rolls back. */
-  private touchedInRound: string[] = [];
+  /**
+   * target id → signal → model → engine → series. Nested, not one key joined from the four: model and engine
+   * are the same strings scrape after scrape (from the Prometheus source), so each map hashes them once.
+   */
+  private readonly seriesIds = new Map<number, Map<string, Map<string, Map<string, SeriesEntry>>>>();
+  /** Series set or changed in the round being written: forgotten if it rolls back. */
+  private touchedInRound: Array<{ byEngine: Map<string, SeriesEntry>; engine: string }> = [];
   /** target id → series key → last raw value. */
   private readonly state = new Map<number, Map<string, CounterState>>();
   /** target id → last successful scrape time. */
@@ -160,20 +176,24 @@ export class ScrapeStore implements StoredScrapes {
   }
 
   private seriesId(targetId: number, s: AggregatedSignal): number {
-    const key = `${targetId}\u0000${s.model}\u0000${s.engine}\u0000${s.signal}`;
-    let cached = this.seriesIds.get(key);
+    const byEngine = child(
+      child(child(this.seriesIds, targetId, () => new Map()), s.signal, () => new Map()),
+      s.model,
+      () => new Map<string, SeriesEntry>(),
+    );
+    let cached = byEngine.get(s.engine);
     if (cached === undefined) {
       const row = (this.stmt.selectSeries!.get(targetId, s.model, s.engine, s.signal) ??
         this.stmt.insertSeries!.get(targetId, s.model, s.engine, s.signal, s.kind, s.unit)) as { id: number };
       cached = { id: row.id, unit: '' };
-      this.seriesIds.set(key, cached);
-      this.touchedInRound.push(key);
+      byEngine.set(s.engine, cached);
+      this.touchedInRound.push({ byEngine, engine: s.engine });
     }
     // The unit can change with a server upgrade (vLLM prefix counters went from blocks to tokens in 0.9.0).
     if (cached.unit !== s.unit) {
       this.stmt.updateSeriesUnit!.run(s.unit, cached.id, s.unit);
       cached.unit = s.unit;
-      this.touchedInRound.push(key);
+      this.touchedInRound.push({ byEngine, engine: s.engine });
     }
     return cached.id;
   }
@@ -287,7 +307,7 @@ export class ScrapeStore implements StoredScrapes {
       write.immediate();
     } catch (err) {
       // Series ids minted and units set inside the rolled-back transaction do not exist: look them up again.
-      for (const k of this.touchedInRound) this.seriesIds.delete(k);
+      for (const t of this.touchedInRound) t.byEngine.delete(t.engine);
       throw err;
     }
     for (const [id, m] of pendingState) this.state.set(id, m);
