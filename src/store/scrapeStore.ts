@@ -177,7 +177,11 @@ export class ScrapeStore implements StoredScrapes {
 
   private seriesId(targetId: number, s: AggregatedSignal): number {
     const byEngine = child(
-      child(child(this.seriesIds, targetId, () => new Map()), s.signal, () => new Map()),
+      child(
+        child(this.seriesIds, targetId, () => new Map()),
+        s.signal,
+        () => new Map(),
+      ),
       s.model,
       () => new Map<string, SeriesEntry>(),
     );
