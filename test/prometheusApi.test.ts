@@ -332,7 +332,7 @@ describe('reading from a Prometheus-compatible API', () => {
     await api.close();
   });
 
-  it('reads _created times again only where Prometheus shows a change or a new series, and misses no reset', async () => {
+  it('reads _created times again only for a change or a new series, and misses no reset', async () => {
     const t0 = Date.now() - 60_000;
     const a = vllmSeries('10.0.0.1:8000', t0, 40);
     const b = vllmSeries('10.0.0.2:8000', t0, 40);
