@@ -157,10 +157,11 @@ afterEach(async () => {
 describe('reading from a Prometheus-compatible API', () => {
   it('a query refused for its size is split in time until it fits, and nothing is lost or doubled', async () => {
     const t0 = Date.now() - 40_000;
+    let scraped = 40;
     const api = await fakeApi(
-      () => vllmSeries('10.0.0.1:8000', t0, 40),
-      (rangeMs) =>
-        rangeMs > 6000
+      () => vllmSeries('10.0.0.1:8000', t0, scraped),
+      (rangeMs, url) =>
+        rangeMs > 6000 || url.searchParams.get('query')!.startsWith('changes(')
           ? {
               status: 422,
               body: JSON.stringify({
@@ -171,7 +172,7 @@ describe('reading from a Prometheus-compatible API', () => {
             }
           : undefined,
     );
-    const { source, db, lines } = sourceFor(api.url);
+    const { source, db, lines, setNow } = sourceFor(api.url);
     await source.read();
     assert.equal(source.status.up, true, source.status.lastError);
     assert.ok(source.status.queries >= 8, `read in parts: ${source.status.queries} queries`);
@@ -181,6 +182,12 @@ describe('reading from a Prometheus-compatible API', () => {
     assert.equal(db.prepare('SELECT count(*) FROM scrapes').pluck().get(), 40);
     await source.read();
     assert.equal(deltaSum(db, 'prompt_tokens'), 3900, 'a second read over the same samples adds nothing');
+    // Ten scrapes later, asking which _created times changed is refused too: they are read raw instead.
+    scraped = 50;
+    setNow(t0 + 50_000);
+    await source.read();
+    assert.equal(source.status.up, true, source.status.lastError);
+    assert.equal(deltaSum(db, 'prompt_tokens'), 4900);
     await api.close();
   });
 

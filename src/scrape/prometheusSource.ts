@@ -307,11 +307,17 @@ export class PrometheusSource {
       const expr = CREATED_GROUPS.flat()
         .map((n) => `changes(${this.matchers([n])}[${rangeMs}ms]) > 0`)
         .join(' or ');
-      const answer = await this.api.query(expr, toMs, 'vector');
-      this.noteAnswer(answer);
-      for (const s of answer.series) {
-        const target = this.serverOf(s.metric);
-        if (target && reads.get(target.key)?.scrapes.size) stale.add(target.key);
+      try {
+        const answer = await this.api.query(expr, toMs, 'vector');
+        this.noteAnswer(answer);
+        for (const s of answer.series) {
+          const target = this.serverOf(s.metric);
+          if (target && reads.get(target.key)?.scrapes.size) stale.add(target.key);
+        }
+      } catch (err) {
+        if (!(err instanceof SourceError) || err.reason !== 'too_many_samples') throw err;
+        // Refused for its size: read every server's raw, which splits until it fits.
+        for (const [key, read] of reads) if (read.scrapes.size) stale.add(key);
       }
     }
     if (stale.size) {
