@@ -18,12 +18,14 @@ export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Node flags of the image's ENTRYPOINT (Dockerfile; test/compose.test.ts checks that they agree). */
 export const IMAGE_NODE_FLAGS = ['--max-semi-space-size=8'];
+/** The environment the image sets (Dockerfile ENV; test/compose.test.ts checks that they agree). */
+export const IMAGE_ENV: Readonly<Record<string, string>> = { MALLOC_ARENA_MAX: '2' };
 
 /**
  * The real daemon (`bin/cachelens.js run`) on `config`, run as the image runs it. BENCH_DAEMON_NODE_FLAGS adds
  * Node flags, e.g. '--cpu-prof --cpu-prof-dir=/tmp/prof' to see where its CPU goes.
  */
-export function spawnDaemon(config: string, env: NodeJS.ProcessEnv = process.env): ChildProcess {
+export function spawnDaemon(config: string, env: NodeJS.ProcessEnv = { ...IMAGE_ENV, ...process.env }): ChildProcess {
   return spawn(
     process.execPath,
     [

@@ -11,7 +11,7 @@ import { demoModelState, renderVllmExposition } from '../src/demo/vllmExposition
 import { registerScrapeMetrics } from '../src/scrape/metrics.ts';
 import { registerProcessMetrics } from '../src/telemetry/telemetryServer.ts';
 import { PipelineMetrics, registerSpoolMetrics } from '../src/pipeline/metrics.ts';
-import { IMAGE_NODE_FLAGS } from '../bench/processes.ts';
+import { IMAGE_ENV, IMAGE_NODE_FLAGS } from '../bench/processes.ts';
 
 const ROOT = new URL('..', import.meta.url).pathname;
 const read = (p: string) => readFileSync(join(ROOT, p), 'utf8');
@@ -91,6 +91,8 @@ describe('docker-compose.yml', () => {
     assert.ok(entry, 'Dockerfile has an exec-form ENTRYPOINT');
     assert.deepEqual(JSON.parse(entry[1]!), ['node', ...IMAGE_NODE_FLAGS, 'bin/cachelens.js']);
     assert.match(dockerfile, /^ENV MALLOC_ARENA_MAX=2$/m);
+    // The benches and the reliability harness run the daemon with the image's environment too.
+    for (const [k, v] of Object.entries(IMAGE_ENV)) assert.match(dockerfile, new RegExp(`^ENV ${k}=${v}$`, 'm'));
   });
 
   it(
