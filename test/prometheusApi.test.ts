@@ -93,10 +93,13 @@ async function fakeApi(
   return api;
 }
 
+/** `n` samples a second apart from `fromMs`, the i-th with value `f(i)`. */
+const everySecond = (fromMs: number, n: number, f: (i: number) => number): Array<[number, number]> =>
+  Array.from({ length: n }, (_, i) => [fromMs + i * 1000, f(i)]);
+
 /** A vLLM server's series, scraped by Prometheus every second from `fromMs` for `n` seconds. */
 function vllmSeries(instance: string, fromMs: number, n: number, extra: Record<string, string> = {}): Series[] {
-  const at = (f: (i: number) => number): Array<[number, number]> =>
-    Array.from({ length: n }, (_, i) => [fromMs + i * 1000, f(i)]);
+  const at = (f: (i: number) => number) => everySecond(fromMs, n, f);
   const m = (name: string, more: Record<string, string> = {}) => ({
     __name__: name,
     instance,
@@ -295,13 +298,13 @@ describe('reading from a Prometheus-compatible API', () => {
     const c = vllmSeries('10.0.0.3:8000', t0 + 10_000, 20);
     const engine1: Series = {
       metric: { ...a[1]!.metric, engine: '1' },
-      values: Array.from({ length: 20 }, (_, i) => [t0 + 10_000 + i * 1000, 5000 + 10 * i]),
+      values: everySecond(t0 + 10_000, 20, (i) => 5000 + 10 * i),
     };
     // The same name and labels less one: where the series with that label was expected, it must not fit.
     const { engine: _, ...noEngine } = a[1]!.metric;
     const fewer: Series = {
       metric: noEngine,
-      values: Array.from({ length: 20 }, (_, i) => [t0 + 10_000 + i * 1000, 7000 + i]),
+      values: everySecond(t0 + 10_000, 20, (i) => 7000 + i),
     };
     let phase = 1;
     const api = await fakeApi(() => {
@@ -343,8 +346,9 @@ describe('reading from a Prometheus-compatible API', () => {
     const t0 = Date.now() - 60_000;
     const a = vllmSeries('10.0.0.1:8000', t0, 40);
     const b = vllmSeries('10.0.0.2:8000', t0, 40);
-    const at = (from: number, n: number, f: (i: number) => number): Array<[number, number]> =>
-      Array.from({ length: n }, (_, i) => [t0 + (from + i) * 1000, f(from + i)]);
+    // Scrape `from` on for `n` scrapes, `f` given the scrape's number.
+    const at = (from: number, n: number, f: (i: number) => number) =>
+      everySecond(t0 + from * 1000, n, (i) => f(from + i));
     const createdOf = (s: Series, values: Array<[number, number]>): Series => ({
       metric: { ...s.metric, __name__: 'vllm:prompt_tokens_created' },
       values,

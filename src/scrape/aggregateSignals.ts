@@ -1,3 +1,4 @@
+import { childMap } from './childMap.ts';
 import type { SeriesDelta } from './counterDeltas.ts';
 import { MEAN_SIGNALS, type Signal, type SignalKind, type SignalSample } from './types.ts';
 
@@ -39,15 +40,11 @@ interface Acc {
 export function aggregateSignals(samples: SignalSample[], deltas: SeriesDelta[]): AggregatedSignal[] {
   const deltaBySeries = new Map<string, SeriesDelta>();
   for (const d of deltas) deltaBySeries.set(d.sample.seriesKey, d);
-  // model → engine → signal, with the accumulators in the order first seen. Nested rather than one joined key:
-  // model and engine are often the same strings every scrape, so their hashes are already known.
+  // model → engine → signal (see childMap), with the accumulators in the order first seen.
   const accs = new Map<string, Map<string, Map<Signal, Acc>>>();
   const order: Acc[] = [];
   const add = (s: SignalSample, engine: string) => {
-    let byEngine = accs.get(s.model);
-    if (!byEngine) accs.set(s.model, (byEngine = new Map()));
-    let bySignal = byEngine.get(engine);
-    if (!bySignal) byEngine.set(engine, (bySignal = new Map()));
+    const bySignal = childMap(childMap(accs, s.model), engine);
     let a = bySignal.get(s.signal);
     if (!a) {
       a = {

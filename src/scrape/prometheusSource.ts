@@ -87,6 +87,9 @@ const CREATED_BY_SERVER_MAX = 64;
 /** A server with no sample for this long is down; after this long again it is forgotten (scaled down). */
 const STALE_MS = 5 * 60_000;
 
+/** Plans of series not seen for this many reads are dropped. */
+const PLAN_READS = 20;
+
 /** What one series read from Prometheus maps to: worked out once, and the same objects every read after. */
 interface SeriesPlan {
   target: Target;
@@ -121,7 +124,6 @@ function planFits(plan: SeriesPlan, metric: Record<string, string>): boolean {
   }
   return n === plan.size;
 }
-const PLAN_READS = 20;
 
 interface ServerRead {
   target: Target;
@@ -599,6 +601,7 @@ export class PrometheusSource {
   private vanished(reads: ReadonlyMap<string, ServerRead>, readEndMs: number): ScrapeResult[] {
     const out: ScrapeResult[] = [];
     const downAt = readEndMs - this.overlapMs;
+    const forgotten = new Set<string>();
     for (const [key, entry] of this.servers) {
       if (reads.get(key)?.scrapes.size || reads.get(key)?.meta.size) continue;
       if (entry.lastSeenMs >= downAt - this.opts.cfg.interval) continue;
@@ -608,8 +611,7 @@ export class PrometheusSource {
         this.handedMs.delete(key);
         this.createdTimes.delete(key);
         this.instanceValues.delete(key);
-        for (const [raw, t] of this.targetByValues) if (t.key === key) this.targetByValues.delete(raw);
-        for (const [id, plan] of this.plans) if (plan.target.key === key) this.forgetPlan(id, plan);
+        forgotten.add(key);
         continue;
       }
       if (Math.max(this.opts.store.lastScrapeMs(key) ?? 0, this.handedMs.get(key) ?? 0) >= downAt) continue;
@@ -626,6 +628,11 @@ export class PrometheusSource {
       };
       Object.assign(entry.status, { up: false, lastError: result.error });
       out.push(result);
+    }
+    // One pass for every server forgotten, not one per server: a scaled-down pool forgets hundreds at once.
+    if (forgotten.size) {
+      for (const [raw, t] of this.targetByValues) if (forgotten.has(t.key)) this.targetByValues.delete(raw);
+      for (const [id, plan] of this.plans) if (forgotten.has(plan.target.key)) this.forgetPlan(id, plan);
     }
     return out;
   }

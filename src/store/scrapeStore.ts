@@ -1,5 +1,6 @@
 import type { Database, Statement } from 'better-sqlite3';
 import { aggregateSignals, type AggregatedSignal } from '../scrape/aggregateSignals.ts';
+import { childMap } from '../scrape/childMap.ts';
 import { computeCounterDeltas, type CounterState } from '../scrape/counterDeltas.ts';
 import type { StoredScrapes } from '../scrape/prometheusSource.ts';
 import type { ScrapeResult } from '../scrape/scrapeTarget.ts';
@@ -29,13 +30,6 @@ function cachedSplitDisagrees(deltas: ReadonlyMap<string, number>): boolean {
 interface SeriesEntry {
   id: number;
   unit: string;
-}
-
-/** The map under `key`, made if missing. */
-function child<K, V>(m: Map<K, V>, key: K, make: () => V): V {
-  let v = m.get(key);
-  if (v === undefined) m.set(key, (v = make()));
-  return v;
 }
 
 interface TargetRow {
@@ -176,15 +170,7 @@ export class ScrapeStore implements StoredScrapes {
   }
 
   private seriesId(targetId: number, s: AggregatedSignal): number {
-    const byEngine = child(
-      child(
-        child(this.seriesIds, targetId, () => new Map()),
-        s.signal,
-        () => new Map(),
-      ),
-      s.model,
-      () => new Map<string, SeriesEntry>(),
-    );
+    const byEngine = childMap(childMap(childMap(this.seriesIds, targetId), s.signal), s.model);
     let cached = byEngine.get(s.engine);
     if (cached === undefined) {
       const row = (this.stmt.selectSeries!.get(targetId, s.model, s.engine, s.signal) ??
