@@ -17,9 +17,14 @@ export function rssMb(pid: number): number {
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Node flags of the image's ENTRYPOINT (Dockerfile; test/compose.test.ts checks that they agree). */
-export const IMAGE_NODE_FLAGS = ['--max-semi-space-size=8'];
+export const IMAGE_NODE_FLAGS = ['--max-semi-space-size=8', '--max-old-space-size=1024'];
 /** The environment the image sets (Dockerfile ENV; test/compose.test.ts checks that they agree). */
 export const IMAGE_ENV: Readonly<Record<string, string>> = { MALLOC_ARENA_MAX: '2' };
+
+/** The image's Node flags, then BENCH_DAEMON_NODE_FLAGS (later flags win), for every daemon a bench starts. */
+export function daemonNodeFlags(): string[] {
+  return [...IMAGE_NODE_FLAGS, ...(process.env.BENCH_DAEMON_NODE_FLAGS?.split(' ').filter(Boolean) ?? [])];
+}
 
 /**
  * The real daemon (`bin/cachelens.js run`) on `config`, run as the image runs it. BENCH_DAEMON_NODE_FLAGS adds
@@ -28,14 +33,7 @@ export const IMAGE_ENV: Readonly<Record<string, string>> = { MALLOC_ARENA_MAX: '
 export function spawnDaemon(config: string, env: NodeJS.ProcessEnv = { ...IMAGE_ENV, ...process.env }): ChildProcess {
   return spawn(
     process.execPath,
-    [
-      ...IMAGE_NODE_FLAGS,
-      ...(process.env.BENCH_DAEMON_NODE_FLAGS?.split(' ').filter(Boolean) ?? []),
-      new URL('../bin/cachelens.js', import.meta.url).pathname,
-      'run',
-      '--config',
-      config,
-    ],
+    [...daemonNodeFlags(), new URL('../bin/cachelens.js', import.meta.url).pathname, 'run', '--config', config],
     { stdio: ['ignore', 'inherit', 'inherit'], env },
   );
 }

@@ -5,6 +5,8 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { buildConfig, ConfigError, loadConfig } from '../src/config/config.ts';
 import { parseDurationMs } from '../src/config/units.ts';
+import { checkEnrich } from '../src/config/sections/enrich.ts';
+import { getHeapStatistics } from 'node:v8';
 
 const problems = (raw: unknown, env: NodeJS.ProcessEnv = {}): string[] => {
   try {
@@ -32,6 +34,13 @@ describe('config', () => {
     assert.deepEqual(problems({ scrape: { interval: '5 sec' } }), [
       'scrape.interval: "5 sec" is not a duration like 5s or 1m',
     ]);
+  });
+  it('a facts cache past a quarter of the heap limit is refused at start, naming the limit', () => {
+    const heapLimit = getHeapStatistics().heap_size_limit;
+    const [problem] = problems({ enrich: { facts_cache_bytes: String(Math.ceil(heapLimit / 4) + 1024) } });
+    assert.match(problem ?? '', /^enrich\.facts_cache_bytes: .* quarter of this process's heap limit/);
+    assert.deepEqual(problems({ enrich: { facts_cache_bytes: String(Math.floor(heapLimit / 4)) } }), []);
+    assert.deepEqual(checkEnrich(buildConfig({}, {}).config.enrich, 1024 ** 3), [], 'the default fits a 1 GiB heap');
   });
   it('an unknown key is an error with the nearest valid name', () => {
     assert.deepEqual(problems({ scrape: { intervl: '5s' } }), [

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import type { RequestFacts } from '../src/correlate/requestFacts.ts';
 import { FactsCache } from '../src/pipeline/factsCache.ts';
+import { approxFactsBytes } from '../src/correlate/requestFacts.ts';
 import { emptyLedgerBatch, LedgerWriter } from '../src/pipeline/ledgerWriter.ts';
 import { LedgerStore } from '../src/store/ledgerStore.ts';
 import { openDatabase } from '../src/store/openDatabase.ts';
@@ -75,6 +76,15 @@ describe('FactsCache', () => {
     c.get(9, () => (decodes++, factsOf(200)));
     c.get(9, () => (decodes++, factsOf(200)));
     assert.equal(decodes, 3, 'small enough: decoded once');
+  });
+
+  it('says whether a request of n spans could be kept, at about 1 KB a span', () => {
+    const c = new FactsCache(approxFactsBytes(4));
+    assert.ok(c.hasRoomFor(4));
+    assert.ok(!c.hasRoomFor(5));
+    c.remember(1, factsOf(approxFactsBytes(1)));
+    assert.ok(!c.hasRoomFor(2), 'what is held counts');
+    assert.ok(c.hasRoomFor(1));
   });
 });
 
@@ -376,7 +386,7 @@ describe('Sender', () => {
 });
 
 describe('EnrichStage', () => {
-  const stageOn = (maxWaitMs: number) => {
+  const stageOn = (maxWaitMs: number, factsCacheBytes = 1 << 20) => {
     const db = openDatabase(join(mkdtempSync(join(tmpdir(), 'cachelens-es-')), 'store.db'));
     // One server, scraped 10 s ago: a span that ended since needs the next scrape to close its window.
     const target = makeTarget('http://10.0.0.9:8000/metrics', { instance: 'vllm-a' }, 'auto', {}, 'test');
@@ -397,7 +407,7 @@ describe('EnrichStage', () => {
       lookbackMs: 6 * 3600_000,
       targetMatch: () => new Map(),
     });
-    return { db, stage: new EnrichStage(enricher, 1 << 20) };
+    return { db, stage: new EnrichStage(enricher, factsCacheBytes) };
   };
   const rowOf = (id: number, spans: number, receivedMs: number): SpoolRow =>
     ({ id, spans, peer: null, received_ms: receivedMs, not_before_ms: 0, attempts: 0 }) as unknown as SpoolRow;
@@ -446,7 +456,7 @@ describe('EnrichStage', () => {
   it('uses the facts taken at admission instead of decoding the spooled bytes again', () => {
     const { db, stage } = stageOn(1000);
     const { body } = makeRequest(1);
-    stage.admitted(7, decodeProtobuf(body));
+    stage.admitted(7, stage.factsOf(decodeProtobuf(body), 1));
     assert.equal(stage.cachedFacts, 1);
     const now = Date.now();
     stage.refresh(now);
@@ -459,6 +469,22 @@ describe('EnrichStage', () => {
     assert.ok(stage.enrich(rowOf(7, 1, now - 5000), body, now, emptyLedgerBatch()).ready);
     stage.forget([7]);
     assert.equal(stage.cachedFacts, 0);
+    db.close();
+  });
+
+  it('takes no facts at admission when the cache has no room (a backlog), and decodes the row in its turn', () => {
+    const { db, stage } = stageOn(1000, approxFactsBytes(1));
+    const first = makeRequest(1).body;
+    const second = makeRequest(1).body;
+    const kept = stage.factsOf(decodeProtobuf(first), 1);
+    assert.ok(kept, 'room for one request of one span');
+    stage.admitted(1, kept);
+    assert.equal(stage.factsOf(decodeProtobuf(second), 1), undefined, 'the cache is full: nothing is taken');
+    stage.admitted(2, undefined);
+    assert.equal(stage.cachedFacts, 1);
+    const now = Date.now();
+    stage.refresh(now);
+    assert.ok(stage.enrich(rowOf(2, 1, now - 5000), second, now, emptyLedgerBatch()).ready, 'decoded from its bytes');
     db.close();
   });
 });

@@ -119,5 +119,10 @@ export function requestFacts(
       kept += spans.length;
     }
   }
-  return { resources, spanCount: index, tracesWithCount, approxBytes: 1024 + kept * BYTES_PER_KEPT_SPAN };
+  return { resources, spanCount: index, tracesWithCount, approxBytes: approxFactsBytes(kept) };
+}
+
+/** The cache's estimate for facts that keep `spans` spans. */
+export function approxFactsBytes(spans: number): number {
+  return 1024 + spans * BYTES_PER_KEPT_SPAN;
 }

@@ -1,4 +1,5 @@
 import type { Enricher } from '../correlate/enricher.ts';
+import type { RequestFacts } from '../correlate/requestFacts.ts';
 import { decodeProtobuf } from '../otlp/decode.ts';
 import type { OtlpTraceRequest } from '../otlp/schema.ts';
 import { spliceSpans } from '../otlp/splice.ts';
@@ -48,9 +49,17 @@ export class EnrichStage {
     return this.facts.size;
   }
 
-  /** The receiver's decoded request: its facts are kept so the spooled bytes need not be decoded again. */
-  admitted(id: number, req: OtlpTraceRequest): void {
-    this.facts.remember(id, this.enricher.facts(req));
+  /**
+   * Facts of a request being admitted, taken while the receiver still holds it decoded, if the cache has room for
+   * them; undefined when it has none (the spooled bytes are decoded when the row's turn comes).
+   */
+  factsOf(req: OtlpTraceRequest, spans: number): RequestFacts | undefined {
+    return this.facts.hasRoomFor(spans) ? this.enricher.facts(req) : undefined;
+  }
+
+  /** The admitted request is in the spool as row `id`: its facts are kept so its bytes need not be decoded again. */
+  admitted(id: number, facts: RequestFacts | undefined): void {
+    if (facts) this.facts.remember(id, facts);
   }
 
   refresh(nowMs: number): void {

@@ -1,4 +1,5 @@
 import type { Enricher } from '../correlate/enricher.ts';
+import type { RequestFacts } from '../correlate/requestFacts.ts';
 import type { OtlpTraceRequest } from '../otlp/schema.ts';
 import type { LedgerStore } from '../store/ledgerStore.ts';
 import type { Logger } from '../telemetry/logger.ts';
@@ -58,9 +59,14 @@ export class ExportQueue {
     if (exporter) this.sender = new Sender(exporter, opts, log, metrics);
   }
 
-  /** The receivers hand over what they just decoded, so the spooled request need not be decoded again. */
-  admitted(id: number, req: OtlpTraceRequest): void {
-    this.enrich.admitted(id, req);
+  /** What to keep of a request the receivers just decoded, so the spooled request need not be decoded again. */
+  factsOf(req: OtlpTraceRequest, spans: number): RequestFacts | undefined {
+    return this.enrich.factsOf(req, spans);
+  }
+
+  /** The request is durable as row `id`. */
+  admitted(id: number, facts: RequestFacts | undefined): void {
+    this.enrich.admitted(id, facts);
     this.kick();
   }
 

@@ -1,4 +1,4 @@
-import type { RequestFacts } from '../correlate/requestFacts.ts';
+import { approxFactsBytes, type RequestFacts } from '../correlate/requestFacts.ts';
 
 /**
  * What enrichment needs of each spooled request, kept from admission until the request is sent, so
@@ -17,6 +17,14 @@ export class FactsCache {
 
   get size(): number {
     return this.facts.size;
+  }
+
+  /**
+   * Whether facts of a request with `spans` spans could be kept: at most about 1 KB a span. Under a backlog
+   * the cache is full, and facts taken only to be dropped are garbage the collector has to promote.
+   */
+  hasRoomFor(spans: number): boolean {
+    return this.heldBytes + approxFactsBytes(spans) <= this.maxBytes;
   }
 
   /** Keeps the facts of spool row `id` if they fit; a row already kept is never counted twice. */

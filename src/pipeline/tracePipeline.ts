@@ -78,6 +78,8 @@ export class TracePipeline {
     this.intake = new Intake(
       {
         async consume(bytes, spans, peer, req) {
+          // Taken before the group commit's wait: the decoded request need not live past this turn.
+          const facts = queue.factsOf(req, spans);
           let id: number;
           try {
             id = await durable.append(bytes, spans, peer, 0);
@@ -85,7 +87,7 @@ export class TracePipeline {
             if (err instanceof SpoolFullError) throw new Refusal('unavailable', err.message, err.retryAfterMs);
             throw err;
           }
-          queue.admitted(id, req);
+          queue.admitted(id, facts);
         },
       },
       this.metrics,

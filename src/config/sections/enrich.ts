@@ -1,3 +1,4 @@
+import { getHeapStatistics } from 'node:v8';
 import type { ConfigOf, ObjectSpec } from '../spec.ts';
 import { checkSpanNames, DEFAULT_REQUEST_SPAN_NAMES } from '../spanNames.ts';
 
@@ -65,6 +66,17 @@ export function resolveEnrich(enrich: EnrichConfig, scrapeIntervalMs: number): v
   enrich.lookback ??= Math.max(6 * 3_600_000, 4 * scrapeIntervalMs);
 }
 
-export function checkEnrich(enrich: EnrichConfig): string[] {
-  return checkSpanNames(enrich.span_names);
+/**
+ * The facts take about 1.6 times their estimate on V8's heap (docs/performance.md), and the image caps the heap at
+ * 1 GiB (--max-old-space-size, for its memory under load): a cache past a quarter of the limit could stop the
+ * process with an out-of-memory error under a backlog instead of at start-up.
+ */
+export function checkEnrich(enrich: EnrichConfig, heapLimitBytes = getHeapStatistics().heap_size_limit): string[] {
+  const problems = checkSpanNames(enrich.span_names);
+  if (enrich.facts_cache_bytes > heapLimitBytes / 4)
+    problems.push(
+      `enrich.facts_cache_bytes: ${enrich.facts_cache_bytes} bytes is more than a quarter of this process's heap ` +
+        `limit (${heapLimitBytes} bytes; raise it with NODE_OPTIONS=--max-old-space-size=MiB, or keep fewer facts)`,
+    );
+  return problems;
 }

@@ -42,6 +42,7 @@ export function decompress(body: Buffer, encoding: string, maxBytes: number): Pr
  * Refusal('unavailable') when it cannot take the request now.
  */
 export interface TracesConsumer {
+  /** Reads `req` only before its first await: the receiver does not keep the decoded request alive for it. */
   consume(bytes: Uint8Array, spans: number, peer: string | null, req: OtlpTraceRequest): Promise<void>;
 }
 
@@ -93,6 +94,32 @@ export class Intake {
   }
 
   async accept(body: Uint8Array, format: BodyFormat, peer: string | null, transport: Transport): Promise<Accepted> {
+    const { accepted, durable } = this.handOver(body, format, peer, transport);
+    if (!durable) return accepted;
+    try {
+      await durable;
+    } catch (err) {
+      // Once per 10 s: a full spool refuses every request until downstream catches up.
+      if (err instanceof Refusal && err.kind === 'unavailable' && Date.now() - this.lastFullLogMs > 10_000) {
+        this.lastFullLogMs = Date.now();
+        this.log.warn({ err: err.message, transport }, 'refusing spans: spool cannot take them (clients will retry)');
+      }
+      throw err;
+    }
+    this.metrics.accepted.inc({ transport }, accepted.spans);
+    return accepted;
+  }
+
+  /**
+   * Decodes, validates and hands the request on, in one synchronous turn: the decoded request (an object per
+   * attribute) is not held across the spool's commit, so it dies young instead of being promoted.
+   */
+  private handOver(
+    body: Uint8Array,
+    format: BodyFormat,
+    peer: string | null,
+    transport: Transport,
+  ): { accepted: Accepted; durable?: Promise<void> } {
     let req: OtlpTraceRequest;
     try {
       req = format === 'json' ? decodeJson(Buffer.from(body).toString('utf8')) : decodeProtobuf(body);
@@ -103,24 +130,14 @@ export class Intake {
     const v = validateRequest(req);
     if (v.rejected) this.metrics.rejected.inc({ transport }, v.rejected);
     const message = v.rejected ? `${v.rejected} span(s) rejected: ${v.reasons.join('; ')}` : undefined;
-    if (!v.spans) return { spans: 0, rejected: v.rejected, message };
+    const accepted = { spans: v.spans, rejected: v.rejected, message };
+    if (!v.spans) return { accepted };
     // Kept as protobuf, as received. Rejected spans are cut out of the bytes, so the other spans'
     // unknown fields survive; only a JSON body is encoded.
     let bytes: Uint8Array;
     if (format === 'json') bytes = encodeRequest(req);
     else if (!v.rejected) bytes = body;
     else bytes = joined(removeSpans(body, new Set(v.rejectedIndexes)));
-    try {
-      await this.next.consume(bytes, v.spans, peer, req);
-    } catch (err) {
-      // Once per 10 s: a full spool refuses every request until downstream catches up.
-      if (err instanceof Refusal && err.kind === 'unavailable' && Date.now() - this.lastFullLogMs > 10_000) {
-        this.lastFullLogMs = Date.now();
-        this.log.warn({ err: err.message, transport }, 'refusing spans: spool cannot take them (clients will retry)');
-      }
-      throw err;
-    }
-    this.metrics.accepted.inc({ transport }, v.spans);
-    return { spans: v.spans, rejected: v.rejected, message };
+    return { accepted, durable: this.next.consume(bytes, v.spans, peer, req) };
   }
 }
