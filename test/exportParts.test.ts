@@ -335,6 +335,25 @@ describe('Sender', () => {
     },
   );
 
+  it('the exporter joins a batch of several rows and lets go of the pieces before it waits for downstream', async () => {
+    const sink = await new OtlpSink().start();
+    const exporter = createDownstreamExporter(
+      { ...buildConfig({}, {}).config.exporter, insecure: true },
+      sink.endpoint,
+    );
+    try {
+      const [a, b] = [makeRequest(2).body, makeRequest(3).body];
+      const batch = { chunks: [a, b], bytes: a.length + b.length, spans: 5 };
+      const done = new Promise<number>((resolve) => exporter.export(batch, (r) => resolve(r.code)));
+      assert.equal(batch.chunks.length, 0, 'the pieces are not held while the request is in flight');
+      assert.equal(await done, 0);
+      assert.equal(sink.spans().length, 5, 'both rows arrive as one request');
+    } finally {
+      await exporter.shutdown();
+      await sink.stop();
+    }
+  });
+
   it('shutdown keeps to its deadline when downstream is slower; the unacknowledged batch stays', async () => {
     const sink = await new OtlpSink().start();
     sink.delayMs = 3000;
