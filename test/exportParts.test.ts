@@ -335,7 +335,7 @@ describe('Sender', () => {
     },
   );
 
-  it('the exporter joins a batch of several rows and lets go of the pieces before it waits for downstream', async () => {
+  it('the exporter joins a batch of several rows and lets go of the pieces before waiting for downstream', async () => {
     const sink = await new OtlpSink().start();
     const exporter = createDownstreamExporter(
       { ...buildConfig({}, {}).config.exporter, insecure: true },
