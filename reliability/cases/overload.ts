@@ -17,8 +17,9 @@ import {
 } from '../lib.ts';
 
 /**
- * The bound this case holds the daemon to (docs/reliability.md states it). Measured 331–334 MB at the peak
- * of a minute at twice capacity with the default facts cache of 32 MiB (383–387 MB with 64 MiB).
+ * The bound this case holds the daemon to (docs/reliability.md states it). Measured 260–297 MB at the peak of a
+ * minute at twice capacity as the image runs it (a 1 GiB old space; 331–354 MB here and 413–429 MB on a faster CI
+ * machine with Node's default limit, bench/README.md "V8's old-space limit").
  */
 export const OVERLOAD_RSS_BOUND_MB = 400;
 
