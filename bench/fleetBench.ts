@@ -65,8 +65,7 @@ async function runCachelens(dir: string, sd: string, warmupS: number, measureS: 
       log: { level: 'warn' },
     }),
   );
-  // As the image runs it (Dockerfile): two malloc arenas.
-  const daemon = spawnDaemon(config, { MALLOC_ARENA_MAX: '2', ...process.env });
+  const daemon = spawnDaemon(config);
   try {
     const startMs = Date.now();
     // The window's event-loop max: prom-client resets its monitor at each collection.

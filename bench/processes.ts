@@ -21,6 +21,11 @@ export const IMAGE_NODE_FLAGS = ['--max-semi-space-size=8', '--max-old-space-siz
 /** The environment the image sets (Dockerfile ENV; test/compose.test.ts checks that they agree). */
 export const IMAGE_ENV: Readonly<Record<string, string>> = { MALLOC_ARENA_MAX: '2' };
 
+/** The image's environment under this process's (which wins), for every daemon a bench starts. */
+export function daemonEnv(): NodeJS.ProcessEnv {
+  return { ...IMAGE_ENV, ...process.env };
+}
+
 /** The image's Node flags, then BENCH_DAEMON_NODE_FLAGS (later flags win), for every daemon a bench starts. */
 export function daemonNodeFlags(): string[] {
   return [...IMAGE_NODE_FLAGS, ...(process.env.BENCH_DAEMON_NODE_FLAGS?.split(' ').filter(Boolean) ?? [])];
@@ -30,7 +35,7 @@ export function daemonNodeFlags(): string[] {
  * The real daemon (`bin/cachelens.js run`) on `config`, run as the image runs it. BENCH_DAEMON_NODE_FLAGS adds
  * Node flags, e.g. '--cpu-prof --cpu-prof-dir=/tmp/prof' to see where its CPU goes.
  */
-export function spawnDaemon(config: string, env: NodeJS.ProcessEnv = { ...IMAGE_ENV, ...process.env }): ChildProcess {
+export function spawnDaemon(config: string, env: NodeJS.ProcessEnv = daemonEnv()): ChildProcess {
   return spawn(
     process.execPath,
     [...daemonNodeFlags(), new URL('../bin/cachelens.js', import.meta.url).pathname, 'run', '--config', config],

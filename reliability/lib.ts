@@ -1,6 +1,6 @@
 // Shared parts of the reliability suite: the real CLI as a child process, OTLP clients that count
 // what was acknowledged, a downstream that counts what arrived, and RSS sampling.
-import { daemonNodeFlags, IMAGE_ENV } from '../bench/processes.ts';
+import { daemonEnv, daemonNodeFlags } from '../bench/processes.ts';
 import { spawn, type ChildProcess } from 'node:child_process';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -91,7 +91,7 @@ export class DaemonProcess {
     // against its 400 MB bound without MALLOC_ARENA_MAX or V8's old-space limit; bench/README.md).
     const child = spawn(process.execPath, [...daemonNodeFlags(), BIN, 'run', '--config', this.configPath], {
       stdio: ['ignore', 'ignore', 'pipe'],
-      env: { ...IMAGE_ENV, ...process.env },
+      env: daemonEnv(),
     });
     const stderr: string[] = [];
     child.stderr!.setEncoding('utf8');
